@@ -1,0 +1,111 @@
+/*
+ * config.h - the configuration file (INI, read with GKeyFile) and its
+ * validated, typed form.
+ *
+ *   [daemon]          state_directory, pid_file, stats_interval, spool_max
+ *   [source]          the kernel side: netns, receive_buffer, reliable, ...
+ *   [export NAME]     one section per destination: format, transport,
+ *                     destination (HOST:PORT) or path, ...
+ *
+ * Every error names the file, the line when it can be found, the section and
+ * key, and what was expected.  Nothing is silently defaulted on a bad value.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+
+#define CTFLOWD_DEFAULT_CONFIG SYSCONFDIR "/ctflowd/ctflowd.conf"
+
+#define CONFIG_ERROR (config_error_quark())
+GQuark config_error_quark(void);
+
+enum config_error_code {
+	CONFIG_ERROR_IO,       /* file cannot be read */
+	CONFIG_ERROR_SYNTAX,   /* not a valid INI file, or a section or key given twice */
+	CONFIG_ERROR_UNKNOWN,  /* unknown section or key */
+	CONFIG_ERROR_VALUE,    /* a value of the wrong form or out of range */
+	CONFIG_ERROR_MISSING,  /* a required key or section is absent */
+};
+
+enum export_format {
+	EXPORT_FORMAT_IPFIX,
+	EXPORT_FORMAT_JSON,
+};
+
+enum export_transport {
+	EXPORT_TRANSPORT_UDP,
+	EXPORT_TRANSPORT_TCP,
+	EXPORT_TRANSPORT_FILE,
+	EXPORT_TRANSPORT_STDOUT,
+};
+
+struct daemon_config {
+	char *state_directory;     /* default /var/lib/ctflowd; relative export paths live here */
+	char *pid_file;            /* NULL: none */
+	guint stats_interval_ms;   /* 0: never log statistics periodically */
+	guint64 spool_max;         /* bytes of records held for slow destinations */
+};
+
+struct source_config {
+	char *netns;               /* NULL: the daemon's own network namespace */
+	guint64 receive_buffer;    /* bytes, set with SO_RCVBUFFORCE */
+	gboolean reliable;         /* NETLINK_BROADCAST_ERROR */
+	gboolean subscribe_new;    /* events = destroy,new */
+	gboolean manage_sysctls;   /* set acct/timestamp/events instead of refusing */
+	guint dedup_window;        /* recent DESTROY keys remembered */
+	guint resync_delay_ms;     /* quiet time after an overrun before the table dump */
+};
+
+struct export_config {
+	char *name;                /* NAME of [export NAME] */
+	enum export_format format;
+	enum export_transport transport;
+	char *host;                /* udp, tcp */
+	char *port;
+	char *path;                /* file: absolute (resolved against state_directory) */
+	guint flush_interval_ms;   /* a partly filled message waits at most this long */
+	guint template_refresh_ms; /* IPFIX over UDP: templates re-sent this often */
+	guint mtu;                 /* largest message; UDP default 1400, else 65000 */
+	guint32 observation_domain;
+	guint reconnect_min_ms;    /* tcp back-off */
+	guint reconnect_max_ms;
+	gboolean sync;             /* file: fdatasync after each flush */
+};
+
+struct ctflowd_config {
+	char *path;                /* file it was read from, or the origin given */
+	struct daemon_config daemon;
+	struct source_config source;
+	GPtrArray *exports;        /* struct export_config *, in file order */
+};
+
+/**
+ * config_load:
+ * Reads and validates @path.  Returns NULL and sets @error (CONFIG_ERROR) on
+ * any problem; the message starts with "FILE:LINE:" or "FILE:" and names the
+ * section and key.
+ */
+struct ctflowd_config *config_load(const char *path, GError **error);
+
+/**
+ * config_load_data:
+ * Like config_load() for text already in memory; @origin stands in for the
+ * file name in messages.
+ */
+struct ctflowd_config *config_load_data(const char *data, const char *origin, GError **error);
+
+/**
+ * config_to_string:
+ * The effective settings, every key with its value after defaults, in the
+ * file's own syntax (what `ctflowd -n` prints).  Free with g_free().
+ */
+char *config_to_string(const struct ctflowd_config *config);
+
+/** config_free: frees @config and everything it owns (NULL is fine). */
+void config_free(struct ctflowd_config *config);
+
+/** export_format_name / export_transport_name: the config-file spelling. */
+const char *export_format_name(enum export_format format);
+const char *export_transport_name(enum export_transport transport);
+

@@ -1,0 +1,86 @@
+/*
+ * ct_source.h - the kernel side: a ctnetlink socket subscribed to conntrack
+ * events of one network namespace.
+ *
+ * Reliable mode (NETLINK_BROADCAST_ERROR) makes the kernel keep a DESTROY it
+ * could not queue on this socket and resend it until it is queued; the
+ * source drains the socket in batches (recvmmsg), parses each message and
+ * hands the records to the caller.  An overrun (ENOBUFS) is counted, logged
+ * once per burst, and followed by a table dump (resync) once it is over.
+ */
+#pragma once
+
+#include <glib.h>
+#include "ctflowd/flow.h"
+
+typedef struct ct_source ct_source;
+
+struct ct_source_options {
+	guint64 receive_buffer;     /* bytes for SO_RCVBUFFORCE (the kernel doubles it) */
+	gboolean reliable;          /* NETLINK_BROADCAST_ERROR */
+	gboolean subscribe_new;     /* NEW events as well as DESTROY */
+	guint resync_delay_ms;      /* quiet time after the last overrun before the dump */
+};
+
+struct ct_source_stats {
+	guint64 messages;           /* netlink messages read */
+	guint64 destroys;           /* DESTROY records produced */
+	guint64 news;
+	guint64 dumped;             /* entries read by resync dumps */
+	guint64 ignored;            /* valid messages that are not IPv4/IPv6 entries */
+	guint64 malformed;          /* messages that failed to parse (logged) */
+	guint64 overruns;           /* ENOBUFS returns */
+	guint64 overrun_bursts;     /* runs of ENOBUFS separated by quiet time */
+	guint64 resyncs;            /* table dumps done */
+	guint64 no_counters;        /* DESTROYs without counters (acct off at creation) */
+	guint64 no_timestamps;      /* DESTROYs without timestamps */
+};
+
+/**
+ * ct_source_records_fn:
+ * Receives the records parsed from one batch of messages, in arrival order.
+ * Runs on the thread that drains the socket: it must not block.
+ */
+typedef void (*ct_source_records_fn)(const struct flow_record *records, size_t n, void *user);
+
+/**
+ * ct_source_new:
+ * Opens and subscribes a socket in the calling thread's current network
+ * namespace (see netns_enter()).
+ */
+ct_source *ct_source_new(const struct ct_source_options *opts, ct_source_records_fn fn,
+			 void *user, GError **error);
+
+/** ct_source_fd: the socket, for the event loop (readable = drain). */
+int ct_source_fd(const ct_source *src);
+
+/**
+ * ct_source_drain:
+ * Reads what is queued (at most a bounded amount per call, so the loop stays
+ * responsive) and delivers it.  Returns FALSE only on a fatal socket error.
+ */
+gboolean ct_source_drain(ct_source *src, GError **error);
+
+/**
+ * ct_source_resync_due:
+ * Milliseconds until a pending resync is due (0: now), or -1 if none.
+ */
+gint64 ct_source_resync_due(const ct_source *src);
+
+/**
+ * ct_source_resync:
+ * Dumps the conntrack table on a separate socket (restarting when the dump is
+ * interrupted, NLM_F_DUMP_INTR) and delivers the entries as FLOW_EVENT_DUMP
+ * records.  The dump socket is opened in the namespace the source was
+ * created in.
+ */
+gboolean ct_source_resync(ct_source *src, GError **error);
+
+/** ct_source_set_reliable: switches NETLINK_BROADCAST_ERROR on or off. */
+gboolean ct_source_set_reliable(ct_source *src, gboolean on, GError **error);
+
+/** ct_source_get_stats: the counters (same thread). */
+const struct ct_source_stats *ct_source_get_stats(const ct_source *src);
+
+/** ct_source_free: closes the socket (NULL is fine). */
+void ct_source_free(ct_source *src);

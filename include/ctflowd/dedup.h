@@ -1,0 +1,32 @@
+/*
+ * dedup.h - drops repeated DESTROY events in bounded memory.
+ *
+ * Reliable delivery is at-least-once: the kernel resends a DESTROY until it
+ * is queued on every listening socket, so a listener can see the same event
+ * twice, out of order.  The identity of a conntrack entry is (id, original
+ * tuple, zone, start timestamp): the id alone is a hash of the entry's
+ * address and is reused.  The filter remembers the last `window` identities
+ * as 64-bit fingerprints (FIFO eviction).
+ */
+#pragma once
+
+#include <glib.h>
+#include "ctflowd/flow.h"
+
+typedef struct dedup dedup;
+
+/** dedup_new: a filter remembering the last @window identities (>= 1). */
+dedup *dedup_new(guint window);
+
+/**
+ * dedup_seen:
+ * TRUE if @record's identity is among those remembered (a repeat: drop it);
+ * otherwise remembers it, evicting the oldest when full, and returns FALSE.
+ */
+gboolean dedup_seen(dedup *filter, const struct flow_record *record);
+
+/** dedup_size: identities currently remembered. */
+guint dedup_size(const dedup *filter);
+
+/** dedup_free: frees @filter (NULL is fine). */
+void dedup_free(dedup *filter);

@@ -1,0 +1,80 @@
+/*
+ * encoder.h - flow records -> messages of one export format (IPFIX, JSON
+ * lines; NetFlow v9/v5 and syslog fit the same contract).
+ *
+ * An encoder is owned by one export thread.  It fills a message and hands
+ * every finished message to @emit with the number of records in it, in
+ * order; the export thread passes it to a transport.  A message is never
+ * split: for datagram transports one message is one datagram.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+#include "ctflowd/config.h"
+#include "ctflowd/flow.h"
+
+typedef struct encoder encoder;
+
+/**
+ * encoder_emit_fn:
+ * Called with a finished message of @len bytes holding @records flow records
+ * (0 for a message of templates only).  Returns FALSE with @error set when
+ * the message could not be delivered; the encoder then returns that error.
+ */
+typedef gboolean (*encoder_emit_fn)(const uint8_t *msg, size_t len, guint records, void *user,
+				    GError **error);
+
+/** encoder_new: an encoder for @cfg->format, messages at most @cfg->mtu bytes. */
+encoder *encoder_new(const struct export_config *cfg, encoder_emit_fn emit, void *user,
+		     GError **error);
+
+/**
+ * encoder_start_session:
+ * Begins a new transport session (a new connection, a new file): drops any
+ * unfinished message, restarts sequence numbers, and emits what a collector
+ * needs before records (IPFIX templates).
+ */
+gboolean encoder_start_session(encoder *enc, GError **error);
+
+/** encoder_add: adds one record; may emit the previous, full message. */
+gboolean encoder_add(encoder *enc, const struct flow_record *record, GError **error);
+
+/** encoder_flush: emits the unfinished message, if it holds any record. */
+gboolean encoder_flush(encoder *enc, GError **error);
+
+/**
+ * encoder_refresh_templates:
+ * Emits the templates again (IPFIX over UDP, RFC 7011 section 8.4); a no-op
+ * for formats without templates.
+ */
+gboolean encoder_refresh_templates(encoder *enc, GError **error);
+
+/** encoder_pending: records added but not yet emitted. */
+guint encoder_pending(const encoder *enc);
+
+/** encoder_free: frees @enc (NULL is fine). */
+void encoder_free(encoder *enc);
+
+/* Formats (one file each); encoder_new() picks by cfg->format. */
+struct encoder_ops {
+	void *(*create)(const struct export_config *cfg, encoder *enc, GError **error);
+	gboolean (*start_session)(void *state, GError **error);
+	gboolean (*add)(void *state, const struct flow_record *record, GError **error);
+	gboolean (*flush)(void *state, GError **error);
+	gboolean (*refresh_templates)(void *state, GError **error);
+	void (*destroy)(void *state);
+};
+extern const struct encoder_ops encoder_ipfix_ops;
+extern const struct encoder_ops encoder_json_ops;
+
+/**
+ * encoder_emit:
+ * For format implementations: hands a finished message to the emit callback
+ * and keeps the pending count right.
+ */
+gboolean encoder_emit(encoder *enc, const uint8_t *msg, size_t len, guint records,
+		      GError **error);
+
+/** encoder_note_added: for format implementations: one record buffered. */
+void encoder_note_added(encoder *enc);

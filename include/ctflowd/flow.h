@@ -1,0 +1,100 @@
+/*
+ * flow.h - the flow record: the one type every stage of the pipeline shares.
+ *
+ * Data flows one way: kernel events (source/) -> flow records -> spool ->
+ * exporters (export/).  A record is complete on its own: everything a
+ * collector needs comes from one conntrack DESTROY event, because the kernel
+ * only sends counters and timestamps with DESTROY (never with NEW).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One direction of a conntrack entry: addresses in network order (IPv4 in the
+ * first four bytes, the rest zero), ports in host order. */
+struct flow_tuple {
+	uint8_t src[16];
+	uint8_t dst[16];
+	uint16_t sport;
+	uint16_t dport;
+};
+
+/* IPFIX flowEndReason values (RFC 7011 / IANA registry, element 136). */
+enum flow_end_reason {
+	FLOW_END_IDLE_TIMEOUT = 0x01,
+	FLOW_END_ACTIVE_TIMEOUT = 0x02,
+	FLOW_END_OF_FLOW = 0x03,
+	FLOW_END_FORCED = 0x04,
+	FLOW_END_LACK_OF_RESOURCES = 0x05,
+};
+
+/* What a record holds; the kernel leaves counters or timestamps out for
+ * entries created before nf_conntrack_acct / nf_conntrack_timestamp were on. */
+enum flow_flags {
+	FLOW_HAS_COUNTERS = 1u << 0,
+	FLOW_HAS_TIMESTAMPS = 1u << 1,
+	FLOW_HAS_ID = 1u << 2,
+};
+
+/* The kernel event a record came from. */
+enum flow_event {
+	FLOW_EVENT_DESTROY = 1,
+	FLOW_EVENT_NEW = 2,
+	FLOW_EVENT_UPDATE = 3,
+	FLOW_EVENT_DUMP = 4,
+};
+
+struct flow_record {
+	uint64_t start_ns;         /* kernel timestamp: entry confirmed (ns since epoch) */
+	uint64_t end_ns;           /* kernel timestamp: entry deleted, backdated to expiry */
+	uint64_t packets;          /* original direction */
+	uint64_t bytes;
+	uint64_t reply_packets;    /* reply direction */
+	uint64_t reply_bytes;
+	uint64_t flow_id;          /* exported flowId; see flow_id_make() */
+	struct flow_tuple orig;
+	struct flow_tuple reply;
+	uint32_t ct_id;            /* conntrack id (not unique over time) */
+	uint32_t mark;
+	uint32_t status;           /* IPS_* bits */
+	uint16_t zone;
+	uint8_t family;            /* AF_INET or AF_INET6 */
+	uint8_t proto;             /* L4 protocol number */
+	uint8_t icmp_type;         /* ICMP / ICMPv6 only */
+	uint8_t icmp_code;
+	uint8_t tcp_state;         /* TCP_CONNTRACK_*, 0 when not TCP */
+	uint8_t end_reason;        /* enum flow_end_reason */
+	uint8_t flags;             /* enum flow_flags */
+	uint8_t event;             /* enum flow_event */
+	uint8_t pad[10];          /* explicit: the size is part of the spool format */
+};
+
+/* Records are copied into the spool and across threads by value; keep the
+ * size fixed so a change is deliberate. */
+_Static_assert(sizeof(struct flow_record) == 160, "flow_record layout changed");
+
+/**
+ * flow_is_icmp:
+ * True for ICMP (IPv4) and ICMPv6 records, whose tuples carry type/code
+ * instead of ports.
+ */
+static inline bool flow_is_icmp(const struct flow_record *r)
+{
+	return r->proto == 1 || r->proto == 58;
+}
+
+/**
+ * flow_end_reason_name:
+ * Short name of an IPFIX flowEndReason ("idle", "active", "end", "forced",
+ * "resources"), or "unknown".
+ */
+const char *flow_end_reason_name(uint8_t reason);
+
+/**
+ * flow_tuple_format_addr:
+ * Writes the text form of an address of @family into @buf (at least
+ * INET6_ADDRSTRLEN bytes).  Returns @buf.
+ */
+char *flow_format_addr(int family, const uint8_t addr[16], char *buf, size_t len);

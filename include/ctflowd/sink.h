@@ -1,0 +1,51 @@
+/*
+ * sink.h - one export destination: a thread that reads records from the
+ * spool, encodes them and sends them through a transport.
+ *
+ * Flush timer, template refresh, reconnect with back-off and rewinding to the
+ * last confirmed record all live here, off the thread that drains netlink.
+ */
+#pragma once
+
+#include <glib.h>
+#include "ctflowd/config.h"
+#include "ctflowd/spool.h"
+
+typedef struct sink sink;
+
+struct sink_stats {
+	guint64 records;        /* records handed to the transport */
+	guint64 messages;
+	guint64 bytes;
+	guint64 send_errors;    /* failed sends (connection broke, datagram refused) */
+	guint64 reconnects;     /* sessions opened after the first */
+	guint64 resent;         /* records sent again after a rewind */
+	guint64 lost;           /* dropped by the spool before this sink confirmed them */
+};
+
+/**
+ * sink_new:
+ * A destination for @cfg reading from @source (registers itself as a
+ * reader).  Fails if the format cannot be set up.
+ */
+sink *sink_new(const struct export_config *cfg, spool *source, GError **error);
+
+/** sink_start: starts the export thread. */
+gboolean sink_start(sink *s, GError **error);
+
+/**
+ * sink_stop:
+ * After spool_close(): sends what is left, flushes and joins the thread.
+ * A destination that cannot take it gets @grace_ms before it is abandoned
+ * (what was not sent is counted and logged).
+ */
+void sink_stop(sink *s, guint grace_ms);
+
+/** sink_get_stats: a snapshot of the counters (any thread). */
+void sink_get_stats(sink *s, struct sink_stats *out);
+
+/** sink_name: NAME of [export NAME]. */
+const char *sink_name(const sink *s);
+
+/** sink_free: frees a stopped sink (NULL is fine). */
+void sink_free(sink *s);

@@ -1,0 +1,53 @@
+/*
+ * transport.h - moves finished messages to a destination: UDP, TCP, a file,
+ * or standard output.
+ *
+ * A transport is owned by one export thread and may block that thread (never
+ * the one that drains netlink), but not forever: TCP sends wait at most
+ * send_timeout before the connection is given up and reopened.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+#include "ctflowd/config.h"
+
+#define TRANSPORT_ERROR (transport_error_quark())
+GQuark transport_error_quark(void);
+
+typedef struct transport transport;
+
+/** transport_new: a closed transport for @cfg. */
+transport *transport_new(const struct export_config *cfg);
+
+/**
+ * transport_open:
+ * Opens (or reopens) the destination: resolves and connects a socket, opens
+ * a file for appending.  FALSE with @error when the destination cannot be
+ * reached; the caller retries with back-off.
+ */
+gboolean transport_open(transport *t, GError **error);
+
+/** transport_is_open: TRUE between a successful open and close/failure. */
+gboolean transport_is_open(const transport *t);
+
+/**
+ * transport_send:
+ * Sends one whole message.  On a stream, FALSE means the connection broke
+ * and was closed: what was sent since the last confirmation may be lost.
+ * On UDP, a refused datagram (no collector listening) is reported but the
+ * transport stays open: UDP cannot confirm delivery.
+ */
+gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **error);
+
+/** transport_sync: file: fdatasync() when cfg->sync; others: nothing. */
+gboolean transport_sync(transport *t, GError **error);
+
+/** transport_close: closes the destination (a no-op when closed). */
+void transport_close(transport *t);
+
+/** transport_free: closes and frees @t (NULL is fine). */
+void transport_free(transport *t);
+
+/** transport_describe: "udp 127.0.0.1:4739", "file /var/lib/...", for logs. */
+const char *transport_describe(const transport *t);

@@ -1,0 +1,386 @@
+/*
+ * encoder_ipfix.c - flow records as IPFIX biflows (RFC 7011, RFC 5103).
+ *
+ * libfixbuf encodes; ctflowd moves the bytes.  fixbuf runs in manual mode on
+ * a memory exporter: fBufAppend() reports a full message instead of sending
+ * it, and every finished message is handed over whole.  That keeps sockets,
+ * reconnects and delivery confirmation in ctflowd's transports, where fixbuf's
+ * own network exporters would block the caller and reconnect without
+ * templates (library-facts).
+ *
+ * One session per transport session: a new TCP connection or file starts
+ * with templates and sequence number 0 (RFC 7011 section 3.1 counts data
+ * records per session and observation domain).
+ */
+#include <arpa/inet.h>
+#include <fixbuf/public.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ctflowd/encoder.h"
+
+#define TID_FLOW4 256
+#define TID_FLOW6 257
+
+/* Internal record layouts: fixbuf copies them field by field in template
+ * order, so the structs must match the specs below exactly. */
+struct ipfix_flow4 {
+	uint64_t flowStartMilliseconds;
+	uint64_t flowEndMilliseconds;
+	uint64_t octetTotalCount;
+	uint64_t packetTotalCount;
+	uint64_t reverseOctetTotalCount;
+	uint64_t reversePacketTotalCount;
+	uint64_t flowId;
+	uint32_t sourceIPv4Address;
+	uint32_t destinationIPv4Address;
+	uint32_t observationDomainId;
+	uint16_t sourceTransportPort;
+	uint16_t destinationTransportPort;
+	uint16_t icmpTypeCodeIPv4;
+	uint8_t protocolIdentifier;
+	uint8_t flowEndReason;
+	uint8_t paddingOctets[4];
+};
+_Static_assert(offsetof(struct ipfix_flow4, paddingOctets) == 76, "ipfix_flow4 layout");
+_Static_assert(sizeof(struct ipfix_flow4) == 80, "ipfix_flow4 size");
+
+struct ipfix_flow6 {
+	uint64_t flowStartMilliseconds;
+	uint64_t flowEndMilliseconds;
+	uint64_t octetTotalCount;
+	uint64_t packetTotalCount;
+	uint64_t reverseOctetTotalCount;
+	uint64_t reversePacketTotalCount;
+	uint64_t flowId;
+	uint8_t sourceIPv6Address[16];
+	uint8_t destinationIPv6Address[16];
+	uint32_t observationDomainId;
+	uint16_t sourceTransportPort;
+	uint16_t destinationTransportPort;
+	uint16_t icmpTypeCodeIPv6;
+	uint8_t protocolIdentifier;
+	uint8_t flowEndReason;
+	uint8_t paddingOctets[4];
+};
+_Static_assert(offsetof(struct ipfix_flow6, paddingOctets) == 100, "ipfix_flow6 layout");
+_Static_assert(sizeof(struct ipfix_flow6) == 104, "ipfix_flow6 size");
+
+/* Flag 1 marks fields only the internal template has. */
+#define INTERNAL_ONLY 1
+/* fixbuf 2 takes element names as char * */
+#define IE(name, len, flags) { (char *)(name), (len), (flags) }
+
+static fbInfoElementSpec_t flow4_spec[] = {
+	IE("flowStartMilliseconds", 8, 0),
+	IE("flowEndMilliseconds", 8, 0),
+	IE("octetTotalCount", 8, 0),
+	IE("packetTotalCount", 8, 0),
+	IE("reverseOctetTotalCount", 8, 0),
+	IE("reversePacketTotalCount", 8, 0),
+	IE("flowId", 8, 0),
+	IE("sourceIPv4Address", 4, 0),
+	IE("destinationIPv4Address", 4, 0),
+	IE("observationDomainId", 4, 0),
+	IE("sourceTransportPort", 2, 0),
+	IE("destinationTransportPort", 2, 0),
+	IE("icmpTypeCodeIPv4", 2, 0),
+	IE("protocolIdentifier", 1, 0),
+	IE("flowEndReason", 1, 0),
+	IE("paddingOctets", 4, INTERNAL_ONLY),
+	FB_IESPEC_NULL
+};
+
+static fbInfoElementSpec_t flow6_spec[] = {
+	IE("flowStartMilliseconds", 8, 0),
+	IE("flowEndMilliseconds", 8, 0),
+	IE("octetTotalCount", 8, 0),
+	IE("packetTotalCount", 8, 0),
+	IE("reverseOctetTotalCount", 8, 0),
+	IE("reversePacketTotalCount", 8, 0),
+	IE("flowId", 8, 0),
+	IE("sourceIPv6Address", 16, 0),
+	IE("destinationIPv6Address", 16, 0),
+	IE("observationDomainId", 4, 0),
+	IE("sourceTransportPort", 2, 0),
+	IE("destinationTransportPort", 2, 0),
+	IE("icmpTypeCodeIPv6", 2, 0),
+	IE("protocolIdentifier", 1, 0),
+	IE("flowEndReason", 1, 0),
+	IE("paddingOctets", 4, INTERNAL_ONLY),
+	FB_IESPEC_NULL
+};
+
+struct ipfix_state {
+	encoder *enc;
+	guint32 domain;
+	fbInfoModel_t *model;
+	fBuf_t *fbuf;            /* owns session and exporter */
+	fbExporter_t *exporter;
+	uint16_t current_tid;    /* template the buffer is set to, 0 = none */
+	guint in_message;        /* data records in the unfinished message */
+	gboolean has_content;    /* the unfinished message holds templates or records */
+	uint8_t *msgbuf;
+	uint16_t mtu;
+};
+
+static gboolean add_templates(fbSession_t *session, fbInfoModel_t *model, uint16_t tid,
+			      fbInfoElementSpec_t *spec, GError **error)
+{
+	fbTemplate_t *internal = fbTemplateAlloc(model);
+	if (!fbTemplateAppendSpecArray(internal, spec, UINT32_MAX, error) ||
+	    !fbSessionAddTemplate(session, TRUE, tid, internal, error)) {
+		fbTemplateFreeUnused(internal);
+		return FALSE;
+	}
+	fbTemplate_t *external = fbTemplateAlloc(model);
+	if (!fbTemplateAppendSpecArray(external, spec, (uint32_t)~INTERNAL_ONLY, error) ||
+	    !fbSessionAddTemplate(session, FALSE, tid, external, error)) {
+		fbTemplateFreeUnused(external);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean emit_message(struct ipfix_state *st, GError **error)
+{
+	if (!fBufEmit(st->fbuf, error))
+		return FALSE;
+	guint records = st->in_message;
+	st->in_message = 0;
+	st->has_content = FALSE;
+	return encoder_emit(st->enc, st->msgbuf, fbExporterGetMsgLen(st->exporter), records,
+			    error);
+}
+
+/*
+ * In manual mode fixbuf refuses the first template of a message with
+ * FB_ERROR_EOM ("start a new message for template export") and notes that
+ * templates come next; the second attempt then goes through.
+ */
+static gboolean export_templates(struct ipfix_state *st, GError **error)
+{
+	for (int attempt = 0;; attempt++) {
+		GError *local = NULL;
+		if (fbSessionExportTemplates(fBufGetSession(st->fbuf), &local)) {
+			st->has_content = TRUE;
+			st->current_tid = 0;
+			return TRUE;
+		}
+		if (attempt > 0 || !g_error_matches(local, FB_ERROR_DOMAIN, FB_ERROR_EOM)) {
+			g_propagate_error(error, local);
+			return FALSE;
+		}
+		g_clear_error(&local);
+		if (st->has_content && !emit_message(st, error))
+			return FALSE;
+	}
+}
+
+static void free_session(struct ipfix_state *st)
+{
+	if (st->fbuf)
+		fBufFree(st->fbuf);
+	st->fbuf = NULL;
+	st->exporter = NULL;
+	st->current_tid = 0;
+	st->in_message = 0;
+	st->has_content = FALSE;
+}
+
+static gboolean ipfix_start_session(void *state, GError **error)
+{
+	struct ipfix_state *st = state;
+
+	free_session(st);
+	fbSession_t *session = fbSessionAlloc(st->model);
+	/* External templates belong to an observation domain: pick it first. */
+	fbSessionSetDomain(session, st->domain);
+	if (!add_templates(session, st->model, TID_FLOW4, flow4_spec, error) ||
+	    !add_templates(session, st->model, TID_FLOW6, flow6_spec, error)) {
+		fbSessionFree(session);
+		return FALSE;
+	}
+	st->exporter = fbExporterAllocBuffer(st->msgbuf, st->mtu);
+	st->fbuf = fBufAllocForExport(session, st->exporter);
+	fBufSetAutomaticMode(st->fbuf, FALSE);
+	if (!export_templates(st, error))
+		return FALSE;
+	/* Templates go out at once: a collector must know them before the
+	 * first record, whenever that comes. */
+	return emit_message(st, error);
+}
+
+static gboolean set_template(struct ipfix_state *st, uint16_t tid, GError **error)
+{
+	if (st->current_tid == tid)
+		return TRUE;
+	if (!fBufSetInternalTemplate(st->fbuf, tid, error) ||
+	    !fBufSetExportTemplate(st->fbuf, tid, error))
+		return FALSE;
+	st->current_tid = tid;
+	return TRUE;
+}
+
+static uint16_t icmp_type_code(const struct flow_record *r)
+{
+	return (uint16_t)(r->icmp_type << 8 | r->icmp_code);
+}
+
+/* ICMP has no ports; NetFlow collectors show type/code in the destination
+ * port, so both places carry it. */
+static void fill_ports(const struct flow_record *r, uint16_t *sport, uint16_t *dport)
+{
+	if (flow_is_icmp(r)) {
+		*sport = 0;
+		*dport = icmp_type_code(r);
+	} else {
+		*sport = r->orig.sport;
+		*dport = r->orig.dport;
+	}
+}
+
+static gboolean append_record(struct ipfix_state *st, const void *rec, size_t len,
+			      GError **error)
+{
+	GError *local = NULL;
+
+	if (fBufAppend(st->fbuf, (uint8_t *)rec, len, &local))
+		goto added;
+	if (!g_error_matches(local, FB_ERROR_DOMAIN, FB_ERROR_EOM)) {
+		g_propagate_error(error, local);
+		return FALSE;
+	}
+	g_clear_error(&local);
+	/* Message full: send it and start the next one with this record. */
+	if (!emit_message(st, error))
+		return FALSE;
+	/* A new message needs a new set for the current template. */
+	uint16_t tid = st->current_tid;
+	st->current_tid = 0;
+	if (!set_template(st, tid, error) || !fBufAppend(st->fbuf, (uint8_t *)rec, len, error))
+		return FALSE;
+added:
+	st->in_message++;
+	st->has_content = TRUE;
+	encoder_note_added(st->enc);
+	return TRUE;
+}
+
+static gboolean ipfix_add(void *state, const struct flow_record *r, GError **error)
+{
+	struct ipfix_state *st = state;
+
+	if (r->family == AF_INET) {
+		struct ipfix_flow4 rec = {
+			.flowStartMilliseconds = r->start_ns / 1000000,
+			.flowEndMilliseconds = r->end_ns / 1000000,
+			.octetTotalCount = r->bytes,
+			.packetTotalCount = r->packets,
+			.reverseOctetTotalCount = r->reply_bytes,
+			.reversePacketTotalCount = r->reply_packets,
+			.flowId = r->flow_id,
+			.observationDomainId = st->domain,
+			.icmpTypeCodeIPv4 = r->proto == 1 ? icmp_type_code(r) : 0,
+			.protocolIdentifier = r->proto,
+			.flowEndReason = r->end_reason,
+		};
+		uint32_t a;
+		memcpy(&a, r->orig.src, 4);
+		rec.sourceIPv4Address = ntohl(a);
+		memcpy(&a, r->orig.dst, 4);
+		rec.destinationIPv4Address = ntohl(a);
+		fill_ports(r, &rec.sourceTransportPort, &rec.destinationTransportPort);
+		return set_template(st, TID_FLOW4, error) &&
+		       append_record(st, &rec, sizeof(rec), error);
+	}
+
+	struct ipfix_flow6 rec = {
+		.flowStartMilliseconds = r->start_ns / 1000000,
+		.flowEndMilliseconds = r->end_ns / 1000000,
+		.octetTotalCount = r->bytes,
+		.packetTotalCount = r->packets,
+		.reverseOctetTotalCount = r->reply_bytes,
+		.reversePacketTotalCount = r->reply_packets,
+		.flowId = r->flow_id,
+		.observationDomainId = st->domain,
+		.icmpTypeCodeIPv6 = r->proto == 58 ? icmp_type_code(r) : 0,
+		.protocolIdentifier = r->proto,
+		.flowEndReason = r->end_reason,
+	};
+	memcpy(rec.sourceIPv6Address, r->orig.src, 16);
+	memcpy(rec.destinationIPv6Address, r->orig.dst, 16);
+	fill_ports(r, &rec.sourceTransportPort, &rec.destinationTransportPort);
+	return set_template(st, TID_FLOW6, error) && append_record(st, &rec, sizeof(rec), error);
+}
+
+static gboolean ipfix_flush(void *state, GError **error)
+{
+	struct ipfix_state *st = state;
+
+	if (!st->has_content)
+		return TRUE;
+	if (!emit_message(st, error))
+		return FALSE;
+	st->current_tid = 0;
+	return TRUE;
+}
+
+static gboolean ipfix_refresh_templates(void *state, GError **error)
+{
+	struct ipfix_state *st = state;
+
+	/* Templates and records may share a message; emit first so the
+	 * template set is not split from its message by a full buffer. */
+	if (st->has_content && !ipfix_flush(st, error))
+		return FALSE;
+	return export_templates(st, error) && emit_message(st, error);
+}
+
+/* Builds the templates once against the information model, so that an
+ * element name fixbuf does not know fails at start-up, not at first export. */
+static gboolean check_templates(struct ipfix_state *st, GError **error)
+{
+	fbSession_t *session = fbSessionAlloc(st->model);
+	gboolean ok = add_templates(session, st->model, TID_FLOW4, flow4_spec, error) &&
+		      add_templates(session, st->model, TID_FLOW6, flow6_spec, error);
+	fbSessionFree(session);
+	return ok;
+}
+
+static void ipfix_destroy(void *state)
+{
+	struct ipfix_state *st = state;
+
+	free_session(st);
+	if (st->model)
+		fbInfoModelFree(st->model);
+	g_free(st->msgbuf);
+	g_free(st);
+}
+
+static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError **error)
+{
+	struct ipfix_state *st = g_new0(struct ipfix_state, 1);
+
+	st->enc = enc;
+	st->domain = cfg->observation_domain;
+	st->mtu = (uint16_t)MIN(cfg->mtu, 65000u);
+	st->msgbuf = g_malloc(st->mtu);
+	st->model = fbInfoModelAlloc();
+	if (!check_templates(st, error)) {
+		ipfix_destroy(st);
+		return NULL;
+	}
+	return st;
+}
+
+const struct encoder_ops encoder_ipfix_ops = {
+	.create = ipfix_create,
+	.start_session = ipfix_start_session,
+	.add = ipfix_add,
+	.flush = ipfix_flush,
+	.refresh_templates = ipfix_refresh_templates,
+	.destroy = ipfix_destroy,
+};

@@ -1,0 +1,161 @@
+/*
+ * encoder_json.c - one JSON object per flow, one per line.
+ *
+ * What a billing pipeline ingests and what a person reads when trying
+ * ctflowd.  Values the kernel did not send (counters or timestamps of entries
+ * created before accounting was on) are null, never a made-up zero.
+ * Lines are gathered into messages of at most `mtu` bytes so a file or
+ * socket sees few large writes.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "ctflowd/encoder.h"
+
+#define JSON_LINE_MAX 1024
+
+struct json_state {
+	encoder *enc;
+	GString *msg;
+	guint in_message;
+	guint mtu;
+};
+
+static void put_time(GString *out, const char *key, uint64_t ns, gboolean known)
+{
+	if (!known) {
+		g_string_append_printf(out, ",\"%s\":null,\"%s_ns\":null", key, key);
+		return;
+	}
+	time_t secs = (time_t)(ns / 1000000000u);
+	struct tm tm;
+	char buf[32];
+	gmtime_r(&secs, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	g_string_append_printf(out, ",\"%s\":\"%s.%09" PRIu64 "Z\",\"%s_ns\":%" PRIu64, key, buf,
+			       ns % 1000000000u, key, ns);
+}
+
+static void put_counter(GString *out, const char *key, uint64_t v, gboolean known)
+{
+	if (known)
+		g_string_append_printf(out, ",\"%s\":%" PRIu64, key, v);
+	else
+		g_string_append_printf(out, ",\"%s\":null", key);
+}
+
+static void put_tuple(GString *out, const char *prefix, int family, const struct flow_tuple *t,
+		      gboolean ports)
+{
+	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+
+	g_string_append_printf(out, ",\"%ssrc\":\"%s\",\"%sdst\":\"%s\"", prefix,
+			       flow_format_addr(family, t->src, a, sizeof(a)), prefix,
+			       flow_format_addr(family, t->dst, b, sizeof(b)));
+	if (ports)
+		g_string_append_printf(out, ",\"%ssport\":%u,\"%sdport\":%u", prefix, t->sport,
+				       prefix, t->dport);
+}
+
+static void format_record(GString *out, const struct flow_record *r)
+{
+	gboolean counters = (r->flags & FLOW_HAS_COUNTERS) != 0;
+	gboolean times = (r->flags & FLOW_HAS_TIMESTAMPS) != 0;
+	gboolean ports = !flow_is_icmp(r);
+
+	g_string_append_printf(out, "{\"flow_id\":%" PRIu64 ",\"family\":\"%s\",\"proto\":%u",
+			       r->flow_id, r->family == AF_INET6 ? "ipv6" : "ipv4", r->proto);
+	put_tuple(out, "", r->family, &r->orig, ports);
+	put_tuple(out, "reply_", r->family, &r->reply, ports);
+	if (!ports)
+		g_string_append_printf(out, ",\"icmp_type\":%u,\"icmp_code\":%u,\"icmp_id\":%u",
+				       r->icmp_type, r->icmp_code, r->orig.sport);
+	put_counter(out, "packets", r->packets, counters);
+	put_counter(out, "bytes", r->bytes, counters);
+	put_counter(out, "reply_packets", r->reply_packets, counters);
+	put_counter(out, "reply_bytes", r->reply_bytes, counters);
+	put_time(out, "start", r->start_ns, times);
+	put_time(out, "end", r->end_ns, times);
+	g_string_append_printf(out,
+			       ",\"end_reason\":\"%s\",\"ct_id\":%" PRIu32 ",\"zone\":%u,\"mark\":%" PRIu32
+			       ",\"status\":%" PRIu32 "}\n",
+			       flow_end_reason_name(r->end_reason), r->ct_id, r->zone, r->mark,
+			       r->status);
+}
+
+static gboolean json_flush(void *state, GError **error)
+{
+	struct json_state *st = state;
+
+	if (!st->msg->len)
+		return TRUE;
+	guint records = st->in_message;
+	gboolean ok = encoder_emit(st->enc, (const uint8_t *)st->msg->str, st->msg->len, records,
+				   error);
+	g_string_truncate(st->msg, 0);
+	st->in_message = 0;
+	return ok;
+}
+
+static gboolean json_add(void *state, const struct flow_record *r, GError **error)
+{
+	struct json_state *st = state;
+	gsize before = st->msg->len;
+
+	format_record(st->msg, r);
+	if (st->msg->len > st->mtu && before > 0) {
+		/* The line does not fit: send what was there, keep the line. */
+		g_autofree char *line = g_strndup(st->msg->str + before, st->msg->len - before);
+		g_string_truncate(st->msg, before);
+		if (!json_flush(st, error))
+			return FALSE;
+		g_string_append(st->msg, line);
+	}
+	st->in_message++;
+	encoder_note_added(st->enc);
+	return TRUE;
+}
+
+static gboolean json_start_session(void *state, GError **error)
+{
+	struct json_state *st = state;
+
+	g_string_truncate(st->msg, 0);
+	st->in_message = 0;
+	return TRUE;
+}
+
+static gboolean json_refresh_templates(void *state, GError **error)
+{
+	return TRUE;
+}
+
+static void json_destroy(void *state)
+{
+	struct json_state *st = state;
+
+	g_string_free(st->msg, TRUE);
+	g_free(st);
+}
+
+static void *json_create(const struct export_config *cfg, encoder *enc, GError **error)
+{
+	struct json_state *st = g_new0(struct json_state, 1);
+
+	st->enc = enc;
+	st->mtu = MAX(cfg->mtu, JSON_LINE_MAX);
+	st->msg = g_string_sized_new(st->mtu + JSON_LINE_MAX);
+	return st;
+}
+
+const struct encoder_ops encoder_json_ops = {
+	.create = json_create,
+	.start_session = json_start_session,
+	.add = json_add,
+	.flush = json_flush,
+	.refresh_templates = json_refresh_templates,
+	.destroy = json_destroy,
+};

@@ -1,0 +1,309 @@
+/*
+ * sink.c - the export thread of one destination.
+ *
+ * Positions: records before `confirmed` (kept by the spool) are delivered;
+ * records before `emitted` went out in finished messages; records before
+ * `read` are in the encoder.  When a stream breaks, everything after
+ * `confirmed` is read again and re-encoded in a new session, so a collector
+ * that reconnects gets templates first and then every record the broken
+ * connection may have lost.
+ */
+#include <errno.h>
+
+#include "ctflowd/encoder.h"
+#include "ctflowd/sink.h"
+#include "ctflowd/transport.h"
+
+#define READ_BATCH 256
+#define IDLE_WAKE_US (1000 * 1000)
+
+struct sink {
+	const struct export_config *cfg;
+	spool *source;
+	guint reader;
+	encoder *enc;
+	transport *tr;
+	GThread *thread;
+
+	guint64 read_pos;
+	guint64 emitted_pos;
+	gint64 message_started_us;   /* when the unfinished message got its first record */
+	gint64 next_refresh_us;      /* IPFIX over UDP: next template refresh */
+	guint backoff_ms;            /* wait before the next open; reset by a delivery */
+	gboolean ever_opened;
+	gboolean down_reported;
+
+	gint stopping;               /* atomic */
+	gint64 stop_deadline_us;     /* atomic via the lock below */
+	GMutex stop_lock;
+	GCond stop_cond;
+
+	struct sink_stats stats;     /* updated with atomics, read from any thread */
+	struct flow_record batch[READ_BATCH];
+};
+
+static void stat_add(guint64 *counter, guint64 n)
+{
+	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
+}
+
+static gboolean is_udp(const sink *s)
+{
+	return s->cfg->transport == EXPORT_TRANSPORT_UDP;
+}
+
+/* Called by the encoder with every finished message. */
+static gboolean deliver(const uint8_t *msg, size_t len, guint records, void *user,
+			GError **error)
+{
+	sink *s = user;
+	GError *local = NULL;
+
+	if (!transport_send(s->tr, msg, len, &local)) {
+		stat_add(&s->stats.send_errors, 1);
+		if (!is_udp(s)) {
+			g_propagate_error(error, local);
+			return FALSE;
+		}
+		/* UDP cannot confirm delivery; a refused datagram is reported
+		 * once per outage and counted, and the records are gone. */
+		if (!s->down_reported)
+			g_warning("export %s: %s (further errors counted, not logged)",
+				  s->cfg->name, local->message);
+		s->down_reported = TRUE;
+		g_clear_error(&local);
+	} else if (is_udp(s) && s->down_reported) {
+		s->down_reported = FALSE;
+		g_message("export %s: datagrams accepted again", s->cfg->name);
+	}
+	stat_add(&s->stats.messages, 1);
+	stat_add(&s->stats.bytes, len);
+	stat_add(&s->stats.records, records);
+	s->emitted_pos += records;
+	if (records) {
+		spool_confirm(s->source, s->reader, s->emitted_pos);
+		s->backoff_ms = s->cfg->reconnect_min_ms;
+	}
+	return TRUE;
+}
+
+sink *sink_new(const struct export_config *cfg, spool *source, GError **error)
+{
+	sink *s = g_new0(sink, 1);
+
+	s->cfg = cfg;
+	s->source = source;
+	s->enc = encoder_new(cfg, deliver, s, error);
+	if (!s->enc) {
+		g_free(s);
+		return NULL;
+	}
+	s->tr = transport_new(cfg);
+	s->backoff_ms = cfg->reconnect_min_ms;
+	s->reader = spool_add_reader(source);
+	s->read_pos = s->emitted_pos = spool_confirmed(source, s->reader);
+	g_mutex_init(&s->stop_lock);
+	g_cond_init(&s->stop_cond);
+	return s;
+}
+
+const char *sink_name(const sink *s)
+{
+	return s->cfg->name;
+}
+
+static gboolean stop_expired(sink *s)
+{
+	if (!g_atomic_int_get(&s->stopping))
+		return FALSE;
+	g_mutex_lock(&s->stop_lock);
+	gboolean expired = g_get_monotonic_time() >= s->stop_deadline_us;
+	g_mutex_unlock(&s->stop_lock);
+	return expired;
+}
+
+/* Sleeps up to @us, waking early when the daemon stops. */
+static void pause_for(sink *s, gint64 us)
+{
+	gint64 until = g_get_monotonic_time() + us;
+
+	g_mutex_lock(&s->stop_lock);
+	while (g_get_monotonic_time() < until) {
+		gint64 wake = until;
+		if (g_atomic_int_get(&s->stopping))
+			wake = MIN(wake, s->stop_deadline_us);
+		if (!g_cond_wait_until(&s->stop_cond, &s->stop_lock, wake) &&
+		    g_get_monotonic_time() >= wake)
+			break;
+	}
+	g_mutex_unlock(&s->stop_lock);
+}
+
+/* Opens the destination and starts a session there; rewinds to the last
+ * confirmed record so nothing a broken session held is skipped. */
+static gboolean open_session(sink *s)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!transport_open(s->tr, &error)) {
+		if (!s->down_reported)
+			g_warning("export %s: %s; retrying with back-off up to %u ms", s->cfg->name,
+				  error->message, s->cfg->reconnect_max_ms);
+		s->down_reported = TRUE;
+		pause_for(s, (gint64)s->backoff_ms * 1000);
+		s->backoff_ms = MIN(s->backoff_ms * 2, s->cfg->reconnect_max_ms);
+		return FALSE;
+	}
+	guint64 confirmed = spool_confirmed(s->source, s->reader);
+	if (s->read_pos > confirmed)
+		stat_add(&s->stats.resent, s->read_pos - confirmed);
+	s->read_pos = s->emitted_pos = confirmed;
+	s->message_started_us = 0;
+	if (!encoder_start_session(s->enc, &error)) {
+		g_warning("export %s: cannot start a session: %s", s->cfg->name, error->message);
+		transport_close(s->tr);
+		pause_for(s, (gint64)s->backoff_ms * 1000);
+		return FALSE;
+	}
+	if (s->ever_opened)
+		stat_add(&s->stats.reconnects, 1);
+	if (s->down_reported || !s->ever_opened)
+		g_message("export %s: sending to %s", s->cfg->name, transport_describe(s->tr));
+	s->ever_opened = TRUE;
+	s->down_reported = FALSE;
+	s->next_refresh_us = g_get_monotonic_time() + (gint64)s->cfg->template_refresh_ms * 1000;
+	return TRUE;
+}
+
+static void session_broke(sink *s, GError *error)
+{
+	g_warning("export %s: %s; reconnecting in %u ms", s->cfg->name, error->message,
+		  s->backoff_ms);
+	transport_close(s->tr);
+	/* A peer that accepts and then fails at once must not turn into a
+	 * busy loop: each broken session waits like a failed connect. */
+	pause_for(s, (gint64)s->backoff_ms * 1000);
+	s->backoff_ms = MIN(s->backoff_ms * 2, s->cfg->reconnect_max_ms);
+}
+
+static gint64 next_wake(sink *s, gint64 now)
+{
+	gint64 wake = now + IDLE_WAKE_US;
+
+	if (encoder_pending(s->enc))
+		wake = MIN(wake, s->message_started_us + (gint64)s->cfg->flush_interval_ms * 1000);
+	if (is_udp(s) && s->cfg->format == EXPORT_FORMAT_IPFIX)
+		wake = MIN(wake, s->next_refresh_us);
+	return wake;
+}
+
+/* Timers: flush a message that has waited long enough, refresh templates. */
+static gboolean run_timers(sink *s, gint64 now, GError **error)
+{
+	if (encoder_pending(s->enc) &&
+	    now >= s->message_started_us + (gint64)s->cfg->flush_interval_ms * 1000) {
+		if (!encoder_flush(s->enc, error) || !transport_sync(s->tr, error))
+			return FALSE;
+	}
+	if (is_udp(s) && now >= s->next_refresh_us) {
+		s->next_refresh_us = now + (gint64)s->cfg->template_refresh_ms * 1000;
+		if (!encoder_refresh_templates(s->enc, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean export_batch(sink *s, size_t n, GError **error)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!encoder_pending(s->enc))
+			s->message_started_us = g_get_monotonic_time();
+		if (!encoder_add(s->enc, &s->batch[i], error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static gpointer sink_thread(gpointer data)
+{
+	sink *s = data;
+	for (;;) {
+		if (!transport_is_open(s->tr)) {
+			if (stop_expired(s))
+				break;
+			if (!open_session(s))
+				continue;
+		}
+
+		g_autoptr(GError) error = NULL;
+		gint64 now = g_get_monotonic_time();
+		size_t n = spool_read(s->source, s->reader, &s->read_pos, s->batch, READ_BATCH,
+				      next_wake(s, now));
+		if (!export_batch(s, n, &error) || !run_timers(s, g_get_monotonic_time(), &error)) {
+			session_broke(s, error);
+			continue;
+		}
+		if (n == 0 && spool_is_closed(s->source) &&
+		    s->read_pos == spool_end(s->source)) {
+			/* Everything read: send the last message, then leave. */
+			if (!encoder_flush(s->enc, &error) || !transport_sync(s->tr, &error)) {
+				session_broke(s, error);
+				continue;
+			}
+			break;
+		}
+	}
+
+	guint64 unsent = spool_end(s->source) - spool_confirmed(s->source, s->reader);
+	if (unsent)
+		g_warning("export %s: stopping with %" G_GUINT64_FORMAT
+			  " records not delivered to %s",
+			  s->cfg->name, unsent, transport_describe(s->tr));
+	transport_close(s->tr);
+	return NULL;
+}
+
+gboolean sink_start(sink *s, GError **error)
+{
+	g_autofree char *name = g_strdup_printf("export-%s", s->cfg->name);
+
+	s->thread = g_thread_try_new(name, sink_thread, s, error);
+	return s->thread != NULL;
+}
+
+void sink_stop(sink *s, guint grace_ms)
+{
+	if (!s->thread)
+		return;
+	g_mutex_lock(&s->stop_lock);
+	s->stop_deadline_us = g_get_monotonic_time() + (gint64)grace_ms * 1000;
+	g_atomic_int_set(&s->stopping, 1);
+	g_cond_broadcast(&s->stop_cond);
+	g_mutex_unlock(&s->stop_lock);
+	g_thread_join(s->thread);
+	s->thread = NULL;
+}
+
+void sink_get_stats(sink *s, struct sink_stats *out)
+{
+	out->records = __atomic_load_n(&s->stats.records, __ATOMIC_RELAXED);
+	out->messages = __atomic_load_n(&s->stats.messages, __ATOMIC_RELAXED);
+	out->bytes = __atomic_load_n(&s->stats.bytes, __ATOMIC_RELAXED);
+	out->send_errors = __atomic_load_n(&s->stats.send_errors, __ATOMIC_RELAXED);
+	out->reconnects = __atomic_load_n(&s->stats.reconnects, __ATOMIC_RELAXED);
+	out->resent = __atomic_load_n(&s->stats.resent, __ATOMIC_RELAXED);
+	out->lost = spool_lost(s->source, s->reader);
+}
+
+void sink_free(sink *s)
+{
+	if (!s)
+		return;
+	if (s->thread)
+		sink_stop(s, 0);
+	encoder_free(s->enc);
+	transport_free(s->tr);
+	g_mutex_clear(&s->stop_lock);
+	g_cond_clear(&s->stop_cond);
+	g_free(s);
+}

@@ -1,0 +1,255 @@
+/*
+ * transport.c - UDP, TCP, file and standard output destinations.
+ *
+ * All of them run on their export thread and may block it: a transport never
+ * runs on the thread that drains netlink.  Blocking is bounded (connect and
+ * send time-outs) so that a dead TCP peer turns into a reconnect, and a
+ * daemon that stops can give up on it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctflowd/transport.h"
+
+#define CONNECT_TIMEOUT_MS 5000
+#define SEND_TIMEOUT_S 30
+
+G_DEFINE_QUARK(ctflowd-transport-error-quark, transport_error)
+
+struct transport {
+	const struct export_config *cfg;
+	int fd;
+	char *description;
+	gboolean refused_reported;   /* UDP: one line per outage, not per datagram */
+};
+
+transport *transport_new(const struct export_config *cfg)
+{
+	transport *t = g_new0(transport, 1);
+
+	t->cfg = cfg;
+	t->fd = -1;
+	switch (cfg->transport) {
+	case EXPORT_TRANSPORT_UDP:
+	case EXPORT_TRANSPORT_TCP:
+		t->description = g_strdup_printf("%s %s%s%s:%s", export_transport_name(cfg->transport),
+						 strchr(cfg->host, ':') ? "[" : "", cfg->host,
+						 strchr(cfg->host, ':') ? "]" : "", cfg->port);
+		break;
+	case EXPORT_TRANSPORT_FILE:
+		t->description = g_strdup_printf("file %s", cfg->path);
+		break;
+	case EXPORT_TRANSPORT_STDOUT:
+		t->description = g_strdup("stdout");
+		break;
+	}
+	return t;
+}
+
+const char *transport_describe(const transport *t)
+{
+	return t->description;
+}
+
+gboolean transport_is_open(const transport *t)
+{
+	return t->fd >= 0;
+}
+
+static gboolean fail_errno(transport *t, GError **error, int e, const char *what)
+{
+	g_set_error(error, TRANSPORT_ERROR, e, "%s: %s: %s", t->description, what, g_strerror(e));
+	return FALSE;
+}
+
+/* Connect with a time-out: a collector host that drops SYNs must not hold
+ * the export thread for the kernel's two minutes. */
+static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t len, int *err)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+	int rc = connect(fd, sa, len);
+	if (rc < 0 && errno == EINPROGRESS) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		rc = poll(&p, 1, CONNECT_TIMEOUT_MS);
+		if (rc == 0) {
+			*err = ETIMEDOUT;
+			return -1;
+		}
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+		if (rc < 0 || soerr) {
+			*err = rc < 0 ? errno : soerr;
+			return -1;
+		}
+		rc = 0;
+	} else if (rc < 0) {
+		*err = errno;
+		return -1;
+	}
+	fcntl(fd, F_SETFL, flags);
+	return rc;
+}
+
+static gboolean open_socket(transport *t, GError **error)
+{
+	gboolean tcp = t->cfg->transport == EXPORT_TRANSPORT_TCP;
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = tcp ? SOCK_STREAM : SOCK_DGRAM,
+		.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV,
+	};
+	struct addrinfo *res = NULL;
+	int gai = getaddrinfo(t->cfg->host, t->cfg->port, &hints, &res);
+	if (gai) {
+		g_set_error(error, TRANSPORT_ERROR, EHOSTUNREACH, "%s: cannot resolve %s: %s",
+			    t->description, t->cfg->host, gai_strerror(gai));
+		return FALSE;
+	}
+	int last = ECONNREFUSED;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			last = errno;
+			continue;
+		}
+		if (connect_bounded(fd, ai->ai_addr, ai->ai_addrlen, &last) < 0) {
+			close(fd);
+			continue;
+		}
+		if (tcp) {
+			int on = 1;
+			struct timeval tv = { .tv_sec = SEND_TIMEOUT_S };
+			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		}
+		t->fd = fd;
+		t->refused_reported = FALSE;
+		freeaddrinfo(res);
+		return TRUE;
+	}
+	freeaddrinfo(res);
+	return fail_errno(t, error, last, "cannot connect");
+}
+
+static gboolean open_file(transport *t, GError **error)
+{
+	int fd = open(t->cfg->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return fail_errno(t, error, errno, "cannot open for appending");
+	t->fd = fd;
+	return TRUE;
+}
+
+gboolean transport_open(transport *t, GError **error)
+{
+	transport_close(t);
+	switch (t->cfg->transport) {
+	case EXPORT_TRANSPORT_UDP:
+	case EXPORT_TRANSPORT_TCP:
+		return open_socket(t, error);
+	case EXPORT_TRANSPORT_FILE:
+		return open_file(t, error);
+	case EXPORT_TRANSPORT_STDOUT:
+		t->fd = dup(STDOUT_FILENO);
+		if (t->fd < 0)
+			return fail_errno(t, error, errno, "cannot use standard output");
+		return TRUE;
+	}
+	return FALSE;
+}
+
+static gboolean send_datagram(transport *t, const uint8_t *msg, size_t len, GError **error)
+{
+	for (;;) {
+		ssize_t n = send(t->fd, msg, len, 0);
+		if (n == (ssize_t)len) {
+			t->refused_reported = FALSE;
+			return TRUE;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* ECONNREFUSED reports an ICMP error for an earlier datagram: the
+		 * collector is not listening.  The socket stays usable. */
+		int e = n < 0 ? errno : EMSGSIZE;
+		return fail_errno(t, error, e, "datagram not sent");
+	}
+}
+
+/* Writes all of @msg; on a file, a failed write is cut back off so that the
+ * file never holds half a message. */
+static gboolean write_all(transport *t, const uint8_t *msg, size_t len, GError **error)
+{
+	gboolean is_file = t->cfg->transport == EXPORT_TRANSPORT_FILE;
+	off_t before = is_file ? lseek(t->fd, 0, SEEK_END) : 0;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = is_file || t->cfg->transport == EXPORT_TRANSPORT_STDOUT
+				    ? write(t->fd, msg + done, len - done)
+				    : send(t->fd, msg + done, len - done, MSG_NOSIGNAL);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		int e = n < 0 ? errno : EIO;
+		if (is_file && done && ftruncate(t->fd, before) < 0)
+			g_warning("%s: cannot cut off a partly written message: %s", t->description,
+				  g_strerror(errno));
+		transport_close(t);
+		return fail_errno(t, error, e == EAGAIN ? ETIMEDOUT : e,
+				  done ? "write broke off mid-message" : "write failed");
+	}
+	return TRUE;
+}
+
+gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **error)
+{
+	if (t->fd < 0) {
+		g_set_error(error, TRANSPORT_ERROR, ENOTCONN, "%s: not open", t->description);
+		return FALSE;
+	}
+	if (t->cfg->transport == EXPORT_TRANSPORT_UDP)
+		return send_datagram(t, msg, len, error);
+	return write_all(t, msg, len, error);
+}
+
+gboolean transport_sync(transport *t, GError **error)
+{
+	if (t->fd < 0 || t->cfg->transport != EXPORT_TRANSPORT_FILE || !t->cfg->sync)
+		return TRUE;
+	if (fdatasync(t->fd) < 0) {
+		int e = errno;
+		transport_close(t);
+		return fail_errno(t, error, e, "fdatasync failed");
+	}
+	return TRUE;
+}
+
+void transport_close(transport *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+}
+
+void transport_free(transport *t)
+{
+	if (!t)
+		return;
+	transport_close(t);
+	g_free(t->description);
+	g_free(t);
+}

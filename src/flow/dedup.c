@@ -1,0 +1,130 @@
+/*
+ * dedup.c - remembers the identities of recent DESTROY events.
+ *
+ * An identity is reduced to a 64-bit fingerprint (a keyed mix of id,
+ * original tuple, zone and start time).  With a window of 2^18 entries the
+ * chance that a new flow collides with a remembered one is about 2^-46 per
+ * flow: far below any other source of error in accounting.
+ *
+ * Layout: an open-addressing table (linear probing, power-of-two size at
+ * least twice the window) for look-ups, and a ring of the fingerprints in
+ * arrival order for FIFO eviction.  Deletion shifts the probe chain back, so
+ * no tombstones build up over a long run.
+ */
+#include <string.h>
+
+#include "ctflowd/dedup.h"
+
+struct dedup {
+	guint64 *table;     /* 0 = empty slot */
+	guint64 mask;
+	guint64 *ring;      /* fingerprints, oldest at ring_head */
+	guint window;
+	guint ring_head;
+	guint count;
+};
+
+static inline guint64 mix64(guint64 x)
+{
+	/* splitmix64 finaliser: every input bit reaches every output bit */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+static guint64 fingerprint(const struct flow_record *r)
+{
+	guint64 h = 0x6a09e667f3bcc909ULL;
+	guint64 w;
+
+	for (size_t i = 0; i < 16; i += 8) {
+		memcpy(&w, r->orig.src + i, 8);
+		h = mix64(h ^ w);
+		memcpy(&w, r->orig.dst + i, 8);
+		h = mix64(h ^ w);
+	}
+	h = mix64(h ^ ((guint64)r->orig.sport << 48 | (guint64)r->orig.dport << 32 |
+		       (guint64)r->proto << 24 | (guint64)r->family << 16 | r->zone));
+	h = mix64(h ^ r->ct_id);
+	h = mix64(h ^ r->start_ns);
+	return h ? h : 1;
+}
+
+dedup *dedup_new(guint window)
+{
+	dedup *d = g_new0(dedup, 1);
+	guint64 size = 16;
+
+	d->window = MAX(window, 1);
+	while (size < 2ULL * d->window)
+		size <<= 1;
+	d->mask = size - 1;
+	d->table = g_new0(guint64, size);
+	d->ring = g_new0(guint64, d->window);
+	return d;
+}
+
+static void table_remove(dedup *d, guint64 fp)
+{
+	guint64 i = fp & d->mask;
+
+	while (d->table[i] != fp) {
+		if (d->table[i] == 0)
+			return;
+		i = (i + 1) & d->mask;
+	}
+	/* Backward-shift deletion: move later members of the probe chain into
+	 * the hole when their home slot does not lie between hole and them. */
+	guint64 hole = i;
+	for (guint64 j = (i + 1) & d->mask; d->table[j]; j = (j + 1) & d->mask) {
+		guint64 home = d->table[j] & d->mask;
+		if (((j - home) & d->mask) >= ((j - hole) & d->mask)) {
+			d->table[hole] = d->table[j];
+			hole = j;
+		}
+	}
+	d->table[hole] = 0;
+}
+
+gboolean dedup_seen(dedup *d, const struct flow_record *r)
+{
+	guint64 fp = fingerprint(r);
+	guint64 i = fp & d->mask;
+
+	while (d->table[i]) {
+		if (d->table[i] == fp)
+			return TRUE;
+		i = (i + 1) & d->mask;
+	}
+
+	if (d->count == d->window) {
+		table_remove(d, d->ring[d->ring_head]);
+		d->ring_head = (d->ring_head + 1) % d->window;
+		d->count--;
+		/* the removal may have shifted entries into the slot we found */
+		i = fp & d->mask;
+		while (d->table[i])
+			i = (i + 1) & d->mask;
+	}
+	d->table[i] = fp;
+	d->ring[(d->ring_head + d->count) % d->window] = fp;
+	d->count++;
+	return FALSE;
+}
+
+guint dedup_size(const dedup *d)
+{
+	return d->count;
+}
+
+void dedup_free(dedup *d)
+{
+	if (!d)
+		return;
+	g_free(d->table);
+	g_free(d->ring);
+	g_free(d);
+}

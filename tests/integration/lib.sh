@@ -1,0 +1,448 @@
+# lib.sh - shared harness for the ctflowd integration tests (bash; source it).
+#
+# It builds a three-namespace test bed of its own, starts and tracks every
+# process a test needs, and tears all of it down on exit, also on failure or
+# interruption:
+#
+#   $NS_CLI 198.18.0.2 --veth-- 198.18.0.1 [$NS_RTR] 198.19.0.1 --veth-- 198.19.0.2 $NS_SRV
+#           2001:db8:18::2       2001:db8:18::1 | 2001:db8:19::1        2001:db8:19::2
+#
+# The router namespace forwards, runs conntrack (with accounting, timestamps
+# and events on) and hosts the daemon and the collectors on its own
+# 127.0.0.1.  Namespace names carry the shell's pid, so concurrent runs and
+# other test beds on the host (e.g. the shared bench's fa-*) never collide.
+# Addresses come from the benchmarking (198.18.0.0/15) and documentation
+# (2001:db8::/32) prefixes and exist only inside these namespaces.
+#
+# Environment: CTFLOWD, FLOWGEN, CTLISTEN (set by meson; otherwise looked for
+# in $SRCDIR/build), CTF_KEEP=1 keeps the work directory, CTF_VERBOSE=1 shows
+# the logs of failed steps in full.
+
+set -o pipefail
+
+CTF_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRCDIR=${SRCDIR:-$(cd "$CTF_LIB_DIR/../.." && pwd)}
+CTFLOWD=${CTFLOWD:-$SRCDIR/build/ctflowd}
+FLOWGEN=${FLOWGEN:-$SRCDIR/build/tests/flowgen}
+CTLISTEN=${CTLISTEN:-$SRCDIR/build/tests/ctlisten}
+PYTHON=${PYTHON:-python3}
+
+CTF_PREFIX=ctf-$$
+NS_CLI=$CTF_PREFIX-cli
+NS_RTR=$CTF_PREFIX-rtr
+NS_SRV=$CTF_PREFIX-srv
+CLI_IP=198.18.0.2
+RTR_CLI_IP=198.18.0.1
+RTR_SRV_IP=198.19.0.1
+SRV_IP=198.19.0.2
+CLI_IP6=2001:db8:18::2
+RTR_CLI_IP6=2001:db8:18::1
+RTR_SRV_IP6=2001:db8:19::1
+SRV_IP6=2001:db8:19::2
+
+# conntrack timeouts in the router: TCP entries end 1 s after the close so a
+# test need not wait; UDP entries stay until a test flushes them.
+CTF_TCP_CLOSE_TIMEOUT=${CTF_TCP_CLOSE_TIMEOUT:-1}
+CTF_UDP_TIMEOUT=${CTF_UDP_TIMEOUT:-600}
+
+CTF_HZ=$(getconf CLK_TCK)
+CTF_PIDS=()
+CTF_NS_CREATED=()
+CTF_WORK=
+CTF_TESTS=0
+CTF_FAILED=0
+CTF_LAST_PID=
+
+# ------------------------------------------------------------------ output
+
+ctf_diag() { local l; for l in "$@"; do printf '# %s\n' "$l"; done; }
+ctf_diag_file() {   # FILE [LINES]: show the tail of a log as diagnostics
+	[ -s "$1" ] || return 0
+	local n=${2:-20}
+	[ "${CTF_VERBOSE:-0}" = 1 ] && n=100000
+	printf '# --- %s (last %s lines)\n' "$1" "$n"
+	tail -n "$n" "$1" | sed 's/^/#   /'
+}
+ctf_ok() { CTF_TESTS=$((CTF_TESTS + 1)); printf 'ok %d - %s\n' "$CTF_TESTS" "$1"; }
+ctf_not_ok() {
+	CTF_TESTS=$((CTF_TESTS + 1)); CTF_FAILED=$((CTF_FAILED + 1))
+	printf 'not ok %d - %s\n' "$CTF_TESTS" "$1"; shift
+	[ $# -gt 0 ] && ctf_diag "$@"
+	return 0
+}
+ctf_skip() { CTF_TESTS=$((CTF_TESTS + 1)); printf 'ok %d - %s # SKIP %s\n' "$CTF_TESTS" "$1" "$2"; }
+# ctf_check DESC COMMAND...: ok when the command succeeds
+ctf_check() { local d=$1; shift; if "$@"; then ctf_ok "$d"; else ctf_not_ok "$d"; fi; }
+# ctf_is GOT WANT DESC: ok when the two strings are equal
+ctf_is() {
+	if [ "$1" = "$2" ]; then ctf_ok "$3"; else ctf_not_ok "$3" "got:  $1" "want: $2"; fi
+}
+# ctf_bail MSG: the test cannot go on; the EXIT trap still cleans up
+ctf_bail() { echo "Bail out! $*"; CTF_FAILED=$((CTF_FAILED + 1)); exit 1; }
+# ctf_done: plan line and exit status (0 only when every check passed)
+ctf_done() {
+	echo "1..$CTF_TESTS"
+	if [ "$CTF_FAILED" -gt 0 ]; then
+		ctf_diag "$CTF_FAILED of $CTF_TESTS checks failed"
+		return 1
+	fi
+	return 0
+}
+
+# ctf_kv KEY LINE: the value of KEY in a line of key=value pairs
+ctf_kv() { printf '%s\n' "$2" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { sub(/^[^=]*=/, ""); print; exit }'; }
+
+ctf_now() { date +%s.%N; }
+ctf_elapsed() { awk -v a="$1" -v b="${2:-$(ctf_now)}" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ------------------------------------------------------------------ checks
+
+ctf_require_root() { [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (network namespaces)"; exit 77; }; }
+
+# ctf_require_cmd CMD...: bail out when a tool is missing
+ctf_require_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || [ -x "$c" ] || ctf_bail "required program not found: $c"
+	done
+}
+
+# ------------------------------------------------------------------ processes
+
+# ctf_alive PID: the process exists and has not exited (a zombie counts as gone)
+ctf_alive() {
+	local st
+	st=$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# ctf_spawn NS LOG CMD...: start CMD in namespace NS in the background.
+# The pid lands in CTF_LAST_PID and is tracked for cleanup.  Call it directly,
+# never in $(...) or a pipeline: the pid must be recorded in this shell.
+# `ip netns exec` execs CMD in place, so the pid is the command's own.
+ctf_spawn() {
+	local ns=$1 log=$2; shift 2
+	ip netns exec "$ns" "$@" </dev/null >"$log" 2>&1 &
+	CTF_LAST_PID=$!
+	CTF_PIDS+=("$CTF_LAST_PID")
+}
+
+# ctf_stop PID [TIMEOUT_S]: SIGTERM, then SIGKILL after TIMEOUT_S (default 5).
+# Sets CTF_STOP_STATUS (the exit status, 128+N for signal N) and
+# CTF_STOP_KILLED=1 when SIGKILL was needed.
+ctf_stop() {
+	local pid=$1 timeout=${2:-5} i p keep=()
+	CTF_STOP_STATUS=0; CTF_STOP_KILLED=0
+	[ -n "$pid" ] || return 0
+	if ctf_alive "$pid"; then
+		kill -TERM "$pid" 2>/dev/null
+		for ((i = 0; i < timeout * 10; i++)); do
+			ctf_alive "$pid" || break
+			sleep 0.1
+		done
+		if ctf_alive "$pid"; then
+			kill -KILL "$pid" 2>/dev/null
+			CTF_STOP_KILLED=1
+		fi
+	fi
+	wait "$pid" 2>/dev/null
+	CTF_STOP_STATUS=$?
+	for p in "${CTF_PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
+	CTF_PIDS=("${keep[@]}")
+	return 0
+}
+
+# utime+stime of PID (all its threads) in clock ticks; empty when gone
+ctf_cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }
+ctf_ticks_to_s() { awk -v t="$1" -v hz="$CTF_HZ" 'BEGIN { printf "%.2f", t / hz }'; }
+
+# ctf_wait_idle PID [QUIET_S] [MAX_S]: wait until the CPU time of PID has not
+# moved for QUIET_S seconds (default 1.5), at most MAX_S (default 120).
+# Returns 1 on timeout or when the process is gone.  Prints nothing.
+ctf_wait_idle() {
+	local pid=$1 quiet=${2:-1.5} max=${3:-120} t0 last=-1 since cur now
+	t0=$(ctf_now); since=$t0
+	while :; do
+		ctf_alive "$pid" || return 1
+		cur=$(ctf_cpu_ticks "$pid")
+		now=$(ctf_now)
+		if [ "$cur" != "$last" ]; then last=$cur; since=$now; fi
+		awk -v n="$now" -v s="$since" -v q="$quiet" 'BEGIN { exit !(n - s >= q) }' && return 0
+		awk -v n="$now" -v s="$t0" -v m="$max" 'BEGIN { exit !(n - s >= m) }' && return 1
+		sleep 0.1
+	done
+}
+
+# ctf_wait_file FILE [MAX_S]: wait until FILE exists
+ctf_wait_file() {
+	local i
+	for ((i = 0; i < ${2:-10} * 10; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+
+# ctf_has_ct_listener PID: PID holds a ctnetlink socket subscribed to DESTROY
+# events.  /proc/PID/net/netlink columns: sk Eth Pid Groups ... Inode; Eth 12
+# is NETLINK_NETFILTER, group bit 0x4 is NFNLGRP_CONNTRACK_DESTROY.
+ctf_has_ct_listener() {
+	local pid=$1 link sk eth port groups rest inode
+	local -A mine=()
+	for link in /proc/"$pid"/fd/*; do
+		link=$(readlink "$link" 2>/dev/null) || continue
+		[[ $link =~ ^socket:\[([0-9]+)\]$ ]] && mine[${BASH_REMATCH[1]}]=1
+	done
+	[ ${#mine[@]} -gt 0 ] || return 1
+	while read -r sk eth port groups rest; do
+		[ "$eth" = 12 ] && [[ $groups =~ ^[0-9a-fA-F]+$ ]] || continue
+		inode=${rest##* }
+		((16#$groups & 4)) && [ -n "${mine[$inode]:-}" ] && return 0
+	done <"/proc/$pid/net/netlink"
+	return 1
+}
+
+# ctf_wait_ct_listener PID [MAX_S]: wait until PID listens for DESTROY events
+# (so no event of the workload can be missed by a daemon that is still
+# starting).  Returns 1 when PID died or time ran out.
+ctf_wait_ct_listener() {
+	local pid=$1 i
+	for ((i = 0; i < ${2:-10} * 10; i++)); do
+		ctf_alive "$pid" || return 1
+		ctf_has_ct_listener "$pid" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ctf_wait_udp_port NS PORT [MAX_S]: wait until something listens on 127.0.0.1:PORT/udp
+ctf_wait_udp_port() {
+	local i
+	for ((i = 0; i < ${3:-10} * 10; i++)); do
+		[ -n "$(ip netns exec "$1" ss -H -uln "sport = :$2" 2>/dev/null)" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ------------------------------------------------------------------ test bed
+
+ctf_ns_exists() { ip netns list | awk '{ print $1 }' | grep -qx "$1"; }
+
+ctf_nsx() { ip netns exec "$@"; }
+
+# ctf_setup: work directory, namespaces, links, addresses, sysctls, nftables,
+# and the cleanup trap.  Bails out when anything fails.
+ctf_setup() {
+	ctf_require_root
+	ctf_require_cmd ip nft conntrack sysctl ss awk "$FLOWGEN"
+	trap ctf_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	CTF_WORK=$(mktemp -d "${TMPDIR:-/tmp}/ctflowd-it.XXXXXX") || ctf_bail "mktemp failed"
+	local ns
+	for ns in "$NS_CLI" "$NS_RTR" "$NS_SRV"; do
+		ctf_ns_exists "$ns" && ctf_bail "namespace $ns already exists"
+	done
+	for ns in "$NS_CLI" "$NS_RTR" "$NS_SRV"; do
+		ip netns add "$ns" || ctf_bail "ip netns add $ns failed"
+		CTF_NS_CREATED+=("$ns")
+		ctf_nsx "$ns" ip link set lo up
+		# no router advertisements, no duplicate address detection delay
+		ctf_nsx "$ns" sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+			net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 ||
+			ctf_bail "ipv6 sysctls in $ns"
+	done
+	# each veth end is created directly in its namespace: nothing ever
+	# appears in the namespace the test was started from
+	ip link add c0 netns "$NS_CLI" type veth peer name r-cli netns "$NS_RTR" &&
+	ip link add s0 netns "$NS_SRV" type veth peer name r-srv netns "$NS_RTR" ||
+		ctf_bail "creating veth pairs failed"
+	{
+		ctf_nsx "$NS_CLI" ip addr add $CLI_IP/24 dev c0 &&
+		ctf_nsx "$NS_RTR" ip addr add $RTR_CLI_IP/24 dev r-cli &&
+		ctf_nsx "$NS_RTR" ip addr add $RTR_SRV_IP/24 dev r-srv &&
+		ctf_nsx "$NS_SRV" ip addr add $SRV_IP/24 dev s0 &&
+		ctf_nsx "$NS_CLI" ip -6 addr add $CLI_IP6/64 dev c0 nodad &&
+		ctf_nsx "$NS_RTR" ip -6 addr add $RTR_CLI_IP6/64 dev r-cli nodad &&
+		ctf_nsx "$NS_RTR" ip -6 addr add $RTR_SRV_IP6/64 dev r-srv nodad &&
+		ctf_nsx "$NS_SRV" ip -6 addr add $SRV_IP6/64 dev s0 nodad &&
+		ctf_nsx "$NS_CLI" ip link set c0 up &&
+		ctf_nsx "$NS_RTR" ip link set r-cli up &&
+		ctf_nsx "$NS_RTR" ip link set r-srv up &&
+		ctf_nsx "$NS_SRV" ip link set s0 up &&
+		ctf_nsx "$NS_CLI" ip route add default via $RTR_CLI_IP &&
+		ctf_nsx "$NS_SRV" ip route add default via $RTR_SRV_IP &&
+		ctf_nsx "$NS_CLI" ip -6 route add default via $RTR_CLI_IP6 &&
+		ctf_nsx "$NS_SRV" ip -6 route add default via $RTR_SRV_IP6
+	} || ctf_bail "addresses/routes failed"
+	ctf_nsx "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="10000 29999" ||
+		ctf_bail "client sysctls"
+
+	# Router: accounting, timestamps and events must be on before the first
+	# flow exists (they are attached when an entry is created); events=1,
+	# not the default "auto", so entries made before a listener appears
+	# still report their end.
+	ctf_nsx "$NS_RTR" sysctl -qw \
+		net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+		net.netfilter.nf_conntrack_acct=1 \
+		net.netfilter.nf_conntrack_timestamp=1 \
+		net.netfilter.nf_conntrack_events=1 \
+		net.netfilter.nf_conntrack_udp_timeout="$CTF_UDP_TIMEOUT" \
+		net.netfilter.nf_conntrack_udp_timeout_stream="$CTF_UDP_TIMEOUT" \
+		net.netfilter.nf_conntrack_tcp_timeout_time_wait="$CTF_TCP_CLOSE_TIMEOUT" \
+		net.netfilter.nf_conntrack_tcp_timeout_close="$CTF_TCP_CLOSE_TIMEOUT" \
+		net.netfilter.nf_conntrack_tcp_timeout_fin_wait="$CTF_TCP_CLOSE_TIMEOUT" \
+		net.netfilter.nf_conntrack_tcp_timeout_last_ack="$CTF_TCP_CLOSE_TIMEOUT" \
+		net.netfilter.nf_conntrack_tcp_timeout_close_wait="$CTF_TCP_CLOSE_TIMEOUT" ||
+		ctf_bail "router sysctls"
+	# The ct expressions make the kernel run conntrack in this namespace at
+	# all; the named counter counts each new entry once (its first packet,
+	# before confirmation).  Traffic on lo (daemon -> collector) stays out
+	# of the table, or the export would report itself.
+	ctf_nsx "$NS_RTR" nft -f - <<-'EOF' || ctf_bail "router nftables ruleset"
+	table inet ctf {
+		counter newflows { }
+		chain forward {
+			type filter hook forward priority filter; policy accept;
+			ct status & confirmed == 0 counter name newflows
+			ct state invalid counter
+			ct state new,established,related counter
+		}
+		chain raw_prerouting {
+			type filter hook prerouting priority raw; policy accept;
+			iif lo notrack
+		}
+		chain raw_output {
+			type filter hook output priority raw; policy accept;
+			oif lo notrack
+		}
+	}
+	EOF
+	# Server: the synthetic UDP ends here, before the stack could answer
+	# with ICMP errors that would add reply packets to the flows.
+	ctf_nsx "$NS_SRV" nft -f - <<-'EOF' || ctf_bail "server nftables ruleset"
+	table inet ctfsrv {
+		counter udpdrop { }
+		chain prerouting {
+			type filter hook prerouting priority -300; policy accept;
+			meta l4proto udp counter name udpdrop drop
+		}
+	}
+	EOF
+	# resolve neighbours now, so no workload packet waits in an ARP/ND queue
+	ctf_nsx "$NS_CLI" ping -q -c1 -W2 $SRV_IP >/dev/null &&
+	ctf_nsx "$NS_CLI" ping -q -c1 -W2 $SRV_IP6 >/dev/null ||
+		ctf_bail "no connectivity client -> server through the router"
+	# drop the probe entries while nobody listens: no events for them
+	ctf_nsx "$NS_RTR" conntrack -F >/dev/null 2>&1
+	ctf_diag "test bed: $NS_CLI $NS_RTR $NS_SRV, work directory $CTF_WORK"
+}
+
+# ctf_cleanup: the EXIT trap.  Stops every tracked process, then anything
+# still running inside our namespaces (only processes started by this test
+# can be there), deletes the namespaces, and removes the work directory
+# unless the test failed or CTF_KEEP=1.  Keeps the exit status.
+ctf_cleanup() {
+	local rc=$? p ns i
+	trap - EXIT INT TERM
+	for p in "${CTF_PIDS[@]}"; do ctf_alive "$p" && kill -TERM "$p" 2>/dev/null; done
+	for ((i = 0; i < 30; i++)); do
+		local any=0
+		for p in "${CTF_PIDS[@]}"; do ctf_alive "$p" && any=1; done
+		[ $any = 0 ] && break
+		sleep 0.1
+	done
+	for p in "${CTF_PIDS[@]}"; do
+		ctf_alive "$p" && kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	for ns in "${CTF_NS_CREATED[@]}"; do
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+	done
+	for ns in "${CTF_NS_CREATED[@]}"; do
+		ip netns del "$ns" 2>/dev/null || echo "# cleanup: could not delete namespace $ns" >&2
+	done
+	if [ -n "$CTF_WORK" ] && [ -d "$CTF_WORK" ]; then
+		if [ "$rc" != 0 ] || [ "$CTF_FAILED" != 0 ] || [ "${CTF_KEEP:-0}" = 1 ]; then
+			echo "# artefacts kept in $CTF_WORK" >&2
+		else
+			rm -rf "$CTF_WORK"
+		fi
+	fi
+	return "$rc"
+}
+
+# ------------------------------------------------------------------ kernel state (router)
+
+ctf_ct_count() { ctf_nsx "$NS_RTR" cat /proc/sys/net/netfilter/nf_conntrack_count; }
+# entries parked by reliable delivery: their DESTROY was not taken yet
+ctf_ct_dying() { ctf_nsx "$NS_RTR" conntrack -L dying 2>/dev/null | grep -c .; }
+# new conntrack entries in the router so far (nft counter)
+ctf_newflows() { ctf_nsx "$NS_RTR" nft list counter inet ctf newflows | awk '/packets/ { print $2 }'; }
+# UDP packets that reached the server (and were dropped there)
+ctf_srv_udp_pkts() { ctf_nsx "$NS_SRV" nft list counter inet ctfsrv udpdrop | awk '/packets/ { print $2 }'; }
+# sum of one `conntrack -S` field over all CPUs
+ctf_ct_stat() {
+	ctf_nsx "$NS_RTR" conntrack -S 2>/dev/null | tr ' ' '\n' |
+		awk -F= -v k="$1" '$1 == k { s += $2 } END { print s + 0 }'
+}
+# UDP receive buffer errors in the router (a collector dropping datagrams)
+ctf_udp_rcvbuf_errors() { ctf_nsx "$NS_RTR" awk '/^Udp:/ { n++; if (n == 2) print $6 }' /proc/net/snmp; }
+
+# ctf_ct_flush: delete every entry in the router's table (DESTROY for each)
+ctf_ct_flush() { ctf_nsx "$NS_RTR" conntrack -F >/dev/null 2>&1; }
+
+# ctf_wait_ct_empty [MAX_S]: wait until the router's table is empty
+ctf_wait_ct_empty() {
+	local i
+	for ((i = 0; i < ${1:-30} * 10; i++)); do
+		[ "$(ctf_ct_count)" = 0 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ------------------------------------------------------------------ collectors and daemon
+
+# ctf_start_nfcapd DIR PORT: nfcapd in the router on 127.0.0.1:PORT (UDP only);
+# pid in CTF_LAST_PID, log in DIR.log.  Bails out when it does not listen.
+ctf_start_nfcapd() {
+	local dir=$1 port=$2
+	ctf_require_cmd nfcapd
+	mkdir -p "$dir"
+	# -t 3600: one file per run rather than one per 5 wall-clock minutes
+	ctf_spawn "$NS_RTR" "$dir.log" nfcapd -w "$dir" -p "$port" -b 127.0.0.1 -B 33554432 -t 3600
+	local pid=$CTF_LAST_PID
+	ctf_wait_udp_port "$NS_RTR" "$port" 10 || { ctf_diag_file "$dir.log"; ctf_bail "nfcapd does not listen on $port"; }
+	CTF_LAST_PID=$pid
+}
+
+# ctf_ctflowd_conf FILE: the [daemon] and [source] sections; a test appends
+# its [export ...] sections.  CTF_RCVBUF (16384) and CTF_RELIABLE (yes) tune
+# the source.
+ctf_ctflowd_conf() {
+	local f=$1
+	mkdir -p "$CTF_WORK/state"
+	cat >"$f" <<-EOF
+	[daemon]
+	state_directory = $CTF_WORK/state
+	stats_interval = 1s
+
+	[source]
+	receive_buffer = ${CTF_RCVBUF:-16384}
+	reliable = ${CTF_RELIABLE:-yes}
+	EOF
+}
+
+# ctf_start_ctflowd CONF LOG: ctflowd in the foreground in the router; returns
+# once it listens for DESTROY events (pid in CTF_LAST_PID), 1 when it died or
+# did not subscribe within 10 s.
+ctf_start_ctflowd() {
+	local conf=$1 log=$2 pid
+	ctf_spawn "$NS_RTR" "$log" "$CTFLOWD" -f -c "$conf"
+	pid=$CTF_LAST_PID
+	if ! ctf_wait_ct_listener "$pid" 10; then
+		ctf_diag_file "$log" 40
+		return 1
+	fi
+	CTF_LAST_PID=$pid
+	return 0
+}

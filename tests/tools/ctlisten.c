@@ -1,0 +1,363 @@
+/*
+ * ctlisten - the barest ctnetlink DESTROY reader: the CPU floor for the
+ * benchmarks and an independent witness for the integration tests.  libc only.
+ *
+ *   ctlisten [-b BYTES] [-R] [-i idle_s] [-T max_s] [-o FILE] [-r READY_FILE]
+ *
+ *   -b  receive buffer, set with SO_RCVBUFFORCE (the kernel doubles it);
+ *       default: leave the system default
+ *   -R  reliable delivery: NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS.  The
+ *       kernel then parks and resends DESTROY events this socket could not
+ *       take, for every listener of the namespace.
+ *   -i  exit after this many seconds without an event, once one was seen
+ *       (default 3)
+ *   -T  exit after this many seconds in any case (default 600)
+ *   -o  parse each DESTROY and write one line:
+ *       PROTO SRC SPORT DST DPORT PKTS BYTES RPKTS RBYTES START_NS STOP_NS ID
+ *       (original tuple; counters of the original and the reply direction;
+ *       0 for what the event did not carry).  Without -o nothing is parsed.
+ *   -r  create this file once subscribed, so a script can wait for it
+ *
+ * It waits with poll() and takes one message per recv(), like a simple
+ * event loop would.  On exit (also SIGINT/SIGTERM) it prints
+ *   destroys=N overruns=N drops=N other=N rcvbuf=N elapsed_s=S
+ * overruns: recv() failed with ENOBUFS (events were lost); drops: the
+ * socket's drop counter in /proc/net/netlink (counts silent overruns with -R).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netlink.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "ctlisten: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+struct ct_event {
+	int family;
+	uint8_t proto;
+	uint8_t src[16], dst[16];
+	uint16_t sport, dport;
+	uint64_t pkts, bytes, rpkts, rbytes, start, stop;
+	uint32_t id;
+};
+
+static int attr_ok(const struct nlattr *a, int rem)
+{
+	return rem >= (int)sizeof(*a) && a->nla_len >= sizeof(*a) && (int)a->nla_len <= rem;
+}
+
+static const struct nlattr *attr_next(const struct nlattr *a, int *rem)
+{
+	*rem -= NLA_ALIGN(a->nla_len);
+	return (const struct nlattr *)((const char *)a + NLA_ALIGN(a->nla_len));
+}
+
+static const void *attr_data(const struct nlattr *a)
+{
+	return (const char *)a + NLA_HDRLEN;
+}
+
+static int attr_len(const struct nlattr *a)
+{
+	return (int)a->nla_len - NLA_HDRLEN;
+}
+
+static int attr_type(const struct nlattr *a)
+{
+	return a->nla_type & NLA_TYPE_MASK;
+}
+
+/* Walks the attributes in the @len bytes at @first (advancing @first). */
+#define ATTR_EACH(a, first, len) \
+	for (int rem_ = (len); attr_ok((a) = (first), rem_); (first) = attr_next((a), &rem_))
+
+static uint64_t get_be64(const struct nlattr *a)
+{
+	uint64_t v = 0;
+	if (attr_len(a) >= 8)
+		memcpy(&v, attr_data(a), 8);
+	return be64toh(v);
+}
+
+static void parse_counters(const struct nlattr *nest, uint64_t *pkts, uint64_t *bytes)
+{
+	const struct nlattr *a, *p = attr_data(nest);
+	ATTR_EACH(a, p, attr_len(nest)) {
+		if (attr_type(a) == CTA_COUNTERS_PACKETS)
+			*pkts = get_be64(a);
+		else if (attr_type(a) == CTA_COUNTERS_BYTES)
+			*bytes = get_be64(a);
+	}
+}
+
+static void parse_tuple_ip(const struct nlattr *nest, struct ct_event *ev)
+{
+	const struct nlattr *a, *p = attr_data(nest);
+	ATTR_EACH(a, p, attr_len(nest)) {
+		switch (attr_type(a)) {
+		case CTA_IP_V4_SRC: ev->family = AF_INET; memcpy(ev->src, attr_data(a), 4); break;
+		case CTA_IP_V4_DST: ev->family = AF_INET; memcpy(ev->dst, attr_data(a), 4); break;
+		case CTA_IP_V6_SRC: ev->family = AF_INET6; memcpy(ev->src, attr_data(a), 16); break;
+		case CTA_IP_V6_DST: ev->family = AF_INET6; memcpy(ev->dst, attr_data(a), 16); break;
+		}
+	}
+}
+
+static void parse_tuple_proto(const struct nlattr *nest, struct ct_event *ev)
+{
+	const struct nlattr *a, *p = attr_data(nest);
+	ATTR_EACH(a, p, attr_len(nest)) {
+		uint16_t port;
+		switch (attr_type(a)) {
+		case CTA_PROTO_NUM: ev->proto = *(const uint8_t *)attr_data(a); break;
+		case CTA_PROTO_SRC_PORT: memcpy(&port, attr_data(a), 2); ev->sport = ntohs(port); break;
+		case CTA_PROTO_DST_PORT: memcpy(&port, attr_data(a), 2); ev->dport = ntohs(port); break;
+		}
+	}
+}
+
+static void parse_tuple(const struct nlattr *nest, struct ct_event *ev)
+{
+	const struct nlattr *a, *p = attr_data(nest);
+	ATTR_EACH(a, p, attr_len(nest)) {
+		if (attr_type(a) == CTA_TUPLE_IP)
+			parse_tuple_ip(a, ev);
+		else if (attr_type(a) == CTA_TUPLE_PROTO)
+			parse_tuple_proto(a, ev);
+	}
+}
+
+static void parse_timestamps(const struct nlattr *nest, struct ct_event *ev)
+{
+	const struct nlattr *a, *p = attr_data(nest);
+	ATTR_EACH(a, p, attr_len(nest)) {
+		if (attr_type(a) == CTA_TIMESTAMP_START)
+			ev->start = get_be64(a);
+		else if (attr_type(a) == CTA_TIMESTAMP_STOP)
+			ev->stop = get_be64(a);
+	}
+}
+
+static void parse_event(const struct nlmsghdr *nh, struct ct_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	int len = (int)nh->nlmsg_len - (int)NLMSG_LENGTH(NLMSG_ALIGN(sizeof(struct nfgenmsg)));
+	const struct nlattr *a, *p = (const struct nlattr *)((const char *)NLMSG_DATA(nh) +
+							 NLMSG_ALIGN(sizeof(struct nfgenmsg)));
+	ATTR_EACH(a, p, len) {
+		switch (attr_type(a)) {
+		case CTA_TUPLE_ORIG: parse_tuple(a, ev); break;
+		case CTA_COUNTERS_ORIG: parse_counters(a, &ev->pkts, &ev->bytes); break;
+		case CTA_COUNTERS_REPLY: parse_counters(a, &ev->rpkts, &ev->rbytes); break;
+		case CTA_TIMESTAMP: parse_timestamps(a, ev); break;
+		case CTA_ID:
+			if (attr_len(a) >= 4) {
+				uint32_t id;
+				memcpy(&id, attr_data(a), 4);
+				ev->id = ntohl(id);
+			}
+			break;
+		}
+	}
+}
+
+static void write_event(FILE *out, const struct ct_event *ev)
+{
+	char s[INET6_ADDRSTRLEN] = "-", d[INET6_ADDRSTRLEN] = "-";
+	if (ev->family) {
+		inet_ntop(ev->family, ev->src, s, sizeof(s));
+		inet_ntop(ev->family, ev->dst, d, sizeof(d));
+	}
+	fprintf(out, "%u %s %u %s %u %llu %llu %llu %llu %llu %llu %u\n", ev->proto, s, ev->sport, d,
+		ev->dport, (unsigned long long)ev->pkts, (unsigned long long)ev->bytes,
+		(unsigned long long)ev->rpkts, (unsigned long long)ev->rbytes,
+		(unsigned long long)ev->start, (unsigned long long)ev->stop, ev->id);
+}
+
+/* The drop counter of our socket: /proc/net/netlink, row with our port id. */
+static long socket_drops(uint32_t portid)
+{
+	FILE *f = fopen("/proc/net/netlink", "r");
+	char line[512];
+	long drops = -1;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long sk;
+		int proto;
+		unsigned int pid, groups;
+		long rmem, wmem, dump, locks, d;
+		if (sscanf(line, "%llx %d %u %x %ld %ld %ld %ld %ld", &sk, &proto, &pid, &groups,
+			   &rmem, &wmem, &dump, &locks, &d) == 9 &&
+		    proto == NETLINK_NETFILTER && pid == portid) {
+			drops = d;
+			break;
+		}
+	}
+	fclose(f);
+	return drops;
+}
+
+static double parse_secs(const char *s, char opt)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (*end || end == s || v < 0) {
+		fprintf(stderr, "ctlisten: -%c wants seconds, got '%s'\n", opt, s);
+		exit(2);
+	}
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	long rcvbuf = 0;
+	int reliable = 0, c;
+	double idle = 3, tmax = 600;
+	const char *out_path = NULL, *ready = NULL;
+	while ((c = getopt(argc, argv, "b:Ri:T:o:r:")) != -1) {
+		switch (c) {
+		case 'b': {
+			char *end;
+			rcvbuf = strtol(optarg, &end, 10);
+			if (*end || rcvbuf <= 0 || rcvbuf > (1L << 30)) {
+				fprintf(stderr, "ctlisten: -b wants a byte count, got '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		}
+		case 'R': reliable = 1; break;
+		case 'i': idle = parse_secs(optarg, 'i'); break;
+		case 'T': tmax = parse_secs(optarg, 'T'); break;
+		case 'o': out_path = optarg; break;
+		case 'r': ready = optarg; break;
+		default:
+			fprintf(stderr, "usage: ctlisten [-b BYTES] [-R] [-i idle_s] [-T max_s] [-o FILE] [-r READY]\n");
+			return 2;
+		}
+	}
+	FILE *out = NULL;
+	if (out_path && !(out = fopen(out_path, "w")))
+		die(out_path);
+
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	if (fd < 0)
+		die("socket(NETLINK_NETFILTER)");
+	if (rcvbuf > 0) {
+		int v = (int)rcvbuf;
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0)
+			die("SO_RCVBUFFORCE");
+	}
+	if (reliable) {
+		int on = 1;
+		if (setsockopt(fd, SOL_NETLINK, NETLINK_BROADCAST_ERROR, &on, sizeof(on)) < 0)
+			die("NETLINK_BROADCAST_ERROR");
+		if (setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &on, sizeof(on)) < 0)
+			die("NETLINK_NO_ENOBUFS");
+	}
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK,
+				  .nl_groups = 1u << (NFNLGRP_CONNTRACK_DESTROY - 1) };
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		die("bind");
+	socklen_t sl = sizeof(sa);
+	if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0)
+		die("getsockname");
+	int eff = 0;
+	sl = sizeof(eff);
+	getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &eff, &sl);
+
+	struct sigaction sig = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sig, NULL);
+	sigaction(SIGTERM, &sig, NULL);
+	if (ready) {
+		FILE *r = fopen(ready, "w");
+		if (!r || fclose(r) != 0)
+			die(ready);
+	}
+
+	/* Large enough for any single conntrack message. */
+	static char buf[65536];
+	long destroys = 0, overruns = 0, other = 0;
+	double t0 = mono_now(), last = 0;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	while (!stop_requested) {
+		double t = mono_now();
+		if (t - t0 >= tmax || (last > 0 && t - last >= idle))
+			break;
+		int pr = poll(&pfd, 1, 100);
+		if (pr < 0 && errno != EINTR)
+			die("poll");
+		if (pr <= 0)
+			continue;
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == ENOBUFS) {
+				overruns++;
+				last = mono_now();
+				continue;
+			}
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			die("recv");
+		}
+		last = mono_now();
+		int len = (int)n;
+		for (const struct nlmsghdr *nh = (const struct nlmsghdr *)buf; NLMSG_OK(nh, len);
+		     nh = NLMSG_NEXT(nh, len)) {
+			if (NFNL_SUBSYS_ID(nh->nlmsg_type) != NFNL_SUBSYS_CTNETLINK ||
+			    NFNL_MSG_TYPE(nh->nlmsg_type) != IPCTNL_MSG_CT_DELETE) {
+				other++;
+				continue;
+			}
+			destroys++;
+			if (out) {
+				struct ct_event ev;
+				parse_event(nh, &ev);
+				write_event(out, &ev);
+			}
+		}
+	}
+	if (out && fclose(out) != 0)
+		die(out_path);
+	printf("destroys=%ld overruns=%ld drops=%ld other=%ld rcvbuf=%d reliable=%d elapsed_s=%.3f\n",
+	       destroys, overruns, socket_drops(sa.nl_pid), other, eff, reliable, mono_now() - t0);
+	return 0;
+}
