@@ -963,15 +963,24 @@ static gboolean parse_export(struct parser *p, const char *g, const char *state_
 		break;
 	}
 
-	guint64 mtu, domain;
-	/* An IPFIX message carries its length in 16 bits (RFC 7011, 3.1); UDP
-	 * is kept below the usual path MTU so that datagrams are not fragmented. */
-	guint64 mtu_default = e->transport == EXPORT_TRANSPORT_UDP ? 1400 : 65000;
-	if (!parse_duration_key(p, g, "flush_interval", SECOND_MS, 10, HOUR_MS, FALSE,
+	guint64 mtu = 0, domain;
+	/* An IPFIX message carries its length in 16 bits (RFC 7011, 3.1).  Over
+	 * UDP a message must fit the path MTU: "auto" (0) takes it from the
+	 * route to the collector once the socket is connected. */
+	guint64 mtu_default = e->transport == EXPORT_TRANSPORT_UDP ? 0 : 65000;
+	g_autofree char *mtu_text = NULL;
+	if (!get_value(p, g, "mtu", &mtu_text))
+		return FALSE;
+	gboolean mtu_auto = mtu_text ? g_ascii_strcasecmp(mtu_text, "auto") == 0
+				     : mtu_default == 0;
+	if (mtu_auto && e->transport != EXPORT_TRANSPORT_UDP)
+		return fail(p, CONFIG_ERROR_VALUE, g, "mtu",
+			    "\"auto\" is for transport udp; expected a size from 512 to 65000");
+	if ((!mtu_auto && !parse_size_key(p, g, "mtu", mtu_default, 512, 65000, &mtu)) ||
+	    !parse_duration_key(p, g, "flush_interval", SECOND_MS, 10, HOUR_MS, FALSE,
 				&e->flush_interval_ms) ||
 	    !parse_duration_key(p, g, "template_refresh", 60 * SECOND_MS, SECOND_MS, DAY_MS, FALSE,
 				&e->template_refresh_ms) ||
-	    !parse_size_key(p, g, "mtu", mtu_default, 512, 65000, &mtu) ||
 	    !parse_count_key(p, g, "observation_domain", 1, 0, G_MAXUINT32, &domain) ||
 	    !parse_duration_key(p, g, "reconnect_min", SECOND_MS, 10, HOUR_MS, FALSE,
 				&e->reconnect_min_ms) ||
@@ -1225,7 +1234,10 @@ char *config_to_string(const struct ctflowd_config *config)
 			append_key(out, "path", e->path);
 		append_duration(out, "flush_interval", e->flush_interval_ms);
 		append_duration(out, "template_refresh", e->template_refresh_ms);
-		append_number(out, "mtu", e->mtu);
+		if (e->mtu)
+			append_number(out, "mtu", e->mtu);
+		else
+			append_key(out, "mtu", "auto");
 		append_number(out, "observation_domain", e->observation_domain);
 		append_duration(out, "reconnect_min", e->reconnect_min_ms);
 		append_duration(out, "reconnect_max", e->reconnect_max_ms);

@@ -30,6 +30,7 @@
 #define EXIT_CONFIG 1
 #define EXIT_USAGE 2
 #define STOP_GRACE_MS 10000
+#define HELD_BACK_GRACE_MS 5000
 #define SYSCTL_DIR "/proc/sys/net/netfilter"
 
 struct options {
@@ -158,6 +159,20 @@ static gboolean on_netlink_readable(gint fd, GIOCondition cond, gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+static void watch_netlink(struct daemon *d)
+{
+	GSource *watch = g_unix_fd_source_new(ct_source_fd(d->source), G_IO_IN);
+
+	/* GLib blocks a source while it is dispatched by taking its fd out of
+	 * the poll set and putting it back, which wakes the loop through its
+	 * eventfd twice per dispatch: two extra system calls per netlink read.
+	 * The callback never iterates the loop, so recursion cannot happen. */
+	g_source_set_can_recurse(watch, TRUE);
+	g_source_set_callback(watch, G_SOURCE_FUNC(on_netlink_readable), d, NULL);
+	g_source_attach(watch, NULL);
+	g_source_unref(watch);
+}
+
 /* ---- statistics ----------------------------------------------------------- */
 
 static void log_stats(struct daemon *d, const char *when)
@@ -230,15 +245,48 @@ static gboolean start_sinks(struct daemon *d, GError **error)
 	return TRUE;
 }
 
-/* Takes what the kernel already queued, then lets every destination send
- * what it holds before the threads end. */
+/*
+ * Reliable delivery keeps DESTROYs the socket had no room for on the
+ * kernel's dying list and resends them (the first retry after about a
+ * second).  Closing the socket before they come loses them, so a stop keeps
+ * reading until that list is empty, for at most HELD_BACK_GRACE_MS.
+ */
+static void drain_kernel(struct daemon *d)
+{
+	gint64 deadline = g_get_monotonic_time() + HELD_BACK_GRACE_MS * 1000;
+	guint64 held = 0;
+
+	for (;;) {
+		g_autoptr(GError) error = NULL;
+		if (!ct_source_drain(d->source, &error)) {
+			g_warning("last read of conntrack events: %s", error->message);
+			return;
+		}
+		if (!d->config->source.reliable)
+			return;
+		if (!ct_source_held_back(d->source, &held, &error)) {
+			g_warning("cannot list DESTROY events the kernel holds back: %s",
+				  error->message);
+			return;
+		}
+		if (held == 0)
+			return;
+		if (g_get_monotonic_time() >= deadline)
+			break;
+		g_usleep(20 * 1000);
+	}
+	g_warning("stopping while the kernel still holds back %" G_GUINT64_FORMAT
+		  " DESTROY events; flows among them that were not for ctflowd's "
+		  "socket belong to another reliable listener",
+		  held);
+}
+
+/* Takes what the kernel queued or holds back, then lets every destination
+ * send what it holds before the threads end. */
 static void stop_pipeline(struct daemon *d)
 {
-	if (d->source) {
-		g_autoptr(GError) error = NULL;
-		if (!ct_source_drain(d->source, &error))
-			g_warning("last read of conntrack events: %s", error->message);
-	}
+	if (d->source)
+		drain_kernel(d);
 	spool_close(d->spool);
 	for (guint i = 0; i < d->sinks->len; i++)
 		sink_stop(g_ptr_array_index(d->sinks, i), STOP_GRACE_MS);
@@ -291,7 +339,7 @@ static int run(struct daemon *d, const struct options *opts)
 	}
 
 	d->loop = g_main_loop_new(NULL, FALSE);
-	g_unix_fd_add(ct_source_fd(d->source), G_IO_IN, on_netlink_readable, d);
+	watch_netlink(d);
 	g_unix_signal_add(SIGTERM, on_terminate, d);
 	g_unix_signal_add(SIGINT, on_terminate, d);
 	g_unix_signal_add(SIGUSR1, on_usr1, d);

@@ -15,6 +15,8 @@
 #include <glib.h>
 #include <stdint.h>
 
+#include "config-build.h"
+
 #define CTFLOWD_DEFAULT_CONFIG SYSCONFDIR "/ctflowd/ctflowd.conf"
 
 #define CONFIG_ERROR (config_error_quark())
@@ -66,7 +68,8 @@ struct export_config {
 	char *path;                /* file: absolute (resolved against state_directory) */
 	guint flush_interval_ms;   /* a partly filled message waits at most this long */
 	guint template_refresh_ms; /* IPFIX over UDP: templates re-sent this often */
-	guint mtu;                 /* largest message; UDP default 1400, else 65000 */
+	guint mtu;                 /* largest message; 0 (udp only, the default there):
+				    * the path MTU of the route to the collector */
 	guint32 observation_domain;
 	guint reconnect_min_ms;    /* tcp back-off */
 	guint reconnect_max_ms;

@@ -76,6 +76,15 @@ gint64 ct_source_resync_due(const ct_source *src);
  */
 gboolean ct_source_resync(ct_source *src, GError **error);
 
+/**
+ * ct_source_held_back:
+ * Counts the entries on the kernel's dying list: in reliable mode, those
+ * whose DESTROY event could not be queued yet and will be sent again.  A
+ * socket closed while they wait loses them, so a stop drains until none is
+ * left.
+ */
+gboolean ct_source_held_back(ct_source *src, guint64 *count, GError **error);
+
 /** ct_source_set_reliable: switches NETLINK_BROADCAST_ERROR on or off. */
 gboolean ct_source_set_reliable(ct_source *src, gboolean on, GError **error);
 

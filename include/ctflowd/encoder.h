@@ -25,9 +25,19 @@ typedef struct encoder encoder;
 typedef gboolean (*encoder_emit_fn)(const uint8_t *msg, size_t len, guint records, void *user,
 				    GError **error);
 
-/** encoder_new: an encoder for @cfg->format, messages at most @cfg->mtu bytes. */
+/**
+ * encoder_new: an encoder for @cfg->format, messages at most @cfg->mtu bytes
+ * (65000 for mtu = auto until encoder_set_message_limit() says otherwise).
+ */
 encoder *encoder_new(const struct export_config *cfg, encoder_emit_fn emit, void *user,
 		     GError **error);
+
+/**
+ * encoder_set_message_limit:
+ * Largest message (bytes, 512..65000) for the sessions started from now on;
+ * a transport that learns its path MTU sets it before each session.
+ */
+void encoder_set_message_limit(encoder *enc, guint limit);
 
 /**
  * encoder_start_session:
@@ -59,7 +69,7 @@ void encoder_free(encoder *enc);
 /* Formats (one file each); encoder_new() picks by cfg->format. */
 struct encoder_ops {
 	void *(*create)(const struct export_config *cfg, encoder *enc, GError **error);
-	gboolean (*start_session)(void *state, GError **error);
+	gboolean (*start_session)(void *state, guint message_limit, GError **error);
 	gboolean (*add)(void *state, const struct flow_record *record, GError **error);
 	gboolean (*flush)(void *state, GError **error);
 	gboolean (*refresh_templates)(void *state, GError **error);

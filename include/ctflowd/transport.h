@@ -40,6 +40,14 @@ gboolean transport_is_open(const transport *t);
  */
 gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **error);
 
+/**
+ * transport_message_limit:
+ * The largest message to send over the open transport: cfg->mtu, or for
+ * mtu = auto on UDP the MTU of the route to the collector (IP_MTU) less the
+ * IP and UDP headers.
+ */
+guint transport_message_limit(const transport *t);
+
 /** transport_sync: file: fdatasync() when cfg->sync; others: nothing. */
 gboolean transport_sync(transport *t, GError **error);
 

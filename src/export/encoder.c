@@ -10,7 +10,11 @@ struct encoder {
 	encoder_emit_fn emit;
 	void *user;
 	guint pending;
+	guint message_limit;
 };
+
+#define MESSAGE_LIMIT_MIN 512u
+#define MESSAGE_LIMIT_MAX 65000u
 
 encoder *encoder_new(const struct export_config *cfg, encoder_emit_fn emit, void *user,
 		     GError **error)
@@ -25,6 +29,7 @@ encoder *encoder_new(const struct export_config *cfg, encoder_emit_fn emit, void
 		enc->ops = &encoder_json_ops;
 		break;
 	}
+	enc->message_limit = cfg->mtu ? cfg->mtu : MESSAGE_LIMIT_MAX;
 	enc->emit = emit;
 	enc->user = user;
 	enc->state = enc->ops->create(cfg, enc, error);
@@ -38,7 +43,12 @@ encoder *encoder_new(const struct export_config *cfg, encoder_emit_fn emit, void
 gboolean encoder_start_session(encoder *enc, GError **error)
 {
 	enc->pending = 0;
-	return enc->ops->start_session(enc->state, error);
+	return enc->ops->start_session(enc->state, enc->message_limit, error);
+}
+
+void encoder_set_message_limit(encoder *enc, guint limit)
+{
+	enc->message_limit = CLAMP(limit, MESSAGE_LIMIT_MIN, MESSAGE_LIMIT_MAX);
 }
 
 gboolean encoder_add(encoder *enc, const struct flow_record *record, GError **error)

@@ -122,7 +122,7 @@ struct ipfix_state {
 	guint in_message;        /* data records in the unfinished message */
 	gboolean has_content;    /* the unfinished message holds templates or records */
 	uint8_t *msgbuf;
-	uint16_t mtu;
+	guint capacity;          /* bytes of msgbuf */
 };
 
 static gboolean add_templates(fbSession_t *session, fbInfoModel_t *model, uint16_t tid,
@@ -189,7 +189,7 @@ static void free_session(struct ipfix_state *st)
 	st->has_content = FALSE;
 }
 
-static gboolean ipfix_start_session(void *state, GError **error)
+static gboolean ipfix_start_session(void *state, guint message_limit, GError **error)
 {
 	struct ipfix_state *st = state;
 
@@ -202,7 +202,7 @@ static gboolean ipfix_start_session(void *state, GError **error)
 		fbSessionFree(session);
 		return FALSE;
 	}
-	st->exporter = fbExporterAllocBuffer(st->msgbuf, st->mtu);
+	st->exporter = fbExporterAllocBuffer(st->msgbuf, (uint16_t)MIN(message_limit, st->capacity));
 	st->fbuf = fBufAllocForExport(session, st->exporter);
 	fBufSetAutomaticMode(st->fbuf, FALSE);
 	if (!export_templates(st, error))
@@ -366,8 +366,8 @@ static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError 
 
 	st->enc = enc;
 	st->domain = cfg->observation_domain;
-	st->mtu = (uint16_t)MIN(cfg->mtu, 65000u);
-	st->msgbuf = g_malloc(st->mtu);
+	st->capacity = 65000;
+	st->msgbuf = g_malloc(st->capacity);
 	st->model = fbInfoModelAlloc();
 	if (!check_templates(st, error)) {
 		ipfix_destroy(st);

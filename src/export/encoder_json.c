@@ -119,10 +119,11 @@ static gboolean json_add(void *state, const struct flow_record *r, GError **erro
 	return TRUE;
 }
 
-static gboolean json_start_session(void *state, GError **error)
+static gboolean json_start_session(void *state, guint message_limit, GError **error)
 {
 	struct json_state *st = state;
 
+	st->mtu = MAX(message_limit, JSON_LINE_MAX);
 	g_string_truncate(st->msg, 0);
 	st->in_message = 0;
 	return TRUE;
@@ -146,7 +147,7 @@ static void *json_create(const struct export_config *cfg, encoder *enc, GError *
 	struct json_state *st = g_new0(struct json_state, 1);
 
 	st->enc = enc;
-	st->mtu = MAX(cfg->mtu, JSON_LINE_MAX);
+	st->mtu = MAX(cfg->mtu ? cfg->mtu : 65000u, JSON_LINE_MAX);
 	st->msg = g_string_sized_new(st->mtu + JSON_LINE_MAX);
 	return st;
 }

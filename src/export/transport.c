@@ -226,6 +226,25 @@ gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **e
 	return write_all(t, msg, len, error);
 }
 
+guint transport_message_limit(const transport *t)
+{
+	if (t->cfg->mtu || t->fd < 0 || t->cfg->transport != EXPORT_TRANSPORT_UDP)
+		return t->cfg->mtu ? t->cfg->mtu : 65000;
+
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int mtu = 0;
+	socklen_t ml = sizeof(mtu);
+	gboolean v6 = getsockname(t->fd, (struct sockaddr *)&ss, &sl) == 0 &&
+		      ss.ss_family == AF_INET6;
+	int rc = v6 ? getsockopt(t->fd, IPPROTO_IPV6, IPV6_MTU, &mtu, &ml)
+		    : getsockopt(t->fd, IPPROTO_IP, IP_MTU, &mtu, &ml);
+	if (rc < 0 || mtu <= 0)
+		return 1400;   /* fits any Ethernet path with room for tunnels */
+	int headers = (v6 ? 40 : 20) + 8;
+	return (guint)CLAMP(mtu - headers, 512, 65000);
+}
+
 gboolean transport_sync(transport *t, GError **error)
 {
 	if (t->fd < 0 || t->cfg->transport != EXPORT_TRANSPORT_FILE || !t->cfg->sync)

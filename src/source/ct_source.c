@@ -27,6 +27,7 @@
 #define RECV_BATCH 64            /* datagrams per recvmmsg() */
 #define RECV_SIZE 8192           /* an event is a few hundred bytes */
 #define DRAIN_MAX_CALLS 64       /* per drain: about 4096 events */
+#define DRAIN_BURST 256          /* a drain this large means a burst is on */
 #define DUMP_BUFFER 32768
 #define DUMP_ATTEMPTS 4
 #define DUMP_TIMEOUT_MS 5000
@@ -243,10 +244,14 @@ static void note_overrun(ct_source *src)
 		src->resync_pending = TRUE;
 }
 
-gboolean ct_source_drain(ct_source *src, GError **error)
+/* Reads until the socket is empty or DRAIN_MAX_CALLS batches were taken;
+ * *taken counts the datagrams. */
+static gboolean drain_once(ct_source *src, guint *taken, GError **error)
 {
 	int fd = ct_source_fd(src);
 	size_t n = 0;
+
+	*taken = 0;
 
 	for (int call = 0; call < DRAIN_MAX_CALLS; call++) {
 		int got = recvmmsg(fd, src->msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
@@ -266,6 +271,7 @@ gboolean ct_source_drain(ct_source *src, GError **error)
 				    "reading conntrack events: %s", g_strerror(e));
 			return FALSE;
 		}
+		*taken += (guint)got;
 		for (int i = 0; i < got; i++) {
 			if (src->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				src->stats.malformed++;
@@ -282,6 +288,36 @@ gboolean ct_source_drain(ct_source *src, GError **error)
 	return TRUE;
 }
 
+/*
+ * In a burst, waking up for every few events costs more than the events
+ * themselves.  With a buffer large enough to hold what arrives meanwhile, a
+ * short pause between drains lets each read take thousands at once.  With a
+ * small buffer the pause would overflow it and make the kernel park and
+ * resend, so small buffers are drained straight away.
+ */
+static guint drain_pause_us(const ct_source *src)
+{
+	if (src->opts.receive_buffer >= 4u << 20)
+		return 5000;
+	if (src->opts.receive_buffer >= 1u << 20)
+		return 1000;
+	return 0;
+}
+
+gboolean ct_source_drain(ct_source *src, GError **error)
+{
+	guint pause = drain_pause_us(src);
+	guint taken;
+
+	for (;;) {
+		if (!drain_once(src, &taken, error))
+			return FALSE;
+		if (!pause || taken < DRAIN_BURST)
+			return TRUE;
+		g_usleep(pause);
+	}
+}
+
 gint64 ct_source_resync_due(const ct_source *src)
 {
 	if (!src->resync_pending)
@@ -291,8 +327,13 @@ gint64 ct_source_resync_due(const ct_source *src)
 	return due <= now ? 0 : (due - now + 999) / 1000;
 }
 
-/* One dump attempt; *interrupted is set when the table changed under it. */
-static gboolean dump_once(ct_source *src, gboolean *interrupted, GError **error)
+/*
+ * One dump of @msg_type (the table, or the dying list); *interrupted is set
+ * when the table changed under it.  With @count, entries are only counted
+ * there; otherwise they are delivered as FLOW_EVENT_DUMP records.
+ */
+static gboolean dump_once(ct_source *src, uint16_t msg_type, gboolean *interrupted,
+			  guint64 *count, GError **error)
 {
 	uint8_t *buf = g_malloc(DUMP_BUFFER);
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -302,7 +343,7 @@ static gboolean dump_once(ct_source *src, gboolean *interrupted, GError **error)
 	gboolean ok = FALSE;
 	size_t n = 0;
 
-	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | msg_type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	nlh->nlmsg_seq = seq;
 	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
@@ -353,7 +394,10 @@ static gboolean dump_once(ct_source *src, gboolean *interrupted, GError **error)
 					    g_strerror(-err->error));
 				goto out;
 			}
-			parse_datagram(src, (const uint8_t *)m, m->nlmsg_len, &n);
+			if (count)
+				(*count)++;
+			else
+				parse_datagram(src, (const uint8_t *)m, m->nlmsg_len, &n);
 		}
 	}
 out:
@@ -369,7 +413,7 @@ gboolean ct_source_resync(ct_source *src, GError **error)
 	src->last_overrun_us = 0;
 	for (int attempt = 1; attempt <= DUMP_ATTEMPTS; attempt++) {
 		gboolean interrupted;
-		if (!dump_once(src, &interrupted, error))
+		if (!dump_once(src, IPCTNL_MSG_CT_GET, &interrupted, NULL, error))
 			return FALSE;
 		if (!interrupted) {
 			src->stats.resyncs++;
@@ -383,6 +427,14 @@ gboolean ct_source_resync(ct_source *src, GError **error)
 		  DUMP_ATTEMPTS);
 	src->stats.resyncs++;
 	return TRUE;
+}
+
+gboolean ct_source_held_back(ct_source *src, guint64 *count, GError **error)
+{
+	gboolean interrupted;
+
+	*count = 0;
+	return dump_once(src, IPCTNL_MSG_CT_GET_DYING, &interrupted, count, error);
 }
 
 const struct ct_source_stats *ct_source_get_stats(const ct_source *src)

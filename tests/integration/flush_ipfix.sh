@@ -8,8 +8,9 @@
 # file.  The client then makes
 #   20,000 IPv4 UDP flows  2 packets x 78 bytes forward (the server drops
 #                          them: reply direction 0/0)
-#      500 TCP connections 200 bytes each way up, counts per connection as
-#                          the client's TCP stack saw them (flowgen -o)
+#      500 TCP connections 200 bytes client -> server; the expected counts of
+#                          each connection are what the client's TCP stack
+#                          sent and received (flowgen -o, from TCP_INFO)
 #    1,000 IPv6 UDP flows  2 packets x 98 bytes forward, 0/0 reply
 # after which `conntrack -F` ends everything still in the table.  Once ctflowd
 # is idle it gets SIGTERM and must exit 0 having exported everything.

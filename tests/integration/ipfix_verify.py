@@ -437,7 +437,7 @@ def read_nfdump(text):
     d = TextDecoded()
     for n, line in enumerate(text.splitlines(), 1):
         w = line.split()
-        if not w:
+        if not w or line.strip() == "No matching flows":
             continue
         try:
             if len(w) != 13:

@@ -361,7 +361,9 @@ static int tcp_account(const struct tcp_conn *c, const struct sockaddr_in *peer,
 
 static void fmt_range(char *buf, size_t len, long lo, long hi)
 {
-	if (lo == hi)
+	if (lo < 0)
+		snprintf(buf, len, "none");
+	else if (lo == hi)
 		snprintf(buf, len, "%ld", lo);
 	else
 		snprintf(buf, len, "varies(%ld-%ld)", lo, hi);

@@ -641,7 +641,8 @@ static void test_transport_rules(void)
 			 "[export i]\nformat = ipfix\ntransport = stdout\n");
 	g_assert_cmpint(export_at(config, 0)->transport, ==, EXPORT_TRANSPORT_UDP);
 	g_assert_cmpint(export_at(config, 0)->format, ==, EXPORT_FORMAT_JSON);
-	g_assert_cmpuint(export_at(config, 0)->mtu, ==, 1400);
+	/* 0: taken from the route to the collector (mtu = auto) */
+	g_assert_cmpuint(export_at(config, 0)->mtu, ==, 0);
 	g_assert_cmpint(export_at(config, 1)->transport, ==, EXPORT_TRANSPORT_TCP);
 	g_assert_cmpuint(export_at(config, 1)->mtu, ==, 65000);
 	g_assert_cmpint(export_at(config, 2)->transport, ==, EXPORT_TRANSPORT_STDOUT);

@@ -1,0 +1,59 @@
+#!/bin/bash
+# run.sh - the whole test suite, as root on a Debian machine:
+#   unit tests (GTest) in a normal build and under ASan/UBSan, and the
+#   integration tests that run the real daemon against the kernel in network
+#   namespaces, judged by collectors from Debian (nfdump, ipfixDump).
+# Installs what it needs with apt-get, then ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+
+PACKAGES="build-essential meson ninja-build pkg-config libglib2.0-dev libfixbuf-dev
+          libnetfilter-conntrack-dev libmnl-dev libfixbuf-tools nfdump ulogd2 conntrack
+          nftables iproute2 python3 procps util-linux"
+
+if [ "${CTF_NO_APT:-0}" != 1 ]; then
+    missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+              grep -q "install ok installed" || echo "$p"; done)
+    if [ -n "$missing" ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null ||
+            { echo "cannot install: $missing" >&2; echo "0 passed, 1 failed"; exit 1; }
+    fi
+fi
+
+passed=0
+failed=0
+count_results() {   # count_results BUILD_DIR: tallies meson's test log
+    local log=$1/meson-logs/testlog.json p f
+    [ -f "$log" ] || { failed=$((failed + 1)); return; }
+    p=$(python3 -c 'import json,sys
+print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["result"] in ("OK","EXPECTEDFAIL")))' "$log")
+    f=$(python3 -c 'import json,sys
+print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["result"] not in ("OK","EXPECTEDFAIL","SKIP")))' "$log")
+    passed=$((passed + p)); failed=$((failed + f))
+}
+
+build() {   # build DIR [meson options]: a fresh configured build
+    local dir=$1; shift
+    { [ -d "$dir" ] && meson setup --reconfigure "$dir" "$@" >/dev/null; } ||
+        meson setup "$dir" "$@" >/dev/null || return 1
+    ninja -C "$dir" >/dev/null
+}
+
+if build build-test -Dwerror=true; then
+    meson test -C build-test --print-errorlogs --num-processes 1
+    count_results build-test
+else
+    echo "build failed" >&2; failed=$((failed + 1))
+fi
+
+if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        meson test -C build-asan --suite unit --print-errorlogs
+    count_results build-asan
+else
+    echo "sanitizer build failed" >&2; failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
