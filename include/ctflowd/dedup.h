@@ -25,6 +25,14 @@ dedup *dedup_new(guint window);
  */
 gboolean dedup_seen(dedup *filter, const struct flow_record *record);
 
+/**
+ * dedup_filter:
+ * dedup_seen() over @n records at once, keeping the first occurrence of
+ * each identity: compacts the kept ones to the front of @records, in order,
+ * and returns how many there are.
+ */
+size_t dedup_filter(dedup *filter, struct flow_record *records, size_t n);
+
 /** dedup_size: identities currently remembered. */
 guint dedup_size(const dedup *filter);
 

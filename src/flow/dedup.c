@@ -89,9 +89,8 @@ static void table_remove(dedup *d, guint64 fp)
 	d->table[hole] = 0;
 }
 
-gboolean dedup_seen(dedup *d, const struct flow_record *r)
+static gboolean seen_fingerprint(dedup *d, guint64 fp)
 {
-	guint64 fp = fingerprint(r);
 	guint64 i = fp & d->mask;
 
 	while (d->table[i]) {
@@ -113,6 +112,39 @@ gboolean dedup_seen(dedup *d, const struct flow_record *r)
 	d->ring[(d->ring_head + d->count) % d->window] = fp;
 	d->count++;
 	return FALSE;
+}
+
+gboolean dedup_seen(dedup *d, const struct flow_record *r)
+{
+	return seen_fingerprint(d, fingerprint(r));
+}
+
+/* The table is megabytes and every look-up lands somewhere random in it:
+ * two cache misses per record (the new slot and the evicted one) dominate
+ * the cost.  Fetching the slots of a whole chunk first overlaps them. */
+#define FILTER_CHUNK 64
+
+size_t dedup_filter(dedup *d, struct flow_record *records, size_t n)
+{
+	guint64 fps[FILTER_CHUNK];
+	size_t kept = 0;
+
+	for (size_t base = 0; base < n; base += FILTER_CHUNK) {
+		size_t m = MIN(n - base, (size_t)FILTER_CHUNK);
+		for (size_t i = 0; i < m; i++) {
+			fps[i] = fingerprint(&records[base + i]);
+			__builtin_prefetch(&d->table[fps[i] & d->mask]);
+			if (d->count == d->window) {
+				guint64 victim = d->ring[(d->ring_head + i) % d->window];
+				__builtin_prefetch(&d->table[victim & d->mask]);
+			}
+		}
+		for (size_t i = 0; i < m; i++) {
+			if (!seen_fingerprint(d, fps[i]))
+				records[kept++] = records[base + i];
+		}
+	}
+	return kept;
 }
 
 guint dedup_size(const dedup *d)

@@ -8,7 +8,7 @@
 #include "ctflowd/dedup.h"
 #include "ctflowd/intake.h"
 
-#define INTAKE_BATCH 256
+#define INTAKE_BATCH 1024
 
 struct intake {
 	spool *out;
@@ -29,34 +29,33 @@ intake *intake_new(spool *out, guint dedup_window)
 void intake_records(const struct flow_record *records, size_t n, void *user)
 {
 	intake *in = user;
-	size_t kept = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		const struct flow_record *r = &records[i];
-		if (r->event != FLOW_EVENT_DESTROY) {
-			in->stats.not_exported++;
-			continue;
+	while (n) {
+		size_t take = MIN(n, (size_t)INTAKE_BATCH);
+		size_t destroys = 0;
+
+		for (size_t i = 0; i < take; i++) {
+			if (records[i].event == FLOW_EVENT_DESTROY)
+				in->batch[destroys++] = records[i];
+			else
+				in->stats.not_exported++;
 		}
-		if (dedup_seen(in->seen, r)) {
-			in->stats.duplicates++;
-			continue;
+		size_t kept = dedup_filter(in->seen, in->batch, destroys);
+		in->stats.duplicates += destroys - kept;
+		for (size_t i = 0; i < kept; i++) {
+			struct flow_record *r = &in->batch[i];
+			/* Entries created before nf_conntrack_timestamp was on
+			 * have no times; the record still counts, placed at the
+			 * moment it ended as far as ctflowd can tell (exporters
+			 * that can say "unknown" look at the flags). */
+			if (!(r->flags & FLOW_HAS_TIMESTAMPS))
+				r->start_ns = r->end_ns = (guint64)g_get_real_time() * 1000;
 		}
-		struct flow_record *kept_rec = &in->batch[kept++];
-		*kept_rec = *r;
-		/* Entries created before nf_conntrack_timestamp was on have no
-		 * times; the record still counts, placed at the moment it
-		 * ended as far as ctflowd can tell (exporters that can say
-		 * "unknown" look at the flags). */
-		if (!(r->flags & FLOW_HAS_TIMESTAMPS))
-			kept_rec->start_ns = kept_rec->end_ns = (guint64)g_get_real_time() * 1000;
-		if (kept == INTAKE_BATCH) {
-			spool_append(in->out, in->batch, kept);
-			in->stats.accepted += kept;
-			kept = 0;
-		}
+		spool_append(in->out, in->batch, kept);
+		in->stats.accepted += kept;
+		records += take;
+		n -= take;
 	}
-	spool_append(in->out, in->batch, kept);
-	in->stats.accepted += kept;
 }
 
 const struct intake_stats *intake_get_stats(const intake *in)

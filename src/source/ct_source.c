@@ -26,6 +26,7 @@
 
 #define RECV_BATCH 64            /* datagrams per recvmmsg() */
 #define RECV_SIZE 8192           /* an event is a few hundred bytes */
+#define DELIVER_BATCH 1024       /* records handed on at once (one spool lock) */
 #define DRAIN_MAX_CALLS 64       /* per drain: about 4096 events */
 #define DRAIN_BURST 256          /* a drain this large means a burst is on */
 #define DUMP_BUFFER 32768
@@ -44,7 +45,7 @@ struct ct_source {
 	guint malformed_logged;
 	struct mmsghdr msgs[RECV_BATCH];
 	struct iovec iov[RECV_BATCH];
-	struct flow_record records[RECV_BATCH];
+	struct flow_record records[DELIVER_BATCH];
 	uint8_t buffers[RECV_BATCH][RECV_SIZE];
 };
 
@@ -196,7 +197,7 @@ static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_
 				} else if (r->event == FLOW_EVENT_DUMP) {
 					src->stats.dumped++;
 				}
-				if (++*n == RECV_BATCH) {
+				if (++*n == DELIVER_BATCH) {
 					src->deliver(src->records, *n, src->user);
 					*n = 0;
 				}
