@@ -20,6 +20,7 @@
 #include "ctflowd/error.h"
 #include "ctflowd/config.h"
 #include "ctflowd/ct_source.h"
+#include "ctflowd/flow_id.h"
 #include "ctflowd/host_check.h"
 #include "ctflowd/intake.h"
 #include "ctflowd/log.h"
@@ -44,6 +45,7 @@ struct options {
 struct daemon {
 	struct ctflowd_config *config;
 	spool *spool;
+	flow_ids *flow_ids;
 	intake *intake;
 	ct_source *source;
 	GPtrArray *sinks;
@@ -306,6 +308,13 @@ static gboolean prepare_state_directory(const struct daemon_config *dc, GError *
 	return TRUE;
 }
 
+static flow_ids *open_flow_ids(const struct daemon_config *dc, GError **error)
+{
+	g_autofree char *path = g_build_filename(dc->state_directory, "flow-id", NULL);
+
+	return flow_ids_open(path, error);
+}
+
 static gboolean write_pid_file(const char *path, GError **error)
 {
 	g_autofree char *text = g_strdup_printf("%d\n", (int)getpid());
@@ -319,10 +328,14 @@ static int run(struct daemon *d, const struct options *opts)
 
 	d->sinks = g_ptr_array_new_with_free_func((GDestroyNotify)sink_free);
 	d->spool = spool_new(d->config->daemon.spool_max);
-	d->intake = intake_new(d->spool, d->config->source.dedup_window);
 
 	if (!prepare_state_directory(&d->config->daemon, &error) ||
-	    !(d->source = open_source(d, &error))) {
+	    !(d->flow_ids = open_flow_ids(&d->config->daemon, &error))) {
+		g_critical("%s", error->message);
+		return EXIT_FAILURE;
+	}
+	d->intake = intake_new(d->spool, d->flow_ids, d->config->source.dedup_window);
+	if (!(d->source = open_source(d, &error))) {
 		g_critical("%s", error->message);
 		return EXIT_FAILURE;
 	}
@@ -364,6 +377,7 @@ static void daemon_free(struct daemon *d)
 		g_ptr_array_free(d->sinks, TRUE);
 	ct_source_free(d->source);
 	intake_free(d->intake);
+	flow_ids_free(d->flow_ids);
 	spool_free(d->spool);
 	if (d->loop)
 		g_main_loop_unref(d->loop);

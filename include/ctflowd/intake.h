@@ -1,12 +1,13 @@
 /*
  * intake.h - what the daemon accepts from the kernel: drops repeated
- * DESTROYs, keeps NEW and dump entries out of the export path, and appends
- * the rest to the spool.  Runs on the thread that drains netlink.
+ * DESTROYs, keeps NEW and dump entries out of the export path, gives each
+ * record its flowId and appends it to the spool.  Runs on the thread that drains netlink.
  */
 #pragma once
 
 #include <glib.h>
 #include "ctflowd/flow.h"
+#include "ctflowd/flow_id.h"
 #include "ctflowd/spool.h"
 
 typedef struct intake intake;
@@ -17,8 +18,11 @@ struct intake_stats {
 	guint64 not_exported; /* NEW/dump entries (no flow ended) */
 };
 
-/** intake_new: appends to @out, remembering @dedup_window identities. */
-intake *intake_new(spool *out, guint dedup_window);
+/**
+ * intake_new: appends to @out, numbering records from @ids (borrowed),
+ * remembering @dedup_window identities.
+ */
+intake *intake_new(spool *out, flow_ids *ids, guint dedup_window);
 
 /** intake_records: a ct_source_records_fn; @user is the intake. */
 void intake_records(const struct flow_record *records, size_t n, void *user);

@@ -254,7 +254,7 @@ static gboolean append_record(struct ipfix_state *st, const void *rec, size_t le
 	}
 	g_clear_error(&local);
 	/* Message full: send it and start the next one with this record. */
-	if (!emit_message(st, error))
+	if (st->has_content && !emit_message(st, error))
 		return FALSE;
 	/* A new message needs a new set for the current template. */
 	uint16_t tid = st->current_tid;

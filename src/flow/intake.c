@@ -13,15 +13,17 @@
 struct intake {
 	spool *out;
 	dedup *seen;
+	flow_ids *ids;
 	struct intake_stats stats;
 	struct flow_record batch[INTAKE_BATCH];
 };
 
-intake *intake_new(spool *out, guint dedup_window)
+intake *intake_new(spool *out, flow_ids *ids, guint dedup_window)
 {
 	intake *in = g_new0(intake, 1);
 
 	in->out = out;
+	in->ids = ids;
 	in->seen = dedup_new(dedup_window);
 	return in;
 }
@@ -50,6 +52,8 @@ void intake_records(const struct flow_record *records, size_t n, void *user)
 			 * that can say "unknown" look at the flags). */
 			if (!(r->flags & FLOW_HAS_TIMESTAMPS))
 				r->start_ns = r->end_ns = (guint64)g_get_real_time() * 1000;
+			/* numbered once, here: a record sent again keeps its flowId */
+			r->flow_id = flow_ids_next(in->ids);
 		}
 		spool_append(in->out, in->batch, kept);
 		in->stats.accepted += kept;

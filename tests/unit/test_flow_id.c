@@ -1,0 +1,126 @@
+/*
+ * test_flow_id.c - flowId numbers never repeat: not within a run, not
+ * across restarts, not when the reservation file is damaged or lost.
+ */
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctflowd/flow_id.h"
+
+struct dir {
+	char *path;
+	char *file;
+};
+
+static void dir_setup(struct dir *d, gconstpointer data)
+{
+	d->path = g_dir_make_tmp("ctflowd-flowid-XXXXXX", NULL);
+	g_assert_nonnull(d->path);
+	d->file = g_build_filename(d->path, "flow-id", NULL);
+}
+
+static void dir_teardown(struct dir *d, gconstpointer data)
+{
+	g_autofree char *tmp = g_strconcat(d->file, ".tmp", NULL);
+	g_unlink(d->file);
+	g_unlink(tmp);
+	g_rmdir(d->path);
+	g_free(d->file);
+	g_free(d->path);
+}
+
+static uint64_t clock_floor(void)
+{
+	return (uint64_t)(g_get_real_time() / G_USEC_PER_SEC) << 28;
+}
+
+static void test_increasing_within_run(struct dir *d, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	flow_ids *ids = flow_ids_open(d->file, &error);
+	g_assert_no_error(error);
+
+	uint64_t before = clock_floor();
+	uint64_t prev = flow_ids_next(ids);
+	g_assert_cmpuint(prev, >=, before);
+	/* cross several block boundaries (blocks are 2^20) */
+	for (int i = 0; i < 3 * (1 << 20) + 17; i++) {
+		uint64_t v = flow_ids_next(ids);
+		g_assert_cmpuint(v, >, prev);
+		prev = v;
+	}
+	flow_ids_free(ids);
+}
+
+static void test_restart_never_repeats(struct dir *d, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	uint64_t last = 0;
+
+	for (int run = 0; run < 5; run++) {
+		flow_ids *ids = flow_ids_open(d->file, &error);
+		g_assert_no_error(error);
+		uint64_t first = flow_ids_next(ids);
+		g_assert_cmpuint(first, >, last);
+		for (int i = 0; i < 1000; i++)
+			last = flow_ids_next(ids);
+		flow_ids_free(ids);
+	}
+}
+
+static void test_reservation_in_the_future(struct dir *d, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	/* a reservation far ahead of the clock (the clock went back) wins */
+	uint64_t ahead = clock_floor() + (1000ull << 28);
+	g_autofree char *text = g_strdup_printf("%" G_GUINT64_FORMAT "\n", ahead);
+	g_assert_true(g_file_set_contents(d->file, text, -1, NULL));
+
+	flow_ids *ids = flow_ids_open(d->file, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(flow_ids_next(ids), ==, ahead);
+	flow_ids_free(ids);
+}
+
+static void test_corrupt_file(struct dir *d, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_assert_true(g_file_set_contents(d->file, "12ab\n", -1, NULL));
+
+	g_test_expect_message("ctflowd", G_LOG_LEVEL_WARNING,
+			      "*not a flowId reservation*continuing from the clock*");
+	flow_ids *ids = flow_ids_open(d->file, &error);
+	g_test_assert_expected_messages();
+	g_assert_no_error(error);
+	g_assert_cmpuint(flow_ids_next(ids), >=, clock_floor());
+	flow_ids_free(ids);
+}
+
+static void test_unwritable(struct dir *d, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *missing = g_build_filename(d->path, "no-such-dir", "flow-id", NULL);
+
+	flow_ids *ids = flow_ids_open(missing, &error);
+	g_assert_null(ids);
+	g_assert_nonnull(error);
+	g_assert_true(strstr(error->message, "no-such-dir") != NULL);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add("/flow_id/increasing-within-run", struct dir, NULL, dir_setup,
+		   test_increasing_within_run, dir_teardown);
+	g_test_add("/flow_id/restart-never-repeats", struct dir, NULL, dir_setup,
+		   test_restart_never_repeats, dir_teardown);
+	g_test_add("/flow_id/reservation-ahead-of-clock", struct dir, NULL, dir_setup,
+		   test_reservation_in_the_future, dir_teardown);
+	g_test_add("/flow_id/corrupt-file", struct dir, NULL, dir_setup, test_corrupt_file,
+		   dir_teardown);
+	g_test_add("/flow_id/unwritable", struct dir, NULL, dir_setup, test_unwritable,
+		   dir_teardown);
+	return g_test_run();
+}
