@@ -33,7 +33,7 @@
 G_DEFINE_QUARK(ctflowd-config-error-quark, config_error)
 
 static const char *const daemon_keys[] = {
-	"state_directory", "pid_file", "stats_interval", "spool_max", NULL,
+	"state_directory", "pid_file", "stats_interval", "spool_max", "handover_timeout", NULL,
 };
 
 static const char *const source_keys[] = {
@@ -751,7 +751,9 @@ static gboolean parse_daemon(struct parser *p, struct daemon_config *d)
 
 	return parse_duration_key(p, g, "stats_interval", 60 * SECOND_MS, SECOND_MS, DAY_MS, TRUE,
 				  &d->stats_interval_ms) &&
-	       parse_size_key(p, g, "spool_max", 256 * MIB, MIB, G_MAXUINT64, &d->spool_max);
+	       parse_size_key(p, g, "spool_max", 256 * MIB, MIB, G_MAXUINT64, &d->spool_max) &&
+	       parse_duration_key(p, g, "handover_timeout", 60 * SECOND_MS, SECOND_MS, HOUR_MS,
+				  TRUE, &d->handover_timeout_ms);
 }
 
 /* A name under /run/netns or an absolute path such as /proc/PID/ns/net. */
@@ -1208,6 +1210,7 @@ char *config_to_string(const struct ctflowd_config *config)
 	append_key(out, "pid_file", d->pid_file);
 	append_duration(out, "stats_interval", d->stats_interval_ms);
 	append_number(out, "spool_max", d->spool_max);
+	append_duration(out, "handover_timeout", d->handover_timeout_ms);
 
 	g_string_append(out, "\n[source]\n");
 	append_key(out, "netns", s->netns);

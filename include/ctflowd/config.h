@@ -47,6 +47,8 @@ struct daemon_config {
 	char *pid_file;            /* NULL: none */
 	guint stats_interval_ms;   /* 0: never log statistics periodically */
 	guint64 spool_max;         /* bytes of records held for slow destinations */
+	guint handover_timeout_ms; /* a stopped ctflowd keeps its event socket this long
+				    * for a successor (0: closes it) */
 };
 
 struct source_config {

@@ -4,8 +4,9 @@
  *
  * Reliable mode (NETLINK_BROADCAST_ERROR) makes the kernel keep a DESTROY it
  * could not queue on this socket and resend it until it is queued; the
- * source drains the socket in batches (recvmmsg), parses each message and
- * hands the records to the caller.  An overrun (ENOBUFS) is counted, logged
+ * source drains the socket in batches (recvmmsg) into a landing zone that
+ * survives the process, parses each message and hands the records to the
+ * caller, which must have made them durable when it returns.  An overrun (ENOBUFS) is counted, logged
  * once per burst, and followed by a table dump (resync) once it is over.
  */
 #pragma once
@@ -16,9 +17,9 @@
 typedef struct ct_source ct_source;
 
 struct ct_source_options {
-	guint64 receive_buffer;     /* bytes for SO_RCVBUFFORCE (the kernel doubles it) */
-	gboolean reliable;          /* NETLINK_BROADCAST_ERROR */
-	gboolean subscribe_new;     /* NEW events as well as DESTROY */
+	guint64 receive_buffer;     /* bytes; large buffers are drained with pauses */
+	gboolean reliable;          /* whether NETLINK_BROADCAST_ERROR is on */
+	gboolean subscribe_new;     /* NEW events are expected too */
 	guint resync_delay_ms;      /* quiet time after the last overrun before the dump */
 };
 
@@ -34,6 +35,7 @@ struct ct_source_stats {
 	guint64 resyncs;            /* table dumps done */
 	guint64 no_counters;        /* DESTROYs without counters (acct off at creation) */
 	guint64 no_timestamps;      /* DESTROYs without timestamps */
+	guint64 recovered;          /* events found in the landing zone at start */
 };
 
 /**
@@ -45,10 +47,14 @@ typedef void (*ct_source_records_fn)(const struct flow_record *records, size_t n
 
 /**
  * ct_source_new:
- * Opens and subscribes a socket in the calling thread's current network
- * namespace (see netns_enter()).
+ * Reads events from @events_fd (a configured ct_socket, still owned by the
+ * caller).  Events land in the file @landing_path (NULL: in memory) until
+ * @fn has taken them; events a killed predecessor left there are delivered
+ * first.  The table-dump socket is opened in the calling thread's current
+ * network namespace (see netns_enter()).
  */
-ct_source *ct_source_new(const struct ct_source_options *opts, ct_source_records_fn fn,
+ct_source *ct_source_new(int events_fd, const char *landing_path,
+			 const struct ct_source_options *opts, ct_source_records_fn fn,
 			 void *user, GError **error);
 
 /** ct_source_fd: the socket, for the event loop (readable = drain). */

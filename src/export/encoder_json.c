@@ -15,7 +15,7 @@
 
 #include "ctflowd/encoder.h"
 
-#define JSON_LINE_MAX 1024
+#define JSON_LINE_MAX 1024   /* room for one line beyond a full message */
 
 struct json_state {
 	encoder *enc;
@@ -123,7 +123,7 @@ static gboolean json_start_session(void *state, guint message_limit, GError **er
 {
 	struct json_state *st = state;
 
-	st->mtu = MAX(message_limit, JSON_LINE_MAX);
+	st->mtu = message_limit;
 	g_string_truncate(st->msg, 0);
 	st->in_message = 0;
 	return TRUE;
@@ -147,7 +147,7 @@ static void *json_create(const struct export_config *cfg, encoder *enc, GError *
 	struct json_state *st = g_new0(struct json_state, 1);
 
 	st->enc = enc;
-	st->mtu = MAX(cfg->mtu ? cfg->mtu : 65000u, JSON_LINE_MAX);
+	st->mtu = cfg->mtu ? cfg->mtu : 65000u;
 	st->msg = g_string_sized_new(st->mtu + JSON_LINE_MAX);
 	return st;
 }

@@ -10,7 +10,9 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -18,24 +20,24 @@
 
 #include "ctflowd/error.h"
 #include "ctflowd/ct_parse.h"
+#include "ctflowd/ct_socket.h"
 #include "ctflowd/ct_source.h"
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
 #endif
 
-#define RECV_BATCH 64            /* datagrams per recvmmsg() */
+#define RECV_BATCH 256           /* datagrams per recvmmsg() */
 #define RECV_SIZE 8192           /* an event is a few hundred bytes */
-#define DELIVER_BATCH 1024       /* records handed on at once (one spool lock) */
-#define DRAIN_MAX_CALLS 64       /* per drain: about 4096 events */
+#define DRAIN_MAX_CALLS 16       /* per drain: about 4096 events */
 #define DRAIN_BURST 256          /* a drain this large means a burst is on */
 #define DUMP_BUFFER 32768
 #define DUMP_ATTEMPTS 4
 #define DUMP_TIMEOUT_MS 5000
 
 struct ct_source {
-	struct mnl_socket *events;
-	struct mnl_socket *dump;         /* opened with the events socket: same namespace */
+	int fd;                          /* events socket, owned by the caller */
+	struct mnl_socket *dump;         /* opened with the source: same namespace */
 	ct_source_records_fn deliver;
 	void *user;
 	struct ct_source_options opts;
@@ -43,48 +45,12 @@ struct ct_source {
 	gint64 last_overrun_us;          /* monotonic; 0 = not in a burst */
 	gboolean resync_pending;
 	guint malformed_logged;
+	uint8_t (*slots)[RECV_SIZE];     /* landing zone: one datagram per slot */
+	gboolean slots_mapped;
 	struct mmsghdr msgs[RECV_BATCH];
 	struct iovec iov[RECV_BATCH];
-	struct flow_record records[DELIVER_BATCH];
-	uint8_t buffers[RECV_BATCH][RECV_SIZE];
+	struct flow_record records[RECV_BATCH];
 };
-
-static gboolean set_sockopt(int fd, int level, int name, int value, const char *what,
-			    GError **error)
-{
-	if (setsockopt(fd, level, name, &value, sizeof(value)) < 0) {
-		int e = errno;
-		g_set_error(error, CTFLOWD_ERROR, e, "cannot set %s: %s", what,
-			    g_strerror(e));
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static gboolean set_receive_buffer(int fd, guint64 bytes, GError **error)
-{
-	int value = (int)MIN(bytes, (guint64)G_MAXINT / 2);
-
-	/* SO_RCVBUFFORCE passes net.core.rmem_max; it needs CAP_NET_ADMIN,
-	 * which opening the socket already required. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &value, sizeof(value)) < 0) {
-		int e = errno;
-		if (e != EPERM)
-			return set_sockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, value,
-					   "the receive buffer (SO_RCVBUFFORCE)", error);
-		g_warning("SO_RCVBUFFORCE refused (%s); falling back to SO_RCVBUF, which "
-			  "net.core.rmem_max caps",
-			  g_strerror(e));
-		if (!set_sockopt(fd, SOL_SOCKET, SO_RCVBUF, value, "the receive buffer (SO_RCVBUF)",
-				 error))
-			return FALSE;
-	}
-	int effective = 0;
-	socklen_t len = sizeof(effective);
-	getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &effective, &len);
-	g_info("netlink receive buffer: asked %d bytes, kernel set %d", value, effective);
-	return TRUE;
-}
 
 static struct mnl_socket *open_socket(unsigned int groups, GError **error)
 {
@@ -107,35 +73,102 @@ static struct mnl_socket *open_socket(unsigned int groups, GError **error)
 	return nl;
 }
 
-ct_source *ct_source_new(const struct ct_source_options *opts, ct_source_records_fn fn,
+/*
+ * The landing zone: recvmmsg() writes each event straight into a slot of a
+ * file mapped MAP_SHARED.  Once recvmmsg() returns, the kernel has taken the
+ * events off the socket, and their bytes are already in the file's page
+ * cache, which outlives the process.  A slot is cleared only after its
+ * record was appended to the journal, so a worker killed at any point leaves
+ * every event it took either in the journal or in a slot, where the next
+ * worker finds it (ct_source_new), and the duplicate filter drops the ones
+ * that made it into both.
+ */
+static gboolean map_landing_zone(ct_source *src, const char *path, GError **error)
+{
+	const size_t size = sizeof(*src->slots) * RECV_BATCH;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		g_set_error(error, CTFLOWD_ERROR, e, "landing zone %s: %s", path, g_strerror(e));
+		return FALSE;
+	}
+	void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int e = errno;
+	close(fd);
+	if (map == MAP_FAILED) {
+		g_set_error(error, CTFLOWD_ERROR, e, "cannot map landing zone %s: %s", path,
+			    g_strerror(e));
+		return FALSE;
+	}
+	src->slots = map;
+	src->slots_mapped = TRUE;
+	return TRUE;
+}
+
+static void clear_slots(ct_source *src, guint n)
+{
+	for (guint i = 0; i < n; i++)
+		((struct nlmsghdr *)src->slots[i])->nlmsg_len = 0;
+}
+
+static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_t *n);
+
+/* Events a previous worker took off the socket but had not journaled. */
+static void recover_landing_zone(ct_source *src)
+{
+	size_t n = 0;
+	guint found = 0;
+
+	for (guint i = 0; i < RECV_BATCH; i++) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)src->slots[i];
+		if (nlh->nlmsg_len == 0)
+			continue;
+		found++;
+		if (nlh->nlmsg_len <= RECV_SIZE)
+			parse_datagram(src, src->slots[i], nlh->nlmsg_len, &n);
+		else
+			src->stats.malformed++;
+	}
+	if (!found)
+		return;
+	g_message("recovered %u conntrack events a previous worker had received but not "
+		  "yet journaled",
+		  found);
+	src->stats.recovered += found;
+	if (n)
+		src->deliver(src->records, n, src->user);
+	clear_slots(src, RECV_BATCH);
+}
+
+ct_source *ct_source_new(int events_fd, const char *landing_path,
+			 const struct ct_source_options *opts, ct_source_records_fn fn,
 			 void *user, GError **error)
 {
-	unsigned int groups = NF_NETLINK_CONNTRACK_DESTROY;
-
-	if (opts->subscribe_new)
-		groups |= NF_NETLINK_CONNTRACK_NEW;
-
 	ct_source *src = g_new0(ct_source, 1);
+
+	src->fd = events_fd;
 	src->deliver = fn;
 	src->user = user;
 	src->opts = *opts;
 
-	if (!(src->events = open_socket(groups, error)))
-		goto fail;
 	if (!(src->dump = open_socket(0, error)))
 		goto fail;
-	int fd = mnl_socket_get_fd(src->events);
-	if (!set_receive_buffer(fd, opts->receive_buffer, error))
-		goto fail;
-	if (opts->reliable && !ct_source_set_reliable(src, TRUE, error))
-		goto fail;
-
+	if (landing_path) {
+		if (!map_landing_zone(src, landing_path, error))
+			goto fail;
+	} else {
+		src->slots = g_malloc0(sizeof(*src->slots) * RECV_BATCH);
+	}
 	for (guint i = 0; i < RECV_BATCH; i++) {
-		src->iov[i].iov_base = src->buffers[i];
+		src->iov[i].iov_base = src->slots[i];
 		src->iov[i].iov_len = RECV_SIZE;
 		src->msgs[i].msg_hdr.msg_iov = &src->iov[i];
 		src->msgs[i].msg_hdr.msg_iovlen = 1;
 	}
+	recover_landing_zone(src);
 	return src;
 
 fail:
@@ -145,15 +178,12 @@ fail:
 
 int ct_source_fd(const ct_source *src)
 {
-	return mnl_socket_get_fd(src->events);
+	return src->fd;
 }
 
 gboolean ct_source_set_reliable(ct_source *src, gboolean on, GError **error)
 {
-	/* NETLINK_NO_ENOBUFS stays off: the ENOBUFS error is how an overrun
-	 * becomes visible, to count it and to size the buffer. */
-	if (!set_sockopt(ct_source_fd(src), SOL_NETLINK, NETLINK_BROADCAST_ERROR, on ? 1 : 0,
-			 "NETLINK_BROADCAST_ERROR (reliable delivery)", error))
+	if (!ct_socket_set_reliable(src->fd, on, error))
 		return FALSE;
 	src->opts.reliable = on;
 	return TRUE;
@@ -197,7 +227,7 @@ static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_
 				} else if (r->event == FLOW_EVENT_DUMP) {
 					src->stats.dumped++;
 				}
-				if (++*n == DELIVER_BATCH) {
+				if (++*n == RECV_BATCH) {
 					src->deliver(src->records, *n, src->user);
 					*n = 0;
 				}
@@ -279,8 +309,13 @@ static gboolean drain_once(ct_source *src, guint *taken, GError **error)
 				g_warning("conntrack event larger than %d bytes dropped", RECV_SIZE);
 				continue;
 			}
-			parse_datagram(src, src->buffers[i], src->msgs[i].msg_len, &n);
+			parse_datagram(src, src->slots[i], src->msgs[i].msg_len, &n);
 		}
+		/* journal first, then free the slots (see the landing zone) */
+		if (n)
+			src->deliver(src->records, n, src->user);
+		n = 0;
+		clear_slots(src, (guint)got);
 		if (got < RECV_BATCH)
 			break;
 	}
@@ -447,9 +482,11 @@ void ct_source_free(ct_source *src)
 {
 	if (!src)
 		return;
-	if (src->events)
-		mnl_socket_close(src->events);
 	if (src->dump)
 		mnl_socket_close(src->dump);
+	if (src->slots_mapped)
+		munmap(src->slots, sizeof(*src->slots) * RECV_BATCH);
+	else
+		g_free(src->slots);
 	g_free(src);
 }

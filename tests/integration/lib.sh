@@ -417,7 +417,9 @@ ctf_start_nfcapd() {
 
 # ctf_ctflowd_conf FILE: the [daemon] and [source] sections; a test appends
 # its [export ...] sections.  CTF_RCVBUF (16384) and CTF_RELIABLE (yes) tune
-# the source.
+# the source; CTF_HANDOVER (0: off) is how long a stopped ctflowd keeps its
+# event socket for a successor, off unless a test is about that, so that no
+# holder outlives a test.
 ctf_ctflowd_conf() {
 	local f=$1
 	mkdir -p "$CTF_WORK/state"
@@ -425,6 +427,7 @@ ctf_ctflowd_conf() {
 	[daemon]
 	state_directory = $CTF_WORK/state
 	stats_interval = 1s
+	handover_timeout = ${CTF_HANDOVER:-0}
 
 	[source]
 	receive_buffer = ${CTF_RCVBUF:-16384}

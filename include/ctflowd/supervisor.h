@@ -1,0 +1,40 @@
+/*
+ * supervisor.h - a minimal parent that owns the event socket and restarts
+ * the worker that reads it.
+ *
+ * The worker does everything that can fail (parsing, exporting, threads);
+ * the parent only forks, waits and forwards signals, so it does not crash
+ * with it.  While no worker runs, the kernel keeps queueing events into the
+ * socket the parent holds (and parks DESTROYs in reliable mode), and the
+ * next worker reads them: a `kill -9` of the worker loses nothing.
+ */
+#pragma once
+
+#include <glib.h>
+
+/** Runs in the forked worker; returns its exit status. */
+typedef int (*supervisor_worker_fn)(void *user);
+
+struct supervisor_options {
+	guint restart_min_ms;   /* first wait before restarting a worker that died */
+	guint restart_max_ms;   /* the wait doubles up to this while it keeps dying */
+	guint stop_timeout_ms;  /* after SIGTERM, the worker gets this long, then SIGKILL */
+	gboolean notify;        /* tell systemd READY=1 / STOPPING=1 */
+};
+
+/* Exit status a worker uses for an error restarting cannot fix (bad
+ * configuration, missing permissions): the supervisor stops too. */
+#define SUPERVISOR_EXIT_FATAL 78
+
+/**
+ * supervisor_run:
+ * Forks a worker running @fn(@user) and keeps one running until SIGTERM or
+ * SIGINT, which it forwards (as SIGTERM) and waits for.  SIGUSR1 and SIGHUP
+ * are forwarded.  A worker tells the supervisor it is up by sending it
+ * SIGUSR2 (see supervisor_worker_ready()).  Returns the exit status for the
+ * daemon: the stopped worker's, or SUPERVISOR_EXIT_FATAL's cause.
+ */
+int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_options *opts);
+
+/** supervisor_worker_ready: called by the worker once it reads events. */
+void supervisor_worker_ready(void);

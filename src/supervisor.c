@@ -1,0 +1,180 @@
+/*
+ * supervisor.c - fork, wait, forward signals, restart.
+ *
+ * The parent never starts threads (forking a threaded process is unsafe)
+ * and has no event loop: it waits for signals with sigtimedwait().
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctflowd/supervisor.h"
+#include "ctflowd/systemd.h"
+
+/* a worker that lived this long was not failing at start-up */
+#define HEALTHY_RUN_MS 10000
+
+static gint64 now_ms(void)
+{
+	return g_get_monotonic_time() / 1000;
+}
+
+static void signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+}
+
+static void notify(const struct supervisor_options *opts, const char *state)
+{
+	if (opts->notify)
+		systemd_notify(state, NULL, 0, NULL);
+}
+
+static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *saved)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		g_warning("cannot fork a worker: %s", g_strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, saved, NULL);
+		_exit(fn(user));
+	}
+	return pid;
+}
+
+static char *describe_status(int status)
+{
+	if (WIFSIGNALED(status))
+		return g_strdup_printf("was killed by signal %d (%s)", WTERMSIG(status),
+				       g_strsignal(WTERMSIG(status)));
+	return g_strdup_printf("exited with status %d", WEXITSTATUS(status));
+}
+
+int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_options *opts)
+{
+	sigset_t set, saved;
+	pid_t worker;
+	gboolean stopping = FALSE, ready = FALSE;
+	gint64 started = 0, restart_at = -1, kill_at = -1;
+	guint delay = opts->restart_min_ms;
+	int result = 0;
+
+	signal_set(&set);
+	sigprocmask(SIG_BLOCK, &set, &saved);
+	worker = start_worker(fn, user, &saved);
+	if (worker < 0)
+		return 1;
+	started = now_ms();
+
+	for (;;) {
+		/* wake for the next restart or forced kill, else wait for a signal */
+		gint64 wake = -1;
+		if (restart_at >= 0)
+			wake = restart_at;
+		if (kill_at >= 0 && (wake < 0 || kill_at < wake))
+			wake = kill_at;
+		struct timespec ts, *tsp = NULL;
+		if (wake >= 0) {
+			gint64 left = MAX(wake - now_ms(), 0);
+			ts.tv_sec = left / 1000;
+			ts.tv_nsec = (left % 1000) * 1000000;
+			tsp = &ts;
+		}
+		siginfo_t info;
+		int sig = tsp ? sigtimedwait(&set, &info, tsp) : sigwaitinfo(&set, &info);
+
+		if (sig < 0 && errno == EAGAIN) {
+			if (kill_at >= 0 && now_ms() >= kill_at && worker > 0) {
+				g_warning("worker %d did not stop in %u ms; killing it", (int)worker,
+					  opts->stop_timeout_ms);
+				kill(worker, SIGKILL);
+				kill_at = -1;
+			}
+			if (restart_at >= 0 && now_ms() >= restart_at && !stopping) {
+				restart_at = -1;
+				worker = start_worker(fn, user, &saved);
+				started = now_ms();
+				if (worker < 0)
+					restart_at = now_ms() + delay;
+			}
+			continue;
+		}
+		if (sig < 0)
+			continue;
+
+		switch (sig) {
+		case SIGTERM:
+		case SIGINT:
+			if (stopping)
+				break;
+			stopping = TRUE;
+			restart_at = -1;
+			notify(opts, "STOPPING=1");
+			if (worker <= 0)
+				goto out;
+			kill(worker, SIGTERM);
+			kill_at = now_ms() + opts->stop_timeout_ms;
+			break;
+		case SIGHUP:
+		case SIGUSR1:
+			if (worker > 0)
+				kill(worker, sig);
+			break;
+		case SIGUSR2:
+			if (!ready) {
+				ready = TRUE;
+				notify(opts, "READY=1");
+			}
+			break;
+		case SIGCHLD: {
+			int status;
+			pid_t pid;
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+				if (pid != worker)
+					continue;
+				worker = -1;
+				g_autofree char *how = describe_status(status);
+				if (stopping) {
+					result = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+					goto out;
+				}
+				if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
+							  WEXITSTATUS(status) == SUPERVISOR_EXIT_FATAL)) {
+					result = WEXITSTATUS(status) ? 1 : 0;
+					goto out;
+				}
+				delay = now_ms() - started >= HEALTHY_RUN_MS
+						? opts->restart_min_ms
+						: MIN(delay * 2, opts->restart_max_ms);
+				g_warning("worker %d %s; restarting it in %u ms (the event socket "
+					  "stays open meanwhile)",
+					  (int)pid, how, delay);
+				restart_at = now_ms() + delay;
+			}
+			break;
+		}
+		default:
+			break;
+		}
+	}
+out:
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	return result;
+}
+
+void supervisor_worker_ready(void)
+{
+	kill(getppid(), SIGUSR2);
+}

@@ -1,0 +1,1189 @@
+/*
+ * test_encoder_ipfix.c - flow records as IPFIX messages.
+ *
+ * The encoder's output is judged three ways: read back by libfixbuf's own
+ * collector (every field of every record), parsed here byte by byte from
+ * RFC 7011 (message header, sets, template records, sequence numbers, the
+ * record counts handed to the transport), and, where installed, by
+ * ipfixDump, a collector that shares nothing with the encoder but the
+ * library.
+ */
+#include <arpa/inet.h>
+#include <fixbuf/public.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ctflowd/encoder.h"
+
+#define DOMAIN 7
+#define TID_FLOW4 256
+#define TID_FLOW6 257
+#define IPFIX_HEADER_LEN 16
+#define SET_HEADER_LEN 4
+#define TEMPLATE_SET_ID 2
+#define OPTIONS_TEMPLATE_SET_ID 3
+
+/* ------------------------------------------------------------------------ */
+/* Capturing what the encoder emits                                          */
+/* ------------------------------------------------------------------------ */
+
+struct capture {
+	GPtrArray *msgs;    /* GBytes *, in order */
+	GArray *records;    /* guint: the count passed with each message */
+	gboolean fail;      /* make the next emit fail */
+};
+
+#define TEST_ERROR (g_quark_from_static_string("test-error"))
+
+static gboolean capture_emit(const uint8_t *msg, size_t len, guint records, void *user,
+			     GError **error)
+{
+	struct capture *c = user;
+
+	if (c->fail) {
+		c->fail = FALSE;
+		g_set_error(error, TEST_ERROR, 42, "collector went away");
+		return FALSE;
+	}
+	g_ptr_array_add(c->msgs, g_bytes_new(msg, len));
+	g_array_append_val(c->records, records);
+	return TRUE;
+}
+
+static void capture_init(struct capture *c)
+{
+	c->msgs = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+	c->records = g_array_new(FALSE, FALSE, sizeof(guint));
+	c->fail = FALSE;
+}
+
+static void capture_clear(struct capture *c)
+{
+	g_ptr_array_unref(c->msgs);
+	g_array_unref(c->records);
+}
+
+static guint capture_count(const struct capture *c, guint i)
+{
+	return g_array_index(c->records, guint, i);
+}
+
+static encoder *new_encoder(guint mtu, struct capture *c)
+{
+	struct export_config cfg = {
+		.name = (char *)"test",
+		.format = EXPORT_FORMAT_IPFIX,
+		.transport = EXPORT_TRANSPORT_FILE,
+		.mtu = mtu,
+		.observation_domain = DOMAIN,
+	};
+	g_autoptr(GError) error = NULL;
+
+	capture_init(c);
+	encoder *enc = encoder_new(&cfg, capture_emit, c, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(enc);
+	return enc;
+}
+
+static void add_ok(encoder *enc, const struct flow_record *r)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(encoder_add(enc, r, &error));
+	g_assert_no_error(error);
+}
+
+static void flush_ok(encoder *enc)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(encoder_flush(enc, &error));
+	g_assert_no_error(error);
+}
+
+static void start_ok(encoder *enc)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(encoder_start_session(enc, &error));
+	g_assert_no_error(error);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Records                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void set_addr(uint8_t out[16], int family, const char *text)
+{
+	memset(out, 0, 16);
+	g_assert_cmpint(inet_pton(family, text, out), ==, 1);
+}
+
+/* Values chosen so that a byte-order slip, a 32-bit truncation or a swap of
+ * the directions changes them. */
+static struct flow_record rec_udp4(void)
+{
+	struct flow_record r = {
+		.start_ns = 1700000000123456789ull,
+		.end_ns = 1700000030987654321ull,
+		.packets = 0x0000000200000003ull,
+		.bytes = 0x0000001234567890ull,
+		.reply_packets = 5,
+		.reply_bytes = 0x00000000deadbeefull,
+		.flow_id = 0xfedcba9876543210ull,
+		.orig = {.sport = 40000, .dport = 53},
+		/* masqueraded: the reply goes to the router's address and port */
+		.reply = {.sport = 53, .dport = 61000},
+		.ct_id = 0x8badf00d,
+		.mark = 0x80c0ffee,
+		.status = 0x18e,
+		.zone = 0x0102,
+		.family = AF_INET,
+		.proto = IPPROTO_UDP,
+		.end_reason = FLOW_END_IDLE_TIMEOUT,
+		.flags = FLOW_HAS_COUNTERS | FLOW_HAS_TIMESTAMPS | FLOW_HAS_ID,
+		.event = FLOW_EVENT_DESTROY,
+	};
+	set_addr(r.orig.src, AF_INET, "192.0.2.10");
+	set_addr(r.orig.dst, AF_INET, "198.51.100.20");
+	set_addr(r.reply.src, AF_INET, "198.51.100.20");
+	set_addr(r.reply.dst, AF_INET, "203.0.113.5");
+	return r;
+}
+
+static struct flow_record rec_tcp6(void)
+{
+	struct flow_record r = rec_udp4();
+
+	r.family = AF_INET6;
+	r.proto = IPPROTO_TCP;
+	set_addr(r.orig.src, AF_INET6, "2001:db8:1:2:3:4:5:6");
+	set_addr(r.orig.dst, AF_INET6, "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff");
+	memcpy(r.reply.src, r.orig.dst, 16);
+	memcpy(r.reply.dst, r.orig.src, 16);
+	r.orig.sport = 51515;
+	r.orig.dport = 443;
+	r.reply.sport = 443;
+	r.reply.dport = 51515;
+	r.packets = 0xffffffffffffffffull;
+	r.bytes = 0x8000000000000001ull;
+	r.reply_packets = 0x100000000ull;
+	r.reply_bytes = 0x1122334455667788ull;
+	r.start_ns = 999999;       /* rounds down to 0 ms */
+	r.end_ns = 1000000;        /* exactly 1 ms */
+	r.flow_id = 1;
+	r.end_reason = FLOW_END_OF_FLOW;
+	r.tcp_state = 7;
+	return r;
+}
+
+static struct flow_record rec_icmp4(void)
+{
+	struct flow_record r = rec_udp4();
+
+	r.proto = IPPROTO_ICMP;
+	r.icmp_type = 8;
+	r.icmp_code = 0;
+	r.orig.sport = 0x4d2e; /* the echo id stands where a port would */
+	r.orig.dport = 0;
+	r.reply.sport = 0x4d2e;
+	r.reply.dport = 0;
+	r.end_reason = FLOW_END_FORCED;
+	r.flow_id = 0x0000000100000000ull;
+	return r;
+}
+
+static struct flow_record rec_icmp6(void)
+{
+	struct flow_record r = rec_tcp6();
+
+	r.proto = IPPROTO_ICMPV6;
+	r.icmp_type = 1; /* destination unreachable */
+	r.icmp_code = 4; /* port unreachable */
+	r.orig.sport = 0x1f2e;
+	r.orig.dport = 0;
+	r.end_reason = FLOW_END_LACK_OF_RESOURCES;
+	r.flow_id = 0x7fffffffffffffffull;
+	return r;
+}
+
+static struct flow_record rec_udp6_active(void)
+{
+	struct flow_record r = rec_tcp6();
+
+	r.proto = IPPROTO_UDP;
+	r.orig.sport = 5353;
+	r.orig.dport = 5353;
+	r.end_reason = FLOW_END_ACTIVE_TIMEOUT;
+	r.start_ns = 1700000000000000000ull;
+	r.end_ns = 1700000000999999999ull;
+	r.flow_id = 0xffffffffffffffffull;
+	return r;
+}
+
+/* Record number @i of a reproducible stream mixing families and protocols. */
+static struct flow_record rec_numbered(guint64 i)
+{
+	struct flow_record r;
+
+	switch (i % 5) {
+	case 0: r = rec_udp4(); break;
+	case 1: r = rec_tcp6(); break;
+	case 2: r = rec_icmp4(); break;
+	case 3: r = rec_icmp6(); break;
+	default: r = rec_udp6_active(); break;
+	}
+	r.flow_id = i * 0x9e3779b97f4a7c15ull;
+	r.bytes += i << 33;
+	r.packets ^= i;
+	r.start_ns += i * 1000000;
+	r.end_ns = r.start_ns + 5000000000ull;
+	r.orig.src[3] ^= (uint8_t)i;
+	if (!flow_is_icmp(&r))
+		r.orig.sport = (uint16_t)(1024 + i);
+	else
+		r.icmp_code = (uint8_t)(i & 0x0f);
+	return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading back with libfixbuf                                               */
+/* ------------------------------------------------------------------------ */
+
+#define COLL_TID 0x9999
+
+/* Both families in one layout: elements a message lacks read as zeroes. */
+struct coll_rec {
+	uint64_t flowStartMilliseconds;
+	uint64_t flowEndMilliseconds;
+	uint64_t octetTotalCount;
+	uint64_t packetTotalCount;
+	uint64_t reverseOctetTotalCount;
+	uint64_t reversePacketTotalCount;
+	uint64_t flowId;
+	uint8_t sourceIPv6Address[16];
+	uint8_t destinationIPv6Address[16];
+	uint32_t sourceIPv4Address;
+	uint32_t destinationIPv4Address;
+	uint32_t observationDomainId;
+	uint16_t sourceTransportPort;
+	uint16_t destinationTransportPort;
+	uint16_t icmpTypeCodeIPv4;
+	uint16_t icmpTypeCodeIPv6;
+	uint8_t protocolIdentifier;
+	uint8_t flowEndReason;
+	uint8_t paddingOctets[2];
+};
+_Static_assert(offsetof(struct coll_rec, paddingOctets) == 110, "coll_rec layout");
+_Static_assert(sizeof(struct coll_rec) == 112, "coll_rec size");
+
+#define IE(name, len) { (char *)(name), (len), 0 }
+static fbInfoElementSpec_t coll_spec[] = {
+	IE("flowStartMilliseconds", 8),
+	IE("flowEndMilliseconds", 8),
+	IE("octetTotalCount", 8),
+	IE("packetTotalCount", 8),
+	IE("reverseOctetTotalCount", 8),
+	IE("reversePacketTotalCount", 8),
+	IE("flowId", 8),
+	IE("sourceIPv6Address", 16),
+	IE("destinationIPv6Address", 16),
+	IE("sourceIPv4Address", 4),
+	IE("destinationIPv4Address", 4),
+	IE("observationDomainId", 4),
+	IE("sourceTransportPort", 2),
+	IE("destinationTransportPort", 2),
+	IE("icmpTypeCodeIPv4", 2),
+	IE("icmpTypeCodeIPv6", 2),
+	IE("protocolIdentifier", 1),
+	IE("flowEndReason", 1),
+	IE("paddingOctets", 2),
+	FB_IESPEC_NULL
+};
+
+struct collected {
+	struct coll_rec rec;
+	uint16_t ext_tid;   /* template the record came with */
+	uint32_t domain;    /* observation domain of its message */
+	guint msg;          /* index of its message */
+};
+
+/* Reads messages [from, to) of @c as one collector session would. */
+static GArray *read_back(const struct capture *c, guint from, guint to)
+{
+	GArray *out = g_array_new(FALSE, TRUE, sizeof(struct collected));
+	g_autoptr(GError) error = NULL;
+	fbInfoModel_t *model = fbInfoModelAlloc();
+	fbSession_t *session = fbSessionAlloc(model);
+	fbTemplate_t *tmpl = fbTemplateAlloc(model);
+
+	g_assert_true(fbTemplateAppendSpecArray(tmpl, coll_spec, UINT32_MAX, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(fbSessionAddTemplate(session, TRUE, COLL_TID, tmpl, &error), ==,
+			 COLL_TID);
+	g_assert_no_error(error);
+	fBuf_t *fbuf = fBufAllocForCollection(session, NULL);
+	g_assert_true(fBufSetInternalTemplate(fbuf, COLL_TID, &error));
+	g_assert_no_error(error);
+
+	for (guint m = from; m < to; m++) {
+		gsize len;
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c->msgs, m), &len);
+		g_autofree uint8_t *copy = g_memdup2(data, len);
+
+		fBufSetBuffer(fbuf, copy, len);
+		for (;;) {
+			struct collected got = {.msg = m};
+			size_t reclen = sizeof(got.rec);
+			if (!fBufNext(fbuf, (uint8_t *)&got.rec, &reclen, &error)) {
+				/* the end of what was handed over */
+				g_assert_error(error, FB_ERROR_DOMAIN, FB_ERROR_BUFSZ);
+				g_clear_error(&error);
+				break;
+			}
+			g_assert_cmpuint(reclen, ==, sizeof(got.rec));
+			g_assert_nonnull(fBufGetCollectionTemplate(fbuf, &got.ext_tid));
+			got.domain = fbSessionGetDomain(session);
+			g_array_append_val(out, got);
+		}
+		g_assert_cmpuint(fBufRemaining(fbuf), ==, 0);
+	}
+	fBufFree(fbuf);
+	fbInfoModelFree(model);
+	return out;
+}
+
+static uint32_t v4_host(const uint8_t addr[16])
+{
+	uint32_t a;
+
+	memcpy(&a, addr, 4);
+	return ntohl(a);
+}
+
+static void check_collected(const struct collected *got, const struct flow_record *r)
+{
+	static const uint8_t zero16[16];
+	const struct coll_rec *c = &got->rec;
+
+	g_assert_cmpuint(got->domain, ==, DOMAIN);
+	g_assert_cmpuint(c->observationDomainId, ==, DOMAIN);
+	g_assert_cmpuint(c->flowStartMilliseconds, ==, r->start_ns / 1000000);
+	g_assert_cmpuint(c->flowEndMilliseconds, ==, r->end_ns / 1000000);
+	g_assert_cmpuint(c->octetTotalCount, ==, r->bytes);
+	g_assert_cmpuint(c->packetTotalCount, ==, r->packets);
+	g_assert_cmpuint(c->reverseOctetTotalCount, ==, r->reply_bytes);
+	g_assert_cmpuint(c->reversePacketTotalCount, ==, r->reply_packets);
+	g_assert_cmpuint(c->flowId, ==, r->flow_id);
+	g_assert_cmpuint(c->protocolIdentifier, ==, r->proto);
+	g_assert_cmpuint(c->flowEndReason, ==, r->end_reason);
+
+	if (r->family == AF_INET) {
+		g_assert_cmpuint(got->ext_tid, ==, TID_FLOW4);
+		g_assert_cmphex(c->sourceIPv4Address, ==, v4_host(r->orig.src));
+		g_assert_cmphex(c->destinationIPv4Address, ==, v4_host(r->orig.dst));
+		g_assert_cmpmem(c->sourceIPv6Address, 16, zero16, 16);
+		g_assert_cmpmem(c->destinationIPv6Address, 16, zero16, 16);
+	} else {
+		g_assert_cmpuint(got->ext_tid, ==, TID_FLOW6);
+		g_assert_cmpmem(c->sourceIPv6Address, 16, r->orig.src, 16);
+		g_assert_cmpmem(c->destinationIPv6Address, 16, r->orig.dst, 16);
+		g_assert_cmpuint(c->sourceIPv4Address, ==, 0);
+		g_assert_cmpuint(c->destinationIPv4Address, ==, 0);
+	}
+
+	uint16_t type_code = (uint16_t)(r->icmp_type << 8 | r->icmp_code);
+	if (flow_is_icmp(r)) {
+		/* no ports; type/code also in the destination port, where
+		 * NetFlow-era collectors look for it */
+		g_assert_cmpuint(c->sourceTransportPort, ==, 0);
+		g_assert_cmphex(c->destinationTransportPort, ==, type_code);
+	} else {
+		g_assert_cmpuint(c->sourceTransportPort, ==, r->orig.sport);
+		g_assert_cmpuint(c->destinationTransportPort, ==, r->orig.dport);
+	}
+	g_assert_cmphex(c->icmpTypeCodeIPv4, ==, r->proto == IPPROTO_ICMP ? type_code : 0);
+	g_assert_cmphex(c->icmpTypeCodeIPv6, ==, r->proto == IPPROTO_ICMPV6 ? type_code : 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading the bytes (RFC 7011 section 3)                                    */
+/* ------------------------------------------------------------------------ */
+
+struct field {
+	uint16_t id;     /* without the enterprise bit */
+	uint16_t len;
+	uint32_t pen;
+};
+
+struct tmpl {
+	GArray *fields;  /* struct field */
+	guint reclen;
+};
+
+static void tmpl_free(gpointer p)
+{
+	struct tmpl *t = p;
+
+	g_array_unref(t->fields);
+	g_free(t);
+}
+
+/* What a collector knows about one transport session. */
+struct wire_session {
+	GHashTable *templates;   /* template id -> struct tmpl * */
+	guint64 data_records;    /* in the messages read so far */
+	guint messages;
+};
+
+struct wire_msg {
+	uint16_t length;
+	uint32_t seq;
+	uint32_t domain;
+	guint data_records;
+	GArray *template_ids;    /* uint16_t, template records in this message */
+	GArray *data_set_tids;   /* uint16_t, one per data set, in order */
+};
+
+static void wire_session_init(struct wire_session *ws)
+{
+	ws->templates = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, tmpl_free);
+	ws->data_records = 0;
+	ws->messages = 0;
+}
+
+static void wire_session_clear(struct wire_session *ws)
+{
+	g_hash_table_destroy(ws->templates);
+}
+
+static void wire_msg_clear(struct wire_msg *wm)
+{
+	g_array_unref(wm->template_ids);
+	g_array_unref(wm->data_set_tids);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void parse_template_set(struct wire_session *ws, struct wire_msg *wm, const uint8_t *p,
+			       size_t len)
+{
+	size_t off = 0;
+
+	/* what is left after the last record shorter than a template header
+	 * is padding */
+	while (len - off >= 4) {
+		uint16_t tid = get16(p + off);
+		uint16_t count = get16(p + off + 2);
+		off += 4;
+		g_assert_cmpuint(tid, >=, 256);
+		g_assert_cmpuint(count, >, 0); /* no withdrawals expected */
+		struct tmpl *t = g_new0(struct tmpl, 1);
+		t->fields = g_array_new(FALSE, TRUE, sizeof(struct field));
+		for (uint16_t i = 0; i < count; i++) {
+			g_assert_cmpuint(len - off, >=, 4);
+			struct field f = {.id = get16(p + off), .len = get16(p + off + 2)};
+			off += 4;
+			if (f.id & 0x8000) {
+				g_assert_cmpuint(len - off, >=, 4);
+				f.id &= 0x7fff;
+				f.pen = get32(p + off);
+				off += 4;
+			}
+			g_assert_cmpuint(f.len, !=, 65535); /* nothing variable-length */
+			t->reclen += f.len;
+			g_array_append_val(t->fields, f);
+		}
+		g_hash_table_replace(ws->templates, GUINT_TO_POINTER(tid), t);
+		g_array_append_val(wm->template_ids, tid);
+	}
+	g_assert_cmpuint(len - off, ==, 0);
+}
+
+/* Parses one message, checking its framing; updates @ws. */
+static void parse_message(struct wire_session *ws, const uint8_t *p, size_t len,
+			  struct wire_msg *wm)
+{
+	memset(wm, 0, sizeof(*wm));
+	wm->template_ids = g_array_new(FALSE, FALSE, sizeof(uint16_t));
+	wm->data_set_tids = g_array_new(FALSE, FALSE, sizeof(uint16_t));
+
+	g_assert_cmpuint(len, >=, IPFIX_HEADER_LEN);
+	g_assert_cmpuint(get16(p), ==, 10);
+	wm->length = get16(p + 2);
+	g_assert_cmpuint(wm->length, ==, len);
+	wm->seq = get32(p + 8);
+	wm->domain = get32(p + 12);
+
+	size_t off = IPFIX_HEADER_LEN;
+	while (off < len) {
+		g_assert_cmpuint(len - off, >=, SET_HEADER_LEN);
+		uint16_t set_id = get16(p + off);
+		uint16_t set_len = get16(p + off + 2);
+		g_assert_cmpuint(set_len, >=, SET_HEADER_LEN);
+		g_assert_cmpuint(set_len, <=, len - off);
+		const uint8_t *body = p + off + SET_HEADER_LEN;
+		size_t body_len = set_len - SET_HEADER_LEN;
+
+		if (set_id == TEMPLATE_SET_ID) {
+			parse_template_set(ws, wm, body, body_len);
+		} else if (set_id >= 256) {
+			struct tmpl *t = g_hash_table_lookup(ws->templates, GUINT_TO_POINTER(set_id));
+			if (!t)
+				g_error("data set %u before its template", set_id);
+			g_assert_cmpuint(t->reclen, >, 0);
+			g_assert_cmpuint(body_len, >=, t->reclen);
+			g_assert_cmpuint(body_len % t->reclen, ==, 0);
+			wm->data_records += (guint)(body_len / t->reclen);
+			g_array_append_val(wm->data_set_tids, set_id);
+		} else if (set_id != OPTIONS_TEMPLATE_SET_ID) {
+			g_error("set id %u is reserved", set_id);
+		}
+		off += set_len;
+	}
+	ws->data_records += wm->data_records;
+	ws->messages++;
+}
+
+/*
+ * Checks messages [from, to) of @c as one transport session: framing, the
+ * observation domain, the size bound, the counts handed to the transport,
+ * and sequence numbers (RFC 7011 section 3.1: the data records sent in
+ * earlier messages of the session, modulo 2^32).  Returns the data records
+ * in those messages.
+ */
+static guint64 check_session(const struct capture *c, guint from, guint to, guint mtu,
+			     struct wire_session *ws)
+{
+	guint64 total = 0;
+
+	for (guint m = from; m < to; m++) {
+		gsize len;
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c->msgs, m), &len);
+		struct wire_msg wm;
+		guint64 before = ws->data_records;
+
+		parse_message(ws, data, len, &wm);
+		g_test_message("message %u: %zu bytes, seq %u, %u records (%u reported), %u templates",
+			       m, len, wm.seq, wm.data_records, capture_count(c, m),
+			       wm.template_ids->len);
+		g_assert_cmpuint(len, <=, mtu);
+		g_assert_cmpuint(wm.domain, ==, DOMAIN);
+		g_assert_cmpuint(wm.seq, ==, (uint32_t)before);
+		g_assert_cmpuint(capture_count(c, m), ==, wm.data_records);
+		total += wm.data_records;
+		wire_msg_clear(&wm);
+	}
+	return total;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tests                                                                     */
+/* ------------------------------------------------------------------------ */
+
+struct expect_ie {
+	const char *name;
+	uint16_t len;
+};
+
+static const struct expect_ie flow4_ies[] = {
+	{"flowStartMilliseconds", 8}, {"flowEndMilliseconds", 8},
+	{"octetTotalCount", 8}, {"packetTotalCount", 8},
+	{"reverseOctetTotalCount", 8}, {"reversePacketTotalCount", 8},
+	{"flowId", 8}, {"sourceIPv4Address", 4}, {"destinationIPv4Address", 4},
+	{"observationDomainId", 4}, {"sourceTransportPort", 2},
+	{"destinationTransportPort", 2}, {"icmpTypeCodeIPv4", 2},
+	{"protocolIdentifier", 1}, {"flowEndReason", 1},
+};
+
+static const struct expect_ie flow6_ies[] = {
+	{"flowStartMilliseconds", 8}, {"flowEndMilliseconds", 8},
+	{"octetTotalCount", 8}, {"packetTotalCount", 8},
+	{"reverseOctetTotalCount", 8}, {"reversePacketTotalCount", 8},
+	{"flowId", 8}, {"sourceIPv6Address", 16}, {"destinationIPv6Address", 16},
+	{"observationDomainId", 4}, {"sourceTransportPort", 2},
+	{"destinationTransportPort", 2}, {"icmpTypeCodeIPv6", 2},
+	{"protocolIdentifier", 1}, {"flowEndReason", 1},
+};
+
+/* The template on the wire holds exactly these elements (by the number and
+ * enterprise the information model gives their names), no padding. */
+static void check_template(const struct tmpl *t, const struct expect_ie *want, size_t n)
+{
+	fbInfoModel_t *model = fbInfoModelAlloc();
+	guint reclen = 0;
+
+	g_assert_cmpuint(t->fields->len, ==, n);
+	for (size_t i = 0; i < n; i++) {
+		const fbInfoElement_t *ie = fbInfoModelGetElementByName(model, want[i].name);
+		gboolean found = FALSE;
+
+		g_assert_nonnull(ie);
+		for (guint j = 0; j < t->fields->len; j++) {
+			const struct field *f = &g_array_index(t->fields, struct field, j);
+			if (f->id == ie->num && f->pen == ie->ent) {
+				g_assert_cmpuint(f->len, ==, want[i].len);
+				found = TRUE;
+			}
+		}
+		if (!found)
+			g_error("template lacks %s", want[i].name);
+		reclen += want[i].len;
+	}
+	g_assert_cmpuint(t->reclen, ==, reclen);
+	fbInfoModelFree(model);
+}
+
+static void test_session_starts_with_templates(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(1400, &c);
+	struct wire_session ws;
+	struct wire_msg wm;
+
+	start_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 1);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 0);
+	g_assert_cmpuint(encoder_pending(enc), ==, 0);
+
+	wire_session_init(&ws);
+	gsize len;
+	const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c.msgs, 0), &len);
+	parse_message(&ws, data, len, &wm);
+	g_assert_cmpuint(wm.seq, ==, 0);
+	g_assert_cmpuint(wm.domain, ==, DOMAIN);
+	g_assert_cmpuint(wm.data_records, ==, 0);
+	g_assert_cmpuint(wm.data_set_tids->len, ==, 0);
+	g_assert_cmpuint(wm.template_ids->len, ==, 2);
+	gboolean has4 = FALSE, has6 = FALSE;
+	for (guint i = 0; i < wm.template_ids->len; i++) {
+		uint16_t tid = g_array_index(wm.template_ids, uint16_t, i);
+		has4 |= tid == TID_FLOW4;
+		has6 |= tid == TID_FLOW6;
+	}
+	g_assert_true(has4);
+	g_assert_true(has6);
+
+	struct tmpl *t4 = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW4));
+	struct tmpl *t6 = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW6));
+	g_assert_cmpuint(t4->reclen, ==, 76);
+	g_assert_cmpuint(t6->reclen, ==, 100);
+	check_template(t4, flow4_ies, G_N_ELEMENTS(flow4_ies));
+	check_template(t6, flow6_ies, G_N_ELEMENTS(flow6_ies));
+	wire_msg_clear(&wm);
+	wire_session_clear(&ws);
+
+	/* nothing pending: flushing sends nothing */
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 1);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+static void test_fields(void)
+{
+	const struct flow_record recs[] = {
+		rec_udp4(), rec_tcp6(), rec_icmp4(), rec_icmp6(), rec_udp6_active(),
+	};
+	struct capture c;
+	encoder *enc = new_encoder(65000, &c);
+	struct wire_session ws;
+
+	start_ok(enc);
+	for (size_t i = 0; i < G_N_ELEMENTS(recs); i++) {
+		add_ok(enc, &recs[i]);
+		g_assert_cmpuint(encoder_pending(enc), ==, i + 1);
+	}
+	/* all fit in one message, which waits for a flush */
+	g_assert_cmpuint(c.msgs->len, ==, 1);
+	flush_ok(enc);
+	g_assert_cmpuint(encoder_pending(enc), ==, 0);
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+	g_assert_cmpuint(capture_count(&c, 1), ==, G_N_ELEMENTS(recs));
+
+	wire_session_init(&ws);
+	g_assert_cmpuint(check_session(&c, 0, c.msgs->len, 65000, &ws), ==, G_N_ELEMENTS(recs));
+	wire_session_clear(&ws);
+
+	g_autoptr(GArray) got = read_back(&c, 0, c.msgs->len);
+	g_assert_cmpuint(got->len, ==, G_N_ELEMENTS(recs));
+	for (guint i = 0; i < got->len; i++) {
+		g_test_message("record %u", i);
+		check_collected(&g_array_index(got, struct collected, i), &recs[i]);
+	}
+
+	/* a second flush has nothing to send */
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* Alternating families in one message: one data set per run of a template,
+ * every record read back in order with the right template. */
+static void test_mixed_families(void)
+{
+	struct flow_record recs[8];
+	struct capture c;
+	encoder *enc = new_encoder(65000, &c);
+	struct wire_session ws;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(recs); i++)
+		recs[i] = (i == 2 || i % 2) ? rec_tcp6() : rec_udp4(); /* 4 6 6 6 4 6 4 6 */
+	for (size_t i = 0; i < G_N_ELEMENTS(recs); i++)
+		recs[i].flow_id = 1000 + i;
+
+	start_ok(enc);
+	for (size_t i = 0; i < G_N_ELEMENTS(recs); i++)
+		add_ok(enc, &recs[i]);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+	g_assert_cmpuint(capture_count(&c, 1), ==, G_N_ELEMENTS(recs));
+
+	wire_session_init(&ws);
+	check_session(&c, 0, 1, 65000, &ws);
+	gsize len;
+	const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c.msgs, 1), &len);
+	struct wire_msg wm;
+	parse_message(&ws, data, len, &wm);
+	g_assert_cmpuint(wm.data_records, ==, G_N_ELEMENTS(recs));
+	g_assert_cmpuint(wm.seq, ==, 0);
+	static const uint16_t sets[] = {TID_FLOW4, TID_FLOW6, TID_FLOW4, TID_FLOW6, TID_FLOW4,
+					TID_FLOW6};
+	g_assert_cmpmem(wm.data_set_tids->data, wm.data_set_tids->len * sizeof(uint16_t), sets,
+			sizeof(sets));
+	wire_msg_clear(&wm);
+	wire_session_clear(&ws);
+
+	g_autoptr(GArray) got = read_back(&c, 0, c.msgs->len);
+	g_assert_cmpuint(got->len, ==, G_N_ELEMENTS(recs));
+	for (guint i = 0; i < got->len; i++)
+		check_collected(&g_array_index(got, struct collected, i), &recs[i]);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* Many records, a small MTU: several messages, none too big, each with the
+ * right count and sequence number, and every record read back in order. */
+static void check_many(guint mtu, guint n)
+{
+	struct capture c;
+	encoder *enc = new_encoder(mtu, &c);
+	struct wire_session ws;
+
+	g_test_message("mtu %u, %u records", mtu, n);
+	start_ok(enc);
+	guint64 emitted_records = 0;
+	for (guint i = 0; i < n; i++) {
+		struct flow_record r = rec_numbered(i);
+		guint msgs_before = c.msgs->len;
+		add_ok(enc, &r);
+		for (guint m = msgs_before; m < c.msgs->len; m++)
+			emitted_records += capture_count(&c, m);
+		/* what was added and not yet handed over */
+		g_assert_cmpuint(encoder_pending(enc), ==, i + 1 - emitted_records);
+	}
+	flush_ok(enc);
+	g_assert_cmpuint(encoder_pending(enc), ==, 0);
+	g_assert_cmpuint(c.msgs->len, >, 2);
+
+	wire_session_init(&ws);
+	g_assert_cmpuint(check_session(&c, 0, c.msgs->len, mtu, &ws), ==, n);
+	wire_session_clear(&ws);
+
+	g_autoptr(GArray) got = read_back(&c, 0, c.msgs->len);
+	g_assert_cmpuint(got->len, ==, n);
+	for (guint i = 0; i < got->len; i++) {
+		struct flow_record r = rec_numbered(i);
+		check_collected(&g_array_index(got, struct collected, i), &r);
+	}
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+static void test_mtu_small(void)
+{
+	check_many(512, 1000);
+}
+
+static void test_mtu_odd(void)
+{
+	/* a size that no record count fills exactly */
+	check_many(1399, 3000);
+}
+
+static void test_mtu_large(void)
+{
+	check_many(65000, 5000);
+}
+
+/* Only IPv4 records and mtu 512: 16 + 4 + 6 * 76 = 476 fits, a seventh
+ * (552) does not; the message must be full before it is sent. */
+static void test_mtu_packing(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(512, &c);
+	struct flow_record r = rec_udp4();
+
+	start_ok(enc);
+	for (int i = 0; i < 6; i++)
+		add_ok(enc, &r);
+	g_assert_cmpuint(c.msgs->len, ==, 1);
+	g_assert_cmpuint(encoder_pending(enc), ==, 6);
+	add_ok(enc, &r);
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+	g_assert_cmpuint(capture_count(&c, 1), ==, 6);
+	g_assert_cmpuint(g_bytes_get_size(g_ptr_array_index(c.msgs, 1)), ==, 476);
+	g_assert_cmpuint(encoder_pending(enc), ==, 1);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 3);
+	g_assert_cmpuint(capture_count(&c, 2), ==, 1);
+
+	struct wire_session ws;
+	wire_session_init(&ws);
+	check_session(&c, 0, c.msgs->len, 512, &ws);
+	wire_session_clear(&ws);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+static void test_refresh_templates(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(1400, &c);
+	struct flow_record r4 = rec_udp4(), r6 = rec_tcp6();
+	g_autoptr(GError) error = NULL;
+
+	start_ok(enc);
+	add_ok(enc, &r4);
+	add_ok(enc, &r6);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+
+	g_assert_true(encoder_refresh_templates(enc, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(c.msgs->len, ==, 3);
+	g_assert_cmpuint(capture_count(&c, 2), ==, 0);
+
+	/* records pending at a refresh go out first, in their own message */
+	add_ok(enc, &r6);
+	add_ok(enc, &r4);
+	add_ok(enc, &r4);
+	g_assert_true(encoder_refresh_templates(enc, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(encoder_pending(enc), ==, 0);
+	g_assert_cmpuint(c.msgs->len, ==, 5);
+	g_assert_cmpuint(capture_count(&c, 3), ==, 3);
+	g_assert_cmpuint(capture_count(&c, 4), ==, 0);
+
+	add_ok(enc, &r4);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 6);
+
+	/* template messages carry the sequence number without adding to it */
+	struct wire_session ws;
+	wire_session_init(&ws);
+	g_assert_cmpuint(check_session(&c, 0, c.msgs->len, 1400, &ws), ==, 6);
+	for (guint m = 2; m <= 4; m += 2) {
+		gsize len;
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c.msgs, m), &len);
+		struct wire_session fresh;
+		struct wire_msg wm;
+		wire_session_init(&fresh);
+		parse_message(&fresh, data, len, &wm);
+		g_assert_cmpuint(wm.template_ids->len, ==, 2);
+		g_assert_cmpuint(wm.data_records, ==, 0);
+		g_assert_cmpuint(wm.seq, ==, m == 2 ? 2 : 5);
+		wire_msg_clear(&wm);
+		wire_session_clear(&fresh);
+	}
+	wire_session_clear(&ws);
+
+	g_autoptr(GArray) got = read_back(&c, 0, c.msgs->len);
+	const struct flow_record *order[] = {&r4, &r6, &r6, &r4, &r4, &r4};
+	g_assert_cmpuint(got->len, ==, G_N_ELEMENTS(order));
+	for (guint i = 0; i < got->len; i++)
+		check_collected(&g_array_index(got, struct collected, i), order[i]);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* A new transport session (reconnect, new file) starts over: templates
+ * first, sequence number 0, and a collector that only sees the new session
+ * can decode it. */
+static void test_second_session(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(512, &c);
+	struct wire_session ws;
+
+	start_ok(enc);
+	for (guint i = 0; i < 20; i++) {
+		struct flow_record r = rec_numbered(i);
+		add_ok(enc, &r);
+	}
+	flush_ok(enc);
+	guint first_end = c.msgs->len;
+	wire_session_init(&ws);
+	g_assert_cmpuint(check_session(&c, 0, first_end, 512, &ws), ==, 20);
+	wire_session_clear(&ws);
+
+	/* records pending when the session ends are dropped with it: the
+	 * caller resends from its spool position */
+	struct flow_record lost = rec_udp4();
+	add_ok(enc, &lost);
+	add_ok(enc, &lost);
+	g_assert_cmpuint(encoder_pending(enc), ==, 2);
+	start_ok(enc);
+	g_assert_cmpuint(encoder_pending(enc), ==, 0);
+	g_assert_cmpuint(c.msgs->len, ==, first_end + 1);
+	g_assert_cmpuint(capture_count(&c, first_end), ==, 0);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, first_end + 1);
+
+	for (guint i = 100; i < 130; i++) {
+		struct flow_record r = rec_numbered(i);
+		add_ok(enc, &r);
+	}
+	flush_ok(enc);
+	wire_session_init(&ws);
+	g_assert_cmpuint(check_session(&c, first_end, c.msgs->len, 512, &ws), ==, 30);
+	wire_session_clear(&ws);
+
+	g_autoptr(GArray) got = read_back(&c, first_end, c.msgs->len);
+	g_assert_cmpuint(got->len, ==, 30);
+	for (guint i = 0; i < got->len; i++) {
+		struct flow_record r = rec_numbered(100 + i);
+		check_collected(&g_array_index(got, struct collected, i), &r);
+	}
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* Adds @n numbered records and flushes; returns the largest message. */
+static gsize add_many_max_len(encoder *enc, struct capture *c, guint n)
+{
+	guint from = c->msgs->len;
+	gsize largest = 0;
+
+	for (guint i = 0; i < n; i++) {
+		struct flow_record r = rec_numbered(i);
+		add_ok(enc, &r);
+	}
+	flush_ok(enc);
+	for (guint m = from; m < c->msgs->len; m++)
+		largest = MAX(largest, g_bytes_get_size(g_ptr_array_index(c->msgs, m)));
+	return largest;
+}
+
+/* mtu = auto (0): 65000 until the transport sets the path's limit, which
+ * applies from the next session on and is kept within 512..65000. */
+static void test_message_limit(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(0, &c);
+	struct wire_session ws;
+	guint from;
+
+	start_ok(enc);
+	gsize largest = add_many_max_len(enc, &c, 2000);
+	g_assert_cmpuint(largest, <=, 65000);
+	g_assert_cmpuint(largest, >, 64000);
+
+	/* the running session keeps its limit */
+	encoder_set_message_limit(enc, 600);
+	g_assert_cmpuint(add_many_max_len(enc, &c, 2000), >, 64000);
+
+	from = c.msgs->len;
+	start_ok(enc);
+	largest = add_many_max_len(enc, &c, 300);
+	g_assert_cmpuint(largest, <=, 600);
+	g_assert_cmpuint(largest, >, 600 - 104);
+	wire_session_init(&ws);
+	g_assert_cmpuint(check_session(&c, from, c.msgs->len, 600, &ws), ==, 300);
+	wire_session_clear(&ws);
+
+	encoder_set_message_limit(enc, 100);
+	from = c.msgs->len;
+	start_ok(enc);
+	largest = add_many_max_len(enc, &c, 300);
+	g_assert_cmpuint(largest, <=, 512);
+	g_assert_cmpuint(largest, >, 512 - 104);
+	wire_session_init(&ws);
+	g_assert_cmpuint(check_session(&c, from, c.msgs->len, 512, &ws), ==, 300);
+	wire_session_clear(&ws);
+
+	encoder_set_message_limit(enc, 1000000);
+	start_ok(enc);
+	largest = add_many_max_len(enc, &c, 2000);
+	g_assert_cmpuint(largest, <=, 65000);
+	g_assert_cmpuint(largest, >, 64000);
+
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* The export time in each header is the wall clock (RFC 7011 section 3.1),
+ * not zero or the flow's time. */
+static void test_export_time(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(1400, &c);
+	struct flow_record r = rec_udp4();
+
+	start_ok(enc);
+	add_ok(enc, &r);
+	flush_ok(enc);
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	for (guint m = 0; m < c.msgs->len; m++) {
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c.msgs, m), NULL);
+		gint64 t = get32(data + 4);
+		g_assert_cmpint(t, >, now - 600);
+		g_assert_cmpint(t, <=, now + 1);
+	}
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* A failed emit is the caller's error, unchanged. */
+static void test_emit_error(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(1400, &c);
+	struct flow_record r = rec_udp4();
+	g_autoptr(GError) error = NULL;
+
+	c.fail = TRUE;
+	g_assert_false(encoder_start_session(enc, &error));
+	g_assert_error(error, TEST_ERROR, 42);
+	g_clear_error(&error);
+
+	start_ok(enc);
+	add_ok(enc, &r);
+	c.fail = TRUE;
+	g_assert_false(encoder_flush(enc, &error));
+	g_assert_error(error, TEST_ERROR, 42);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* ipfixDump, as a collector that shares nothing with the encoder but the
+ * library, must name the elements and count the records. */
+static void test_ipfixdump(void)
+{
+	g_autofree char *ipfixdump = g_find_program_in_path("ipfixDump");
+	if (!ipfixdump) {
+		g_test_skip("ipfixDump (libfixbuf-tools) not installed");
+		return;
+	}
+	struct capture c;
+	encoder *enc = new_encoder(512, &c);
+	const guint n = 57;
+
+	start_ok(enc);
+	for (guint i = 0; i < n; i++) {
+		struct flow_record r = rec_numbered(i);
+		add_ok(enc, &r);
+	}
+	flush_ok(enc);
+
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = NULL;
+	int fd = g_file_open_tmp("ctflowd-ipfix-XXXXXX", &path, &error);
+	g_assert_no_error(error);
+	g_autoptr(GByteArray) all = g_byte_array_new();
+	for (guint m = 0; m < c.msgs->len; m++) {
+		gsize len;
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c.msgs, m), &len);
+		g_byte_array_append(all, data, (guint)len);
+	}
+	g_close(fd, NULL);
+	g_assert_true(g_file_set_contents(path, (const char *)all->data, all->len, &error));
+	g_assert_no_error(error);
+
+	const char *argv[] = {ipfixdump, "--in", path, NULL};
+	g_autofree char *out = NULL, *err = NULL;
+	int status;
+	g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
+				   &err, &status, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_spawn_check_wait_status(status, NULL));
+	g_unlink(path);
+
+	static const char *names[] = {"reverseOctetTotalCount", "reversePacketTotalCount",
+				      "flowEndReason", "flowStartMilliseconds", "flowId",
+				      "sourceIPv6Address", "icmpTypeCodeIPv4"};
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
+		if (!strstr(out, names[i]))
+			g_error("ipfixDump output lacks %s:\n%s", names[i], out);
+
+	/* "*** File Stats: M Messages, N Data Records, ..." */
+	const char *stats = strstr(out, "*** File Stats:");
+	g_assert_nonnull(stats);
+	guint messages = 0, records = 0;
+	g_assert_cmpint(sscanf(stats, "*** File Stats: %u Messages, %u Data Records", &messages,
+			       &records), ==, 2);
+	g_assert_cmpuint(messages, ==, c.msgs->len);
+	g_assert_cmpuint(records, ==, n);
+
+	/* its reading of the sequence numbers: each one counts the data
+	 * records of the messages before it */
+	g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+	guint64 before = 0;
+	guint headers = 0;
+	for (char **l = lines; *l; l++) {
+		const char *seq = strstr(*l, "sequence number:");
+		const char *stat = strstr(*l, "*** Msg Stats:");
+		guint v;
+		int end = 0;
+		if (seq && sscanf(seq, "sequence number: %u", &v) == 1) {
+			g_assert_cmpuint(v, ==, before);
+			headers++;
+		} else if (stat && sscanf(stat, "*** Msg Stats: %u Data Records%n", &v, &end) == 1 &&
+			   end > 0) {
+			before += v;
+		}
+	}
+	g_assert_cmpuint(headers, ==, c.msgs->len);
+	g_assert_cmpuint(before, ==, n);
+	g_assert_null(strstr(err, "out of sequence"));
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	/* One failing case is reported and the others still run. */
+	g_test_set_nonfatal_assertions();
+
+	g_test_add_func("/encoder_ipfix/session-starts-with-templates",
+			test_session_starts_with_templates);
+	g_test_add_func("/encoder_ipfix/fields", test_fields);
+	g_test_add_func("/encoder_ipfix/mixed-families", test_mixed_families);
+	g_test_add_func("/encoder_ipfix/mtu/packing", test_mtu_packing);
+	g_test_add_func("/encoder_ipfix/mtu/512", test_mtu_small);
+	g_test_add_func("/encoder_ipfix/mtu/1399", test_mtu_odd);
+	g_test_add_func("/encoder_ipfix/mtu/65000", test_mtu_large);
+	g_test_add_func("/encoder_ipfix/refresh-templates", test_refresh_templates);
+	g_test_add_func("/encoder_ipfix/second-session", test_second_session);
+	g_test_add_func("/encoder_ipfix/message-limit", test_message_limit);
+	g_test_add_func("/encoder_ipfix/export-time", test_export_time);
+	g_test_add_func("/encoder_ipfix/emit-error", test_emit_error);
+	g_test_add_func("/encoder_ipfix/ipfixdump", test_ipfixdump);
+
+	return g_test_run();
+}
