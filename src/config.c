@@ -38,7 +38,7 @@ static const char *const daemon_keys[] = {
 
 static const char *const source_keys[] = {
 	"netns", "receive_buffer", "reliable", "events", "manage_sysctls",
-	"dedup_window", "resync_delay", NULL,
+	"dedup_window", "resync_delay", "guard", NULL,
 };
 
 static const char *const export_keys[] = {
@@ -802,6 +802,46 @@ static gboolean parse_events(struct parser *p, const char *group, gboolean *subs
 	return TRUE;
 }
 
+/* "90%" of nf_conntrack_max, an entry count, or "off". */
+static gboolean parse_guard(struct parser *p, const char *g, struct source_config *s)
+{
+	g_autofree char *value = NULL;
+
+	if (!get_value(p, g, "guard", &value))
+		return FALSE;
+	s->guard_percent = 90;
+	s->guard_entries = 0;
+	if (!value)
+		return TRUE;
+	if (g_ascii_strcasecmp(value, "off") == 0) {
+		s->guard_percent = 0;
+		return TRUE;
+	}
+	g_autofree char *q = quote(value);
+	char *end = NULL;
+	errno = 0;
+	guint64 n = g_ascii_strtoull(value, &end, 10);
+	if (end == value || errno || !g_ascii_isdigit(value[0]))
+		goto bad;
+	if (g_strcmp0(end, "%") == 0) {
+		if (n < 1 || n > 100)
+			return fail(p, CONFIG_ERROR_VALUE, g, "guard",
+				    "expected a percentage from 1%% to 100%%, got %s", q);
+		s->guard_percent = (guint)n;
+		return TRUE;
+	}
+	if (*end || n < 1)
+		goto bad;
+	s->guard_entries = n;
+	s->guard_percent = 0;
+	return TRUE;
+bad:
+	return fail(p, CONFIG_ERROR_VALUE, g, "guard",
+		    "expected a share of nf_conntrack_max (such as 90%%), a number of entries, "
+		    "or off, got %s",
+		    q);
+}
+
 static gboolean parse_source(struct parser *p, struct source_config *s)
 {
 	const char *g = "source";
@@ -818,7 +858,8 @@ static gboolean parse_source(struct parser *p, struct source_config *s)
 	    !parse_bool_key(p, g, "manage_sysctls", TRUE, &s->manage_sysctls) ||
 	    !parse_count_key(p, g, "dedup_window", 262144, 1024, 67108864, &dedup) ||
 	    !parse_duration_key(p, g, "resync_delay", 2 * SECOND_MS, 0, HOUR_MS, FALSE,
-				&s->resync_delay_ms))
+				&s->resync_delay_ms) ||
+	    !parse_guard(p, g, s))
 		return FALSE;
 	s->dedup_window = (guint)dedup;
 	return TRUE;
@@ -1220,6 +1261,14 @@ char *config_to_string(const struct ctflowd_config *config)
 	append_bool(out, "manage_sysctls", s->manage_sysctls);
 	append_number(out, "dedup_window", s->dedup_window);
 	append_duration(out, "resync_delay", s->resync_delay_ms);
+	if (s->guard_entries) {
+		append_number(out, "guard", s->guard_entries);
+	} else if (s->guard_percent) {
+		g_autofree char *pct = g_strdup_printf("%u%%", s->guard_percent);
+		append_key(out, "guard", pct);
+	} else {
+		append_key(out, "guard", "off");
+	}
 
 	for (guint i = 0; config->exports && i < config->exports->len; i++) {
 		const struct export_config *e = g_ptr_array_index(config->exports, i);

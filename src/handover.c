@@ -17,6 +17,8 @@
 #include "ctflowd/error.h"
 #include "ctflowd/handover.h"
 
+#define HOLD_TICK_MS 200
+
 static gboolean fill_address(struct sockaddr_un *addr, const char *path, GError **error)
 {
 	memset(addr, 0, sizeof(*addr));
@@ -51,10 +53,19 @@ static void send_fd(int conn, int fd)
 }
 
 /* The holder: no GLib main loop, no threads; it only waits. */
-G_GNUC_NORETURN static void hold(int fd, int listener, const char *path, guint timeout_ms)
+G_GNUC_NORETURN static void hold(int fd, int listener, const char *path, guint timeout_ms,
+				  guard *g)
 {
 	struct pollfd p = { .fd = listener, .events = POLLIN };
-	int rc = poll(&p, 1, (int)timeout_ms);
+	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+	int rc = 0;
+
+	while (rc == 0 && g_get_monotonic_time() < deadline) {
+		gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
+		rc = poll(&p, 1, (int)MIN(left_ms, (gint64)HOLD_TICK_MS));
+		if (rc == 0 && g)
+			guard_check(g, 0);
+	}
 
 	if (rc > 0) {
 		int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
@@ -79,7 +90,7 @@ G_GNUC_NORETURN static void hold(int fd, int listener, const char *path, guint t
 	_exit(1);
 }
 
-gboolean handover_offer(int fd, const char *path, guint timeout_ms, GError **error)
+gboolean handover_offer(int fd, const char *path, guint timeout_ms, guard *g, GError **error)
 {
 	struct sockaddr_un addr;
 
@@ -114,7 +125,7 @@ gboolean handover_offer(int fd, const char *path, guint timeout_ms, GError **err
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
-		hold(fd, listener, path, timeout_ms);
+		hold(fd, listener, path, timeout_ms, g);
 	}
 	close(listener);
 	waitpid(child, NULL, 0);

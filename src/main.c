@@ -16,6 +16,7 @@
 #include "ctflowd/config.h"
 #include "ctflowd/ct_socket.h"
 #include "ctflowd/error.h"
+#include "ctflowd/guard.h"
 #include "ctflowd/handover.h"
 #include "ctflowd/host_check.h"
 #include "ctflowd/log.h"
@@ -28,6 +29,7 @@
 #define EXIT_USAGE 2
 #define SYSCTL_DIR "/proc/sys/net/netfilter"
 #define FDSTORE_NAME "ctnetlink"
+#define GUARD_INTERVAL_MS 200
 
 struct options {
 	char *config_path;
@@ -104,7 +106,8 @@ static char *handover_path(const struct ctflowd_config *config)
  * descriptor store, a holder left by the previous ctflowd, or a new one.
  * The sysctls are checked in the watched namespace whichever it is.
  */
-static int acquire_socket(const struct ctflowd_config *config, GError **error)
+static int acquire_socket(const struct ctflowd_config *config, guard **guard_out,
+			  GError **error)
 {
 	const struct source_config *sc = &config->source;
 	struct ct_socket_options opts = {
@@ -132,13 +135,22 @@ static int acquire_socket(const struct ctflowd_config *config, GError **error)
 		if ((fd = ct_socket_open(error)) < 0)
 			goto fail;
 	}
+	if (!ct_socket_verify(fd, error) || !ct_socket_configure(fd, &opts, error))
+		goto fail;
+	/* the guard reads the table of the watched namespace */
+	if (sc->reliable && (sc->guard_percent || sc->guard_entries)) {
+		struct guard_options gopts = {
+			.percent = sc->guard_percent,
+			.entries = sc->guard_entries,
+		};
+		if (!(*guard_out = guard_new(fd, &gopts, error)))
+			goto fail;
+	}
 	if (saved >= 0 && !netns_leave(saved, error)) {
 		saved = -1;
 		goto fail;
 	}
 	saved = -1;
-	if (!ct_socket_verify(fd, error) || !ct_socket_configure(fd, &opts, error))
-		goto fail;
 	if (origin)
 		g_message("took over the conntrack event socket from %s", origin);
 	return fd;
@@ -164,14 +176,14 @@ static void store_socket(int fd)
 }
 
 /* Without a service manager to keep it, the socket goes to a holder. */
-static void offer_socket(const struct ctflowd_config *config, int fd)
+static void offer_socket(const struct ctflowd_config *config, int fd, guard *g)
 {
 	g_autofree char *path = handover_path(config);
 	g_autoptr(GError) error = NULL;
 
 	if (systemd_notify_available() || !config->daemon.handover_timeout_ms)
 		return;
-	if (!handover_offer(fd, path, config->daemon.handover_timeout_ms, &error))
+	if (!handover_offer(fd, path, config->daemon.handover_timeout_ms, g, &error))
 		g_warning("%s; events of flows ending before the next start are lost",
 			  error->message);
 }
@@ -181,6 +193,11 @@ static gboolean write_pid_file(const char *path, GError **error)
 	g_autofree char *text = g_strdup_printf("%d\n", (int)getpid());
 
 	return !path || g_file_set_contents(path, text, -1, error);
+}
+
+static void guard_tick(void *data, gint64 worker_alive_us)
+{
+	guard_check(data, worker_alive_us);
 }
 
 static int run_worker(void *data)
@@ -219,8 +236,9 @@ int main(int argc, char **argv)
 	}
 
 	int events_fd = -1;
+	guard *host_guard = NULL;
 	if (!prepare_state_directory(&config->daemon, &error) ||
-	    (events_fd = acquire_socket(config, &error)) < 0) {
+	    (events_fd = acquire_socket(config, &host_guard, &error)) < 0) {
 		g_critical("%s", error->message);
 		config_free(config);
 		return EXIT_FAILURE;
@@ -241,10 +259,18 @@ int main(int argc, char **argv)
 		.restart_max_ms = 5000,
 		.stop_timeout_ms = 60000,
 		.notify = systemd_notify_available(),
+		.tick_ms = host_guard ? GUARD_INTERVAL_MS : 0,
+		.tick = guard_tick,
+		.tick_user = host_guard,
 	};
+	if (host_guard)
+		g_message("guard: reliable delivery goes off at %" G_GUINT64_FORMAT
+			  " conntrack entries",
+			  guard_threshold(host_guard));
 	int status = supervisor_run(run_worker, &args, &sup);
 
-	offer_socket(config, events_fd);
+	offer_socket(config, events_fd, host_guard);
+	guard_free(host_guard);
 	close(events_fd);
 	if (config->daemon.pid_file)
 		unlink(config->daemon.pid_file);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,9 @@
 
 /* a worker that lived this long was not failing at start-up */
 #define HEALTHY_RUN_MS 10000
+
+/* One word shared with the worker across fork: when it last drained. */
+static gint64 *worker_alive;
 
 static gint64 now_ms(void)
 {
@@ -73,6 +77,12 @@ int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_
 
 	signal_set(&set);
 	sigprocmask(SIG_BLOCK, &set, &saved);
+	if (!worker_alive) {
+		void *page = mmap(NULL, sizeof(gint64), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		worker_alive = page == MAP_FAILED ? NULL : page;
+	}
+	gint64 next_tick = opts->tick_ms ? now_ms() + opts->tick_ms : -1;
 	worker = start_worker(fn, user, &saved);
 	if (worker < 0)
 		return 1;
@@ -80,8 +90,8 @@ int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_
 
 	for (;;) {
 		/* wake for the next restart or forced kill, else wait for a signal */
-		gint64 wake = -1;
-		if (restart_at >= 0)
+		gint64 wake = next_tick;
+		if (restart_at >= 0 && (wake < 0 || restart_at < wake))
 			wake = restart_at;
 		if (kill_at >= 0 && (wake < 0 || kill_at < wake))
 			wake = kill_at;
@@ -95,6 +105,13 @@ int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_
 		siginfo_t info;
 		int sig = tsp ? sigtimedwait(&set, &info, tsp) : sigwaitinfo(&set, &info);
 
+		if (next_tick >= 0 && now_ms() >= next_tick) {
+			next_tick = now_ms() + opts->tick_ms;
+			opts->tick(opts->tick_user,
+				   worker > 0 && worker_alive ? __atomic_load_n(worker_alive,
+										 __ATOMIC_RELAXED)
+							      : 0);
+		}
 		if (sig < 0 && errno == EAGAIN) {
 			if (kill_at >= 0 && now_ms() >= kill_at && worker > 0) {
 				g_warning("worker %d did not stop in %u ms; killing it", (int)worker,
@@ -177,4 +194,10 @@ out:
 void supervisor_worker_ready(void)
 {
 	kill(getppid(), SIGUSR2);
+}
+
+void supervisor_worker_alive(void)
+{
+	if (worker_alive)
+		__atomic_store_n(worker_alive, g_get_monotonic_time(), __ATOMIC_RELAXED);
 }

@@ -26,6 +26,7 @@
 
 #define STOP_GRACE_MS 10000
 #define HELD_BACK_GRACE_MS 5000
+#define HEARTBEAT_MS 250
 
 struct daemon {
 	const struct ctflowd_config *config;
@@ -105,6 +106,8 @@ static gboolean on_netlink_readable(gint fd, GIOCondition cond, gpointer data)
 		return G_SOURCE_REMOVE;
 	}
 	schedule_resync(d);
+	if (d->supervised)
+		supervisor_worker_alive();
 	return G_SOURCE_CONTINUE;
 }
 
@@ -151,6 +154,14 @@ static void log_stats(struct daemon *d, const char *when)
 				       st.reconnects, st.resent, st.lost);
 	}
 	g_message("%s", line->str);
+}
+
+/* The supervisor's guard needs to know the reader is alive while no
+ * events come, too. */
+static gboolean on_heartbeat(gpointer data)
+{
+	supervisor_worker_alive();
+	return G_SOURCE_CONTINUE;
 }
 
 static gboolean on_stats_timer(gpointer data)
@@ -296,8 +307,11 @@ int worker_run(const struct ctflowd_config *config, int events_fd, gboolean supe
 	g_message("ctflowd %s running: %s delivery, %u destination%s", CTFLOWD_VERSION,
 		  config->source.reliable ? "reliable" : "UNRELIABLE", d.sinks->len,
 		  d.sinks->len == 1 ? "" : "s");
-	if (supervised)
+	if (supervised) {
+		g_timeout_add(HEARTBEAT_MS, on_heartbeat, &d);
+		supervisor_worker_alive();
 		supervisor_worker_ready();
+	}
 
 	g_main_loop_run(d.loop);
 

@@ -59,6 +59,8 @@ struct source_config {
 	gboolean manage_sysctls;   /* set acct/timestamp/events instead of refusing */
 	guint dedup_window;        /* recent DESTROY keys remembered */
 	guint resync_delay_ms;     /* quiet time after an overrun before the table dump */
+	guint guard_percent;       /* reliable delivery off past this % of nf_conntrack_max */
+	guint64 guard_entries;     /* ... or past this many entries (wins); both 0: off */
 };
 
 struct export_config {

@@ -12,13 +12,16 @@
 #pragma once
 
 #include <glib.h>
+#include "ctflowd/guard.h"
 
 /**
  * handover_offer:
  * Starts a detached holder for @fd, listening on @path, that lives at most
- * @timeout_ms.  Returns once the holder is listening.
+ * @timeout_ms and meanwhile runs @g (may be NULL): with nobody reading, the
+ * guard is what keeps parked events from filling the table.  Returns once
+ * the holder is listening.
  */
-gboolean handover_offer(int fd, const char *path, guint timeout_ms, GError **error);
+gboolean handover_offer(int fd, const char *path, guint timeout_ms, guard *g, GError **error);
 
 /**
  * handover_take:

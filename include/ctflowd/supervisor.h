@@ -20,6 +20,9 @@ struct supervisor_options {
 	guint restart_max_ms;   /* the wait doubles up to this while it keeps dying */
 	guint stop_timeout_ms;  /* after SIGTERM, the worker gets this long, then SIGKILL */
 	gboolean notify;        /* tell systemd READY=1 / STOPPING=1 */
+	guint tick_ms;          /* call tick every this long (0: never) */
+	void (*tick)(void *user, gint64 worker_alive_us);
+	void *tick_user;
 };
 
 /* Exit status a worker uses for an error restarting cannot fix (bad
@@ -31,10 +34,18 @@ struct supervisor_options {
  * Forks a worker running @fn(@user) and keeps one running until SIGTERM or
  * SIGINT, which it forwards (as SIGTERM) and waits for.  SIGUSR1 and SIGHUP
  * are forwarded.  A worker tells the supervisor it is up by sending it
- * SIGUSR2 (see supervisor_worker_ready()).  Returns the exit status for the
- * daemon: the stopped worker's, or SUPERVISOR_EXIT_FATAL's cause.
+ * SIGUSR2 (see supervisor_worker_ready()).  Every tick_ms it calls tick with
+ * the time the worker last drained the socket.  Returns the exit status for
+ * the daemon: the stopped worker's, or 1 after SUPERVISOR_EXIT_FATAL.
  */
 int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_options *opts);
 
 /** supervisor_worker_ready: called by the worker once it reads events. */
 void supervisor_worker_ready(void);
+
+/**
+ * supervisor_worker_alive:
+ * Called by the worker whenever it drained the socket: a store to memory
+ * shared with the supervisor, whose tick sees when the worker last read.
+ */
+void supervisor_worker_alive(void);
