@@ -147,10 +147,10 @@ static void log_stats(struct daemon *d, const char *when)
 		sink_get_stats(s, &st);
 		g_string_append_printf(line,
 				       "; export %s: records %" G_GUINT64_FORMAT
-				       ", messages %" G_GUINT64_FORMAT ", send errors %" G_GUINT64_FORMAT
+				       ", sent %" G_GUINT64_FORMAT ", messages %" G_GUINT64_FORMAT ", send errors %" G_GUINT64_FORMAT
 				       ", reconnects %" G_GUINT64_FORMAT ", resent %" G_GUINT64_FORMAT
 				       ", lost %" G_GUINT64_FORMAT,
-				       sink_name(s), st.records, st.messages, st.send_errors,
+				       sink_name(s), st.records, st.sent, st.messages, st.send_errors,
 				       st.reconnects, st.resent, st.lost);
 	}
 	g_message("%s", line->str);

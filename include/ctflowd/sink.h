@@ -14,7 +14,9 @@
 typedef struct sink sink;
 
 struct sink_stats {
-	guint64 records;        /* records handed to the transport */
+	guint64 records;        /* records delivered: sent (UDP), written (file), written
+				 * and synced (file, sync = yes), acknowledged (TCP) */
+	guint64 sent;           /* records handed to the transport, resends included */
 	guint64 messages;
 	guint64 bytes;
 	guint64 send_errors;    /* failed sends (connection broke, datagram refused) */

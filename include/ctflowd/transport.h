@@ -48,6 +48,17 @@ gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **e
  */
 guint transport_message_limit(const transport *t);
 
+/** transport_bytes_written: bytes sent since the transport was last opened. */
+guint64 transport_bytes_written(const transport *t);
+
+/**
+ * transport_unacked:
+ * TCP: bytes written but not yet acknowledged by the peer's TCP stack
+ * (SIOCOUTQ), so that bytes_written - unacked is what the collector's host
+ * really has.  Other transports: 0.
+ */
+gboolean transport_unacked(const transport *t, guint64 *unacked);
+
 /** transport_sync: file: fdatasync() when cfg->sync; others: nothing. */
 gboolean transport_sync(transport *t, GError **error);
 

@@ -20,6 +20,13 @@
  * per batch instead of one per netlink drain keeps both threads' futex and
  * scheduling costs off the per-record budget.  Far below any flush interval. */
 #define LINGER_US 5000
+/* how often to look for TCP acknowledgements while some are outstanding */
+#define ACK_POLL_US 10000
+
+struct sent_message {
+	guint64 end_offset;   /* transport bytes written after it */
+	guint64 end_pos;      /* spool position after its records */
+};
 
 struct sink {
 	const struct export_config *cfg;
@@ -31,6 +38,7 @@ struct sink {
 
 	guint64 read_pos;
 	guint64 emitted_pos;
+	guint64 confirmed_pos;       /* what the spool has as confirmed for us */
 	gint64 message_started_us;   /* when the unfinished message got its first record */
 	gint64 next_refresh_us;      /* IPFIX over UDP: next template refresh */
 	guint backoff_ms;            /* wait before the next open; reset by a delivery */
@@ -41,6 +49,11 @@ struct sink {
 	gint64 stop_deadline_us;     /* atomic via the lock below */
 	GMutex stop_lock;
 	GCond stop_cond;
+
+	/* Messages sent but not yet known to be delivered: over TCP until the
+	 * peer's TCP stack acknowledged their last byte, to a synced file until
+	 * the next sync.  Oldest first. */
+	GArray *unconfirmed;         /* struct sent_message */
 
 	struct sink_stats stats;     /* updated with atomics, read from any thread */
 	struct flow_record batch[READ_BATCH];
@@ -54,6 +67,22 @@ static void stat_add(guint64 *counter, guint64 n)
 static gboolean is_udp(const sink *s)
 {
 	return s->cfg->transport == EXPORT_TRANSPORT_UDP;
+}
+
+static gboolean needs_confirmation(const sink *s)
+{
+	return s->cfg->transport == EXPORT_TRANSPORT_TCP ||
+	       (s->cfg->transport == EXPORT_TRANSPORT_FILE && s->cfg->sync);
+}
+
+/* Records before @pos are delivered. */
+static void confirm(sink *s, guint64 pos)
+{
+	if (pos > s->confirmed_pos) {
+		stat_add(&s->stats.records, pos - s->confirmed_pos);
+		s->confirmed_pos = pos;
+	}
+	spool_confirm(s->source, s->reader, pos);
 }
 
 /* Called by the encoder with every finished message. */
@@ -82,12 +111,55 @@ static gboolean deliver(const uint8_t *msg, size_t len, guint records, void *use
 	}
 	stat_add(&s->stats.messages, 1);
 	stat_add(&s->stats.bytes, len);
-	stat_add(&s->stats.records, records);
+	stat_add(&s->stats.sent, records);
 	s->emitted_pos += records;
-	if (records) {
-		spool_confirm(s->source, s->reader, s->emitted_pos);
+	if (!records)
+		return TRUE;
+	if (needs_confirmation(s)) {
+		struct sent_message m = { transport_bytes_written(s->tr), s->emitted_pos };
+		g_array_append_val(s->unconfirmed, m);
+	} else {
+		/* UDP cannot confirm more than "sent"; an unsynced file has it */
+		confirm(s, s->emitted_pos);
 		s->backoff_ms = s->cfg->reconnect_min_ms;
 	}
+	return TRUE;
+}
+
+/* Confirms the messages whose last byte is at or below @offset. */
+static void confirm_upto(sink *s, guint64 offset)
+{
+	guint done = 0;
+
+	while (done < s->unconfirmed->len &&
+	       g_array_index(s->unconfirmed, struct sent_message, done).end_offset <= offset)
+		done++;
+	if (!done)
+		return;
+	confirm(s, g_array_index(s->unconfirmed, struct sent_message, done - 1).end_pos);
+	g_array_remove_range(s->unconfirmed, 0, done);
+	s->backoff_ms = s->cfg->reconnect_min_ms;
+}
+
+/* TCP: what the peer acknowledged is delivered, the rest may still be lost
+ * with the connection.  Nothing a collector process did after its kernel
+ * took the bytes is visible from here. */
+static void poll_acknowledged(sink *s)
+{
+	guint64 unacked;
+
+	if (!s->unconfirmed->len || s->cfg->transport != EXPORT_TRANSPORT_TCP)
+		return;
+	if (transport_unacked(s->tr, &unacked))
+		confirm_upto(s, transport_bytes_written(s->tr) - unacked);
+}
+
+static gboolean sync_and_confirm(sink *s, GError **error)
+{
+	if (!transport_sync(s->tr, error))
+		return FALSE;
+	if (s->cfg->transport == EXPORT_TRANSPORT_FILE)
+		confirm_upto(s, G_MAXUINT64);
 	return TRUE;
 }
 
@@ -103,9 +175,10 @@ sink *sink_new(const struct export_config *cfg, spool *source, GError **error)
 		return NULL;
 	}
 	s->tr = transport_new(cfg);
+	s->unconfirmed = g_array_new(FALSE, FALSE, sizeof(struct sent_message));
 	s->backoff_ms = cfg->reconnect_min_ms;
 	s->reader = spool_add_reader(source);
-	s->read_pos = s->emitted_pos = spool_confirmed(source, s->reader);
+	s->read_pos = s->emitted_pos = s->confirmed_pos = spool_confirmed(source, s->reader);
 	g_mutex_init(&s->stop_lock);
 	g_cond_init(&s->stop_cond);
 	return s;
@@ -162,6 +235,7 @@ static gboolean open_session(sink *s)
 	if (s->read_pos > confirmed)
 		stat_add(&s->stats.resent, s->read_pos - confirmed);
 	s->read_pos = s->emitted_pos = confirmed;
+	g_array_set_size(s->unconfirmed, 0);
 	s->message_started_us = 0;
 	encoder_set_message_limit(s->enc, transport_message_limit(s->tr));
 	if (!encoder_start_session(s->enc, &error)) {
@@ -199,6 +273,8 @@ static gint64 next_wake(sink *s, gint64 now)
 		wake = MIN(wake, s->message_started_us + (gint64)s->cfg->flush_interval_ms * 1000);
 	if (is_udp(s) && s->cfg->format == EXPORT_FORMAT_IPFIX)
 		wake = MIN(wake, s->next_refresh_us);
+	if (s->unconfirmed->len && s->cfg->transport == EXPORT_TRANSPORT_TCP)
+		wake = MIN(wake, now + ACK_POLL_US);
 	return wake;
 }
 
@@ -207,9 +283,10 @@ static gboolean run_timers(sink *s, gint64 now, GError **error)
 {
 	if (encoder_pending(s->enc) &&
 	    now >= s->message_started_us + (gint64)s->cfg->flush_interval_ms * 1000) {
-		if (!encoder_flush(s->enc, error) || !transport_sync(s->tr, error))
+		if (!encoder_flush(s->enc, error) || !sync_and_confirm(s, error))
 			return FALSE;
 	}
+	poll_acknowledged(s);
 	if (is_udp(s) && now >= s->next_refresh_us) {
 		s->next_refresh_us = now + (gint64)s->cfg->template_refresh_ms * 1000;
 		if (!encoder_refresh_templates(s->enc, error))
@@ -252,10 +329,15 @@ static gpointer sink_thread(gpointer data)
 			g_usleep(LINGER_US);
 		if (n == 0 && spool_is_closed(s->source) &&
 		    s->read_pos == spool_end(s->source)) {
-			/* Everything read: send the last message, then leave. */
-			if (!encoder_flush(s->enc, &error) || !transport_sync(s->tr, &error)) {
+			/* Everything read: send the last message, wait until it
+			 * is confirmed, then leave. */
+			if (!encoder_flush(s->enc, &error) || !sync_and_confirm(s, &error)) {
 				session_broke(s, error);
 				continue;
+			}
+			while (s->unconfirmed->len && !stop_expired(s)) {
+				g_usleep(ACK_POLL_US);
+				poll_acknowledged(s);
 			}
 			break;
 		}
@@ -294,6 +376,7 @@ void sink_stop(sink *s, guint grace_ms)
 void sink_get_stats(sink *s, struct sink_stats *out)
 {
 	out->records = __atomic_load_n(&s->stats.records, __ATOMIC_RELAXED);
+	out->sent = __atomic_load_n(&s->stats.sent, __ATOMIC_RELAXED);
 	out->messages = __atomic_load_n(&s->stats.messages, __ATOMIC_RELAXED);
 	out->bytes = __atomic_load_n(&s->stats.bytes, __ATOMIC_RELAXED);
 	out->send_errors = __atomic_load_n(&s->stats.send_errors, __ATOMIC_RELAXED);
@@ -310,6 +393,7 @@ void sink_free(sink *s)
 		sink_stop(s, 0);
 	encoder_free(s->enc);
 	transport_free(s->tr);
+	g_array_free(s->unconfirmed, TRUE);
 	g_mutex_clear(&s->stop_lock);
 	g_cond_clear(&s->stop_cond);
 	g_free(s);

@@ -13,6 +13,8 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +31,7 @@ struct transport {
 	int fd;
 	char *description;
 	gboolean refused_reported;   /* UDP: one line per outage, not per datagram */
+	guint64 written;             /* bytes since open */
 };
 
 transport *transport_new(const struct export_config *cfg)
@@ -154,6 +157,7 @@ static gboolean open_file(transport *t, GError **error)
 gboolean transport_open(transport *t, GError **error)
 {
 	transport_close(t);
+	t->written = 0;
 	switch (t->cfg->transport) {
 	case EXPORT_TRANSPORT_UDP:
 	case EXPORT_TRANSPORT_TCP:
@@ -175,6 +179,7 @@ static gboolean send_datagram(transport *t, const uint8_t *msg, size_t len, GErr
 		ssize_t n = send(t->fd, msg, len, 0);
 		if (n == (ssize_t)len) {
 			t->refused_reported = FALSE;
+			t->written += len;
 			return TRUE;
 		}
 		if (n < 0 && errno == EINTR)
@@ -200,6 +205,7 @@ static gboolean write_all(transport *t, const uint8_t *msg, size_t len, GError *
 				    : send(t->fd, msg + done, len - done, MSG_NOSIGNAL);
 		if (n > 0) {
 			done += (size_t)n;
+			t->written += (guint64)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -215,6 +221,16 @@ static gboolean write_all(transport *t, const uint8_t *msg, size_t len, GError *
 	return TRUE;
 }
 
+/* A collector never sends anything back, so a readable socket means it
+ * closed (or reset) the connection: writing more would go nowhere and a
+ * whole message would only be found missing later. */
+static gboolean peer_closed(transport *t)
+{
+	struct pollfd p = { .fd = t->fd, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
+}
+
 gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **error)
 {
 	if (t->fd < 0) {
@@ -223,7 +239,31 @@ gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **e
 	}
 	if (t->cfg->transport == EXPORT_TRANSPORT_UDP)
 		return send_datagram(t, msg, len, error);
+	if (t->cfg->transport == EXPORT_TRANSPORT_TCP && peer_closed(t)) {
+		transport_close(t);
+		g_set_error(error, TRANSPORT_ERROR, ECONNRESET, "%s: the collector closed the connection",
+			    t->description);
+		return FALSE;
+	}
 	return write_all(t, msg, len, error);
+}
+
+guint64 transport_bytes_written(const transport *t)
+{
+	return t->written;
+}
+
+gboolean transport_unacked(const transport *t, guint64 *unacked)
+{
+	int queued = 0;
+
+	*unacked = 0;
+	if (t->fd < 0 || t->cfg->transport != EXPORT_TRANSPORT_TCP)
+		return TRUE;
+	if (ioctl(t->fd, SIOCOUTQ, &queued) < 0)
+		return FALSE;
+	*unacked = (guint64)MAX(queued, 0);
+	return TRUE;
 }
 
 guint transport_message_limit(const transport *t)

@@ -86,8 +86,14 @@ void journal_free(journal *j);
 /** journal_dir: the directory the journal lives in. */
 const char *journal_dir(const journal *j);
 
+/** journal_dir_fd: an open descriptor of that directory (for openat, fsync). */
+int journal_dir_fd(const journal *j);
+
 /** journal_end: one past the newest good record found by journal_open(). */
 guint64 journal_end(const journal *j);
+
+/** journal_segment_bytes: the size a full segment has. */
+guint64 journal_segment_bytes(const journal *j);
 
 /* ---- the segment list (under the spool lock) ---------------------------- */
 
@@ -133,6 +139,9 @@ struct segment *journal_create_segment(journal *j, guint64 first, GError **error
 
 /** journal_push: (lock) lists @seg as the new last segment, sealing the previous one. */
 void journal_push(journal *j, struct segment *seg);
+
+/** journal_publish: (lock) @n records journal_write() wrote are now held. */
+void journal_publish(journal *j, guint64 n);
 
 /**
  * journal_remove:

@@ -153,18 +153,35 @@ ctf_stop() {
 }
 
 # utime+stime of PID (all its threads) in clock ticks; empty when gone
-ctf_cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null; }
+# ctf_tree_pids PID: PID and all its descendants (ctflowd is a supervisor
+# with a worker child).
+ctf_tree_pids() {
+	local c
+	echo "$1"
+	for c in $(pgrep -P "$1" 2>/dev/null); do ctf_tree_pids "$c"; done
+}
+# ctf_cpu_ticks PID: utime+stime of PID and its descendants, all threads
+ctf_cpu_ticks() {
+	local p s=0 t
+	for p in $(ctf_tree_pids "$1"); do
+		t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null)
+		s=$((s + ${t:-0}))
+	done
+	echo $s
+}
 ctf_ticks_to_s() { awk -v t="$1" -v hz="$CTF_HZ" 'BEGIN { printf "%.2f", t / hz }'; }
 
-# ctf_wait_idle PID [QUIET_S] [MAX_S]: wait until the CPU time of PID has not
-# moved for QUIET_S seconds (default 1.5), at most MAX_S (default 120).
+# ctf_wait_idle PID [QUIET_S] [MAX_S]: wait until the CPU time of PID and its
+# descendants has not moved for QUIET_S seconds (default 1.5), at most MAX_S
+# (default 120).
 # Returns 1 on timeout or when the process is gone.  Prints nothing.
 ctf_wait_idle() {
 	local pid=$1 quiet=${2:-1.5} max=${3:-120} t0 last=-1 since cur now
 	t0=$(ctf_now); since=$t0
 	while :; do
 		ctf_alive "$pid" || return 1
-		cur=$(ctf_cpu_ticks "$pid")
+		# a restarted worker is activity too, even before it used CPU
+		cur=$(ctf_tree_pids "$pid" | tr '\n' ' ')/$(ctf_cpu_ticks "$pid")
 		now=$(ctf_now)
 		if [ "$cur" != "$last" ]; then last=$cur; since=$now; fi
 		awk -v n="$now" -v s="$since" -v q="$quiet" 'BEGIN { exit !(n - s >= q) }' && return 0

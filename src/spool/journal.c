@@ -1,0 +1,762 @@
+/*
+ * journal.c - segment files: recovery at start, appending, reading back.
+ *
+ * Recovery trusts nothing it has not checked: every frame's magic, length,
+ * position and CRC.  What fails is moved to DIR/corrupt/ (never deleted:
+ * someone may want to look at it) and the segment is cut back to its last
+ * good frame, so that appends continue after good data only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctflowd/error.h"
+#include "crc32c.h"
+#include "journal.h"
+
+#define SEGMENT_PREFIX "journal-"
+#define LOCK_NAME "lock"
+/* Frames gathered for one write(): far more than the netlink thread hands
+ * over at once (1024), small enough not to matter as memory. */
+#define WRITE_FRAMES 4096u
+/* Recovery reads this many frames at a time. */
+#define SCAN_FRAMES 4096u
+/* A disk read serves at most this many records; a reader comes back for more. */
+#define READ_FRAMES 1024u
+
+struct journal {
+	char *dir;
+	int dirfd;
+	int lockfd;
+	enum spool_sync sync;
+	guint64 segment_records;   /* frames a segment takes */
+	guint max_segments;
+	GPtrArray *segments;       /* struct segment *, oldest first; holds a reference each */
+	struct segment *tail;      /* takes appends; NULL until one is created */
+	guint64 end;               /* after recovery */
+	guint8 *buf;               /* appender's gather buffer, WRITE_FRAMES frames */
+};
+
+char *journal_segment_name(guint64 first)
+{
+	return g_strdup_printf(SEGMENT_PREFIX "%016" G_GINT64_MODIFIER "x", first);
+}
+
+static gboolean parse_segment_name(const char *name, guint64 *first)
+{
+	const char *hex = name + strlen(SEGMENT_PREFIX);
+
+	if (strlen(hex) != 16)
+		return FALSE;
+	for (int i = 0; i < 16; i++)
+		if (!g_ascii_isxdigit(hex[i]))
+			return FALSE;
+	*first = g_ascii_strtoull(hex, NULL, 16);
+	return TRUE;
+}
+
+static void set_errno_error(GError **error, int e, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void set_errno_error(GError **error, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	g_autofree char *what = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_set_error(error, CTFLOWD_ERROR, e, "%s: %s", what, g_strerror(e));
+}
+
+static gboolean pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const guint8 *p = buf;
+
+	while (len) {
+		ssize_t w = pwrite(fd, p, len, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return FALSE;
+		}
+		p += w;
+		len -= (size_t)w;
+		off += w;
+	}
+	return TRUE;
+}
+
+/* Returns the bytes read: fewer than @len only at the end of the file. */
+static gssize pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	guint8 *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = pread(fd, p + got, len - got, off + (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (gssize)got;
+}
+
+static gboolean must_sync(const journal *j)
+{
+	return j->sync != SPOOL_SYNC_NONE;
+}
+
+void segment_ref(struct segment *seg)
+{
+	g_atomic_int_inc(&seg->refs);
+}
+
+void segment_unref(struct segment *seg)
+{
+	if (!seg || !g_atomic_int_dec_and_test(&seg->refs))
+		return;
+	if (seg->fd >= 0)
+		close(seg->fd);
+	g_free(seg->name);
+	g_free(seg);
+}
+
+static struct segment *segment_new(char *name, int fd, guint64 first)
+{
+	struct segment *seg = g_new0(struct segment, 1);
+
+	seg->name = name;
+	seg->fd = fd;
+	seg->first = first;
+	seg->refs = 1;
+	return seg;
+}
+
+static void fill_segment_header(struct journal_segment_header *h, guint64 first)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = JOURNAL_SEGMENT_MAGIC;
+	h->version = JOURNAL_VERSION;
+	h->record_size = sizeof(struct flow_record);
+	h->first = first;
+	h->crc = crc32c(0, h, sizeof(*h));
+}
+
+/* ---- setting damaged data aside ----------------------------------------- */
+
+static int open_corrupt_dir(journal *j)
+{
+	if (mkdirat(j->dirfd, JOURNAL_CORRUPT_DIR, 0750) < 0 && errno != EEXIST)
+		return -1;
+	return openat(j->dirfd, JOURNAL_CORRUPT_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* A name in corrupt/ not taken yet: @base, else @base.1, @base.2, ... (the
+ * same segment can go bad again after a later start). */
+static char *free_corrupt_name(int cdir, const char *base)
+{
+	char *name = g_strdup(base);
+	struct stat st;
+
+	for (guint i = 1; fstatat(cdir, name, &st, AT_SYMLINK_NOFOLLOW) == 0; i++) {
+		g_free(name);
+		name = g_strdup_printf("%s.%u", base, i);
+	}
+	return name;
+}
+
+/* Moves a whole file to corrupt/; returns its new path relative to the
+ * journal directory, or NULL (errno set). */
+static char *set_aside_file(journal *j, const char *name)
+{
+	int cdir = open_corrupt_dir(j);
+
+	if (cdir < 0)
+		return NULL;
+	g_autofree char *target = free_corrupt_name(cdir, name);
+	int rc = renameat(j->dirfd, name, cdir, target);
+	int e = errno;
+	close(cdir);
+	errno = e;
+	return rc < 0 ? NULL : g_build_filename(JOURNAL_CORRUPT_DIR, target, NULL);
+}
+
+/* Copies [@from, @size) of a segment to corrupt/NAME.from-OFFSET; the
+ * caller truncates only once the copy is safely written. */
+static char *set_aside_tail(journal *j, int fd, const char *name, guint64 from, guint64 size)
+{
+	int cdir = open_corrupt_dir(j);
+	int out = -1;
+	char *rel = NULL;
+	g_autofree guint8 *buf = NULL;
+
+	if (cdir < 0)
+		return NULL;
+	g_autofree char *base = g_strdup_printf("%s.from-%" G_GUINT64_FORMAT, name, from);
+	g_autofree char *target = free_corrupt_name(cdir, base);
+	out = openat(cdir, target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (out < 0)
+		goto done;
+	buf = g_malloc(1 << 20);
+	for (guint64 off = from; off < size;) {
+		size_t want = (size_t)MIN(size - off, (guint64)(1 << 20));
+		gssize got = pread_full(fd, buf, want, (off_t)off);
+		if (got <= 0) {
+			if (got == 0)
+				errno = EIO;
+			goto done;
+		}
+		if (!pwrite_all(out, buf, (size_t)got, (off_t)(off - from)))
+			goto done;
+		off += (guint64)got;
+	}
+	/* the original bytes go once truncated: the copy must be on disk first */
+	if (fsync(out) < 0)
+		goto done;
+	rel = g_build_filename(JOURNAL_CORRUPT_DIR, target, NULL);
+done:;
+	int e = errno;
+	if (out >= 0)
+		close(out);
+	if (!rel && out >= 0)
+		unlinkat(cdir, target, 0);
+	close(cdir);
+	errno = e;
+	return rel;
+}
+
+static void reject_file(journal *j, const char *name, guint64 size, const char *why)
+{
+	g_autofree char *moved = set_aside_file(j, name);
+
+	if (moved)
+		g_warning("spool: %s/%s: %s; moved the file (%" G_GUINT64_FORMAT " bytes) to %s/%s",
+			  j->dir, name, why, size, j->dir, moved);
+	else
+		g_warning("spool: %s/%s: %s; not used (cannot move it to %s/%s/: %s)", j->dir, name,
+			  why, j->dir, JOURNAL_CORRUPT_DIR, g_strerror(errno));
+}
+
+/* ---- recovery --------------------------------------------------------------- */
+
+static char *check_segment_header(const struct journal_segment_header *h, guint64 named_first)
+{
+	struct journal_segment_header copy = *h;
+
+	if (h->magic != JOURNAL_SEGMENT_MAGIC)
+		return g_strdup_printf("not a journal segment (magic 0x%08x)", h->magic);
+	if (h->version != JOURNAL_VERSION)
+		return g_strdup_printf("format version %u, this build reads version %u",
+				       h->version, JOURNAL_VERSION);
+	if (h->record_size != sizeof(struct flow_record))
+		return g_strdup_printf("records of %u bytes, this build's are %zu bytes",
+				       h->record_size, sizeof(struct flow_record));
+	copy.crc = 0;
+	if (crc32c(0, &copy, sizeof(copy)) != h->crc)
+		return g_strdup("segment header fails its CRC");
+	if (h->first != named_first)
+		return g_strdup_printf("header says first position %" G_GUINT64_FORMAT
+				       ", the file name %" G_GUINT64_FORMAT,
+				       (guint64)h->first, named_first);
+	return NULL;
+}
+
+/* NULL if the frame at @f is good and holds position @want. */
+static char *check_frame(const guint8 *f, guint64 want)
+{
+	struct journal_frame_header h;
+
+	memcpy(&h, f, sizeof(h));
+	if (h.magic != JOURNAL_FRAME_MAGIC)
+		return g_strdup_printf("no frame (magic 0x%08x)", h.magic);
+	if (h.length != sizeof(struct flow_record))
+		return g_strdup_printf("frame of %u bytes, records have %zu", h.length,
+				       sizeof(struct flow_record));
+	guint32 stored = h.crc;
+	h.crc = 0;
+	guint32 crc = crc32c(0, &h, sizeof(h));
+	crc = crc32c(crc, f + sizeof(h), sizeof(struct flow_record));
+	if (crc != stored)
+		return g_strdup_printf("frame fails its CRC (position %" G_GUINT64_FORMAT ")",
+				       (guint64)h.position);
+	if (h.position != want)
+		return g_strdup_printf("frame holds position %" G_GUINT64_FORMAT ", expected %"
+				       G_GUINT64_FORMAT, (guint64)h.position, want);
+	return NULL;
+}
+
+/* Offset of the first frame that is not good, and why (NULL: all good). */
+static guint64 scan_frames(int fd, guint64 first, guint64 size, char **why)
+{
+	g_autofree guint8 *buf = g_malloc(SCAN_FRAMES * JOURNAL_FRAME_SIZE);
+	guint64 off = JOURNAL_HEADER_SIZE;
+	guint64 pos = first;
+
+	*why = NULL;
+	while (off < size) {
+		size_t want = (size_t)MIN(size - off, (guint64)SCAN_FRAMES * JOURNAL_FRAME_SIZE);
+		gssize got = pread_full(fd, buf, want, (off_t)off);
+		if (got < 0) {
+			*why = g_strdup_printf("read error: %s", g_strerror(errno));
+			return off;
+		}
+		size_t frames = (size_t)got / JOURNAL_FRAME_SIZE;
+		for (size_t i = 0; i < frames; i++, pos++, off += JOURNAL_FRAME_SIZE) {
+			if ((*why = check_frame(buf + i * JOURNAL_FRAME_SIZE, pos)))
+				return off;
+		}
+		if ((size_t)got < want || (size_t)got % JOURNAL_FRAME_SIZE) {
+			*why = g_strdup_printf("last frame cut short (%" G_GUINT64_FORMAT " of %"
+					       G_GUINT64_FORMAT " bytes)",
+					       size - off, JOURNAL_FRAME_SIZE);
+			return off;
+		}
+	}
+	return off;
+}
+
+/* Opens and checks one segment; NULL when the whole file was rejected. */
+static struct segment *recover_segment(journal *j, const char *name, guint64 named_first,
+				       guint64 prev_end, gboolean have_prev)
+{
+	struct journal_segment_header h;
+	struct stat st;
+	int fd = openat(j->dirfd, name, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		g_warning("spool: %s/%s: cannot open: %s; not used", j->dir, name,
+			  g_strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	guint64 size = (guint64)st.st_size;
+	g_autofree char *why = NULL;
+	if (size == 0)
+		why = g_strdup("empty file");
+	else if (size < JOURNAL_HEADER_SIZE ||
+		 pread_full(fd, &h, sizeof(h), 0) != (gssize)sizeof(h))
+		why = g_strdup_printf("%" G_GUINT64_FORMAT " bytes, shorter than a segment header",
+				      size);
+	else
+		why = check_segment_header(&h, named_first);
+	if (!why && have_prev && named_first < prev_end)
+		why = g_strdup_printf("starts at position %" G_GUINT64_FORMAT
+				      ", inside the previous segment (which ends at %"
+				      G_GUINT64_FORMAT ")", named_first, prev_end);
+	if (why) {
+		close(fd);
+		reject_file(j, name, size, why);
+		return NULL;
+	}
+
+	struct segment *seg = segment_new(g_strdup(name), fd, named_first);
+	g_autofree char *bad = NULL;
+	guint64 good_end = scan_frames(fd, named_first, size, &bad);
+	seg->count = (good_end - JOURNAL_HEADER_SIZE) / JOURNAL_FRAME_SIZE;
+	if (good_end < size) {
+		g_autofree char *moved = set_aside_tail(j, fd, name, good_end, size);
+		if (moved && ftruncate(fd, (off_t)good_end) == 0 &&
+		    (!must_sync(j) || fdatasync(fd) == 0)) {
+			g_warning("spool: %s/%s: %s at offset %" G_GUINT64_FORMAT
+				  "; moved the %" G_GUINT64_FORMAT " bytes from there to %s/%s"
+				  " and kept the %" G_GUINT64_FORMAT " records before it",
+				  j->dir, name, bad, good_end, size - good_end, j->dir, moved,
+				  seg->count);
+		} else {
+			/* appends must not follow bad bytes: the next ones go to a
+			 * new segment, and the next start tries again */
+			seg->sealed = TRUE;
+			g_warning("spool: %s/%s: %s at offset %" G_GUINT64_FORMAT
+				  "; cannot set the %" G_GUINT64_FORMAT " bytes from there aside (%s):"
+				  " kept the %" G_GUINT64_FORMAT " records before it, no appends here",
+				  j->dir, name, bad, good_end, size - good_end, g_strerror(errno),
+				  seg->count);
+		}
+	}
+	return seg;
+}
+
+static gint compare_positions(gconstpointer a, gconstpointer b)
+{
+	guint64 x = *(const guint64 *)a, y = *(const guint64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static gboolean recover(journal *j, GError **error)
+{
+	g_autoptr(GError) dir_error = NULL;
+	GDir *d = g_dir_open(j->dir, 0, &dir_error);
+	g_autoptr(GArray) firsts = g_array_new(FALSE, FALSE, sizeof(guint64));
+	const char *name;
+
+	if (!d) {
+		g_propagate_prefixed_error(error, g_steal_pointer(&dir_error), "spool: ");
+		return FALSE;
+	}
+	while ((name = g_dir_read_name(d))) {
+		guint64 first;
+		if (!g_str_has_prefix(name, SEGMENT_PREFIX))
+			continue;
+		if (parse_segment_name(name, &first)) {
+			g_array_append_val(firsts, first);
+			continue;
+		}
+		struct stat st;
+		guint64 size = fstatat(j->dirfd, name, &st, 0) == 0 ? (guint64)st.st_size : 0;
+		reject_file(j, name, size, "not a segment name (journal- and 16 hex digits)");
+	}
+	g_dir_close(d);
+	g_array_sort(firsts, compare_positions);
+
+	for (guint i = 0; i < firsts->len; i++) {
+		guint64 first = g_array_index(firsts, guint64, i);
+		g_autofree char *seg_name = journal_segment_name(first);
+		struct segment *prev = j->segments->len ?
+			g_ptr_array_index(j->segments, j->segments->len - 1) : NULL;
+		guint64 prev_end = prev ? prev->first + prev->count : 0;
+		struct segment *seg = recover_segment(j, seg_name, first, prev_end, prev != NULL);
+		if (!seg)
+			continue;
+		/* a segment left with nothing in it holds no position either */
+		if (prev && prev->count == 0 && !prev->sealed) {
+			g_ptr_array_remove_index(j->segments, j->segments->len - 1);
+			journal_discard(j, prev);
+			prev = j->segments->len ?
+				g_ptr_array_index(j->segments, j->segments->len - 1) : NULL;
+			prev_end = prev ? prev->first + prev->count : 0;
+		}
+		if (prev && seg->first > prev_end)
+			g_warning("spool: %s: records %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+				  " (%" G_GUINT64_FORMAT ") are missing between %s and %s",
+				  j->dir, prev_end, seg->first - 1, seg->first - prev_end,
+				  prev->name, seg->name);
+		g_ptr_array_add(j->segments, seg);
+	}
+	if (j->segments->len) {
+		struct segment *last = g_ptr_array_index(j->segments, j->segments->len - 1);
+		j->end = last->first + last->count;
+		j->tail = last;
+	}
+	return TRUE;
+}
+
+static gboolean lock_directory(journal *j, GError **error)
+{
+	j->lockfd = openat(j->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (j->lockfd < 0) {
+		set_errno_error(error, errno, "spool: cannot create %s/%s", j->dir, LOCK_NAME);
+		return FALSE;
+	}
+	if (flock(j->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		if (e == EWOULDBLOCK)
+			g_set_error(error, CTFLOWD_ERROR, e,
+				    "spool: %s is in use by another process (it holds %s/%s)",
+				    j->dir, j->dir, LOCK_NAME);
+		else
+			set_errno_error(error, e, "spool: cannot lock %s/%s", j->dir, LOCK_NAME);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+journal *journal_open(const char *dir, guint64 max_bytes, guint64 segment_bytes,
+		      enum spool_sync sync, GError **error)
+{
+	journal *j = g_new0(journal, 1);
+
+	j->dir = g_strdup(dir);
+	j->dirfd = j->lockfd = -1;
+	j->sync = sync;
+	j->segments = g_ptr_array_new();
+	/* two segments at least, so the one being filled is never the one dropped */
+	segment_bytes = MIN(segment_bytes, max_bytes / 2);
+	segment_bytes = MAX(segment_bytes, JOURNAL_HEADER_SIZE + JOURNAL_FRAME_SIZE);
+	j->segment_records = (segment_bytes - JOURNAL_HEADER_SIZE) / JOURNAL_FRAME_SIZE;
+	j->max_segments = (guint)MIN(MAX(max_bytes / segment_bytes, 2), G_MAXUINT);
+
+	if (g_mkdir_with_parents(dir, 0750) < 0) {
+		set_errno_error(error, errno, "spool: cannot create %s", dir);
+		goto fail;
+	}
+	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->dirfd < 0) {
+		set_errno_error(error, errno, "spool: cannot open %s", dir);
+		goto fail;
+	}
+	if (!lock_directory(j, error) || !recover(j, error))
+		goto fail;
+	/* a first segment now: an unwritable directory stops the start, and
+	 * the end position is on disk even before the first record */
+	if (!j->tail) {
+		struct segment *seg = journal_create_segment(j, j->end, error);
+		if (!seg)
+			goto fail;
+		journal_push(j, seg);
+	}
+	return j;
+fail:
+	journal_free(j);
+	return NULL;
+}
+
+void journal_free(journal *j)
+{
+	if (!j)
+		return;
+	for (guint i = 0; i < j->segments->len; i++)
+		segment_unref(g_ptr_array_index(j->segments, i));
+	g_ptr_array_free(j->segments, TRUE);
+	if (j->lockfd >= 0)
+		close(j->lockfd);
+	if (j->dirfd >= 0)
+		close(j->dirfd);
+	g_free(j->buf);
+	g_free(j->dir);
+	g_free(j);
+}
+
+const char *journal_dir(const journal *j)
+{
+	return j->dir;
+}
+
+int journal_dir_fd(const journal *j)
+{
+	return j->dirfd;
+}
+
+guint64 journal_end(const journal *j)
+{
+	return j->end;
+}
+
+guint journal_max_segments(const journal *j)
+{
+	return j->max_segments;
+}
+
+guint64 journal_segment_bytes(const journal *j)
+{
+	return JOURNAL_HEADER_SIZE + j->segment_records * JOURNAL_FRAME_SIZE;
+}
+
+/* ---- the segment list --------------------------------------------------- */
+
+GPtrArray *journal_segments(journal *j)
+{
+	return j->segments;
+}
+
+/* Index of the first segment ending after @pos (segments are few: a linear
+ * search costs less than keeping anything smarter up to date). */
+static guint first_ending_after(journal *j, guint64 pos)
+{
+	guint i = 0;
+
+	while (i < j->segments->len) {
+		struct segment *seg = g_ptr_array_index(j->segments, i);
+		if (seg->first + seg->count > pos)
+			break;
+		i++;
+	}
+	return i;
+}
+
+struct segment *journal_segment_at(journal *j, guint64 pos)
+{
+	guint i = first_ending_after(j, pos);
+
+	if (i == j->segments->len)
+		return NULL;
+	struct segment *seg = g_ptr_array_index(j->segments, i);
+	return pos >= seg->first ? seg : NULL;
+}
+
+guint64 journal_next_held(journal *j, guint64 pos)
+{
+	guint i = first_ending_after(j, pos);
+
+	if (i == j->segments->len)
+		return G_MAXUINT64;
+	struct segment *seg = g_ptr_array_index(j->segments, i);
+	return MAX(pos, seg->first);
+}
+
+guint64 journal_held_between(journal *j, guint64 from, guint64 to)
+{
+	guint64 held = 0;
+
+	for (guint i = first_ending_after(j, from); i < j->segments->len; i++) {
+		struct segment *seg = g_ptr_array_index(j->segments, i);
+		guint64 a = MAX(from, seg->first), b = MIN(to, seg->first + seg->count);
+		if (seg->first >= to)
+			break;
+		if (b > a)
+			held += b - a;
+	}
+	return held;
+}
+
+guint64 journal_tail_room(journal *j)
+{
+	struct segment *t = j->tail;
+
+	if (!t || t->sealed || t->count >= j->segment_records)
+		return 0;
+	return j->segment_records - t->count;
+}
+
+void journal_push(journal *j, struct segment *seg)
+{
+	if (j->tail)
+		j->tail->sealed = TRUE;
+	g_ptr_array_add(j->segments, seg);
+	j->tail = seg;
+}
+
+void journal_publish(journal *j, guint64 n)
+{
+	j->tail->count += n;
+}
+
+struct segment *journal_remove(journal *j, guint index)
+{
+	struct segment *seg = g_ptr_array_remove_index(j->segments, index);
+
+	if (seg == j->tail)
+		j->tail = NULL;
+	return seg;
+}
+
+void journal_discard(journal *j, struct segment *seg)
+{
+	if (unlinkat(j->dirfd, seg->name, 0) < 0 && errno != ENOENT)
+		g_warning("spool: cannot delete %s/%s: %s", j->dir, seg->name, g_strerror(errno));
+	segment_unref(seg);
+}
+
+/* ---- appending ------------------------------------------------------------ */
+
+struct segment *journal_create_segment(journal *j, guint64 first, GError **error)
+{
+	struct journal_segment_header h;
+	g_autofree char *name = journal_segment_name(first);
+	int fd = openat(j->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+
+	if (fd < 0) {
+		set_errno_error(error, errno, "spool: cannot create %s/%s", j->dir, name);
+		return NULL;
+	}
+	fill_segment_header(&h, first);
+	if (!pwrite_all(fd, &h, sizeof(h), 0) ||
+	    (must_sync(j) && (fdatasync(fd) < 0 || fsync(j->dirfd) < 0))) {
+		set_errno_error(error, errno, "spool: cannot write %s/%s", j->dir, name);
+		close(fd);
+		unlinkat(j->dirfd, name, 0);
+		return NULL;
+	}
+	return segment_new(g_steal_pointer(&name), fd, first);
+}
+
+static void build_frames(guint8 *out, guint64 pos, const struct flow_record *records, size_t n)
+{
+	for (size_t i = 0; i < n; i++, out += JOURNAL_FRAME_SIZE) {
+		struct journal_frame_header h = {
+			.magic = JOURNAL_FRAME_MAGIC,
+			.length = sizeof(struct flow_record),
+			.position = pos + i,
+		};
+		memcpy(out, &h, sizeof(h));
+		memcpy(out + sizeof(h), &records[i], sizeof(struct flow_record));
+		guint32 crc = crc32c(0, out, JOURNAL_FRAME_SIZE);
+		memcpy(out + offsetof(struct journal_frame_header, crc), &crc, sizeof(crc));
+	}
+}
+
+gboolean journal_write(journal *j, guint64 pos, const struct flow_record *records, size_t n,
+		       GError **error)
+{
+	struct segment *t = j->tail;
+	const off_t start = (off_t)(JOURNAL_HEADER_SIZE + t->count * JOURNAL_FRAME_SIZE);
+	off_t off = start;
+
+	g_return_val_if_fail(n <= journal_tail_room(j), FALSE);
+	if (!j->buf)
+		j->buf = g_malloc(WRITE_FRAMES * JOURNAL_FRAME_SIZE);
+	for (size_t done = 0; done < n;) {
+		size_t take = MIN(n - done, (size_t)WRITE_FRAMES);
+		size_t bytes = take * JOURNAL_FRAME_SIZE;
+		build_frames(j->buf, pos + done, records + done, take);
+		if (j->sync == SPOOL_SYNC_RECORD) {
+			for (size_t i = 0; i < take; i++) {
+				off_t at = off + (off_t)(i * JOURNAL_FRAME_SIZE);
+				if (!pwrite_all(t->fd, j->buf + i * JOURNAL_FRAME_SIZE,
+						JOURNAL_FRAME_SIZE, at) ||
+				    fdatasync(t->fd) < 0)
+					goto fail;
+			}
+		} else if (!pwrite_all(t->fd, j->buf, bytes, off)) {
+			goto fail;
+		}
+		off += (off_t)bytes;
+		done += take;
+	}
+	if (j->sync == SPOOL_SYNC_BATCH && fdatasync(t->fd) < 0)
+		goto fail;
+	return TRUE;
+fail:;
+	int e = errno;
+	set_errno_error(error, e, "spool: cannot write %s/%s at offset %lld", j->dir, t->name,
+			(long long)start);
+	/* a torn frame at the end would hide every frame after it */
+	if (ftruncate(t->fd, start) < 0)
+		g_warning("spool: cannot cut %s/%s back to %lld bytes: %s", j->dir, t->name,
+			  (long long)start, g_strerror(errno));
+	t->sealed = TRUE;
+	return FALSE;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+size_t journal_read(journal *j, struct segment *seg, guint64 pos, struct flow_record *out,
+		    size_t n, GError **error)
+{
+	n = MIN(n, (size_t)READ_FRAMES);
+	g_autofree guint8 *buf = g_malloc(n * JOURNAL_FRAME_SIZE);
+	guint64 off = JOURNAL_HEADER_SIZE + (pos - seg->first) * JOURNAL_FRAME_SIZE;
+	gssize got = pread_full(seg->fd, buf, n * JOURNAL_FRAME_SIZE, (off_t)off);
+
+	if (got < 0) {
+		set_errno_error(error, errno, "%s/%s: cannot read at offset %" G_GUINT64_FORMAT,
+				j->dir, seg->name, off);
+		return 0;
+	}
+	size_t frames = (size_t)got / JOURNAL_FRAME_SIZE;
+	for (size_t i = 0; i < frames; i++) {
+		const guint8 *f = buf + i * JOURNAL_FRAME_SIZE;
+		g_autofree char *why = check_frame(f, pos + i);
+		if (why) {
+			g_set_error(error, CTFLOWD_ERROR, EIO, "%s/%s: %s at offset %" G_GUINT64_FORMAT,
+				    j->dir, seg->name, why, off + i * JOURNAL_FRAME_SIZE);
+			return i;
+		}
+		memcpy(&out[i], f + sizeof(struct journal_frame_header), sizeof(*out));
+	}
+	if (frames < n)
+		g_set_error(error, CTFLOWD_ERROR, EIO,
+			    "%s/%s: ends at offset %" G_GUINT64_FORMAT " (%" G_GSSIZE_FORMAT
+			    " bytes), before position %" G_GUINT64_FORMAT,
+			    j->dir, seg->name, off + (guint64)got, got, pos + frames);
+	return frames;
+}
