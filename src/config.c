@@ -33,7 +33,8 @@
 G_DEFINE_QUARK(ctflowd-config-error-quark, config_error)
 
 static const char *const daemon_keys[] = {
-	"state_directory", "pid_file", "stats_interval", "spool_max", "handover_timeout", NULL,
+	"state_directory", "pid_file", "stats_interval", "spool_max", "spool_sync",
+	"handover_timeout", NULL,
 };
 
 static const char *const source_keys[] = {
@@ -729,6 +730,28 @@ static gboolean check_structure(struct parser *p)
 	return TRUE;
 }
 
+static const char *const spool_sync_names[] = { "none", "batch", "record" };
+
+static gboolean parse_spool_sync(struct parser *p, const char *g, enum spool_sync *out)
+{
+	g_autofree char *value = NULL;
+
+	if (!get_value(p, g, "spool_sync", &value))
+		return FALSE;
+	*out = SPOOL_SYNC_BATCH;
+	if (!value)
+		return TRUE;
+	for (guint i = 0; i < G_N_ELEMENTS(spool_sync_names); i++) {
+		if (g_ascii_strcasecmp(value, spool_sync_names[i]) == 0) {
+			*out = (enum spool_sync)i;
+			return TRUE;
+		}
+	}
+	g_autofree char *q = quote(value);
+	return fail(p, CONFIG_ERROR_VALUE, g, "spool_sync",
+		    "expected one of none, batch, record, got %s", q);
+}
+
 static gboolean parse_daemon(struct parser *p, struct daemon_config *d)
 {
 	const char *g = "daemon";
@@ -753,7 +776,8 @@ static gboolean parse_daemon(struct parser *p, struct daemon_config *d)
 				  &d->stats_interval_ms) &&
 	       parse_size_key(p, g, "spool_max", 256 * MIB, MIB, G_MAXUINT64, &d->spool_max) &&
 	       parse_duration_key(p, g, "handover_timeout", 60 * SECOND_MS, SECOND_MS, HOUR_MS,
-				  TRUE, &d->handover_timeout_ms);
+				  TRUE, &d->handover_timeout_ms) &&
+	       parse_spool_sync(p, g, &d->spool_sync);
 }
 
 /* A name under /run/netns or an absolute path such as /proc/PID/ns/net. */
@@ -1251,6 +1275,7 @@ char *config_to_string(const struct ctflowd_config *config)
 	append_key(out, "pid_file", d->pid_file);
 	append_duration(out, "stats_interval", d->stats_interval_ms);
 	append_number(out, "spool_max", d->spool_max);
+	append_key(out, "spool_sync", spool_sync_names[d->spool_sync]);
 	append_duration(out, "handover_timeout", d->handover_timeout_ms);
 
 	g_string_append(out, "\n[source]\n");

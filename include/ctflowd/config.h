@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config-build.h"
+#include "ctflowd/spool.h"
 
 #define CTFLOWD_DEFAULT_CONFIG SYSCONFDIR "/ctflowd/ctflowd.conf"
 
@@ -46,7 +47,8 @@ struct daemon_config {
 	char *state_directory;     /* default /var/lib/ctflowd; relative export paths live here */
 	char *pid_file;            /* NULL: none */
 	guint stats_interval_ms;   /* 0: never log statistics periodically */
-	guint64 spool_max;         /* bytes of records held for slow destinations */
+	guint64 spool_max;         /* bytes of journal (state_directory/spool) */
+	enum spool_sync spool_sync;
 	guint handover_timeout_ms; /* a stopped ctflowd keeps its event socket this long
 				    * for a successor (0: closes it) */
 };

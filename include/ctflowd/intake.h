@@ -27,6 +27,13 @@ intake *intake_new(spool *out, flow_ids *ids, guint dedup_window);
 /** intake_records: a ct_source_records_fn; @user is the intake. */
 void intake_records(const struct flow_record *records, size_t n, void *user);
 
+/**
+ * intake_remember:
+ * Adds @record (one already accepted, e.g. from the journal at start) to
+ * the duplicate filter without accepting it again; @user is the intake.
+ */
+void intake_remember(const struct flow_record *record, void *user);
+
 /** intake_get_stats: the counters (same thread). */
 const struct intake_stats *intake_get_stats(const intake *in);
 

@@ -177,7 +177,8 @@ sink *sink_new(const struct export_config *cfg, spool *source, GError **error)
 	s->tr = transport_new(cfg);
 	s->unconfirmed = g_array_new(FALSE, FALSE, sizeof(struct sent_message));
 	s->backoff_ms = cfg->reconnect_min_ms;
-	s->reader = spool_add_reader(source);
+	/* named: a destination resumes where it stopped, across restarts */
+	s->reader = spool_add_reader_named(source, cfg->name);
 	s->read_pos = s->emitted_pos = s->confirmed_pos = spool_confirmed(source, s->reader);
 	g_mutex_init(&s->stop_lock);
 	g_cond_init(&s->stop_cond);

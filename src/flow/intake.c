@@ -62,6 +62,13 @@ void intake_records(const struct flow_record *records, size_t n, void *user)
 	}
 }
 
+void intake_remember(const struct flow_record *r, void *user)
+{
+	intake *in = user;
+
+	dedup_seen(in->seen, r);
+}
+
 const struct intake_stats *intake_get_stats(const intake *in)
 {
 	return &in->stats;

@@ -140,6 +140,16 @@ struct segment *journal_create_segment(journal *j, guint64 first, GError **error
 /** journal_push: (lock) lists @seg as the new last segment, sealing the previous one. */
 void journal_push(journal *j, struct segment *seg);
 
+/* SPOOL_SYNC_BATCH: records are synced in groups, at most this long after
+ * they were written (group commit; a power loss can take at most this much). */
+#define JOURNAL_GROUP_COMMIT_US (100 * 1000)
+
+/** journal_sync: (appender) fdatasync of what was written since the last one. */
+gboolean journal_sync(journal *j, GError **error);
+
+/** journal_sync_due_us: microseconds until a pending group commit is due (0: now), -1: none. */
+gint64 journal_sync_due_us(const journal *j);
+
 /** journal_publish: (lock) @n records journal_write() wrote are now held. */
 void journal_publish(journal *j, guint64 n);
 

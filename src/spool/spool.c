@@ -1,16 +1,35 @@
 /*
- * spool.c - records waiting for their destinations, in memory.
+ * spool.c - records waiting for their destinations: in memory, and for a
+ * durable spool also in a journal on disk (journal.c) with each named
+ * reader's confirmed position beside it (cursor.c).
  *
  * Records live in fixed chunks so that appending costs a copy and, once per
  * chunk, an allocation; a chunk is freed when every reader has confirmed all
- * of it.  One mutex guards everything: the netlink thread holds it for one
- * memcpy per batch, export threads for one copy per read.
+ * of it.  In a durable spool the chunks are a bounded cache of the newest
+ * records, so a reader that keeps up never touches the disk; older records
+ * are read back from the journal.  One mutex guards the bookkeeping; file
+ * I/O runs outside it, so a reader busy on the disk never holds up the
+ * netlink thread.
+ *
+ * A position is held while it is in a journal segment or in the cache.
+ * When a held position stops being held before every reader confirmed it
+ * (the size bound, or a record the journal could not take falling out of
+ * memory), release() counts it against each reader that had not confirmed
+ * it, once, and says so.
  */
 #include <string.h>
 
 #include "ctflowd/spool.h"
+#include "cursor.h"
+#include "journal.h"
 
 #define CHUNK_RECORDS 4096u
+#define DEFAULT_CACHE_BYTES (64ull << 20)
+/* After a failed journal write, the next attempt waits this long: a full
+ * disk must not cost a failing system call per netlink batch. */
+#define JOURNAL_RETRY_US G_USEC_PER_SEC
+#define RECENT_BATCH 256u
+#define NO_READER G_MAXUINT
 
 struct chunk {
 	guint64 first;   /* position of records[0] */
@@ -20,7 +39,11 @@ struct chunk {
 
 struct reader {
 	guint64 confirmed;
+	guint64 stored;           /* durable: what its cursor holds (<= confirmed) */
 	guint64 lost;
+	char *name;               /* NULL: unnamed */
+	cursor *cursor;           /* named readers of a durable spool */
+	gboolean store_failing;   /* its own thread only: report a failing cursor once */
 };
 
 struct spool {
@@ -28,45 +51,156 @@ struct spool {
 	GCond cond;
 	GPtrArray *chunks;     /* struct chunk *, oldest first, all full but the last */
 	struct chunk *spare;   /* one freed chunk kept to avoid malloc churn */
-	guint64 base;          /* oldest position held */
+	guint64 base;          /* in memory: oldest position held */
 	guint64 end;           /* one past the newest */
-	guint64 max_records;
-	GArray *readers;       /* struct reader */
+	guint64 max_records;   /* in memory: the bound; durable: the cache's size */
+	GPtrArray *readers;    /* struct reader *: stays put while its thread runs */
 	guint waiting;
 	gboolean closed;
+	guint64 dropped_total;
+
+	journal *journal;      /* NULL: in memory only */
+	enum spool_sync sync;
+	guint64 max_bytes;
+	/* appending thread only */
+	gint64 journal_retry_us;   /* set while the journal fails: no attempt before it */
+	guint64 unjournaled;       /* records kept in memory only since it failed */
 };
 
-spool *spool_new(guint64 max_bytes)
+static spool *spool_alloc(void)
 {
 	spool *s = g_new0(spool, 1);
 
 	g_mutex_init(&s->lock);
 	g_cond_init(&s->cond);
 	s->chunks = g_ptr_array_new();
-	s->readers = g_array_new(FALSE, TRUE, sizeof(struct reader));
-	s->max_records = max_bytes / sizeof(struct flow_record);
-	/* two chunks at least, so the one being filled is never the one dropped */
-	s->max_records = MAX(s->max_records, 2ull * CHUNK_RECORDS);
-	s->max_records -= s->max_records % CHUNK_RECORDS;
+	s->readers = g_ptr_array_new();
 	return s;
 }
 
-guint spool_add_reader(spool *s)
+static guint64 records_for(guint64 bytes)
 {
-	struct reader r = {0};
+	guint64 n = bytes / sizeof(struct flow_record);
 
-	g_mutex_lock(&s->lock);
-	r.confirmed = s->end;
-	g_array_append_val(s->readers, r);
-	guint idx = s->readers->len - 1;
-	g_mutex_unlock(&s->lock);
-	return idx;
+	/* two chunks at least, so the one being filled is never the one dropped */
+	n = MAX(n, 2ull * CHUNK_RECORDS);
+	return n - n % CHUNK_RECORDS;
+}
+
+spool *spool_new(guint64 max_bytes)
+{
+	spool *s = spool_alloc();
+
+	s->max_bytes = max_bytes;
+	s->max_records = records_for(max_bytes);
+	return s;
+}
+
+spool *spool_open_tuned(const char *dir, guint64 max_bytes, enum spool_sync sync,
+			const struct spool_tuning *tuning, GError **error)
+{
+	guint64 segment_bytes = tuning && tuning->segment_bytes ? tuning->segment_bytes :
+								  JOURNAL_DEFAULT_SEGMENT_BYTES;
+	guint64 cache_bytes = tuning && tuning->cache_bytes ? tuning->cache_bytes :
+							      DEFAULT_CACHE_BYTES;
+	journal *j = journal_open(dir, max_bytes, segment_bytes, sync, error);
+
+	if (!j)
+		return NULL;
+	spool *s = spool_alloc();
+	s->journal = j;
+	s->sync = sync;
+	s->max_bytes = max_bytes;
+	s->end = s->base = journal_end(j);
+	s->max_records = records_for(MIN(cache_bytes, max_bytes));
+	return s;
+}
+
+spool *spool_open(const char *dir, guint64 max_bytes, enum spool_sync sync, GError **error)
+{
+	return spool_open_tuned(dir, max_bytes, sync, NULL, error);
 }
 
 static struct reader *reader_at(spool *s, guint idx)
 {
-	return &g_array_index(s->readers, struct reader, idx);
+	return g_ptr_array_index(s->readers, idx);
 }
+
+static char *reader_label(spool *s, guint idx)
+{
+	struct reader *r = reader_at(s, idx);
+
+	return r->name ? g_strdup(r->name) : g_strdup_printf("reader %u", idx);
+}
+
+/* ---- what is held ----------------------------------------------------------- */
+
+static guint64 cache_first(spool *s)
+{
+	if (!s->chunks->len)
+		return s->end;
+	return ((struct chunk *)g_ptr_array_index(s->chunks, 0))->first;
+}
+
+/* The lowest held position >= @pos, or the end. */
+static guint64 next_held(spool *s, guint64 pos)
+{
+	if (!s->journal)
+		return MAX(pos, s->base);
+	guint64 held = MIN(journal_next_held(s->journal, pos), MAX(pos, cache_first(s)));
+	return MIN(held, s->end);
+}
+
+/* How many positions in [@from, @to) are held. */
+static guint64 held_between(spool *s, guint64 from, guint64 to)
+{
+	if (from >= to)
+		return 0;
+	if (!s->journal)
+		return to - MIN(MAX(from, s->base), to);
+	guint64 held = journal_held_between(s->journal, from, to);
+	guint64 c = MAX(from, cache_first(s));
+	if (c < to)
+		held += (to - c) - journal_held_between(s->journal, c, to);
+	return held;
+}
+
+/*
+ * Positions [@a, @b), all held until now, are gone.  Each reader that had
+ * not confirmed some of them loses those; one whose confirmed position was
+ * among them moves past, so that a rewind lands on something held.
+ */
+static void release(spool *s, guint64 a, guint64 b, const char *why)
+{
+	g_autoptr(GString) who = g_string_new(NULL);
+	guint64 low = s->readers->len ? G_MAXUINT64 : a;
+
+	for (guint i = 0; i < s->readers->len; i++) {
+		struct reader *r = reader_at(s, i);
+		low = MIN(low, r->confirmed);
+		if (r->confirmed >= b)
+			continue;
+		guint64 lose = b - MAX(r->confirmed, a);
+		r->lost += lose;
+		if (r->confirmed >= a)
+			r->confirmed = b;
+		g_autofree char *label = reader_label(s, i);
+		g_string_append_printf(who, "%s%s %" G_GUINT64_FORMAT, who->len ? ", " : "", label,
+				       lose);
+	}
+	guint64 dropped = b - CLAMP(low, a, b);
+	s->dropped_total += dropped;
+	if (!dropped)
+		return;
+	if (s->journal)
+		g_warning("spool: %s: %" G_GUINT64_FORMAT " records not yet delivered are gone"
+			  " (positions %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT "); lost for %s",
+			  why, dropped, a, b - 1, who->len ? who->str : "no reader yet");
+	else
+		g_debug("spool: %s: %" G_GUINT64_FORMAT " records dropped", why, dropped);
+}
+
+/* ---- the chunks ------------------------------------------------------------- */
 
 static void release_chunk(spool *s, struct chunk *c)
 {
@@ -76,22 +210,40 @@ static void release_chunk(spool *s, struct chunk *c)
 		g_free(c);
 }
 
-/* Drops the oldest chunk to make room; readers that had not confirmed its
- * records lose them, and say so in their counters. */
-static void drop_oldest(spool *s)
+/* In memory: drops the oldest chunk to make room. */
+static void drop_oldest_chunk(spool *s)
 {
 	struct chunk *c = g_ptr_array_index(s->chunks, 0);
 	guint64 new_base = c->first + c->n;
 
-	for (guint i = 0; i < s->readers->len; i++) {
-		struct reader *r = reader_at(s, i);
-		if (r->confirmed < new_base) {
-			r->lost += new_base - MAX(r->confirmed, s->base);
-			r->confirmed = new_base;
-		}
-	}
+	release(s, s->base, new_base, "spool full");
 	g_ptr_array_remove_index(s->chunks, 0);
 	s->base = new_base;
+	release_chunk(s, c);
+}
+
+/* Durable: the oldest chunk leaves the cache; only records the journal
+ * could not take are gone with it. */
+static void evict_oldest_chunk(spool *s)
+{
+	struct chunk *c = g_ptr_array_index(s->chunks, 0);
+	guint64 a = c->first, b = c->first + c->n;
+	guint64 oldest_on_disk = journal_next_held(s->journal, 0);
+
+	for (guint64 p = a; p < b;) {
+		guint64 q = MIN(journal_next_held(s->journal, p), b);
+		/* below the oldest segment: the size bound deleted theirs while
+		 * the cache still had them (a cache larger than the bound) */
+		if (q > p)
+			release(s, p, q, q <= oldest_on_disk ?
+				 "size bound reached, records left the memory cache" :
+				 "records the journal could not take left the memory cache");
+		if (q >= b)
+			break;
+		struct segment *seg = journal_segment_at(s->journal, q);
+		p = seg->first + seg->count;
+	}
+	g_ptr_array_remove_index(s->chunks, 0);
 	release_chunk(s, c);
 }
 
@@ -102,8 +254,12 @@ static struct chunk *tail_with_room(spool *s)
 		if (t->n < CHUNK_RECORDS)
 			return t;
 	}
-	if ((guint64)s->chunks->len * CHUNK_RECORDS >= s->max_records)
-		drop_oldest(s);
+	if ((guint64)s->chunks->len * CHUNK_RECORDS >= s->max_records) {
+		if (s->journal)
+			evict_oldest_chunk(s);
+		else
+			drop_oldest_chunk(s);
+	}
 	struct chunk *c = s->spare ? s->spare : g_malloc(sizeof(struct chunk));
 	s->spare = NULL;
 	c->first = s->end;
@@ -112,16 +268,9 @@ static struct chunk *tail_with_room(spool *s)
 	return c;
 }
 
-void spool_append(spool *s, const struct flow_record *records, size_t n)
+/* Copies @n records to the chunks and publishes them (lock held). */
+static void cache_append(spool *s, const struct flow_record *records, size_t n)
 {
-	if (!n)
-		return;
-	g_mutex_lock(&s->lock);
-	if (s->closed) {
-		g_mutex_unlock(&s->lock);
-		g_critical("records appended to a closed spool");
-		return;
-	}
 	while (n) {
 		struct chunk *c = tail_with_room(s);
 		guint take = MIN((guint)MIN(n, G_MAXUINT), CHUNK_RECORDS - c->n);
@@ -133,7 +282,6 @@ void spool_append(spool *s, const struct flow_record *records, size_t n)
 	}
 	if (s->waiting)
 		g_cond_broadcast(&s->cond);
-	g_mutex_unlock(&s->lock);
 }
 
 static size_t copy_out(spool *s, guint64 pos, struct flow_record *out, size_t max)
@@ -154,41 +302,11 @@ static size_t copy_out(spool *s, guint64 pos, struct flow_record *out, size_t ma
 	return copied;
 }
 
-size_t spool_read(spool *s, guint reader, guint64 *pos, struct flow_record *out, size_t max,
-		  gint64 deadline_us)
+/* Frees cache chunks every reader has confirmed (lock held). */
+static void free_confirmed_chunks(spool *s)
 {
-	size_t n = 0;
-
-	g_mutex_lock(&s->lock);
-	for (;;) {
-		if (*pos < s->base)
-			*pos = s->base;
-		if (*pos < s->end) {
-			n = copy_out(s, *pos, out, max);
-			*pos += n;
-			break;
-		}
-		if (s->closed || !max)
-			break;
-		s->waiting++;
-		gboolean signalled = g_cond_wait_until(&s->cond, &s->lock, deadline_us);
-		s->waiting--;
-		if (!signalled && g_get_monotonic_time() >= deadline_us)
-			break;
-	}
-	g_mutex_unlock(&s->lock);
-	(void)reader;
-	return n;
-}
-
-void spool_confirm(spool *s, guint reader, guint64 upto)
-{
-	g_mutex_lock(&s->lock);
-	struct reader *r = reader_at(s, reader);
-	if (upto > r->confirmed)
-		r->confirmed = MIN(upto, s->end);
-
 	guint64 low = G_MAXUINT64;
+
 	for (guint i = 0; i < s->readers->len; i++)
 		low = MIN(low, reader_at(s, i)->confirmed);
 	while (s->chunks->len) {
@@ -200,7 +318,375 @@ void spool_confirm(spool *s, guint reader, guint64 upto)
 		s->base = c->first + c->n;
 		release_chunk(s, c);
 	}
+}
+
+/* ---- the journal's segments -------------------------------------------------- */
+
+/* Takes off the list the segments every reader's saved position is past
+ * (lock held); the caller deletes them without the lock. */
+static void collect_confirmed_segments(spool *s, GPtrArray *gone)
+{
+	GPtrArray *segs = journal_segments(s->journal);
+	guint64 low = G_MAXUINT64;
+
+	/* with no reader yet, nothing is confirmed: readers of the last run
+	 * come back by name */
+	if (!s->readers->len)
+		return;
+	for (guint i = 0; i < s->readers->len; i++)
+		low = MIN(low, reader_at(s, i)->stored);
+	while (segs->len > 1) {
+		struct segment *seg = g_ptr_array_index(segs, 0);
+		if (seg->first + seg->count > low)
+			break;
+		g_ptr_array_add(gone, journal_remove(s->journal, 0));
+	}
+}
+
+/* The size bound: the oldest segment goes (lock held). */
+static void drop_oldest_segment(spool *s, GPtrArray *gone)
+{
+	struct segment *seg = journal_remove(s->journal, 0);
+	guint64 a = seg->first;
+	/* what the cache still holds stays readable */
+	guint64 b = MIN(seg->first + seg->count, cache_first(s));
+
+	if (b > a) {
+		g_autofree char *why =
+			g_strdup_printf("size bound (%" G_GUINT64_FORMAT " bytes) reached, deleted %s",
+					s->max_bytes, seg->name);
+		release(s, a, b, why);
+	}
+	g_ptr_array_add(gone, seg);
+}
+
+static void discard_segments(spool *s, GPtrArray *gone)
+{
+	for (guint i = 0; i < gone->len; i++)
+		journal_discard(s->journal, g_ptr_array_index(gone, i));
+	g_ptr_array_free(gone, TRUE);
+}
+
+/* A new last segment starting at @pos, making room for it first. */
+static gboolean rotate(spool *s, guint64 pos, GError **error)
+{
+	GPtrArray *gone = g_ptr_array_new();
+
+	g_mutex_lock(&s->lock);
+	collect_confirmed_segments(s, gone);
+	while (journal_segments(s->journal)->len >= journal_max_segments(s->journal))
+		drop_oldest_segment(s, gone);
 	g_mutex_unlock(&s->lock);
+	discard_segments(s, gone);
+
+	struct segment *seg = journal_create_segment(s->journal, pos, error);
+	if (!seg)
+		return FALSE;
+	gone = g_ptr_array_new();
+	g_mutex_lock(&s->lock);
+	journal_push(s->journal, seg);
+	/* the segment just filled may be confirmed already */
+	collect_confirmed_segments(s, gone);
+	g_mutex_unlock(&s->lock);
+	discard_segments(s, gone);
+	return TRUE;
+}
+
+static void journal_failed(spool *s, GError *error)
+{
+	struct segment *empty = NULL;
+
+	if (!s->journal_retry_us)
+		g_warning("%s; records are kept in memory only (%" G_GUINT64_FORMAT
+			  " at most) until the journal can be written again",
+			  error->message, s->max_records);
+	s->journal_retry_us = g_get_monotonic_time() + JOURNAL_RETRY_US;
+
+	/* a segment that never got a record is no use to anyone */
+	g_mutex_lock(&s->lock);
+	GPtrArray *segs = journal_segments(s->journal);
+	if (segs->len) {
+		struct segment *last = g_ptr_array_index(segs, segs->len - 1);
+		if (last->sealed && last->count == 0)
+			empty = journal_remove(s->journal, segs->len - 1);
+	}
+	g_mutex_unlock(&s->lock);
+	if (empty)
+		journal_discard(s->journal, empty);
+}
+
+/* Frames the journal can take at @pos now; 0 while it fails. */
+static size_t journal_room(spool *s, guint64 pos)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (s->journal_retry_us && g_get_monotonic_time() < s->journal_retry_us)
+		return 0;
+	guint64 room = journal_tail_room(s->journal);
+	if (!room) {
+		if (!rotate(s, pos, &error)) {
+			journal_failed(s, error);
+			return 0;
+		}
+		room = journal_tail_room(s->journal);
+	}
+	return (size_t)MIN(room, (guint64)G_MAXSIZE);
+}
+
+/* ---- the API ------------------------------------------------------------------- */
+
+guint spool_add_reader(spool *s)
+{
+	struct reader *r = g_new0(struct reader, 1);
+
+	g_mutex_lock(&s->lock);
+	r->confirmed = r->stored = s->end;
+	g_ptr_array_add(s->readers, r);
+	guint idx = s->readers->len - 1;
+	g_mutex_unlock(&s->lock);
+	return idx;
+}
+
+/* Where a reader with a saved cursor starts (lock held). */
+static void resume_saved(spool *s, struct reader *r, guint64 saved, gboolean *store)
+{
+	if (saved > s->end) {
+		g_warning("spool: %s says %" G_GUINT64_FORMAT " records are delivered, but the"
+			  " journal ends at %" G_GUINT64_FORMAT " (the rest was lost before it"
+			  " reached the disk, or set aside as damaged); %s resumes there",
+			  cursor_path(r->cursor), saved, s->end, r->name);
+		r->confirmed = s->end;
+		*store = TRUE;
+		return;
+	}
+	guint64 missing = (s->end - saved) - held_between(s, saved, s->end);
+	r->confirmed = next_held(s, saved);
+	r->stored = saved;
+	if (missing) {
+		r->lost += missing;
+		g_warning("spool: %s resumes after record %" G_GUINT64_FORMAT ", but %"
+			  G_GUINT64_FORMAT " records after it are no longer held (dropped by the size"
+			  " bound or set aside as damaged): lost for it; next is %" G_GUINT64_FORMAT,
+			  r->name, saved, missing, r->confirmed);
+	}
+}
+
+guint spool_add_reader_named(spool *s, const char *name)
+{
+	enum cursor_state state = CURSOR_NEW;
+	guint64 saved = 0;
+	g_autofree char *problem = NULL;
+	g_autoptr(GError) error = NULL;
+	gboolean store = FALSE;
+
+	g_mutex_lock(&s->lock);
+	for (guint i = 0; i < s->readers->len; i++) {
+		if (g_strcmp0(reader_at(s, i)->name, name) == 0) {
+			g_mutex_unlock(&s->lock);
+			g_critical("spool: reader %s registered twice", name);
+			return i;
+		}
+	}
+	guint64 end = s->end;
+	g_mutex_unlock(&s->lock);
+
+	struct reader *r = g_new0(struct reader, 1);
+	r->name = g_strdup(name);
+	if (s->journal) {
+		r->cursor = cursor_open(journal_dir_fd(s->journal), journal_dir(s->journal), name,
+					end, s->sync, &state, &saved, &problem, &error);
+		if (!r->cursor)
+			g_warning("spool: %s; %s starts at the end, and where it gets to will not"
+				  " survive a restart", error->message, name);
+	}
+
+	g_mutex_lock(&s->lock);
+	r->confirmed = r->stored = end;
+	if (r->cursor && state == CURSOR_SAVED) {
+		resume_saved(s, r, saved, &store);
+	} else if (r->cursor && state == CURSOR_DAMAGED) {
+		r->confirmed = next_held(s, 0);
+		store = TRUE;
+		g_warning("spool: %s: %s; %s starts from the oldest record held (%" G_GUINT64_FORMAT
+			  ", %" G_GUINT64_FORMAT " records to send)",
+			  cursor_path(r->cursor), problem, name, r->confirmed, s->end - r->confirmed);
+	}
+	if (store) {
+		g_clear_error(&error);
+		if (cursor_store(r->cursor, r->confirmed, s->sync, &error))
+			r->stored = r->confirmed;
+		else
+			g_warning("spool: %s", error->message);
+	}
+	g_ptr_array_add(s->readers, r);
+	guint idx = s->readers->len - 1;
+	g_mutex_unlock(&s->lock);
+	return idx;
+}
+
+static void append_in_memory(spool *s, const struct flow_record *records, size_t n)
+{
+	g_mutex_lock(&s->lock);
+	if (s->closed) {
+		g_mutex_unlock(&s->lock);
+		g_critical("records appended to a closed spool");
+		return;
+	}
+	cache_append(s, records, n);
+	g_mutex_unlock(&s->lock);
+}
+
+void spool_append(spool *s, const struct flow_record *records, size_t n)
+{
+	if (!n)
+		return;
+	if (!s->journal) {
+		append_in_memory(s, records, n);
+		return;
+	}
+	g_mutex_lock(&s->lock);
+	gboolean closed = s->closed;
+	guint64 pos = s->end;   /* only this thread moves it */
+	g_mutex_unlock(&s->lock);
+	if (closed) {
+		g_critical("records appended to a closed spool");
+		return;
+	}
+	while (n) {
+		size_t room = journal_room(s, pos);
+		size_t take = room ? MIN(n, room) : n;
+		gboolean written = FALSE;
+		if (room) {
+			g_autoptr(GError) error = NULL;
+			written = journal_write(s->journal, pos, records, take, &error);
+			if (!written)
+				journal_failed(s, error);
+		}
+		g_mutex_lock(&s->lock);
+		if (written)
+			journal_publish(s->journal, take);
+		cache_append(s, records, take);
+		g_mutex_unlock(&s->lock);
+
+		if (!written) {
+			s->unjournaled += take;
+		} else if (s->journal_retry_us) {
+			g_message("spool: the journal takes records again; %" G_GUINT64_FORMAT
+				  " records before were kept in memory only",
+				  s->unjournaled);
+			s->journal_retry_us = 0;
+			s->unjournaled = 0;
+		}
+		pos += take;
+		records += take;
+		n -= take;
+	}
+}
+
+/*
+ * Copies records from *@pos, which is held (lock held).  From the journal,
+ * the lock is let go for the read.  Returns 0 only after skipping a record
+ * that fails its check on disk (counted as lost for @reader).
+ */
+static size_t take_held(spool *s, guint reader, guint64 *pos, struct flow_record *out,
+			size_t max)
+{
+	if (*pos >= cache_first(s)) {
+		size_t n = copy_out(s, *pos, out, max);
+		*pos += n;
+		return n;
+	}
+	struct segment *seg = journal_segment_at(s->journal, *pos);
+	guint64 at = *pos;
+	if (!seg) {
+		/* next_held() said it is held: the cache or a segment must have it */
+		g_critical("spool: position %" G_GUINT64_FORMAT " is neither cached nor in the"
+			   " journal", at);
+		*pos = cache_first(s);
+		return 0;
+	}
+	size_t want = (size_t)MIN((guint64)max, seg->first + seg->count - at);
+	g_autoptr(GError) error = NULL;
+
+	segment_ref(seg);
+	g_mutex_unlock(&s->lock);
+	size_t got = journal_read(s->journal, seg, at, out, want, &error);
+	segment_unref(seg);
+	g_mutex_lock(&s->lock);
+	if (got) {
+		*pos = at + got;
+		return got;
+	}
+	g_warning("spool: %s; record %" G_GUINT64_FORMAT " skipped", error->message, at);
+	if (reader != NO_READER)
+		reader_at(s, reader)->lost++;
+	*pos = at + 1;
+	return 0;
+}
+
+size_t spool_read(spool *s, guint reader, guint64 *pos, struct flow_record *out, size_t max,
+		  gint64 deadline_us)
+{
+	size_t n = 0;
+
+	g_mutex_lock(&s->lock);
+	for (;;) {
+		guint64 held = next_held(s, *pos);
+		if (held > *pos)
+			*pos = held;
+		if (*pos < s->end && max) {
+			n = take_held(s, reader, pos, out, max);
+			if (n)
+				break;
+			continue;
+		}
+		if (s->closed || !max)
+			break;
+		s->waiting++;
+		gboolean signalled = g_cond_wait_until(&s->cond, &s->lock, deadline_us);
+		s->waiting--;
+		if (!signalled && g_get_monotonic_time() >= deadline_us)
+			break;
+	}
+	g_mutex_unlock(&s->lock);
+	return n;
+}
+
+void spool_confirm(spool *s, guint reader, guint64 upto)
+{
+	g_mutex_lock(&s->lock);
+	struct reader *r = reader_at(s, reader);
+	if (upto > r->confirmed)
+		r->confirmed = MIN(upto, s->end);
+	free_confirmed_chunks(s);
+	if (!s->journal) {
+		g_mutex_unlock(&s->lock);
+		return;
+	}
+	guint64 target = r->confirmed;
+	gboolean store = r->cursor && target > r->stored;
+	if (!r->cursor)
+		r->stored = r->confirmed;
+	if (store) {
+		/* saved before anything is deleted for it: a crash in between must
+		 * not leave a cursor pointing at records that are gone */
+		g_mutex_unlock(&s->lock);
+		g_autoptr(GError) error = NULL;
+		store = cursor_store(r->cursor, target, s->sync, &error);
+		if (!store && !r->store_failing)
+			g_warning("spool: %s; what %s confirmed stays in the journal until its"
+				  " position can be saved", error->message, r->name);
+		else if (store && r->store_failing)
+			g_message("spool: %s is written again", cursor_path(r->cursor));
+		r->store_failing = !store;
+		g_mutex_lock(&s->lock);
+		if (store)
+			r->stored = MAX(r->stored, target);
+	}
+	GPtrArray *gone = g_ptr_array_new();
+	collect_confirmed_segments(s, gone);
+	g_mutex_unlock(&s->lock);
+	discard_segments(s, gone);
 }
 
 guint64 spool_confirmed(spool *s, guint reader)
@@ -227,8 +713,57 @@ guint64 spool_lost(spool *s, guint reader)
 	return v;
 }
 
+guint64 spool_dropped_total(spool *s)
+{
+	g_mutex_lock(&s->lock);
+	guint64 v = s->dropped_total;
+	g_mutex_unlock(&s->lock);
+	return v;
+}
+
+void spool_recent(spool *s, size_t max, void (*fn)(const struct flow_record *r, void *user),
+		  void *user)
+{
+	g_autofree struct flow_record *batch = g_new(struct flow_record, RECENT_BATCH);
+
+	g_mutex_lock(&s->lock);
+	guint64 stop = s->end;
+	guint64 pos = stop - MIN((guint64)max, stop);
+	for (;;) {
+		guint64 held = next_held(s, pos);
+		if (held > pos)
+			pos = held;
+		if (pos >= stop)
+			break;
+		size_t n = take_held(s, NO_READER, &pos, batch, (size_t)MIN(RECENT_BATCH, stop - pos));
+		g_mutex_unlock(&s->lock);
+		for (size_t i = 0; i < n; i++)
+			fn(&batch[i], user);
+		g_mutex_lock(&s->lock);
+	}
+	g_mutex_unlock(&s->lock);
+}
+
+gint64 spool_sync_pending(spool *s)
+{
+	if (!s->journal)
+		return -1;
+	gint64 due = journal_sync_due_us(s->journal);
+	if (due != 0)
+		return due;
+	g_autoptr(GError) error = NULL;
+	if (!journal_sync(s->journal, &error))
+		g_warning("%s", error->message);
+	return journal_sync_due_us(s->journal);
+}
+
 void spool_close(spool *s)
 {
+	if (s->journal) {
+		g_autoptr(GError) error = NULL;
+		if (!journal_sync(s->journal, &error))
+			g_warning("%s", error->message);
+	}
 	g_mutex_lock(&s->lock);
 	s->closed = TRUE;
 	g_cond_broadcast(&s->cond);
@@ -251,7 +786,14 @@ void spool_free(spool *s)
 		g_free(g_ptr_array_index(s->chunks, i));
 	g_ptr_array_free(s->chunks, TRUE);
 	g_free(s->spare);
-	g_array_free(s->readers, TRUE);
+	for (guint i = 0; i < s->readers->len; i++) {
+		struct reader *r = reader_at(s, i);
+		cursor_free(r->cursor);
+		g_free(r->name);
+		g_free(r);
+	}
+	g_ptr_array_free(s->readers, TRUE);
+	journal_free(s->journal);
 	g_mutex_clear(&s->lock);
 	g_cond_clear(&s->cond);
 	g_free(s);

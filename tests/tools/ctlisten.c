@@ -2,7 +2,7 @@
  * ctlisten - the barest ctnetlink DESTROY reader: the CPU floor for the
  * benchmarks and an independent witness for the integration tests.  libc only.
  *
- *   ctlisten [-b BYTES] [-R] [-i idle_s] [-T max_s] [-o FILE] [-r READY_FILE]
+ *   ctlisten [-b BYTES] [-R] [-M] [-i idle_s] [-T max_s] [-o FILE] [-r READY_FILE]
  *
  *   -b  receive buffer, set with SO_RCVBUFFORCE (the kernel doubles it);
  *       default: leave the system default
@@ -17,12 +17,18 @@
  *       (original tuple; counters of the original and the reply direction;
  *       0 for what the event did not carry).  Without -o nothing is parsed.
  *   -r  create this file once subscribed, so a script can wait for it
+ *   -M  read in batches the way ctflowd does (see drain_batched()), so that
+ *       a benchmark can tell what ctflowd's way of reading costs from what
+ *       it does with the events
  *
- * It waits with poll() and takes one message per recv(), like a simple
- * event loop would.  On exit (also SIGINT/SIGTERM) it prints
- *   destroys=N overruns=N drops=N other=N rcvbuf=N elapsed_s=S
+ * By default it waits with poll() and takes one message per recv(), like a
+ * simple event loop would.  On exit (also SIGINT/SIGTERM) it prints
+ *   destroys=N overruns=N drops=N other=N rcvbuf=N reliable=0|1 batched=0|1
+ *   reads=N elapsed_s=S
  * overruns: recv() failed with ENOBUFS (events were lost); drops: the
- * socket's drop counter in /proc/net/netlink (counts silent overruns with -R).
+ * socket's drop counter in /proc/net/netlink (counts silent overruns with -R);
+ * other: messages that are not DESTROY events, and with -M datagrams longer
+ * than a slot; reads: recv()/recvmmsg() calls that returned events.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -43,6 +49,12 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+/* -M: the same constants as ctflowd's src/source/ct_source.c */
+#define BATCH 256            /* datagrams per recvmmsg() */
+#define BATCH_SLOT 8192      /* bytes per datagram slot */
+#define DRAIN_MAX_CALLS 16   /* recvmmsg() calls per drain */
+#define DRAIN_BURST 256      /* a drain this large means a burst is on */
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
@@ -236,6 +248,132 @@ static long socket_drops(uint32_t portid)
 	return drops;
 }
 
+/* ---------------------------------------------------------------- reading */
+
+struct counts {
+	long destroys, overruns, other;
+	long reads;   /* recv()/recvmmsg() calls that returned events */
+};
+
+/* Counts (and with @out writes) the messages of one datagram. */
+static void take_datagram(const char *buf, int len, struct counts *n, FILE *out)
+{
+	for (const struct nlmsghdr *nh = (const struct nlmsghdr *)buf; NLMSG_OK(nh, len);
+	     nh = NLMSG_NEXT(nh, len)) {
+		if (NFNL_SUBSYS_ID(nh->nlmsg_type) != NFNL_SUBSYS_CTNETLINK ||
+		    NFNL_MSG_TYPE(nh->nlmsg_type) != IPCTNL_MSG_CT_DELETE) {
+			n->other++;
+			continue;
+		}
+		n->destroys++;
+		if (out) {
+			struct ct_event ev;
+			parse_event(nh, &ev);
+			write_event(out, &ev);
+		}
+	}
+}
+
+/* The default mode: one datagram per recv().  Returns 1 when it saw
+ * anything (an event or an overrun). */
+static int read_one(int fd, struct counts *n, FILE *out)
+{
+	/* Large enough for any single conntrack message. */
+	static char buf[65536];
+	ssize_t got = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (got < 0) {
+		if (errno == ENOBUFS) {
+			n->overruns++;
+			return 1;
+		}
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		die("recv");
+	}
+	n->reads++;
+	take_datagram(buf, (int)got, n, out);
+	return 1;
+}
+
+static char (*slots)[BATCH_SLOT];
+static struct mmsghdr msgs[BATCH];
+static struct iovec iov[BATCH];
+
+static void batch_init(void)
+{
+	slots = calloc(BATCH, sizeof(*slots));
+	if (!slots)
+		die("calloc");
+	for (int i = 0; i < BATCH; i++) {
+		iov[i].iov_base = slots[i];
+		iov[i].iov_len = sizeof(*slots);
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+}
+
+/* ctflowd pauses between drains only with a buffer large enough to hold
+ * what arrives meanwhile; with a small one the pause would overflow it and
+ * make the kernel park and resend.  @rcvbuf is the size asked for. */
+static unsigned int drain_pause_us(long rcvbuf)
+{
+	if (rcvbuf >= 4L << 20)
+		return 5000;
+	if (rcvbuf >= 1L << 20)
+		return 1000;
+	return 0;
+}
+
+/* One drain as ctflowd does it: recvmmsg() of up to BATCH datagrams until
+ * the socket is empty (a short batch or EAGAIN), at most DRAIN_MAX_CALLS
+ * calls.  Returns the datagrams taken. */
+static long drain_once(int fd, struct counts *n, FILE *out)
+{
+	long taken = 0;
+	for (int call = 0; call < DRAIN_MAX_CALLS; call++) {
+		int got = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			if (errno == ENOBUFS) {
+				n->overruns++;
+				continue;
+			}
+			die("recvmmsg");
+		}
+		n->reads++;
+		taken += got;
+		for (int i = 0; i < got; i++) {
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				n->other++;
+				continue;
+			}
+			take_datagram(slots[i], (int)msgs[i].msg_len, n, out);
+		}
+		if (got < BATCH)
+			break;
+	}
+	return taken;
+}
+
+/* -M: drains until one comes back short of a burst, pausing between drains
+ * when the buffer allows it; then back to poll().  Returns 1 when it saw
+ * anything. */
+static int drain_batched(int fd, long rcvbuf, struct counts *n, FILE *out)
+{
+	unsigned int pause = drain_pause_us(rcvbuf);
+	long overruns = n->overruns, total = 0, taken;
+	for (;;) {
+		total += taken = drain_once(fd, n, out);
+		if (!pause || taken < DRAIN_BURST || stop_requested)
+			break;
+		usleep(pause);
+	}
+	return total > 0 || n->overruns != overruns;
+}
+
 static double parse_secs(const char *s, char opt)
 {
 	char *end;
@@ -250,10 +388,10 @@ static double parse_secs(const char *s, char opt)
 int main(int argc, char **argv)
 {
 	long rcvbuf = 0;
-	int reliable = 0, c;
+	int reliable = 0, batched = 0, c;
 	double idle = 3, tmax = 600;
 	const char *out_path = NULL, *ready = NULL;
-	while ((c = getopt(argc, argv, "b:Ri:T:o:r:")) != -1) {
+	while ((c = getopt(argc, argv, "b:RMi:T:o:r:")) != -1) {
 		switch (c) {
 		case 'b': {
 			char *end;
@@ -265,12 +403,14 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'R': reliable = 1; break;
+		case 'M': batched = 1; break;
 		case 'i': idle = parse_secs(optarg, 'i'); break;
 		case 'T': tmax = parse_secs(optarg, 'T'); break;
 		case 'o': out_path = optarg; break;
 		case 'r': ready = optarg; break;
 		default:
-			fprintf(stderr, "usage: ctlisten [-b BYTES] [-R] [-i idle_s] [-T max_s] [-o FILE] [-r READY]\n");
+			fprintf(stderr, "usage: ctlisten [-b BYTES] [-R] [-M] [-i idle_s] [-T max_s] [-o FILE] "
+					"[-r READY]\n");
 			return 2;
 		}
 	}
@@ -313,11 +453,11 @@ int main(int argc, char **argv)
 			die(ready);
 	}
 
-	/* Large enough for any single conntrack message. */
-	static char buf[65536];
-	long destroys = 0, overruns = 0, other = 0;
-	double t0 = mono_now(), last = 0;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct counts n = { 0 };
+	double t0 = mono_now(), last = 0;
+	if (batched)
+		batch_init();
 	while (!stop_requested) {
 		double t = mono_now();
 		if (t - t0 >= tmax || (last > 0 && t - last >= idle))
@@ -327,37 +467,14 @@ int main(int argc, char **argv)
 			die("poll");
 		if (pr <= 0)
 			continue;
-		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == ENOBUFS) {
-				overruns++;
-				last = mono_now();
-				continue;
-			}
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			die("recv");
-		}
-		last = mono_now();
-		int len = (int)n;
-		for (const struct nlmsghdr *nh = (const struct nlmsghdr *)buf; NLMSG_OK(nh, len);
-		     nh = NLMSG_NEXT(nh, len)) {
-			if (NFNL_SUBSYS_ID(nh->nlmsg_type) != NFNL_SUBSYS_CTNETLINK ||
-			    NFNL_MSG_TYPE(nh->nlmsg_type) != IPCTNL_MSG_CT_DELETE) {
-				other++;
-				continue;
-			}
-			destroys++;
-			if (out) {
-				struct ct_event ev;
-				parse_event(nh, &ev);
-				write_event(out, &ev);
-			}
-		}
+		if (batched ? drain_batched(fd, rcvbuf, &n, out) : read_one(fd, &n, out))
+			last = mono_now();
 	}
 	if (out && fclose(out) != 0)
 		die(out_path);
-	printf("destroys=%ld overruns=%ld drops=%ld other=%ld rcvbuf=%d reliable=%d elapsed_s=%.3f\n",
-	       destroys, overruns, socket_drops(sa.nl_pid), other, eff, reliable, mono_now() - t0);
+	printf("destroys=%ld overruns=%ld drops=%ld other=%ld rcvbuf=%d reliable=%d "
+	       "batched=%d reads=%ld elapsed_s=%.3f\n",
+	       n.destroys, n.overruns, socket_drops(sa.nl_pid), n.other, eff, reliable, batched,
+	       n.reads, mono_now() - t0);
 	return 0;
 }
