@@ -110,7 +110,10 @@ static int next_timeout_ms(struct daemon *d)
 	gint64 ms = HEARTBEAT_MS;
 	gint64 resync = ct_source_resync_due(d->source);
 	gint64 sync_us = spool_sync_pending(d->spool);
+	gint64 landed_us = ct_source_landed_due_us(d->source);
 
+	if (landed_us >= 0)
+		ms = MIN(ms, (landed_us + 999) / 1000);
 	if (resync >= 0)
 		ms = MIN(ms, resync);
 	if (sync_us >= 0)
@@ -142,6 +145,8 @@ static gpointer reader_thread(gpointer data)
 			g_main_context_invoke(NULL, on_reader_failed, d);
 			break;
 		}
+		if (ct_source_landed_due_us(d->source) == 0)
+			ct_source_deliver_landed(d->source);
 		if (ct_source_resync_due(d->source) == 0 && !ct_source_resync(d->source, &error))
 			g_warning("resync failed: %s", error->message);
 		publish_stats(d);
@@ -273,6 +278,7 @@ static void drain_kernel(struct daemon *d)
 			g_warning("last read of conntrack events: %s", error->message);
 			return;
 		}
+		ct_source_deliver_landed(d->source);
 		if (!d->config->source.reliable)
 			return;
 		if (!ct_source_held_back(d->source, &held, &error)) {

@@ -68,6 +68,17 @@ int ct_source_fd(const ct_source *src);
 gboolean ct_source_drain(ct_source *src, GError **error);
 
 /**
+ * ct_source_landed_due_us:
+ * Events wait in the landing zone until enough came to hand them on in one
+ * batch.  Microseconds until the waiting ones are due (0: now), or -1 if
+ * none wait; the reader calls ct_source_deliver_landed() by then.
+ */
+gint64 ct_source_landed_due_us(const ct_source *src);
+
+/** ct_source_deliver_landed: hands on the events waiting in the landing zone now. */
+void ct_source_deliver_landed(ct_source *src);
+
+/**
  * ct_source_resync_due:
  * Milliseconds until a pending resync is due (0: now), or -1 if none.
  */

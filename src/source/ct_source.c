@@ -30,6 +30,8 @@
 #define RECV_BATCH 256           /* datagrams per recvmmsg() */
 #define RECV_SIZE 8192           /* an event is a few hundred bytes */
 #define DRAIN_MAX_CALLS 16       /* per drain: about 4096 events */
+#define LANDING_BATCH 192        /* hand on once this many events landed */
+#define LANDING_HOLD_US 5000     /* or once the first has waited this long */
 #define DRAIN_BURST 256          /* a drain this large means a burst is on */
 #define DUMP_BUFFER 32768
 #define DUMP_ATTEMPTS 4
@@ -46,6 +48,9 @@ struct ct_source {
 	gboolean resync_pending;
 	guint malformed_logged;
 	uint8_t (*slots)[RECV_SIZE];     /* landing zone: one datagram per slot */
+	guint used;                      /* slots holding events not yet handed on */
+	size_t pending;                  /* records parsed from them */
+	gint64 landed_us;                /* when the first of them arrived */
 	gboolean slots_mapped;
 	struct mmsghdr msgs[RECV_BATCH];
 	struct iovec iov[RECV_BATCH];
@@ -277,15 +282,40 @@ static void note_overrun(ct_source *src)
 
 /* Reads until the socket is empty or DRAIN_MAX_CALLS batches were taken;
  * *taken counts the datagrams. */
+/* Hands on what the landing zone holds, then frees its slots. */
+static void deliver_landed(ct_source *src)
+{
+	if (src->pending)
+		src->deliver(src->records, src->pending, src->user);
+	src->pending = 0;
+	clear_slots(src, src->used);
+	src->used = 0;
+}
+
+/*
+ * Events stay in the landing zone until a batch is worth handing on: the
+ * journal then takes one write for many records instead of one per wake-up,
+ * which with a small receive buffer comes every two or three events.  The
+ * zone is a file, so holding them there costs no safety.
+ */
+static gboolean landing_due(const ct_source *src)
+{
+	return src->used >= LANDING_BATCH ||
+	       (src->used && g_get_monotonic_time() - src->landed_us >= LANDING_HOLD_US);
+}
+
+/* Reads until the socket is empty or DRAIN_MAX_CALLS batches were taken;
+ * *taken counts the datagrams. */
 static gboolean drain_once(ct_source *src, guint *taken, GError **error)
 {
 	int fd = ct_source_fd(src);
-	size_t n = 0;
 
 	*taken = 0;
-
 	for (int call = 0; call < DRAIN_MAX_CALLS; call++) {
-		int got = recvmmsg(fd, src->msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
+		if (src->used == RECV_BATCH)
+			deliver_landed(src);
+		guint room = RECV_BATCH - src->used;
+		int got = recvmmsg(fd, &src->msgs[src->used], room, MSG_DONTWAIT, NULL);
 		if (got < 0) {
 			if (errno == EINTR)
 				continue;
@@ -296,32 +326,41 @@ static gboolean drain_once(ct_source *src, guint *taken, GError **error)
 				continue;
 			}
 			int e = errno;
-			if (n)
-				src->deliver(src->records, n, src->user);
+			deliver_landed(src);
 			g_set_error(error, CTFLOWD_ERROR, e,
 				    "reading conntrack events: %s", g_strerror(e));
 			return FALSE;
 		}
+		if (got > 0 && src->used == 0)
+			src->landed_us = g_get_monotonic_time();
 		*taken += (guint)got;
-		for (int i = 0; i < got; i++) {
+		for (guint i = src->used; i < src->used + (guint)got; i++) {
 			if (src->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				src->stats.malformed++;
 				g_warning("conntrack event larger than %d bytes dropped", RECV_SIZE);
 				continue;
 			}
-			parse_datagram(src, src->slots[i], src->msgs[i].msg_len, &n);
+			parse_datagram(src, src->slots[i], src->msgs[i].msg_len, &src->pending);
 		}
-		/* journal first, then free the slots (see the landing zone) */
-		if (n)
-			src->deliver(src->records, n, src->user);
-		n = 0;
-		clear_slots(src, (guint)got);
-		if (got < RECV_BATCH)
+		src->used += (guint)got;
+		if ((guint)got < room)
 			break;
 	}
-	if (n)
-		src->deliver(src->records, n, src->user);
+	if (landing_due(src))
+		deliver_landed(src);
 	return TRUE;
+}
+
+gint64 ct_source_landed_due_us(const ct_source *src)
+{
+	if (!src->used)
+		return -1;
+	return MAX(src->landed_us + LANDING_HOLD_US - g_get_monotonic_time(), 0);
+}
+
+void ct_source_deliver_landed(ct_source *src)
+{
+	deliver_landed(src);
 }
 
 /*
@@ -445,6 +484,8 @@ out:
 
 gboolean ct_source_resync(ct_source *src, GError **error)
 {
+	/* the dump parses into the same record array the landed events use */
+	deliver_landed(src);
 	src->resync_pending = FALSE;
 	src->last_overrun_us = 0;
 	for (int attempt = 1; attempt <= DUMP_ATTEMPTS; attempt++) {
@@ -467,6 +508,7 @@ gboolean ct_source_resync(ct_source *src, GError **error)
 
 gboolean ct_source_held_back(ct_source *src, guint64 *count, GError **error)
 {
+	deliver_landed(src);
 	gboolean interrupted;
 
 	*count = 0;
