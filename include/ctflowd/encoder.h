@@ -60,6 +60,16 @@ gboolean encoder_flush(encoder *enc, GError **error);
  */
 gboolean encoder_refresh_templates(encoder *enc, GError **error);
 
+/**
+ * encoder_report_not_sent:
+ * Tells the collector how many flow records this export has lost so far
+ * (dropped by the spool before they could be sent): in IPFIX an options
+ * record with notSentFlowTotalCount (RFC 7011 section 4.2), scoped to the
+ * observation domain.  Formats that cannot say it do nothing (the daemon
+ * logs and counts it anyway).
+ */
+gboolean encoder_report_not_sent(encoder *enc, guint64 total, GError **error);
+
 /** encoder_pending: records added but not yet emitted. */
 guint encoder_pending(const encoder *enc);
 
@@ -73,6 +83,7 @@ struct encoder_ops {
 	gboolean (*add)(void *state, const struct flow_record *record, GError **error);
 	gboolean (*flush)(void *state, GError **error);
 	gboolean (*refresh_templates)(void *state, GError **error);
+	gboolean (*report_not_sent)(void *state, guint64 total, GError **error);  /* may be NULL */
 	void (*destroy)(void *state);
 };
 extern const struct encoder_ops encoder_ipfix_ops;

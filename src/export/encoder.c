@@ -68,6 +68,13 @@ gboolean encoder_refresh_templates(encoder *enc, GError **error)
 	return enc->ops->refresh_templates(enc->state, error);
 }
 
+gboolean encoder_report_not_sent(encoder *enc, guint64 total, GError **error)
+{
+	if (!enc->ops->report_not_sent)
+		return TRUE;
+	return enc->ops->report_not_sent(enc->state, total, error);
+}
+
 guint encoder_pending(const encoder *enc)
 {
 	return enc->pending;

@@ -22,6 +22,7 @@
 
 #define TID_FLOW4 256
 #define TID_FLOW6 257
+#define TID_NOT_SENT 258   /* options: Exporting Process Reliability Statistics */
 
 /* Internal record layouts: fixbuf copies them field by field in template
  * order, so the structs must match the specs below exactly. */
@@ -66,6 +67,15 @@ struct ipfix_flow6 {
 };
 _Static_assert(offsetof(struct ipfix_flow6, paddingOctets) == 100, "ipfix_flow6 layout");
 _Static_assert(sizeof(struct ipfix_flow6) == 104, "ipfix_flow6 size");
+
+/* RFC 7011 section 4.2: what the exporting process could not send, scoped
+ * to the observation domain. */
+struct ipfix_not_sent {
+	uint32_t observationDomainId;
+	uint8_t paddingOctets[4];
+	uint64_t notSentFlowTotalCount;
+};
+_Static_assert(sizeof(struct ipfix_not_sent) == 16, "ipfix_not_sent size");
 
 /* Flag 1 marks fields only the internal template has. */
 #define INTERNAL_ONLY 1
@@ -112,6 +122,13 @@ static fbInfoElementSpec_t flow6_spec[] = {
 	FB_IESPEC_NULL
 };
 
+static fbInfoElementSpec_t not_sent_spec[] = {
+	IE("observationDomainId", 4, 0),
+	IE("paddingOctets", 4, INTERNAL_ONLY),
+	IE("notSentFlowTotalCount", 8, 0),
+	FB_IESPEC_NULL
+};
+
 struct ipfix_state {
 	encoder *enc;
 	guint32 domain;
@@ -126,17 +143,27 @@ struct ipfix_state {
 };
 
 static gboolean add_templates(fbSession_t *session, fbInfoModel_t *model, uint16_t tid,
-			      fbInfoElementSpec_t *spec, GError **error)
+			      fbInfoElementSpec_t *spec, uint16_t scope, GError **error)
 {
 	fbTemplate_t *internal = fbTemplateAlloc(model);
-	if (!fbTemplateAppendSpecArray(internal, spec, UINT32_MAX, error) ||
-	    !fbSessionAddTemplate(session, TRUE, tid, internal, error)) {
+	if (!fbTemplateAppendSpecArray(internal, spec, UINT32_MAX, error)) {
+		fbTemplateFreeUnused(internal);
+		return FALSE;
+	}
+	if (scope)
+		fbTemplateSetOptionsScope(internal, scope);
+	if (!fbSessionAddTemplate(session, TRUE, tid, internal, error)) {
 		fbTemplateFreeUnused(internal);
 		return FALSE;
 	}
 	fbTemplate_t *external = fbTemplateAlloc(model);
-	if (!fbTemplateAppendSpecArray(external, spec, (uint32_t)~INTERNAL_ONLY, error) ||
-	    !fbSessionAddTemplate(session, FALSE, tid, external, error)) {
+	if (!fbTemplateAppendSpecArray(external, spec, (uint32_t)~INTERNAL_ONLY, error)) {
+		fbTemplateFreeUnused(external);
+		return FALSE;
+	}
+	if (scope)
+		fbTemplateSetOptionsScope(external, scope);
+	if (!fbSessionAddTemplate(session, FALSE, tid, external, error)) {
 		fbTemplateFreeUnused(external);
 		return FALSE;
 	}
@@ -197,8 +224,9 @@ static gboolean ipfix_start_session(void *state, guint message_limit, GError **e
 	fbSession_t *session = fbSessionAlloc(st->model);
 	/* External templates belong to an observation domain: pick it first. */
 	fbSessionSetDomain(session, st->domain);
-	if (!add_templates(session, st->model, TID_FLOW4, flow4_spec, error) ||
-	    !add_templates(session, st->model, TID_FLOW6, flow6_spec, error)) {
+	if (!add_templates(session, st->model, TID_FLOW4, flow4_spec, 0, error) ||
+	    !add_templates(session, st->model, TID_FLOW6, flow6_spec, 0, error) ||
+	    !add_templates(session, st->model, TID_NOT_SENT, not_sent_spec, 1, error)) {
 		fbSessionFree(session);
 		return FALSE;
 	}
@@ -343,10 +371,45 @@ static gboolean ipfix_refresh_templates(void *state, GError **error)
 static gboolean check_templates(struct ipfix_state *st, GError **error)
 {
 	fbSession_t *session = fbSessionAlloc(st->model);
-	gboolean ok = add_templates(session, st->model, TID_FLOW4, flow4_spec, error) &&
-		      add_templates(session, st->model, TID_FLOW6, flow6_spec, error);
+	gboolean ok = add_templates(session, st->model, TID_FLOW4, flow4_spec, 0, error) &&
+		      add_templates(session, st->model, TID_FLOW6, flow6_spec, 0, error) &&
+		      add_templates(session, st->model, TID_NOT_SENT, not_sent_spec, 1, error);
 	fbSessionFree(session);
 	return ok;
+}
+
+/* Sent in a message of its own: a collector reads it apart from flows. */
+static gboolean ipfix_report_not_sent(void *state, guint64 total, GError **error)
+{
+	struct ipfix_state *st = state;
+	struct ipfix_not_sent rec = {
+		.observationDomainId = st->domain,
+		.notSentFlowTotalCount = total,
+	};
+
+	if (st->has_content && !ipfix_flush(st, error))
+		return FALSE;
+	st->current_tid = 0;
+	if (!set_template(st, TID_NOT_SENT, error))
+		return FALSE;
+	GError *local = NULL;
+	if (!fBufAppend(st->fbuf, (uint8_t *)&rec, sizeof(rec), &local)) {
+		/* a fresh message refuses its first data set once, like templates */
+		if (!g_error_matches(local, FB_ERROR_DOMAIN, FB_ERROR_EOM)) {
+			g_propagate_error(error, local);
+			return FALSE;
+		}
+		g_clear_error(&local);
+		st->current_tid = 0;
+		if (!set_template(st, TID_NOT_SENT, error) ||
+		    !fBufAppend(st->fbuf, (uint8_t *)&rec, sizeof(rec), error))
+			return FALSE;
+	}
+	st->has_content = TRUE;
+	if (!emit_message(st, error))
+		return FALSE;
+	st->current_tid = 0;
+	return TRUE;
 }
 
 static void ipfix_destroy(void *state)
@@ -382,5 +445,6 @@ const struct encoder_ops encoder_ipfix_ops = {
 	.add = ipfix_add,
 	.flush = ipfix_flush,
 	.refresh_templates = ipfix_refresh_templates,
+	.report_not_sent = ipfix_report_not_sent,
 	.destroy = ipfix_destroy,
 };

@@ -39,6 +39,7 @@ struct sink {
 	guint64 read_pos;
 	guint64 emitted_pos;
 	guint64 confirmed_pos;       /* what the spool has as confirmed for us */
+	guint64 reported_lost;       /* notSentFlowTotalCount the collector was told */
 	gint64 message_started_us;   /* when the unfinished message got its first record */
 	gint64 next_refresh_us;      /* IPFIX over UDP: next template refresh */
 	guint backoff_ms;            /* wait before the next open; reset by a delivery */
@@ -251,6 +252,7 @@ static gboolean open_session(sink *s)
 		g_message("export %s: sending to %s", s->cfg->name, transport_describe(s->tr));
 	s->ever_opened = TRUE;
 	s->down_reported = FALSE;
+	s->reported_lost = 0;   /* a new session learns the total again */
 	s->next_refresh_us = g_get_monotonic_time() + (gint64)s->cfg->template_refresh_ms * 1000;
 	return TRUE;
 }
@@ -279,9 +281,26 @@ static gint64 next_wake(sink *s, gint64 now)
 	return wake;
 }
 
-/* Timers: flush a message that has waited long enough, refresh templates. */
+/* Records the spool had to drop for us are reported, not only logged: a
+ * collector can tell a gap from a quiet network only this way. */
+static gboolean report_losses(sink *s, GError **error)
+{
+	guint64 lost = spool_lost(s->source, s->reader);
+
+	if (lost == s->reported_lost)
+		return TRUE;
+	if (!encoder_report_not_sent(s->enc, lost, error))
+		return FALSE;
+	s->reported_lost = lost;
+	return TRUE;
+}
+
+/* Timers: flush a message that has waited long enough, refresh templates,
+ * report losses. */
 static gboolean run_timers(sink *s, gint64 now, GError **error)
 {
+	if (!report_losses(s, error))
+		return FALSE;
 	if (encoder_pending(s->enc) &&
 	    now >= s->message_started_us + (gint64)s->cfg->flush_interval_ms * 1000) {
 		if (!encoder_flush(s->enc, error) || !sync_and_confirm(s, error))

@@ -1164,6 +1164,64 @@ static void test_ipfixdump(void)
 	capture_clear(&c);
 }
 
+
+/* Lost records are reported to the collector: an options template (set id
+ * 3) scoped to the observation domain, and a record with the total. */
+static void test_not_sent_report(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(1400, &c);
+	g_autoptr(GError) error = NULL;
+	gboolean saw_template = FALSE, saw_record = FALSE;
+
+	start_ok(enc);
+	for (guint i = 0; i < 3; i++) {
+		struct flow_record r = rec_numbered(i);
+		add_ok(enc, &r);
+	}
+	g_assert_true(encoder_report_not_sent(enc, 1234, &error));
+	g_assert_no_error(error);
+	/* the flows pending before it went out first, with their count */
+	g_assert_cmpuint(encoder_pending(enc), ==, 0);
+	guint counted = 0;
+	for (guint m = 0; m < c.msgs->len; m++)
+		counted += capture_count(&c, m);
+	g_assert_cmpuint(counted, ==, 3);
+
+	for (guint m = 0; m < c.msgs->len; m++) {
+		gsize len;
+		const uint8_t *msg = g_bytes_get_data(g_ptr_array_index(c.msgs, m), &len);
+		for (gsize off = 16; off + 4 <= len;) {
+			uint16_t set_id = get16(msg + off), set_len = get16(msg + off + 2);
+			g_assert_cmpuint(set_len, >=, 4);
+			const uint8_t *body = msg + off + 4;
+			if (set_id == 3) {
+				/* template id, field count, scope count, then fields */
+				g_assert_cmpuint(get16(body), ==, 258);
+				g_assert_cmpuint(get16(body + 2), ==, 2);
+				g_assert_cmpuint(get16(body + 4), ==, 1);
+				g_assert_cmpuint(get16(body + 6), ==, 149);    /* observationDomainId */
+				g_assert_cmpuint(get16(body + 8), ==, 4);
+				g_assert_cmpuint(get16(body + 10), ==, 166);   /* notSentFlowTotalCount */
+				g_assert_cmpuint(get16(body + 12), ==, 8);
+				saw_template = TRUE;
+			} else if (set_id == 258) {
+				g_assert_cmpuint(set_len, >=, 4 + 12);
+				g_assert_cmpuint(get32(body), ==, DOMAIN);
+				guint64 total = (guint64)get32(body + 4) << 32 | get32(body + 8);
+				g_assert_cmpuint(total, ==, 1234);
+				g_assert_cmpuint(capture_count(&c, m), ==, 0);
+				saw_record = TRUE;
+			}
+			off += set_len;
+		}
+	}
+	g_assert_true(saw_template);
+	g_assert_true(saw_record);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1173,6 +1231,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_ipfix/session-starts-with-templates",
 			test_session_starts_with_templates);
 	g_test_add_func("/encoder_ipfix/fields", test_fields);
+	g_test_add_func("/encoder_ipfix/not-sent-report", test_not_sent_report);
 	g_test_add_func("/encoder_ipfix/mixed-families", test_mixed_families);
 	g_test_add_func("/encoder_ipfix/mtu/packing", test_mtu_packing);
 	g_test_add_func("/encoder_ipfix/mtu/512", test_mtu_small);
