@@ -171,7 +171,9 @@ static void store_socket(int fd)
 
 	if (!systemd_notify_available())
 		return;
-	if (!systemd_notify("FDSTORE=1\nFDNAME=" FDSTORE_NAME, &fd, 1, &error))
+	/* FDPOLL=0: an overrun leaves an error on the socket, which systemd
+	 * would otherwise take for a dead descriptor and drop from the store */
+	if (!systemd_notify("FDSTORE=1\nFDNAME=" FDSTORE_NAME "\nFDPOLL=0", &fd, 1, &error))
 		g_warning("%s; a restart will lose the events of its gap", error->message);
 }
 

@@ -28,7 +28,9 @@
 #include "ctflowd/worker.h"
 
 #define STOP_GRACE_MS 10000
-#define HELD_BACK_GRACE_MS 5000
+#define HELD_BACK_CHECK_MS 250   /* how often a stop lists what the kernel holds back */
+#define HELD_BACK_IDLE_MS 2000    /* ... gives up when nothing came for this long */
+#define HELD_BACK_MAX_MS 30000    /* ... and after this in any case */
 #define HEARTBEAT_MS 250
 
 struct daemon {
@@ -264,39 +266,55 @@ static gboolean start_sinks(struct daemon *d, GError **error)
 
 /*
  * Reliable delivery keeps DESTROYs the socket had no room for on the
- * kernel's dying list and resends them (the first retry after about a
- * second).  Closing the socket before they come loses them, so a stop keeps
- * reading until that list is empty, for at most HELD_BACK_GRACE_MS.
+ * kernel's dying list and resends them as the socket drains.  Closing the
+ * socket before they come loses them, so a stop keeps reading until that
+ * list is empty: as long as events keep coming (a large backlog takes a
+ * while), and no longer than HELD_BACK_MAX_MS.
  */
 static void drain_kernel(struct daemon *d)
 {
-	gint64 deadline = g_get_monotonic_time() + HELD_BACK_GRACE_MS * 1000;
-	guint64 held = 0;
+	gint64 start = g_get_monotonic_time();
+	gint64 progress = start, next_check = start;
+	guint64 held = 0, before = ct_source_get_stats(d->source)->messages;
+	struct pollfd p = { .fd = ct_source_fd(d->source), .events = POLLIN };
 
 	for (;;) {
 		g_autoptr(GError) error = NULL;
 		if (!ct_source_drain(d->source, &error)) {
 			g_warning("last read of conntrack events: %s", error->message);
-			return;
-		}
-		ct_source_deliver_landed(d->source);
-		if (!d->config->source.reliable)
-			return;
-		if (!ct_source_held_back(d->source, &held, &error)) {
-			g_warning("cannot list DESTROY events the kernel holds back: %s",
-				  error->message);
-			return;
-		}
-		if (held == 0)
-			return;
-		if (g_get_monotonic_time() >= deadline)
 			break;
-		g_usleep(20 * 1000);
+		}
+		gint64 now = g_get_monotonic_time();
+		guint64 read = ct_source_get_stats(d->source)->messages;
+		if (read != before) {
+			before = read;
+			progress = now;
+		}
+		if (!d->config->source.reliable)
+			break;
+		/* the dying list is long when the backlog is: look at it now and
+		 * then, and keep reading in between */
+		if (now >= next_check) {
+			next_check = now + HELD_BACK_CHECK_MS * 1000;
+			if (!ct_source_held_back(d->source, &held, &error)) {
+				g_warning("cannot list DESTROY events the kernel holds back: %s",
+					  error->message);
+				break;
+			}
+			if (held == 0)
+				break;
+		}
+		if (now - progress >= HELD_BACK_IDLE_MS * 1000 ||
+		    now - start >= HELD_BACK_MAX_MS * 1000) {
+			g_warning("stopping while the kernel still holds back %" G_GUINT64_FORMAT
+				  " DESTROY events; flows among them that were not for "
+				  "ctflowd's socket belong to another reliable listener",
+				  held);
+			break;
+		}
+		poll(&p, 1, 10);
 	}
-	g_warning("stopping while the kernel still holds back %" G_GUINT64_FORMAT
-		  " DESTROY events; flows among them that were not for ctflowd's "
-		  "socket belong to another reliable listener",
-		  held);
+	ct_source_deliver_landed(d->source);
 }
 
 /* Takes what the kernel queued or holds back, then lets every destination

@@ -1,0 +1,359 @@
+#!/bin/bash
+# graceful_restart.sh - without a service manager, a stop and a start of
+# ctflowd lose no flow: the stopped ctflowd leaves its conntrack event socket
+# to a holder process, and the next ctflowd takes it over.
+#
+# handover_timeout = 30s: on SIGTERM ctflowd hands the socket to a detached
+# holder that keeps it (the kernel keeps queueing into it and, in reliable
+# mode, parks what does not fit) until a ctflowd started with the same state
+# directory takes it over through state_directory/handover.sock.
+#
+#   workload   5 batches of 10,000 two-packet IPv4 UDP flows (dport 20000+b,
+#              sports 1024..11023), each followed by `conntrack -F`, one
+#              every second or so; 50,000 flows in all
+#   restart    after batch 1 the supervisor gets SIGTERM and must exit 0;
+#              batch 3 waits until it has, so its 10,000 DESTROYs happen
+#              while only the holder has the socket; GAP seconds after the
+#              exit a new ctflowd starts with the same configuration
+#
+# Judged: the first ctflowd exits 0 and says it left the socket to a holder;
+# a holder with the socket exists while no ctflowd runs; the second ctflowd
+# logs that it took the socket over from the previous ctflowd, reads the same
+# socket, and the holder is gone; every one of the 50,000 flows reached
+# nfcapd (nfdump) and the IPFIX file (ipfix_verify.py) exactly once by
+# 5-tuple with exact counters, flowIds unique.  Finally the second ctflowd
+# stops too; the holder it leaves is found, checked and killed (by pid).
+#
+# Environment: see lib.sh.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ctf_require_root
+ctf_require_cmd nfcapd nfdump "$PYTHON" "$CTLISTEN" "$CTFLOWD"
+VERIFY=("$PYTHON" "$CTF_LIB_DIR/ipfix_verify.py")
+export TZ=UTC   # nfdump prints local time; the scorer reads UTC
+
+BATCHES=5 N_BATCH=10000 PKTS=2 LEN=50 SPORT=1024 DPORT=20000
+N=$((BATCHES * N_BATCH))
+FWD_BYTES=$((PKTS * (28 + LEN)))
+PORT=4739
+PAUSE=1        # seconds between batches
+GAP=3          # seconds from the first ctflowd's exit to the second's start
+GAP_BATCH=3    # this batch waits until the first ctflowd has exited
+HANDOVER=30s
+
+T_BEGIN=$(ctf_now)
+ctf_setup
+DIR=$CTF_WORK/graceful
+mkdir -p "$DIR"
+CONF=$DIR/ctflowd.conf LOG1=$DIR/ctflowd-1.log LOG2=$DIR/ctflowd-2.log EXPORT=$DIR/export.ipfix
+HANDOVER_SOCK=$CTF_WORK/state/handover.sock
+
+# ------------------------------------------------------------------ helpers
+
+tree_pids() {   # PID: PID and all its descendants
+	local p=$1 c
+	echo "$p"
+	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
+}
+tree_ticks() {   # PID: utime+stime of PID and its descendants, in clock ticks
+	local p s=0 t
+	for p in $(tree_pids "$1"); do t=$(ctf_cpu_ticks "$p"); s=$((s + ${t:-0})); done
+	echo $s
+}
+wait_idle_tree() {   # PID [QUIET_S] [MAX_S]: ctf_wait_idle over the process tree
+	local pid=$1 quiet=${2:-1.5} max=${3:-120} t0 last=-1 since cur now
+	t0=$(ctf_now); since=$t0
+	while :; do
+		ctf_alive "$pid" || return 1
+		cur=$(tree_pids "$pid" | tr '\n' ' ')/$(tree_ticks "$pid")
+		now=$(ctf_now)
+		if [ "$cur" != "$last" ]; then last=$cur; since=$now; fi
+		awk -v n="$now" -v s="$since" -v q="$quiet" 'BEGIN { exit !(n - s >= q) }' && return 0
+		awk -v n="$now" -v s="$t0" -v m="$max" 'BEGIN { exit !(n - s >= m) }' && return 1
+		sleep 0.1
+	done
+}
+
+# ct_inode PID: inode of the netlink socket PID holds subscribed to DESTROY
+# events (see lib.sh's ctf_has_ct_listener)
+ct_inode() {
+	local pid=$1 link sk eth port groups rest inode
+	local -A mine=()
+	for link in /proc/"$pid"/fd/*; do
+		link=$(readlink "$link" 2>/dev/null) || continue
+		[[ $link =~ ^socket:\[([0-9]+)\]$ ]] && mine[${BASH_REMATCH[1]}]=1
+	done
+	while read -r sk eth port groups rest; do
+		[ "$eth" = 12 ] && [[ $groups =~ ^[0-9a-fA-F]+$ ]] || continue
+		inode=${rest##* }
+		((16#$groups & 4)) && [ -n "${mine[$inode]:-}" ] && { echo "$inode"; return 0; }
+	done <"/proc/$pid/net/netlink" 2>/dev/null
+	return 1
+}
+
+# holders [EXCEPT_PID]: ctflowd processes in the router that hold a DESTROY
+# listener and are not EXCEPT_PID or one of its descendants (a holder is
+# double-forked: nobody's child)
+holders() {
+	local p skip=" "
+	[ -n "${1:-}" ] && skip=" $(tree_pids "$1" | tr '\n' ' ')"
+	for p in $(ip netns pids "$NS_RTR" 2>/dev/null); do
+		[[ $skip == *" $p "* ]] && continue
+		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = ctflowd ] && ctf_alive "$p" &&
+			ct_inode "$p" >/dev/null && echo "$p"
+	done
+}
+
+# workload TIMELINE WAIT_FILE: the batches, one line per batch in TIMELINE:
+# "b t_gen0 t_flush0 t_flush1 created pkts".  Batch GAP_BATCH first waits (at
+# most 60 s) until WAIT_FILE exists.
+workload() {
+	local tl=$1 wait_file=$2 b nf0 udp0 t0 t1 t2 out
+	for ((b = 0; b < BATCHES; b++)); do
+		[ $b = $GAP_BATCH ] && ctf_wait_file "$wait_file" 60
+		nf0=$(ctf_newflows); udp0=$(ctf_srv_udp_pkts)
+		t0=$(ctf_now)
+		out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $N_BATCH -P $PKTS -l $LEN \
+			-p $((DPORT + b)) -S $SPORT 2>&1) || echo "# flowgen: $out" >>"$tl.err"
+		t1=$(ctf_now)
+		ctf_ct_flush
+		t2=$(ctf_now)
+		echo "$b $t0 $t1 $t2 $(($(ctf_newflows) - nf0)) $(($(ctf_srv_udp_pkts) - udp0))" >>"$tl"
+		[ $b -lt $((BATCHES - 1)) ] && sleep $PAUSE
+	done
+	return 0
+}
+wait_batches() {   # TIMELINE N MAX_S: wait until N batches are done
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		[ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# seen_ports INPUT FILE DPORT: the source ports of one batch in an export view
+seen_ports() {
+	local input=$1 file=$2 dport=$3
+	if [ "$input" = nfdump ]; then
+		awk -v d="$dport" '$1 == 17 && $5 == d { print $3 }' "$file"
+	else
+		"$PYTHON" - "$file" "$dport" <<-'PY'
+		import os, sys
+		sys.path.insert(0, os.environ["CTF_LIB_DIR"])
+		import ipfix_verify as iv
+		for r in iv.Decoder(open(sys.argv[1], "rb").read()).run().records:
+		    k = iv.flow_key(r)
+		    if k[1] == 17 and k[5] == int(sys.argv[2]):
+		        print(k[3])
+		PY
+	fi | sort -un
+}
+missing_summary() {   # INPUT FILE: per batch "b: n missing (ranges)"
+	local b
+	for ((b = 0; b < BATCHES; b++)); do
+		seen_ports "$1" "$2" $((DPORT + b)) | awk -v lo=$SPORT -v hi=$((SPORT + N_BATCH - 1)) -v b=$b '
+			{ seen[$1] = 1 }
+			END {
+				n = 0; runs = ""
+				for (p = lo; p <= hi; p++) {
+					if (p in seen) continue
+					s = p; while (p + 1 <= hi && !((p + 1) in seen)) p++
+					n += p - s + 1; k++
+					if (k <= 5) runs = runs (runs == "" ? "" : ", ") (s == p ? s : s "-" p)
+				}
+				if (n) printf "batch %d: %d missing (sports %s%s)\n", b, n, runs, (k > 5 ? ", ..." : "")
+			}'
+	done
+}
+export CTF_LIB_DIR
+
+# verify VIEW INPUT FILE [EXTRA...]: one decoder's view of the export, as
+# separate checks
+verify() {
+	local view=$1 input=$2 file=$3 out sum cls; shift 3
+	out=$("${VERIFY[@]}" "$file" --input "$input" --seq report \
+		--expect "name=all proto=17 family=4 src=$CLI_IP dst=$SRV_IP dport=$DPORT-$((DPORT + BATCHES - 1)) sport=$SPORT-$((SPORT + N_BATCH - 1)) count=$N pkts=$PKTS bytes=$FWD_BYTES rpkts=0 rbytes=0" \
+		--t0 "$W_T0" --t1 "$W_T1" --window "$WINDOW" "$@" 2>&1)
+	echo "$out" >"$file.verdict"
+	sum=$(printf '%s\n' "$out" | grep '^file=')
+	cls=$(printf '%s\n' "$out" | grep '^cls=all ')
+	if [ -z "$sum" ] || [ -z "$cls" ]; then
+		ctf_not_ok "$view: ipfix_verify.py scores the export" "$(printf '%s\n' "$out" | tail -5)"
+		return
+	fi
+	local distinct other
+	distinct=$(ctf_kv distinct "$cls"); other=$(ctf_kv unmatched_records "$sum")
+	if [ "$distinct" = $N ] && [ "$other" = 0 ]; then
+		ctf_ok "$view: all $N flows arrived, no record of any other flow"
+	else
+		local lines
+		mapfile -t lines < <(missing_summary "$input" "$file")
+		ctf_not_ok "$view: all $N flows arrived, no record of any other flow" \
+			"$distinct of $N distinct flows, $other records of other flows" "${lines[@]}"
+	fi
+	ctf_is "$(ctf_kv duplicates "$cls")" 0 "$view: no flow exported twice (records repeating a 5-tuple)"
+	ctf_is "$(ctf_kv counters_wrong "$cls")/$(ctf_kv start_outside "$cls")/$(ctf_kv end_outside "$cls")/$(ctf_kv end_before_start "$cls")" 0/0/0/0 \
+		"$view: counters exact ($PKTS pkts/$FWD_BYTES bytes, reply 0/0), times in the run window (wrong counters/start outside/end outside/end before start)"
+	if [ "$input" = ipfix ]; then
+		ctf_is "$(ctf_kv flowid_dups "$sum")/$(ctf_kv flowid_missing "$sum")" 0/0 \
+			"$view: every record has a flowId no other record has (repeated/missing)"
+		ctf_is "$(ctf_kv parse_errors "$sum")/$(ctf_kv truncated "$sum")/$(ctf_kv data_sets_without_template "$sum")" 0/0/0 \
+			"$view: the file decodes cleanly, $(ctf_kv sessions "$sum") sessions (parse errors/truncated/data sets without template)"
+	fi
+}
+
+# ------------------------------------------------------------------ start
+
+ctf_start_nfcapd "$DIR/nf" $PORT; NFCAPD=$CTF_LAST_PID
+# independent witness: large buffer, not reliable
+ctf_spawn "$NS_RTR" "$DIR/witness.log" "$CTLISTEN" -b 67108864 -i 600 -T 600 \
+	-o "$DIR/witness.txt" -r "$DIR/witness.ready"
+WITNESS=$CTF_LAST_PID
+ctf_wait_file "$DIR/witness.ready" 5 || ctf_bail "ctlisten did not start: $(cat "$DIR/witness.log")"
+
+CTF_HANDOVER=$HANDOVER ctf_ctflowd_conf "$CONF"
+cat >>"$CONF" <<EOF
+
+[export collector]
+format = ipfix
+transport = udp
+destination = 127.0.0.1:$PORT
+flush_interval = 1s
+
+[export file]
+format = ipfix
+transport = file
+path = $EXPORT
+flush_interval = 1s
+EOF
+grep -q "^handover_timeout = $HANDOVER\$" "$CONF" || ctf_bail "configuration without handover_timeout = $HANDOVER"
+
+ctf_start_ctflowd "$CONF" "$LOG1" || ctf_bail "ctflowd did not start (config $CONF)"
+PID1=$CTF_LAST_PID
+INODE1=$(ct_inode "$PID1")
+ctf_ok "the first ctflowd ($PID1) starts and listens for DESTROY events (socket inode $INODE1)"
+
+# ------------------------------------------------------------------ run
+
+TL=$DIR/timeline.txt
+W_T0=$(ctf_now)
+workload "$TL" "$DIR/first.exited" &
+WL=$!
+CTF_PIDS+=("$WL")
+wait_batches "$TL" 2 60 || ctf_bail "the workload did not get through 2 batches"
+
+T_TERM=$(ctf_now)
+ctf_stop "$PID1" 30
+T_EXIT=$(ctf_now)
+touch "$DIR/first.exited"
+if [ "$CTF_STOP_KILLED" = 0 ] && [ "$CTF_STOP_STATUS" = 0 ]; then
+	ctf_ok "the first ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM" "$T_EXIT") s)"
+else
+	ctf_not_ok "the first ctflowd exits 0 on SIGTERM" "exit status $CTF_STOP_STATUS, needed SIGKILL: $CTF_STOP_KILLED"
+	ctf_diag_file "$LOG1" 20
+fi
+line=$(grep 'conntrack event socket held for a successor' "$LOG1")
+if [ -n "$line" ]; then
+	ctf_ok "the first ctflowd logs: ${line#* notice: }"
+else
+	ctf_not_ok "the first ctflowd says it left the socket to a holder" "no 'held for a successor' line"
+	ctf_diag_file "$LOG1" 10
+fi
+grep -E 'warning|critical' "$LOG1" | head -5 | sed 's/^/# ctflowd 1 log: /'
+mapfile -t H < <(holders)
+if [ ${#H[@]} = 1 ] && [ "$(ct_inode "${H[0]}")" = "$INODE1" ]; then
+	HOLDER1=${H[0]}
+	ctf_ok "a holder ($HOLDER1) keeps the first ctflowd's socket (inode $INODE1) while no ctflowd runs"
+else
+	HOLDER1=${H[0]:-}
+	ctf_not_ok "a holder keeps the first ctflowd's socket while no ctflowd runs" \
+		"holders: ${H[*]:-none}; their socket: $( [ -n "$HOLDER1" ] && ct_inode "$HOLDER1")"
+fi
+ctf_check "the holder listens at $HANDOVER_SOCK" [ -S "$HANDOVER_SOCK" ]
+
+sleep $GAP
+T_START2=$(ctf_now)
+ctf_start_ctflowd "$CONF" "$LOG2" || ctf_bail "the second ctflowd did not start (config $CONF)"
+PID2=$CTF_LAST_PID
+line=$(grep 'took over the conntrack event socket' "$LOG2")
+if printf '%s\n' "$line" | grep -q 'from the previous ctflowd'; then
+	ctf_ok "the second ctflowd logs: ${line#* notice: }"
+else
+	ctf_not_ok "the second ctflowd logs that it took the socket over from the previous ctflowd" \
+		"log: ${line:-no 'took over' line}"
+	ctf_diag_file "$LOG2" 10
+fi
+ctf_is "$(ct_inode "$PID2")" "$INODE1" "the second ctflowd ($PID2) reads the socket the first one opened"
+for ((i = 0; i < 50; i++)); do [ -n "$HOLDER1" ] && ctf_alive "$HOLDER1" || break; sleep 0.1; done
+ctf_is "$( [ -n "$HOLDER1" ] && ctf_alive "$HOLDER1" && echo alive || echo gone)/$( [ -e "$HANDOVER_SOCK" ] && echo present || echo removed)" \
+	gone/removed "after the takeover the holder is gone and handover.sock removed"
+
+wait "$WL"
+W_T1=$(ctf_now)
+bad=$(awk -v n=$N_BATCH -v p=$((N_BATCH * PKTS)) '$5 != n || $6 != p' "$TL")
+ctf_is "$(wc -l <"$TL")/${bad:-none}" "$BATCHES/none" \
+	"workload: $BATCHES batches, each created $N_BATCH entries and every packet reached the server (batches/bad)"
+[ -s "$TL.err" ] && ctf_diag "$(cat "$TL.err")"
+awk -v a="$T_TERM" -v b="$T_EXIT" -v c="$T_START2" '
+	function ph(t) { return t < a ? "ctflowd 1 running" : t < b ? "ctflowd 1 stopping" : t < c ? "only the holder" : "ctflowd 2 running" }
+	{ s = ph($3); e = ph($4)
+	  printf "# batch %d (dport +%d): flush %.2f s, during: %s%s\n", $1, $1, $4 - $3, s, (e == s ? "" : " .. " e) }' "$TL"
+ctf_diag "the first ctflowd took $(ctf_elapsed "$T_TERM" "$T_EXIT") s to stop; no ctflowd ran for $(ctf_elapsed "$T_EXIT" "$T_START2") s"
+ctf_check "batch $GAP_BATCH ended its flows while only the holder had the socket" \
+	awk -v b=$GAP_BATCH -v s="$T_EXIT" -v e="$T_START2" '$1 == b { f = ($3 >= s && $4 <= e) } END { exit !f }' "$TL"
+
+ctf_wait_ct_empty 60 || ctf_diag "router table not empty after 60 s: $(ctf_ct_count) entries"
+for ((i = 0; i < 300; i++)); do [ "$(ctf_ct_dying)" = 0 ] && break; sleep 0.2; done
+wait_idle_tree "$PID2" 2 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
+ctf_is "$(ctf_ct_count)/$(ctf_ct_dying)" 0/0 "router table empty, no entry parked waiting for delivery (count/dying)"
+
+# ------------------------------------------------------------------ stop for good
+
+T_TERM2=$(ctf_now)
+ctf_stop "$PID2" 30
+if [ "$CTF_STOP_KILLED" = 0 ] && [ "$CTF_STOP_STATUS" = 0 ]; then
+	ctf_ok "the second ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM2") s)"
+else
+	ctf_not_ok "the second ctflowd exits 0 on SIGTERM" "exit status $CTF_STOP_STATUS, needed SIGKILL: $CTF_STOP_KILLED"
+	ctf_diag_file "$LOG2" 20
+fi
+grep ' final: ' "$LOG1" "$LOG2" | sed 's/^.*ctflowd-\([0-9]\)\.log:.*\] /# ctflowd \1: /'
+grep -E 'warning|critical' "$LOG2" | head -5 | sed 's/^/# ctflowd 2 log: /'
+# The second ctflowd leaves a holder too (handover_timeout is 30 s): it must
+# exist, and this test ends it rather than leave it to its timeout.
+mapfile -t H < <(holders)
+if [ ${#H[@]} = 1 ] && [ "$(ct_inode "${H[0]}")" = "$INODE1" ]; then
+	ctf_ok "after the final stop a holder (${H[0]}) keeps the socket"
+else
+	ctf_not_ok "after the final stop one holder keeps the socket" "holders: ${H[*]:-none}"
+fi
+for h in "${H[@]}"; do kill -TERM "$h" 2>/dev/null; done
+for ((i = 0; i < 50; i++)); do [ -z "$(holders)" ] && break; sleep 0.1; done
+left=$(holders)
+ctf_is "${left:-none}" none "the holder ends on SIGTERM (holders left)"
+for h in $left; do kill -KILL "$h" 2>/dev/null; done
+
+WINDOW=$(awk -v a="$W_T1" -v b="$(ctf_now)" 'BEGIN { printf "%d", b - a + 2 }')
+sleep 0.5   # the last datagrams reach nfcapd
+ctf_stop "$WITNESS"; ctf_stop "$NFCAPD"
+
+# ------------------------------------------------------------------ judge
+
+wit=$(awk -v lo=$DPORT -v hi=$((DPORT + BATCHES - 1)) -v b=$FWD_BYTES -v pk=$PKTS '
+	$1 == 17 && $5 >= lo && $5 <= hi { k = $3 " " $5; if (k in seen) next; seen[k] = 1; n++
+		if ($6 == pk && $7 == b && $8 == 0 && $9 == 0) g++ }
+	END { printf "%d %d", n, g }' "$DIR/witness.txt")
+ctf_is "$wit" "$N $N" "the kernel reported all $N flows (ctlisten: distinct exact)"
+
+nfdump -R "$DIR/nf" -q -N -o "fmt:%pr %sa %sp %da %dp %ipkt %ibyt %opkt %obyt %ts %te" \
+	>"$DIR/nfdump.txt" 2>"$DIR/nfdump.err"
+verify "nfdump (UDP export via nfcapd)" nfdump "$DIR/nfdump.txt"
+if [ -s "$EXPORT" ]; then
+	verify "ipfix_verify.py (file export)" ipfix "$EXPORT" --require-flowid
+else
+	ctf_not_ok "ipfix_verify.py (file export)" "no export file at $EXPORT"
+fi
+
+ctf_diag "total $(ctf_elapsed "$T_BEGIN") s"
+ctf_done

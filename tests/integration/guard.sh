@@ -1,0 +1,301 @@
+#!/bin/bash
+# guard.sh - a stalled worker cannot fill the conntrack table with entries
+# parked for it.
+#
+# With reliable delivery the kernel keeps every DESTROY it cannot queue for
+# ctflowd on its dying list, and those entries count against
+# nf_conntrack_max: a reader that stops reading would make the firewall drop
+# new connections.  The guard in the supervisor switches reliable delivery off
+# once the table holds `guard` entries and some of them are parked, and on
+# again once the worker reads and the table is below 90 % of it.
+#
+# Part 1, guard = 3000, receive_buffer 16 KiB, reliable:
+#   * the worker gets SIGSTOP; then 5 rounds of 2,000 two-packet UDP flows
+#     (dport 20001..20005), each followed by `conntrack -F`.  Without the
+#     guard 10,000 entries would end up parked.  nf_conntrack_count and the
+#     dying list (`conntrack -L dying`) are sampled throughout and must stay
+#     at most threshold + one round (<= 5,500); the supervisor must log
+#     "GUARD: ... reliable delivery is OFF"
+#   * SIGCONT: the guard must log "reliable delivery is back on ... N events
+#     were dropped" with N > 0 (how N compares with the flows of those rounds
+#     that did not reach the export is reported)
+#   * one more round of 2,000 flows (dport 20010) + flush: with reliable
+#     delivery back every one of them is exported exactly once, nothing is
+#     left parked, and ctflowd exits 0 on SIGTERM
+# Part 2, the control, guard = off, the same with the worker stopped
+# (dport 21001..21005): the parked entries pass the threshold and reach about
+# 10,000 (>= 9,000: what fits into the socket is not parked); after SIGCONT
+# every one of the 10,000 flows is exported exactly once and nothing is left
+# parked.
+#
+# Exports are IPFIX files, judged with ipfix_verify.py.
+#
+# Environment: see lib.sh.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ctf_require_root
+ctf_require_cmd "$PYTHON" "$CTFLOWD"
+VERIFY=("$PYTHON" "$CTF_LIB_DIR/ipfix_verify.py")
+
+ROUNDS=5 N_ROUND=2000 PKTS=2 LEN=50 SPORT=1024
+THRESHOLD=3000
+LIMIT=5500                        # threshold + one round, with some slack
+CONTROL_MIN=9000                  # parked without the guard, at least
+FWD_BYTES=$((PKTS * (28 + LEN)))
+GUARD_DPORT=20001 AFTER_DPORT=20010 CONTROL_DPORT=21001
+
+T_BEGIN=$(ctf_now)
+ctf_setup
+DIR=$CTF_WORK/guard
+mkdir -p "$DIR"
+
+# A stopped worker would keep any stop from completing: whatever happens,
+# let it run again before lib.sh's cleanup stops everything.
+cont_all() {
+	local rc=$? p
+	for p in $(ip netns pids "$NS_RTR" 2>/dev/null); do
+		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = ctflowd ] && kill -CONT "$p" 2>/dev/null
+	done
+	(exit $rc)
+	ctf_cleanup
+}
+trap cont_all EXIT
+
+# ------------------------------------------------------------------ helpers
+
+tree_pids() {   # PID: PID and all its descendants
+	local p=$1 c
+	echo "$p"
+	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
+}
+tree_ticks() {   # PID: utime+stime of PID and its descendants, in clock ticks
+	local p s=0 t
+	for p in $(tree_pids "$1"); do t=$(ctf_cpu_ticks "$p"); s=$((s + ${t:-0})); done
+	echo $s
+}
+wait_idle_tree() {   # PID [QUIET_S] [MAX_S]: ctf_wait_idle over the process tree
+	local pid=$1 quiet=${2:-1.5} max=${3:-120} t0 last=-1 since cur now
+	t0=$(ctf_now); since=$t0
+	while :; do
+		ctf_alive "$pid" || return 1
+		cur=$(tree_pids "$pid" | tr '\n' ' ')/$(tree_ticks "$pid")
+		now=$(ctf_now)
+		if [ "$cur" != "$last" ]; then last=$cur; since=$now; fi
+		awk -v n="$now" -v s="$since" -v q="$quiet" 'BEGIN { exit !(n - s >= q) }' && return 0
+		awk -v n="$now" -v s="$t0" -v m="$max" 'BEGIN { exit !(n - s >= m) }' && return 1
+		sleep 0.1
+	done
+}
+
+# worker_of PID: the worker the supervisor PID runs (its ctflowd child)
+worker_of() {
+	local c
+	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		[ "$(cat /proc/"$c"/comm 2>/dev/null)" = ctflowd ] && ctf_alive "$c" &&
+			{ echo "$c"; return 0; }
+	done
+	return 1
+}
+# proc_state PID: the state letter (R, S, T, ...)
+proc_state() { awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null; }
+
+# start_daemon NAME GUARD: ctflowd with `guard = GUARD` and an IPFIX file
+# export NAME.ipfix; sets SUP, WORKER, LOG, EXPORT
+start_daemon() {
+	local name=$1 guard=$2 i conf=$DIR/$1.conf
+	LOG=$DIR/$name.log EXPORT=$DIR/$name.ipfix
+	ctf_ctflowd_conf "$conf"
+	# still in [source], which ctf_ctflowd_conf writes last
+	echo "guard = $guard" >>"$conf"
+	cat >>"$conf" <<-EOF
+
+	[export file]
+	format = ipfix
+	transport = file
+	path = $EXPORT
+	flush_interval = 200ms
+	EOF
+	ctf_start_ctflowd "$conf" "$LOG" || ctf_bail "ctflowd ($name) did not start (config $conf)"
+	SUP=$CTF_LAST_PID
+	WORKER=
+	for ((i = 0; i < 100; i++)); do
+		grep -q ' running: ' "$LOG" && WORKER=$(worker_of "$SUP") && break
+		sleep 0.1
+	done
+	[ -n "$WORKER" ] || { ctf_diag_file "$LOG" 20; ctf_bail "no worker under $SUP"; }
+}
+
+# stop_worker: SIGSTOP the worker and wait until it is stopped
+stop_worker() {
+	local i
+	kill -STOP "$WORKER"
+	for ((i = 0; i < 50; i++)); do [ "$(proc_state "$WORKER")" = T ] && return 0; sleep 0.1; done
+	return 1
+}
+
+# sampler FILE: every ~0.1 s "time count dying" until killed
+sampler() {
+	while :; do
+		echo "$(ctf_now) $(ctf_ct_count) $(ctf_ct_dying)" >>"$1"
+		sleep 0.1
+	done
+}
+start_sampler() { sampler "$1" & SAMPLER=$!; CTF_PIDS+=("$SAMPLER"); }
+stop_sampler() { kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null; }
+# max_col FILE COL: the largest value in column COL
+max_col() { awk -v c="$2" 'BEGIN { m = 0 } $c + 0 > m { m = $c + 0 } END { print m }' "$1"; }
+
+# rounds BASE_DPORT N_ROUNDS SAMPLES: rounds of N_ROUND flows + flush; after
+# each, the table and the dying list once more.  Sets R_T0, R_T1 and R_BAD
+# (rounds whose flows the router did not all create).
+rounds() {
+	local base=$1 n=$2 samples=$3 r nf0 out created
+	R_BAD=0
+	R_T0=$(ctf_now)
+	for ((r = 0; r < n; r++)); do
+		nf0=$(ctf_newflows)
+		out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $N_ROUND -P $PKTS -l $LEN \
+			-p $((base + r)) -S $SPORT 2>&1) || ctf_diag "flowgen: $out"
+		created=$(($(ctf_newflows) - nf0))
+		[ "$created" = $N_ROUND ] || { R_BAD=$((R_BAD + 1)); ctf_diag "round $r: $created entries created"; }
+		ctf_ct_flush
+		# give the supervisor's guard (every 200 ms) time to look
+		sleep 0.5
+		echo "$(ctf_now) $(ctf_ct_count) $(ctf_ct_dying)" >>"$samples"
+		ctf_diag "round $((r + 1)): $(tail -1 "$samples" | awk '{ printf "table %d entries, %d parked", $2, $3 }')"
+	done
+	R_T1=$(ctf_now)
+}
+
+# exported FILE DPORT_LO DPORT_HI T0 T1: "distinct duplicates wrong other
+# flowid_dups parse_errors" of the flows with those dports in an export file
+exported() {
+	local file=$1 lo=$2 hi=$3 out sum cls
+	out=$("${VERIFY[@]}" "$file" --seq report \
+		--expect "name=c proto=17 family=4 src=$CLI_IP dst=$SRV_IP dport=$lo-$hi sport=$SPORT-$((SPORT + N_ROUND - 1)) count=1 pkts=$PKTS bytes=$FWD_BYTES rpkts=0 rbytes=0" \
+		--t0 "$4" --t1 "$5" --window 120 2>&1)
+	echo "$out" >>"$file.verdict"
+	sum=$(printf '%s\n' "$out" | grep '^file=')
+	cls=$(printf '%s\n' "$out" | grep '^cls=c ')
+	if [ -z "$cls" ]; then
+		echo "none none none none none"   # no export to score
+		return
+	fi
+	local w s e
+	w=$(ctf_kv counters_wrong "$cls"); s=$(ctf_kv start_outside "$cls"); e=$(ctf_kv end_outside "$cls")
+	echo "$(ctf_kv distinct "$cls") $(ctf_kv duplicates "$cls") $((w + s + e)) $(ctf_kv flowid_dups "$sum") $(ctf_kv parse_errors "$sum")"
+}
+
+# wait_parked_zero MAX_S: wait until nothing is parked and the table is empty
+wait_parked_zero() {
+	local i
+	for ((i = 0; i < $1 * 5; i++)); do
+		[ "$(ctf_ct_count)" = 0 ] && [ "$(ctf_ct_dying)" = 0 ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# ------------------------------------------------------------------ part 1: guard = 3000
+
+start_daemon guarded $THRESHOLD
+line=$(grep 'guard: reliable delivery goes off at' "$LOG")
+ctf_is "$(printf '%s\n' "$line" | sed -n 's/.* goes off at \([0-9]*\) conntrack entries.*/\1/p')" $THRESHOLD \
+	"ctflowd starts with the guard at $THRESHOLD entries (supervisor $SUP, worker $WORKER)"
+ctf_check "the worker stops on SIGSTOP" stop_worker
+SAMPLES=$DIR/guarded.samples
+start_sampler "$SAMPLES"
+rounds $GUARD_DPORT $ROUNDS "$SAMPLES"
+G_T0=$R_T0 G_T1=$R_T1
+sleep 1
+stop_sampler
+ctf_is "$R_BAD" 0 "the router created $N_ROUND entries in each of the $ROUNDS rounds"
+max_count=$(max_col "$SAMPLES" 2); max_dying=$(max_col "$SAMPLES" 3)
+ctf_diag "with the worker stopped: at most $max_count entries in the table, $max_dying parked ($(wc -l <"$SAMPLES") samples)"
+ctf_check "the table stays near the threshold: at most $max_count entries (<= $LIMIT)" [ "$max_count" -le $LIMIT ]
+ctf_check "the parked entries stay near the threshold: at most $max_dying (<= $LIMIT)" [ "$max_dying" -le $LIMIT ]
+line=$(grep 'GUARD: .*reliable delivery is OFF' "$LOG" | head -1)
+if [ -n "$line" ]; then
+	ctf_ok "the supervisor logs: ${line#* warning: }"
+else
+	ctf_not_ok "the supervisor logs 'GUARD: ... reliable delivery is OFF'"
+	ctf_diag_file "$LOG" 10
+fi
+ctf_is "$(proc_state "$WORKER")" T "the worker was stopped all along"
+
+T_CONT=$(ctf_now)
+kill -CONT "$WORKER"
+line=
+for ((i = 0; i < 100; i++)); do
+	line=$(grep 'GUARD: reliable delivery is back on' "$LOG" | head -1)
+	[ -n "$line" ] && break
+	sleep 0.1
+done
+dropped=$(printf '%s\n' "$line" | sed -n 's/.*; \([0-9]*\) events were dropped meanwhile.*/\1/p')
+if [ -n "$line" ] && [ "${dropped:-0}" -gt 0 ]; then
+	ctf_ok "after SIGCONT the guard logs: ${line#* warning: }"
+else
+	ctf_not_ok "after SIGCONT the guard logs 'reliable delivery is back on ... N events were dropped' with N > 0" \
+		"line: ${line:-none within 10 s}"
+	ctf_diag_file "$LOG" 10
+fi
+wait_parked_zero 60 || ctf_diag "still $(ctf_ct_count) entries, $(ctf_ct_dying) parked 60 s after SIGCONT"
+wait_idle_tree "$SUP" 1.5 30
+read -r got dup _ _ _ <<<"$(exported "$EXPORT" $GUARD_DPORT $((GUARD_DPORT + ROUNDS - 1)) "$G_T0" "$(ctf_now)")"
+ctf_diag "of the $((ROUNDS * N_ROUND)) flows of those rounds $got were exported ($dup twice), $((ROUNDS * N_ROUND - got)) not; the guard counted ${dropped:-?} dropped events"
+ctf_is "$dup" 0 "no flow of the guarded rounds exported twice"
+
+# reliable again: one more round must arrive in full
+A_T0=$(ctf_now)
+: >"$DIR/after.samples"
+rounds $AFTER_DPORT 1 "$DIR/after.samples"
+wait_parked_zero 60 || ctf_diag "still $(ctf_ct_count) entries, $(ctf_ct_dying) parked 60 s after the last round"
+wait_idle_tree "$SUP" 1.5 30
+ctf_is "$(ctf_ct_count)/$(ctf_ct_dying)" 0/0 "afterwards the table is empty and nothing is parked (count/dying)"
+T_TERM=$(ctf_now)
+ctf_stop "$SUP" 30
+ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM") s; status/killed)"
+grep ' final: ' "$LOG" | sed 's/^.*\] /# guarded: /'
+read -r got dup wrong fdup perr <<<"$(exported "$EXPORT" $AFTER_DPORT $AFTER_DPORT "$A_T0" "$(ctf_now)")"
+ctf_is "$got/$dup/$wrong" "$N_ROUND/0/0" \
+	"with reliable delivery back all $N_ROUND flows of the next round are exported once, counters and times right (distinct/twice/wrong)"
+ctf_is "$fdup/$perr" 0/0 "the export decodes cleanly, no flowId twice (flowId repeats/parse errors)"
+
+# ------------------------------------------------------------------ part 2: control, guard = off
+
+ctf_wait_ct_empty 10
+start_daemon unguarded off
+ctf_is "$(grep -c 'guard: reliable delivery goes off' "$LOG")" 0 \
+	"control: ctflowd starts without a guard (supervisor $SUP, worker $WORKER)"
+ctf_check "control: the worker stops on SIGSTOP" stop_worker
+SAMPLES=$DIR/unguarded.samples
+start_sampler "$SAMPLES"
+rounds $CONTROL_DPORT $ROUNDS "$SAMPLES"
+C_T0=$R_T0
+sleep 1
+stop_sampler
+max_count=$(max_col "$SAMPLES" 2); max_dying=$(max_col "$SAMPLES" 3)
+ctf_check "control: without the guard the parked entries pass the threshold: $max_dying parked at most, $max_count in the table (>= $CONTROL_MIN)" \
+	[ "$max_dying" -ge $CONTROL_MIN ]
+ctf_is "$(grep -c 'GUARD:' "$LOG")" 0 "control: no GUARD line"
+T_CONT=$(ctf_now)
+kill -CONT "$WORKER"
+if wait_parked_zero 90; then
+	ctf_ok "control: after SIGCONT the kernel delivers every parked DESTROY ($(ctf_elapsed "$T_CONT") s)"
+else
+	ctf_not_ok "control: after SIGCONT the kernel delivers every parked DESTROY within 90 s" \
+		"$(ctf_ct_count) entries, $(ctf_ct_dying) parked"
+fi
+wait_idle_tree "$SUP" 1.5 30
+T_TERM=$(ctf_now)
+ctf_stop "$SUP" 30
+ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "control: ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM") s; status/killed)"
+grep ' final: ' "$LOG" | sed 's/^.*\] /# unguarded: /'
+grep -E 'warning|critical' "$LOG" | head -5 | sed 's/^/# unguarded log: /'
+read -r got dup wrong fdup perr <<<"$(exported "$EXPORT" $CONTROL_DPORT $((CONTROL_DPORT + ROUNDS - 1)) "$C_T0" "$(ctf_now)")"
+ctf_is "$got/$dup/$wrong" "$((ROUNDS * N_ROUND))/0/0" \
+	"control: all $((ROUNDS * N_ROUND)) flows exported once, counters and times right (distinct/twice/wrong)"
+ctf_is "$fdup/$perr" 0/0 "control: the export decodes cleanly, no flowId twice (flowId repeats/parse errors)"
+
+ctf_diag "total $(ctf_elapsed "$T_BEGIN") s"
+ctf_done
