@@ -1,8 +1,9 @@
 #!/bin/bash
 # run.sh - the whole test suite, as root on a Debian machine:
-#   unit tests (GTest) in a normal build and under ASan/UBSan, and the
-#   integration tests that run the real daemon against the kernel in network
-#   namespaces, judged by collectors from Debian (nfdump, ipfixDump).
+#   unit tests (GTest) and the integration tests that run the real daemon
+#   against the kernel in network namespaces, judged by collectors from Debian
+#   (nfdump, ipfixDump); then the unit tests and the daemon's main end-to-end
+#   tests again built with ASan and UBSan.
 # Installs what it needs with apt-get, then ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -49,7 +50,8 @@ fi
 
 if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        meson test -C build-asan --suite unit --print-errorlogs
+        meson test -C build-asan --print-errorlogs --num-processes 1 --suite unit \
+            flush-ipfix tcp-export json-stdout kill-worker graceful-restart
     count_results build-asan
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))

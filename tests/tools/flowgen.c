@@ -140,14 +140,17 @@ static int run_udp(const struct opts *o)
 
 	size_t plen = 28 + (size_t)o->len;
 	size_t nb = (size_t)o->batch;
-	unsigned char *pkts = calloc(nb, plen);
+	/* each packet starts on an 8-byte boundary: the IP header is read
+	 * as a struct */
+	size_t stride = (plen + 7) & ~(size_t)7;
+	unsigned char *pkts = calloc(nb, stride);
 	struct mmsghdr *msgs = calloc(nb, sizeof(*msgs));
 	struct iovec *iov = calloc(nb, sizeof(*iov));
 	if (!pkts || !msgs || !iov)
 		fail("out of memory");
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = daddr };
 	for (size_t k = 0; k < nb; k++) {
-		unsigned char *p = pkts + k * plen;
+		unsigned char *p = pkts + k * stride;
 		struct iphdr *ip = (struct iphdr *)p;
 		ip->version = 4;
 		ip->ihl = 5;
@@ -177,7 +180,7 @@ static int run_udp(const struct opts *o)
 		size_t k = 0;
 		for (; k < nb && sent + (long)k < total; k++) {
 			long flow = (sent + (long)k) / o->pkts;
-			struct udphdr *uh = (struct udphdr *)(pkts + k * plen + 20);
+			struct udphdr *uh = (struct udphdr *)(pkts + k * stride + 20);
 			uh->source = htons((uint16_t)(o->sport + flow % nsport));
 			uh->dest = htons((uint16_t)(o->port + flow / nsport));
 		}
@@ -204,6 +207,9 @@ static int run_udp(const struct opts *o)
 	       "send_retries=%ld elapsed_s=%.4f flows_per_s=%.0f start_wall=%.6f end_wall=%.6f\n",
 	       o->n, o->pkts, (long)plen * o->pkts, plen, sent, sent * (long)plen, o->port,
 	       last_dport, o->sport, retries, el, el > 0 ? o->n / el : 0.0, w0, w0 + el);
+	free(pkts);
+	free(msgs);
+	free(iov);
 	return 0;
 }
 
@@ -261,6 +267,7 @@ static int run_udp6(const struct opts *o)
 	       "elapsed_s=%.4f flows_per_s=%.0f start_wall=%.6f end_wall=%.6f\n",
 	       o->n, o->pkts, plen * o->pkts, plen, sent, sent * plen, o->port, o->sport,
 	       o->sport + o->n - 1, retries, el, el > 0 ? o->n / el : 0.0, w0, w0 + el);
+	free(payload);
 	return 0;
 }
 
@@ -485,6 +492,8 @@ static int run_tcp(const struct opts *o)
 	       "elapsed_s=%.4f flows_per_s=%.0f start_wall=%.6f end_wall=%.6f\n",
 	       done, failed, o->len, fp, fb, rp, rb, tt.retrans, unaccounted, o->port, el,
 	       el > 0 ? done / el : 0.0, w0, w0 + el);
+	free(payload);
+	free(cs);
 	return (failed || unaccounted || done != o->n) ? 1 : 0;
 }
 
