@@ -87,6 +87,9 @@ PKTS=${PKTS:-2}
 LEN=${LEN:-50}
 MTU=${MTU:-default}
 CTFLOWD_MTU=${CTFLOWD_MTU:-}
+# ctflowd's journal: none (write only), batch (group commit, the default),
+# record (synced per record)
+SPOOL_SYNC=${SPOOL_SYNC:-batch}
 QUIET_S=${QUIET_S:-2}
 MAX_DRAIN_S=${MAX_DRAIN_S:-300}
 SENTINELS=${SENTINELS:-128}
@@ -284,13 +287,13 @@ GEN_TS=(taskset -c 0)
 EXP_TS=(taskset -c 1)
 
 mkdir -p "$RESULTS_DIR" || exit 2
-STEM=$RESULTS_DIR/flush-$(date +%Y%m%d-%H%M%S)-n$N-r$ROUNDS-rb$RCVBUF-mtu${MTU/default/def}
+STEM=$RESULTS_DIR/flush-$(date +%Y%m%d-%H%M%S)-n$N-r$ROUNDS-rb$RCVBUF-mtu${MTU/default/def}-sync$SPOOL_SYNC
 RAW=$STEM.txt
 ART=$STEM
 mkdir -p "$ART" || exit 2
 
 {
-	echo "# flush-bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ROUNDS=$ROUNDS N=$N RCVBUF=$RCVBUF PKTS=$PKTS LEN=$LEN MTU=$MTU CTFLOWD_MTU=$CTFLOWD_MTU QUIET_S=$QUIET_S EXPORTERS=\"$EXPORTERS\""
+	echo "# flush-bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ROUNDS=$ROUNDS N=$N RCVBUF=$RCVBUF PKTS=$PKTS LEN=$LEN MTU=$MTU CTFLOWD_MTU=$CTFLOWD_MTU SPOOL_SYNC=$SPOOL_SYNC QUIET_S=$QUIET_S EXPORTERS=\"$EXPORTERS\""
 	echo "# MTU mode: $MTU_MODE"
 	echo "# kernel $(uname -r), $(getconf _NPROCESSORS_ONLN) CPUs; ctflowd: $("$CTFLOWD" -V 2>/dev/null) ($CTFLOWD, git $(git -C "$SRCDIR" describe --always --dirty 2>/dev/null))"
 	echo "# $(dpkg-query -W -f '${Package} ${Version}; ' ulogd2 nfdump conntrack nftables 2>/dev/null)"
@@ -353,6 +356,7 @@ write_ctflowd_conf() {   # FILE STATE_DIR
 	# start with its events queued, and the holder would be a second
 	# DESTROY listener in the namespace.
 	handover_timeout = 0
+	spool_sync = $SPOOL_SYNC
 
 	[source]
 	receive_buffer = $RCVBUF
