@@ -23,6 +23,14 @@
 /* how often to look for TCP acknowledgements while some are outstanding */
 #define ACK_POLL_US 10000
 
+/* Records handed to the encoder come from contiguous runs of positions; the
+ * spool skips positions it no longer holds, so counting records is not
+ * counting positions. */
+struct run {
+	guint64 first;
+	guint64 count;
+};
+
 struct sent_message {
 	guint64 end_offset;   /* transport bytes written after it */
 	guint64 end_pos;      /* spool position after its records */
@@ -55,6 +63,7 @@ struct sink {
 	 * peer's TCP stack acknowledged their last byte, to a synced file until
 	 * the next sync.  Oldest first. */
 	GArray *unconfirmed;         /* struct sent_message */
+	GArray *runs;                /* struct run: positions in the encoder, oldest first */
 
 	struct sink_stats stats;     /* updated with atomics, read from any thread */
 	struct flow_record batch[READ_BATCH];
@@ -74,6 +83,40 @@ static gboolean needs_confirmation(const sink *s)
 {
 	return s->cfg->transport == EXPORT_TRANSPORT_TCP ||
 	       (s->cfg->transport == EXPORT_TRANSPORT_FILE && s->cfg->sync);
+}
+
+/* The position after the next @records records handed to the encoder. */
+static guint64 take_positions(sink *s, guint64 records)
+{
+	guint done = 0;
+	guint64 pos = s->emitted_pos;
+
+	while (records && done < s->runs->len) {
+		struct run *r = &g_array_index(s->runs, struct run, done);
+		guint64 take = MIN(records, r->count);
+		r->first += take;
+		r->count -= take;
+		records -= take;
+		pos = r->first;
+		if (!r->count)
+			done++;
+	}
+	g_array_remove_range(s->runs, 0, done);
+	/* with nothing left in the encoder, skipped positions are passed too */
+	return s->runs->len ? pos : MAX(pos, s->read_pos);
+}
+
+static void note_run(sink *s, guint64 first, guint64 count)
+{
+	if (s->runs->len) {
+		struct run *last = &g_array_index(s->runs, struct run, s->runs->len - 1);
+		if (last->first + last->count == first) {
+			last->count += count;
+			return;
+		}
+	}
+	struct run r = { first, count };
+	g_array_append_val(s->runs, r);
 }
 
 /* Records before @pos are delivered. */
@@ -113,9 +156,9 @@ static gboolean deliver(const uint8_t *msg, size_t len, guint records, void *use
 	stat_add(&s->stats.messages, 1);
 	stat_add(&s->stats.bytes, len);
 	stat_add(&s->stats.sent, records);
-	s->emitted_pos += records;
 	if (!records)
 		return TRUE;
+	s->emitted_pos = take_positions(s, records);
 	if (needs_confirmation(s)) {
 		struct sent_message m = { transport_bytes_written(s->tr), s->emitted_pos };
 		g_array_append_val(s->unconfirmed, m);
@@ -177,6 +220,7 @@ sink *sink_new(const struct export_config *cfg, spool *source, GError **error)
 	}
 	s->tr = transport_new(cfg);
 	s->unconfirmed = g_array_new(FALSE, FALSE, sizeof(struct sent_message));
+	s->runs = g_array_new(FALSE, FALSE, sizeof(struct run));
 	s->backoff_ms = cfg->reconnect_min_ms;
 	/* named: a destination resumes where it stopped, across restarts */
 	s->reader = spool_add_reader_named(source, cfg->name);
@@ -236,8 +280,9 @@ static gboolean open_session(sink *s)
 	guint64 confirmed = spool_confirmed(s->source, s->reader);
 	if (s->read_pos > confirmed)
 		stat_add(&s->stats.resent, s->read_pos - confirmed);
-	s->read_pos = s->emitted_pos = confirmed;
+	s->read_pos = s->emitted_pos = s->confirmed_pos = confirmed;
 	g_array_set_size(s->unconfirmed, 0);
+	g_array_set_size(s->runs, 0);
 	s->message_started_us = 0;
 	encoder_set_message_limit(s->enc, transport_message_limit(s->tr));
 	if (!encoder_start_session(s->enc, &error)) {
@@ -341,6 +386,8 @@ static gpointer sink_thread(gpointer data)
 		gint64 now = g_get_monotonic_time();
 		size_t n = spool_read(s->source, s->reader, &s->read_pos, s->batch, READ_BATCH,
 				      next_wake(s, now));
+		if (n)
+			note_run(s, s->read_pos - n, n);
 		if (!export_batch(s, n, &error) || !run_timers(s, g_get_monotonic_time(), &error)) {
 			session_broke(s, error);
 			continue;
@@ -414,6 +461,7 @@ void sink_free(sink *s)
 	encoder_free(s->enc);
 	transport_free(s->tr);
 	g_array_free(s->unconfirmed, TRUE);
+	g_array_free(s->runs, TRUE);
 	g_mutex_clear(&s->stop_lock);
 	g_cond_clear(&s->stop_cond);
 	g_free(s);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -64,6 +65,34 @@ static char *check_record(const guint8 *buf, ssize_t len, guint64 *position)
 	return NULL;
 }
 
+/* A damaged cursor is about to be rewritten: its bytes go to corrupt/ first,
+ * like damaged journal parts, and *problem says where. */
+static void keep_damaged(int dirfd, const char *file, const guint8 *buf, size_t len,
+			 char **problem)
+{
+	g_autofree char *name = NULL;
+	int fd = -1;
+
+	if (mkdirat(dirfd, "corrupt", 0750) < 0 && errno != EEXIST)
+		return;
+	for (int i = 0; i < 1000 && fd < 0; i++) {
+		g_free(name);
+		name = i ? g_strdup_printf("corrupt/%s.%d", file, i) : g_strdup_printf("corrupt/%s", file);
+		fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (fd < 0 && errno != EEXIST)
+			return;
+	}
+	if (fd < 0)
+		return;
+	gboolean ok = write(fd, buf, len) == (ssize_t)len;
+	close(fd);
+	if (!ok)
+		return;
+	char *with_place = g_strdup_printf("%s; its %zu bytes are kept in %s", *problem, len, name);
+	g_free(*problem);
+	*problem = with_place;
+}
+
 cursor *cursor_open(int dirfd, const char *dir, const char *name, guint64 initial,
 		    enum spool_sync sync, enum cursor_state *state, guint64 *saved,
 		    char **problem, GError **error)
@@ -104,6 +133,8 @@ cursor *cursor_open(int dirfd, const char *dir, const char *name, guint64 initia
 		goto fail;
 	*problem = check_record(buf, len, saved);
 	*state = *problem ? CURSOR_DAMAGED : CURSOR_SAVED;
+	if (*problem)
+		keep_damaged(dirfd, file, buf, (size_t)len, problem);
 	return c;
 fail:;
 	int e = errno;

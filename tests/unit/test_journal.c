@@ -776,13 +776,20 @@ static void test_corrupt_cursor(void)
 	/* a had confirmed 250: the segments before 200 are gone, 200 is the oldest */
 	spool *s = open_small(dir, 100, 1000, SPOOL_SYNC_NONE);
 	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
-			      "*cursor-a: fails its CRC (it says position 234); a starts from the"
-			      " oldest record held (200, 100 records to send)");
+			      "*cursor-a: fails its CRC (it says position 234); its 24 bytes are"
+			      " kept in corrupt/cursor-a; a starts from the oldest record held"
+			      " (200, 100 records to send)");
 	guint a = spool_add_reader_named(s, "a");
 	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
-			      "*cursor-b: 7 bytes, a cursor has 24; b starts from the oldest*");
+			      "*cursor-b: 7 bytes, a cursor has 24; its 7 bytes are kept in"
+			      " corrupt/cursor-b; b starts from the oldest*");
 	guint b = spool_add_reader_named(s, "b");
 	g_test_assert_expected_messages();
+	/* the damaged cursors are kept, not overwritten away */
+	g_autofree char *kept_a = path_in(dir, "corrupt/cursor-a");
+	g_autofree char *kept_b = path_in(dir, "corrupt/cursor-b");
+	g_assert_true(g_file_test(kept_a, G_FILE_TEST_IS_REGULAR));
+	g_assert_true(g_file_test(kept_b, G_FILE_TEST_IS_REGULAR));
 	g_assert_cmpuint(spool_confirmed(s, a), ==, 200);
 	g_assert_cmpuint(spool_confirmed(s, b), ==, 200);
 	const guint64 held[] = {200, 300};
