@@ -25,8 +25,9 @@
 #define TID_NOT_SENT 258   /* options: Exporting Process Reliability Statistics */
 
 /* Internal record layouts: fixbuf copies them field by field in template
- * order, so the structs must match the specs below exactly. */
-struct ipfix_flow4 {
+ * order, so the structs must match the specs below exactly.  The two
+ * families differ only in the addresses between a common head and tail. */
+struct ipfix_flow_head {
 	uint64_t flowStartMilliseconds;
 	uint64_t flowEndMilliseconds;
 	uint64_t octetTotalCount;
@@ -34,38 +35,34 @@ struct ipfix_flow4 {
 	uint64_t reverseOctetTotalCount;
 	uint64_t reversePacketTotalCount;
 	uint64_t flowId;
-	uint32_t sourceIPv4Address;
-	uint32_t destinationIPv4Address;
+};
+
+struct ipfix_flow_tail {
 	uint32_t observationDomainId;
 	uint16_t sourceTransportPort;
 	uint16_t destinationTransportPort;
-	uint16_t icmpTypeCodeIPv4;
+	uint16_t icmpTypeCode;   /* icmpTypeCodeIPv4 or icmpTypeCodeIPv6 */
 	uint8_t protocolIdentifier;
 	uint8_t flowEndReason;
 	uint8_t paddingOctets[4];
 };
-_Static_assert(offsetof(struct ipfix_flow4, paddingOctets) == 76, "ipfix_flow4 layout");
+
+struct ipfix_flow4 {
+	struct ipfix_flow_head head;
+	uint32_t sourceIPv4Address;
+	uint32_t destinationIPv4Address;
+	struct ipfix_flow_tail tail;
+};
+_Static_assert(offsetof(struct ipfix_flow4, tail.paddingOctets) == 76, "ipfix_flow4 layout");
 _Static_assert(sizeof(struct ipfix_flow4) == 80, "ipfix_flow4 size");
 
 struct ipfix_flow6 {
-	uint64_t flowStartMilliseconds;
-	uint64_t flowEndMilliseconds;
-	uint64_t octetTotalCount;
-	uint64_t packetTotalCount;
-	uint64_t reverseOctetTotalCount;
-	uint64_t reversePacketTotalCount;
-	uint64_t flowId;
+	struct ipfix_flow_head head;
 	uint8_t sourceIPv6Address[16];
 	uint8_t destinationIPv6Address[16];
-	uint32_t observationDomainId;
-	uint16_t sourceTransportPort;
-	uint16_t destinationTransportPort;
-	uint16_t icmpTypeCodeIPv6;
-	uint8_t protocolIdentifier;
-	uint8_t flowEndReason;
-	uint8_t paddingOctets[4];
+	struct ipfix_flow_tail tail;
 };
-_Static_assert(offsetof(struct ipfix_flow6, paddingOctets) == 100, "ipfix_flow6 layout");
+_Static_assert(offsetof(struct ipfix_flow6, tail.paddingOctets) == 100, "ipfix_flow6 layout");
 _Static_assert(sizeof(struct ipfix_flow6) == 104, "ipfix_flow6 size");
 
 /* RFC 7011 section 4.2: what the exporting process could not send, scoped
@@ -296,50 +293,49 @@ added:
 	return TRUE;
 }
 
+static void fill_head(struct ipfix_flow_head *h, const struct flow_record *r)
+{
+	h->flowStartMilliseconds = r->start_ns / 1000000;
+	h->flowEndMilliseconds = r->end_ns / 1000000;
+	h->octetTotalCount = r->bytes;
+	h->packetTotalCount = r->packets;
+	h->reverseOctetTotalCount = r->reply_bytes;
+	h->reversePacketTotalCount = r->reply_packets;
+	h->flowId = r->flow_id;
+}
+
+static void fill_tail(struct ipfix_flow_tail *t, const struct flow_record *r, uint32_t domain,
+		      uint8_t icmp_proto)
+{
+	t->observationDomainId = domain;
+	t->icmpTypeCode = r->proto == icmp_proto ? icmp_type_code(r) : 0;
+	t->protocolIdentifier = r->proto;
+	t->flowEndReason = r->end_reason;
+	fill_ports(r, &t->sourceTransportPort, &t->destinationTransportPort);
+}
+
 static gboolean ipfix_add(void *state, const struct flow_record *r, GError **error)
 {
 	struct ipfix_state *st = state;
 
 	if (r->family == AF_INET) {
-		struct ipfix_flow4 rec = {
-			.flowStartMilliseconds = r->start_ns / 1000000,
-			.flowEndMilliseconds = r->end_ns / 1000000,
-			.octetTotalCount = r->bytes,
-			.packetTotalCount = r->packets,
-			.reverseOctetTotalCount = r->reply_bytes,
-			.reversePacketTotalCount = r->reply_packets,
-			.flowId = r->flow_id,
-			.observationDomainId = st->domain,
-			.icmpTypeCodeIPv4 = r->proto == 1 ? icmp_type_code(r) : 0,
-			.protocolIdentifier = r->proto,
-			.flowEndReason = r->end_reason,
-		};
+		struct ipfix_flow4 rec = {0};
 		uint32_t a;
+		fill_head(&rec.head, r);
 		memcpy(&a, r->orig.src, 4);
 		rec.sourceIPv4Address = ntohl(a);
 		memcpy(&a, r->orig.dst, 4);
 		rec.destinationIPv4Address = ntohl(a);
-		fill_ports(r, &rec.sourceTransportPort, &rec.destinationTransportPort);
+		fill_tail(&rec.tail, r, st->domain, 1);
 		return set_template(st, TID_FLOW4, error) &&
 		       append_record(st, &rec, sizeof(rec), error);
 	}
 
-	struct ipfix_flow6 rec = {
-		.flowStartMilliseconds = r->start_ns / 1000000,
-		.flowEndMilliseconds = r->end_ns / 1000000,
-		.octetTotalCount = r->bytes,
-		.packetTotalCount = r->packets,
-		.reverseOctetTotalCount = r->reply_bytes,
-		.reversePacketTotalCount = r->reply_packets,
-		.flowId = r->flow_id,
-		.observationDomainId = st->domain,
-		.icmpTypeCodeIPv6 = r->proto == 58 ? icmp_type_code(r) : 0,
-		.protocolIdentifier = r->proto,
-		.flowEndReason = r->end_reason,
-	};
+	struct ipfix_flow6 rec = {0};
+	fill_head(&rec.head, r);
 	memcpy(rec.sourceIPv6Address, r->orig.src, 16);
 	memcpy(rec.destinationIPv6Address, r->orig.dst, 16);
-	fill_ports(r, &rec.sourceTransportPort, &rec.destinationTransportPort);
+	fill_tail(&rec.tail, r, st->domain, 58);
 	return set_template(st, TID_FLOW6, error) && append_record(st, &rec, sizeof(rec), error);
 }
 
