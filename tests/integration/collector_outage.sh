@@ -33,7 +33,6 @@
 ctf_require_root
 ctf_require_cmd ipfixDump "$PYTHON" "$CTFLOWD"
 VERIFY=("$PYTHON" "$CTF_LIB_DIR/ipfix_verify.py")
-COLLECTOR=("$PYTHON" "$CTF_LIB_DIR/tcp_collector.py")
 export TZ=UTC   # ipfixDump prints local time; the scorer reads UTC
 
 PORT=4739
@@ -55,71 +54,13 @@ export CTF_LIB_DIR
 
 # ------------------------------------------------------------------ helpers
 
-# start_collector N: tcp_collector.py in the router, log collector-N.log;
-# pid in COLL_PID.  Bails out when it does not listen within 10 s.
-start_collector() {
-	local n=$1
-	ctf_spawn "$NS_RTR" "$DIR/collector-$n.log" "${COLLECTOR[@]}" --port $PORT \
-		--dir "$COLL_DIR" --ready "$DIR/collector-$n.ready"
-	COLL_PID=$CTF_LAST_PID
-	ctf_wait_file "$DIR/collector-$n.ready" 10 ||
-		{ ctf_diag_file "$DIR/collector-$n.log"; ctf_bail "collector $n does not listen"; }
-}
-
-# gen_udp N DPORT: N two-packet IPv4 UDP flows client -> server, sports from
-# $SPORT.  Returns 1 (with a diagnostic) unless the router created exactly N
-# entries and the server saw every packet, so that a shortfall later is the
-# daemon's and not the workload's.
-gen_udp() {
-	local n=$1 dport=$2 nf0 udp0 out created pkts
-	nf0=$(ctf_newflows); udp0=$(ctf_srv_udp_pkts)
-	out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n "$n" -P $PKTS -l $LEN \
-		-p "$dport" -S $SPORT 2>&1) || { ctf_diag "flowgen: $out"; return 1; }
-	created=$(($(ctf_newflows) - nf0)); pkts=$(($(ctf_srv_udp_pkts) - udp0))
-	[ "$created" = "$n" ] && [ "$pkts" = $((n * PKTS)) ] && return 0
-	ctf_diag "router created $created entries (want $n), server got $pkts packets (want $((n * PKTS)))"
-	return 1
-}
-
-# last_stats: ctflowd's newest statistics (or final) line
-last_stats() { grep -E ' (statistics|final): ' "$LOG" | tail -1; }
-# stat_export LINE NAME FIELD: a counter of export NAME in a statistics line
-stat_export() {
-	printf '%s\n' "$1" | grep -o "export $2: [^;]*" | sed -n "s/.*[:,] $3 \([0-9]*\).*/\1/p"
-}
 # stat_source LINE FIELD: a counter of the source part of a statistics line
 stat_source() { printf '%s\n' "$1" | sed -n "s/^.*: destroy events.*[:,] $2 \([0-9]*\)[,;].*/\1/p"; }
-
-# wait_stat_export NAME FIELD WANT MAX_S: until the counter reaches WANT
-wait_stat_export() {
-	local i v
-	for ((i = 0; i < $4 * 5; i++)); do
-		v=$(stat_export "$(last_stats)" "$1" "$2")
-		[ -n "$v" ] && [ "$v" -ge "$3" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
 
 # sleep_until T0 S: until S seconds after the wall clock time T0
 sleep_until() {
 	while awk -v a="$1" -v b="$(ctf_now)" -v s="$2" 'BEGIN { exit !(b - a < s) }'; do
 		sleep 0.1
-	done
-}
-
-# report_score: the scorer's OK|... and NOTOK|...|detail lines as TAP lines
-report_score() {
-	local line f
-	while IFS= read -r line; do
-		case $line in
-		'#'*) printf '%s\n' "$line" ;;
-		OK\|*) ctf_ok "${line#OK|}" ;;
-		NOTOK\|*)
-			IFS='|' read -r -a f <<<"${line#NOTOK|}"
-			ctf_not_ok "${f[@]}" ;;
-		*) ctf_diag "scorer: $line" ;;
-		esac
 	done
 }
 
@@ -226,7 +167,7 @@ PY
 
 # ------------------------------------------------------------------ run
 
-start_collector 1
+ctf_start_tcp_collector "$DIR" "$COLL_DIR" $PORT 1; COLL_PID=$CTF_LAST_PID
 ctf_ctflowd_conf "$CONF"
 cat >>"$CONF" <<EOF
 
@@ -251,37 +192,37 @@ T_DOWN=$(ctf_now)
 GEN_OK=0
 for ((b = 0; b < BATCHES; b++)); do
 	sleep_until "$T_DOWN" "${BATCH_AT[$b]}"
-	gen_udp $PER_BATCH $((DPORT0 + b)) && GEN_OK=$((GEN_OK + 1))
+	ctf_gen_udp $PER_BATCH $((DPORT0 + b)) $SPORT $PKTS $LEN && GEN_OK=$((GEN_OK + 1))
 	ctf_ct_flush
 	ctf_diag "batch $((b + 1)) (dport $((DPORT0 + b))) ended at +$(ctf_elapsed "$T_DOWN") s"
 done
 ctf_is "$GEN_OK" $BATCHES "every batch: the router created $PER_BATCH entries and the server got every packet"
 ctf_wait_ct_empty 10 || ctf_diag "router table not empty: $(ctf_ct_count) entries"
 sleep_until "$T_DOWN" $OUTAGE_S
-st=$(last_stats)
+st=$(ctf_last_stats "$LOG")
 accepted=$(stat_source "$st" accepted)
 # the journal took everything even though nothing could be delivered: wait
 # a little for DESTROYs the kernel still resends
 for ((i = 0; i < 50 && ${accepted:-0} < N; i++)); do
-	sleep 0.2; st=$(last_stats); accepted=$(stat_source "$st" accepted)
+	sleep 0.2; st=$(ctf_last_stats "$LOG"); accepted=$(stat_source "$st" accepted)
 done
 if ctf_alive "$CTFLOWD_PID"; then
 	ctf_ok "ctflowd keeps running through the $(ctf_elapsed "$T_DOWN") s outage"
 else
 	ctf_not_ok "ctflowd keeps running through the outage"; ctf_diag_file "$LOG" 30
 fi
-delivered=$(stat_export "$st" tcp records)
+delivered=$(ctf_stat_export "$st" tcp records)
 ctf_is "${accepted:-?}/${delivered:-?}" "$N/0" \
 	"before the collector is back, ctflowd accepted every flow into its journal and delivered none (accepted/delivered)"
 grep -c 'warning: export tcp:' "$LOG" | sed 's/^/# warning lines about export tcp so far: /'
 
 # --- back: the collector restarts; ctflowd sends what it held
-start_collector 2
+ctf_start_tcp_collector "$DIR" "$COLL_DIR" $PORT 2; COLL_PID=$CTF_LAST_PID
 T_UP=$(ctf_now)
-if wait_stat_export tcp records $N 90; then
+if ctf_wait_stat_export "$LOG" tcp records $N 90; then
 	ctf_ok "ctflowd counts all $N records delivered $(ctf_elapsed "$T_UP") s after the collector is back"
 else
-	ctf_not_ok "ctflowd counts all $N records delivered after the collector is back" "last statistics: $(last_stats)"
+	ctf_not_ok "ctflowd counts all $N records delivered after the collector is back" "last statistics: $(ctf_last_stats "$LOG")"
 fi
 ctf_wait_idle "$CTFLOWD_PID" 1.5 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
 T_DELIVERED=$(ctf_now)
@@ -296,7 +237,7 @@ else
 fi
 final=$(grep ' final: ' "$LOG" | tail -1)
 ctf_diag "final $(printf '%s\n' "$final" | grep -o 'export tcp: [^;]*')"
-ctf_is "$(stat_export "$final" tcp records)/$(stat_export "$final" tcp lost)" "$N/0" \
+ctf_is "$(ctf_stat_export "$final" tcp records)/$(ctf_stat_export "$final" tcp lost)" "$N/0" \
 	"final statistics: export tcp delivered $N records, lost 0 (records/lost)"
 ctf_stop "$COLL_PID" 5
 ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "restarted collector stops on SIGTERM (exit status/killed)"
@@ -338,7 +279,7 @@ specs=()
 for ((b = 0; b < BATCHES; b++)); do specs+=("$((DPORT0 + b)):$SPORT:$PER_BATCH"); done
 "$PYTHON" "$SCORE" "$COLL_DIR" $CLI_IP $SRV_IP $PKTS $UDP_FWD_BYTES "$T_BEGIN" "${specs[@]}" \
 	>"$DIR/score.txt" 2>&1
-report_score < <(grep -v '^DUPS|' "$DIR/score.txt")
+ctf_report_score < <(grep -v '^DUPS|' "$DIR/score.txt")
 ndup=$(awk -F'|' '$1 == "DUPS" && $2 == "ipfix_verify.py" { print $3 }' "$DIR/score.txt")
 ctf_diag "duplicate records after the outage: ${ndup:-?}"
 

@@ -43,7 +43,6 @@
 
 ctf_require_root
 ctf_require_cmd "$PYTHON" "$CTFLOWD"
-COLLECTOR=("$PYTHON" "$CTF_LIB_DIR/tcp_collector.py")
 
 PORT=4739
 N=5000
@@ -63,24 +62,7 @@ export CTF_LIB_DIR
 
 # ------------------------------------------------------------------ helpers
 
-last_stats() { grep -E ' (statistics|final): ' "$1" | tail -1; }
-stat_export() {   # LINE NAME FIELD
-	printf '%s\n' "$1" | grep -o "export $2: [^;]*" | sed -n "s/.*[:,] $3 \([0-9]*\).*/\1/p"
-}
 fsize() { stat -c %s "$1" 2>/dev/null || echo missing; }
-report_score() {
-	local line f
-	while IFS= read -r line; do
-		case $line in
-		'#'*) printf '%s\n' "$line" ;;
-		OK\|*) ctf_ok "${line#OK|}" ;;
-		NOTOK\|*)
-			IFS='|' read -r -a f <<<"${line#NOTOK|}"
-			ctf_not_ok "${f[@]}" ;;
-		*) ctf_diag "scorer: $line" ;;
-		esac
-	done
-}
 
 # jtool.py: reads and damages journal and cursor files the way the layout in
 # src/spool/journal.h and cursor.h says (little-endian, CRC-32C).  Every
@@ -239,7 +221,7 @@ ctf_stop "$PID" 25
 ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "first run: ctflowd exits 0 on SIGTERM (exit status/killed)"
 ctf_is "$(wc -l <"$JSON")" $N "first run: the JSON reference holds $N records"
 final=$(grep ' final: ' "$LOG0" | tail -1)
-ctf_is "$(stat_export "$final" tcp records)" 0 "first run: nothing was delivered to the absent collector"
+ctf_is "$(ctf_stat_export "$final" tcp records)" 0 "first run: nothing was delivered to the absent collector"
 
 # the layout the cases rely on
 ls -l "$SPOOL0" | sed 's/^/# spool: /'
@@ -267,10 +249,8 @@ run_case() {
 	want=$("$PYTHON" -c 'import sys; print(sum(int(b) - int(a) + 1 for a, b in (r.split("-") for r in sys.argv[1].split(","))))' "$ranges")
 	sed -e "s|^state_directory = .*|state_directory = $cdir/state|" "$CONF0" |
 		awk '/^\[export json\]/ { skip = 1 } !skip' >"$conf"
-	ctf_spawn "$NS_RTR" "$cdir/collector.log" "${COLLECTOR[@]}" --port $PORT \
-		--dir "$cdir/collector" --ready "$cdir/collector.ready"
+	ctf_start_tcp_collector "$cdir" "$cdir/collector" $PORT 1
 	coll=$CTF_LAST_PID
-	ctf_wait_file "$cdir/collector.ready" 10 || ctf_bail "$name: collector does not listen"
 	if ctf_start_ctflowd "$conf" "$log"; then
 		pid=$CTF_LAST_PID
 		ctf_ok "$name: ctflowd starts on the damaged state directory"
@@ -281,7 +261,7 @@ run_case() {
 		return
 	fi
 	for ((i = 0; i < 150; i++)); do
-		recs=$(stat_export "$(last_stats "$log")" tcp records)
+		recs=$(ctf_stat_export "$(ctf_last_stats "$log")" tcp records)
 		[ "${recs:-0}" -ge "$want" ] && break
 		sleep 0.2
 	done
@@ -317,17 +297,15 @@ run_case() {
 	fi
 	"$PYTHON" "$SCORE" "$name" "$JSON" "$cdir/collector" "$ranges" $PKTS $UDP_FWD_BYTES "$dups_ok" \
 		>"$cdir/score.txt" 2>&1
-	report_score <"$cdir/score.txt"
+	ctf_report_score <"$cdir/score.txt"
 
 	cp "$cdir/state/spool/cursor-tcp" "$cdir/cursor-tcp.before-2" 2>/dev/null
 	# A second start on the recovered directory: the damage is gone and
 	# every record held was confirmed, so there is nothing to warn about
 	# and nothing to send again.
 	log=$cdir/ctflowd-2.log
-	ctf_spawn "$NS_RTR" "$cdir/collector-2.log" "${COLLECTOR[@]}" --port $PORT \
-		--dir "$cdir/collector-2" --ready "$cdir/collector-2.ready"
+	ctf_start_tcp_collector "$cdir" "$cdir/collector-2" $PORT 2
 	coll=$CTF_LAST_PID
-	ctf_wait_file "$cdir/collector-2.ready" 10 || ctf_bail "$name: collector does not listen"
 	if ! ctf_start_ctflowd "$conf" "$log"; then
 		ctf_not_ok "$name: ctflowd starts again on the recovered directory"
 		ctf_stop "$CTF_LAST_PID" 5

@@ -39,7 +39,6 @@
 
 ctf_require_root
 ctf_require_cmd nfcapd nfdump "$PYTHON" "$CTLISTEN" "$CTFLOWD"
-VERIFY=("$PYTHON" "$CTF_LIB_DIR/ipfix_verify.py")
 export TZ=UTC   # nfdump prints local time; the scorer reads UTC
 
 BATCHES=5 N_BATCH=10000 PKTS=2 LEN=50 SPORT=1024
@@ -61,30 +60,6 @@ CONF=$DIR/ctflowd.conf EXPORT=$DIR/export.ipfix EVENTS=$SD/events.log
 CTFLOWD_EXE=$(readlink -f "$CTFLOWD")
 
 # ------------------------------------------------------------------ helpers
-
-tree_pids() {   # PID: PID and all its descendants
-	local p=$1 c
-	echo "$p"
-	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
-}
-tree_ticks() {   # PID: utime+stime of PID and its descendants, in clock ticks
-	local p s=0 t
-	for p in $(tree_pids "$1"); do t=$(ctf_cpu_ticks "$p"); s=$((s + ${t:-0})); done
-	echo $s
-}
-wait_idle_tree() {   # PID [QUIET_S] [MAX_S]: ctf_wait_idle over the process tree
-	local pid=$1 quiet=${2:-1.5} max=${3:-120} t0 last=-1 since cur now
-	t0=$(ctf_now); since=$t0
-	while :; do
-		ctf_alive "$pid" || return 1
-		cur=$(tree_pids "$pid" | tr '\n' ' ')/$(tree_ticks "$pid")
-		now=$(ctf_now)
-		if [ "$cur" != "$last" ]; then last=$cur; since=$now; fi
-		awk -v n="$now" -v s="$since" -v q="$quiet" 'BEGIN { exit !(n - s >= q) }' && return 0
-		awk -v n="$now" -v s="$t0" -v m="$max" 'BEGIN { exit !(n - s >= m) }' && return 1
-		sleep 0.1
-	done
-}
 
 # ev REGEX: the stand-in's event lines matching REGEX (extended)
 ev() { grep -E "$1" "$EVENTS" 2>/dev/null; }
@@ -188,18 +163,12 @@ distinct_flows() {
 # verify VIEW INPUT FILE [EXTRA...]: one decoder's view of the export, as
 # separate checks on the main run's flows
 verify() {
-	local view=$1 input=$2 file=$3 out sum cls; shift 3
-	out=$("${VERIFY[@]}" "$file" --input "$input" --seq report \
+	local view=$1 input=$2 file=$3 sum cls; shift 3
+	ctf_ipfix_verify "$view" "$file" main --input "$input" --seq report \
 		--expect "name=main proto=17 family=4 src=$CLI_IP dst=$SRV_IP dport=$MAIN_DPORT-$((MAIN_DPORT + BATCHES - 1)) sport=$SPORT-$((SPORT + N_BATCH - 1)) count=$N pkts=$PKTS bytes=$FWD_BYTES rpkts=0 rbytes=0" \
 		--expect "name=control proto=17 family=4 src=$CLI_IP dst=$SRV_IP dport=$CTRL_DPORT-$((CTRL_DPORT + BATCHES - 1)) sport=$SPORT-$((SPORT + N_BATCH - 1)) count=$N pkts=$PKTS bytes=$FWD_BYTES rpkts=0 rbytes=0" \
-		--t0 "$W_T0" --t1 "$W_T1" --window "$WINDOW" "$@" 2>&1)
-	echo "$out" >"$file.verdict"
-	sum=$(printf '%s\n' "$out" | grep '^file=')
-	cls=$(printf '%s\n' "$out" | grep '^cls=main ')
-	if [ -z "$sum" ] || [ -z "$cls" ]; then
-		ctf_not_ok "$view: ipfix_verify.py scores the export" "$(printf '%s\n' "$out" | tail -5)"
-		return
-	fi
+		--t0 "$W_T0" --t1 "$W_T1" --window "$WINDOW" "$@" || return
+	sum=$CTF_V_SUM cls=$CTF_V_CLS
 	local distinct other
 	distinct=$(ctf_kv distinct "$cls"); other=$(ctf_kv unmatched_records "$sum")
 	if [ "$distinct" = $N ] && [ "$other" = 0 ]; then
@@ -210,15 +179,7 @@ verify() {
 		ctf_not_ok "$view: all $N flows of the run with the restart arrived, no record of any other flow" \
 			"$distinct of $N distinct flows, $other records of other flows" "${lines[@]}"
 	fi
-	ctf_is "$(ctf_kv duplicates "$cls")" 0 "$view: no flow exported twice (records repeating a 5-tuple)"
-	ctf_is "$(ctf_kv counters_wrong "$cls")/$(ctf_kv start_outside "$cls")/$(ctf_kv end_outside "$cls")/$(ctf_kv end_before_start "$cls")" 0/0/0/0 \
-		"$view: counters exact ($PKTS pkts/$FWD_BYTES bytes, reply 0/0), times in the run window (wrong counters/start outside/end outside/end before start)"
-	if [ "$input" = ipfix ]; then
-		ctf_is "$(ctf_kv flowid_dups "$sum")/$(ctf_kv flowid_missing "$sum")" 0/0 \
-			"$view: every record has a flowId no other record has (repeated/missing)"
-		ctf_is "$(ctf_kv parse_errors "$sum")/$(ctf_kv truncated "$sum")/$(ctf_kv data_sets_without_template "$sum")" 0/0/0 \
-			"$view: the file decodes cleanly, $(ctf_kv sessions "$sum") sessions (parse errors/truncated/data sets without template)"
-	fi
+	ctf_verify_exact "$view" "$input" $PKTS $FWD_BYTES
 }
 
 # check_start N: the N-th start ran ctflowd as the main process, said READY=1
@@ -375,7 +336,7 @@ ctf_check "batch $GAP_BATCH ended its flows while no ctflowd ran (the store alon
 
 ctf_wait_ct_empty 60 || ctf_diag "router table not empty after 60 s: $(ctf_ct_count) entries"
 for ((i = 0; i < 300; i++)); do [ "$(ctf_ct_dying)" = 0 ] && break; sleep 0.2; done
-[ -n "$P2" ] && { wait_idle_tree "$P2" 2 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"; }
+[ -n "$P2" ] && { ctf_wait_idle "$P2" 2 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"; }
 ctf_is "$(ctf_ct_count)/$(ctf_ct_dying)" 0/0 "router table empty, no entry parked waiting for delivery (count/dying)"
 
 removed=$(ev " fdstore-(removed|closed|refused) ")
@@ -403,7 +364,7 @@ if [ "$CONTROL" = 1 ] && [ -n "$P2" ]; then
 	W_T1=$(ctf_now)
 	ctf_wait_ct_empty 60
 	for ((i = 0; i < 300; i++)); do [ "$(ctf_ct_dying)" = 0 ] && break; sleep 0.2; done
-	[ -n "$P3" ] && wait_idle_tree "$P3" 2 60
+	[ -n "$P3" ] && ctf_wait_idle "$P3" 2 60
 	line=$(grep 'took over the conntrack event socket' "$SD/service-3.log" 2>/dev/null)
 	ctf_diag "control: the third ctflowd (pid ${P3:-none}) started with $(ev " start n=3 " | awk '{ print $5 }'); took over: ${line:-nothing (new socket)}"
 else
@@ -433,14 +394,10 @@ ctf_stop "$WITNESS"; ctf_stop "$NFCAPD"
 
 # ------------------------------------------------------------------ judge
 
-wit=$(awk -v lo=$MAIN_DPORT -v hi=$((MAIN_DPORT + BATCHES - 1)) -v b=$FWD_BYTES -v pk=$PKTS '
-	$1 == 17 && $5 >= lo && $5 <= hi { k = $3 " " $5; if (k in seen) next; seen[k] = 1; n++
-		if ($6 == pk && $7 == b && $8 == 0 && $9 == 0) g++ }
-	END { printf "%d %d", n, g }' "$DIR/witness.txt")
+wit=$(ctf_witness_exact "$DIR/witness.txt" $MAIN_DPORT $((MAIN_DPORT + BATCHES - 1)) $PKTS $FWD_BYTES)
 ctf_is "$wit" "$N $N" "the kernel reported all $N flows of the run with the restart (ctlisten: distinct exact)"
 
-nfdump -R "$DIR/nf" -q -N -o "fmt:%pr %sa %sp %da %dp %ipkt %ibyt %opkt %obyt %ts %te" \
-	>"$DIR/nfdump.txt" 2>"$DIR/nfdump.err"
+ctf_nfdump_flows "$DIR/nf" "$DIR/nfdump.txt"
 verify "nfdump (UDP export via nfcapd)" nfdump "$DIR/nfdump.txt"
 if [ -s "$EXPORT" ]; then
 	verify "ipfix_verify.py (file export)" ipfix "$EXPORT" --require-flowid

@@ -63,39 +63,6 @@ trap cont_all EXIT
 
 # ------------------------------------------------------------------ helpers
 
-tree_pids() {   # PID: PID and all its descendants
-	local p=$1 c
-	echo "$p"
-	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
-}
-tree_ticks() {   # PID: utime+stime of PID and its descendants, in clock ticks
-	local p s=0 t
-	for p in $(tree_pids "$1"); do t=$(ctf_cpu_ticks "$p"); s=$((s + ${t:-0})); done
-	echo $s
-}
-wait_idle_tree() {   # PID [QUIET_S] [MAX_S]: ctf_wait_idle over the process tree
-	local pid=$1 quiet=${2:-1.5} max=${3:-120} t0 last=-1 since cur now
-	t0=$(ctf_now); since=$t0
-	while :; do
-		ctf_alive "$pid" || return 1
-		cur=$(tree_pids "$pid" | tr '\n' ' ')/$(tree_ticks "$pid")
-		now=$(ctf_now)
-		if [ "$cur" != "$last" ]; then last=$cur; since=$now; fi
-		awk -v n="$now" -v s="$since" -v q="$quiet" 'BEGIN { exit !(n - s >= q) }' && return 0
-		awk -v n="$now" -v s="$t0" -v m="$max" 'BEGIN { exit !(n - s >= m) }' && return 1
-		sleep 0.1
-	done
-}
-
-# worker_of PID: the worker the supervisor PID runs (its ctflowd child)
-worker_of() {
-	local c
-	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
-		[ "$(cat /proc/"$c"/comm 2>/dev/null)" = ctflowd ] && ctf_alive "$c" &&
-			{ echo "$c"; return 0; }
-	done
-	return 1
-}
 # proc_state PID: the state letter (R, S, T, ...)
 proc_state() { awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null; }
 
@@ -119,7 +86,7 @@ start_daemon() {
 	SUP=$CTF_LAST_PID
 	WORKER=
 	for ((i = 0; i < 100; i++)); do
-		grep -q ' running: ' "$LOG" && WORKER=$(worker_of "$SUP") && break
+		grep -q ' running: ' "$LOG" && WORKER=$(ctf_worker_of "$SUP") && break
 		sleep 0.1
 	done
 	[ -n "$WORKER" ] || { ctf_diag_file "$LOG" 20; ctf_bail "no worker under $SUP"; }
@@ -240,7 +207,7 @@ else
 	ctf_diag_file "$LOG" 10
 fi
 wait_parked_zero 60 || ctf_diag "still $(ctf_ct_count) entries, $(ctf_ct_dying) parked 60 s after SIGCONT"
-wait_idle_tree "$SUP" 1.5 30
+ctf_wait_idle "$SUP" 1.5 30
 read -r got dup _ _ _ <<<"$(exported "$EXPORT" $GUARD_DPORT $((GUARD_DPORT + ROUNDS - 1)) "$G_T0" "$(ctf_now)")"
 ctf_diag "of the $((ROUNDS * N_ROUND)) flows of those rounds $got were exported ($dup twice), $((ROUNDS * N_ROUND - got)) not; the guard counted ${dropped:-?} dropped events"
 ctf_is "$dup" 0 "no flow of the guarded rounds exported twice"
@@ -250,7 +217,7 @@ A_T0=$(ctf_now)
 : >"$DIR/after.samples"
 rounds $AFTER_DPORT 1 "$DIR/after.samples"
 wait_parked_zero 60 || ctf_diag "still $(ctf_ct_count) entries, $(ctf_ct_dying) parked 60 s after the last round"
-wait_idle_tree "$SUP" 1.5 30
+ctf_wait_idle "$SUP" 1.5 30
 ctf_is "$(ctf_ct_count)/$(ctf_ct_dying)" 0/0 "afterwards the table is empty and nothing is parked (count/dying)"
 T_TERM=$(ctf_now)
 ctf_stop "$SUP" 30
@@ -286,7 +253,7 @@ else
 	ctf_not_ok "control: after SIGCONT the kernel delivers every parked DESTROY within 90 s" \
 		"$(ctf_ct_count) entries, $(ctf_ct_dying) parked"
 fi
-wait_idle_tree "$SUP" 1.5 30
+ctf_wait_idle "$SUP" 1.5 30
 T_TERM=$(ctf_now)
 ctf_stop "$SUP" 30
 ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "control: ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM") s; status/killed)"

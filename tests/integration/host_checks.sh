@@ -38,34 +38,6 @@ mkdir -p "$DIR"
 
 # ------------------------------------------------------------------ helpers
 
-# ctflowd runs as a supervisor with a forked worker that does the work, so
-# "idle" and "CPU used" must cover the whole process tree: lib.sh's
-# ctf_wait_idle and ctf_cpu_ticks look at one pid only.
-tree_pids() {   # PID: PID and all its descendants
-	local p=$1 c
-	echo "$p"
-	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
-}
-tree_ticks() {   # PID: utime+stime of PID and its descendants, in clock ticks
-	local p s=0 t
-	for p in $(tree_pids "$1"); do t=$(ctf_cpu_ticks "$p"); s=$((s + ${t:-0})); done
-	echo $s
-}
-# wait_idle_tree PID [QUIET_S] [MAX_S]: ctf_wait_idle over the process tree
-wait_idle_tree() {
-	local pid=$1 quiet=${2:-1.5} max=${3:-120} t0 last=-1 since cur now
-	t0=$(ctf_now); since=$t0
-	while :; do
-		ctf_alive "$pid" || return 1
-		cur=$(tree_pids "$pid" | tr '\n' ' ')/$(tree_ticks "$pid")
-		now=$(ctf_now)
-		if [ "$cur" != "$last" ]; then last=$cur; since=$now; fi
-		awk -v n="$now" -v s="$since" -v q="$quiet" 'BEGIN { exit !(n - s >= q) }' && return 0
-		awk -v n="$now" -v s="$t0" -v m="$max" 'BEGIN { exit !(n - s >= m) }' && return 1
-		sleep 0.1
-	done
-}
-
 sysctl_get() { ctf_nsx "$1" cat "/proc/sys/net/netfilter/$2" 2>/dev/null; }
 sysctl_set() { ctf_nsx "$1" sysctl -qw "net.netfilter.$2=$3"; }
 # the three values in a namespace, e.g. "1 1 1"
@@ -237,7 +209,7 @@ if manage explicit "manage_sysctls = yes"; then
 	# the settings took effect: flows made now carry counters and times
 	ok=0; gen_flows 100 20000 || ok=1
 	ctf_ct_flush
-	wait_idle_tree "$MANAGE_PID" 1.5 30
+	ctf_wait_idle "$MANAGE_PID" 1.5 30
 	stop_ok "$MANAGE_PID" "(b) explicit: ctflowd"
 	if [ $ok = 0 ] && v=$(json_check "$DIR/manage-explicit.json" 100 20000); then
 		ctf_ok "(b) explicit: 100 flows made after start exported with exact counters and times ($v)"
@@ -276,7 +248,7 @@ if ct_listener_in "$NS_RTR" "$C_PID" 2>/dev/null; then
 	ok=0; gen_flows 500 21000 || ok=1
 	ctf_check "(c) router created 500 entries" [ $ok = 0 ]
 	ctf_ct_flush
-	wait_idle_tree "$C_PID" 1.5 30
+	ctf_wait_idle "$C_PID" 1.5 30
 	stop_ok "$C_PID" "(c) ctflowd (netns)"
 	if v=$(json_check "$DIR/netns.json" 500 21000); then
 		ctf_ok "(c) all 500 flows of the router in the JSON, counters exact ($v)"

@@ -34,34 +34,6 @@ DIR=$CTF_WORK/stdout
 mkdir -p "$DIR"
 CONF=$DIR/ctflowd.conf OUT=$DIR/stdout.json ERR=$DIR/stderr.log
 
-# ctflowd runs as a supervisor with a forked worker that does the work, so
-# "idle" and "CPU used" must cover the whole process tree: lib.sh's
-# ctf_wait_idle and ctf_cpu_ticks look at one pid only.
-tree_pids() {   # PID: PID and all its descendants
-	local p=$1 c
-	echo "$p"
-	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
-}
-tree_ticks() {   # PID: utime+stime of PID and its descendants, in clock ticks
-	local p s=0 t
-	for p in $(tree_pids "$1"); do t=$(ctf_cpu_ticks "$p"); s=$((s + ${t:-0})); done
-	echo $s
-}
-# wait_idle_tree PID [QUIET_S] [MAX_S]: ctf_wait_idle over the process tree
-wait_idle_tree() {
-	local pid=$1 quiet=${2:-1.5} max=${3:-120} t0 last=-1 since cur now
-	t0=$(ctf_now); since=$t0
-	while :; do
-		ctf_alive "$pid" || return 1
-		cur=$(tree_pids "$pid" | tr '\n' ' ')/$(tree_ticks "$pid")
-		now=$(ctf_now)
-		if [ "$cur" != "$last" ]; then last=$cur; since=$now; fi
-		awk -v n="$now" -v s="$since" -v q="$quiet" 'BEGIN { exit !(n - s >= q) }' && return 0
-		awk -v n="$now" -v s="$t0" -v m="$max" 'BEGIN { exit !(n - s >= m) }' && return 1
-		sleep 0.1
-	done
-}
-
 ctf_ctflowd_conf "$CONF"
 cat >>"$CONF" <<EOF
 
@@ -95,7 +67,7 @@ ctf_is "$created/$udp" "$((N4 + N6))/$(((N4 + N6) * PKTS))" \
 	"workload: router created $((N4 + N6)) entries, every packet reached the server (entries/packets)"
 
 ctf_ct_flush
-wait_idle_tree "$PID" 1.5 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
+ctf_wait_idle "$PID" 1.5 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
 before=$(wc -l <"$OUT")
 ctf_diag "before SIGTERM: $before lines on stdout (the rest waits for the 1h flush_interval or the stop)"
 T_TERM=$(ctf_now)

@@ -152,9 +152,9 @@ ctf_stop() {
 	return 0
 }
 
-# utime+stime of PID (all its threads) in clock ticks; empty when gone
-# ctf_tree_pids PID: PID and all its descendants (ctflowd is a supervisor
-# with a worker child).
+# ctf_tree_pids PID: PID and all its descendants.  ctflowd is a supervisor
+# with a forked worker that does the work, so "idle" and "CPU used" must
+# cover the whole tree, not one pid.
 ctf_tree_pids() {
 	local c
 	echo "$1"
@@ -188,6 +188,17 @@ ctf_wait_idle() {
 		awk -v n="$now" -v s="$t0" -v m="$max" 'BEGIN { exit !(n - s >= m) }' && return 1
 		sleep 0.1
 	done
+}
+
+# ctf_worker_of SUP: the worker the ctflowd supervisor SUP runs now (its live
+# ctflowd child); 1 when there is none, e.g. between a death and a restart.
+ctf_worker_of() {
+	local c
+	for c in $(pgrep -P "$1" 2>/dev/null); do
+		[ "$(cat /proc/"$c"/comm 2>/dev/null)" = ctflowd ] && ctf_alive "$c" &&
+			{ echo "$c"; return 0; }
+	done
+	return 1
 }
 
 # ctf_wait_file FILE [MAX_S]: wait until FILE exists
@@ -465,4 +476,140 @@ ctf_start_ctflowd() {
 	fi
 	CTF_LAST_PID=$pid
 	return 0
+}
+
+# ctf_start_tcp_collector DIR COLL_DIR PORT N: tcp_collector.py in the router
+# on 127.0.0.1:PORT, one file per connection in COLL_DIR, log and ready file
+# DIR/collector-N.*, so that restarts of the collector within a test keep
+# apart; pid in CTF_LAST_PID.  Bails out when it does not listen within 10 s,
+# as no later check could mean anything without it.
+ctf_start_tcp_collector() {
+	local dir=$1 coll_dir=$2 port=$3 n=$4 pid
+	ctf_spawn "$NS_RTR" "$dir/collector-$n.log" "$PYTHON" "$CTF_LIB_DIR/tcp_collector.py" \
+		--port "$port" --dir "$coll_dir" --ready "$dir/collector-$n.ready"
+	pid=$CTF_LAST_PID
+	ctf_wait_file "$dir/collector-$n.ready" 10 ||
+		{ ctf_diag_file "$dir/collector-$n.log"; ctf_bail "collector $n does not listen"; }
+	CTF_LAST_PID=$pid
+}
+
+# ------------------------------------------------------------------ workload
+
+# ctf_gen_udp N DPORT SPORT PKTS LEN: N IPv4 UDP flows client -> server of
+# PKTS packets of LEN payload bytes, sports from SPORT.  Sets CTF_GEN_T0 and
+# CTF_GEN_T1 (wall clock around the run) and returns 1, with a diagnostic,
+# unless the router created exactly N entries and the server saw every
+# packet: a shortfall found later is then the daemon's, not the workload's.
+ctf_gen_udp() {
+	local n=$1 dport=$2 sport=$3 pkts=$4 len=$5 nf0 udp0 out created got
+	nf0=$(ctf_newflows); udp0=$(ctf_srv_udp_pkts)
+	CTF_GEN_T0=$(ctf_now)
+	out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n "$n" -P "$pkts" -l "$len" \
+		-p "$dport" -S "$sport" 2>&1) || { ctf_diag "flowgen: $out"; return 1; }
+	CTF_GEN_T1=$(ctf_now)
+	created=$(($(ctf_newflows) - nf0)); got=$(($(ctf_srv_udp_pkts) - udp0))
+	[ "$created" = "$n" ] && [ "$got" = $((n * pkts)) ] && return 0
+	ctf_diag "router created $created entries (want $n), server got $got packets (want $((n * pkts)))"
+	return 1
+}
+
+# ------------------------------------------------------------------ results
+
+# ctf_json_lines FILE: lines (one a flow) in a JSON export; 0 while the
+# daemon has not created the file yet, so a poll can compare at once.
+ctf_json_lines() { [ -e "$1" ] && wc -l <"$1" || echo 0; }
+
+# ctf_last_stats LOG: ctflowd's newest statistics (or final) line in LOG;
+# the counters in it are cumulative, so the newest one says all.
+ctf_last_stats() { grep -E ' (statistics|final): ' "$1" | tail -1; }
+
+# ctf_stat_export LINE NAME FIELD: the counter FIELD of export NAME in a
+# statistics line; empty when the line does not carry it.
+ctf_stat_export() {
+	printf '%s\n' "$1" | grep -o "export $2: [^;]*" | sed -n "s/.*[:,] $3 \([0-9]*\).*/\1/p"
+}
+
+# ctf_wait_stat_export LOG NAME FIELD WANT MAX_S: wait until the counter of
+# export NAME in LOG's newest statistics line reaches WANT (the daemon logs
+# statistics every second, so this is how a test sees delivery progress);
+# 1 when MAX_S passed first.
+ctf_wait_stat_export() {
+	local i v
+	for ((i = 0; i < $5 * 5; i++)); do
+		v=$(ctf_stat_export "$(ctf_last_stats "$1")" "$2" "$3")
+		[ -n "$v" ] && [ "$v" -ge "$4" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# ctf_report_score: turn a scorer's output on stdin into TAP: "OK|what" is a
+# passed check, "NOTOK|what|detail..." a failed one with its details as
+# diagnostics, "#" lines pass through, anything else is shown as a scorer
+# diagnostic (so a scorer crash is not silent).
+ctf_report_score() {
+	local line f
+	while IFS= read -r line; do
+		case $line in
+		'#'*) printf '%s\n' "$line" ;;
+		OK\|*) ctf_ok "${line#OK|}" ;;
+		NOTOK\|*)
+			IFS='|' read -r -a f <<<"${line#NOTOK|}"
+			ctf_not_ok "${f[@]}" ;;
+		*) ctf_diag "scorer: $line" ;;
+		esac
+	done
+}
+
+# ctf_witness_exact FILE LO HI PKTS BYTES: "DISTINCT EXACT" over a ctlisten
+# record of UDP flows with dport LO..HI: how many distinct flows the kernel
+# reported, and how many of those had exactly PKTS packets and BYTES bytes
+# forward and nothing back.  What the kernel said is the yardstick: a loss
+# it shows is the harness's, not the daemon's.
+ctf_witness_exact() {
+	awk -v lo="$2" -v hi="$3" -v pk="$4" -v b="$5" '
+	$1 == 17 && $5 >= lo && $5 <= hi { k = $3 " " $5; if (k in seen) next; seen[k] = 1; n++
+		if ($6 == pk && $7 == b && $8 == 0 && $9 == 0) g++ }
+	END { printf "%d %d", n, g }' "$1"
+}
+
+# ctf_nfdump_flows NFDIR OUT: what nfcapd stored in NFDIR, one flow a
+# line in the field order ipfix_verify.py's --input nfdump reads; nfdump's
+# own complaints go to nfdump.err beside OUT, for the kept artefacts.
+ctf_nfdump_flows() {
+	nfdump -R "$1" -q -N -o "fmt:%pr %sa %sp %da %dp %ipkt %ibyt %opkt %obyt %ts %te" \
+		>"$2" 2>"$(dirname "$2")/nfdump.err"
+}
+
+# ctf_ipfix_verify VIEW FILE CLASS ARGS...: score FILE with ipfix_verify.py
+# (ARGS: --input, --expect, window ...), keep its verdict in FILE.verdict and
+# set CTF_V_SUM (the file= line) and CTF_V_CLS (the cls=CLASS line).  A
+# failed check and 1 when either is missing: nothing else can be judged.
+ctf_ipfix_verify() {
+	local view=$1 file=$2 class=$3 out; shift 3
+	out=$("$PYTHON" "$CTF_LIB_DIR/ipfix_verify.py" "$file" "$@" 2>&1)
+	echo "$out" >"$file.verdict"
+	CTF_V_SUM=$(printf '%s\n' "$out" | grep '^file=')
+	CTF_V_CLS=$(printf '%s\n' "$out" | grep "^cls=$class ")
+	if [ -z "$CTF_V_SUM" ] || [ -z "$CTF_V_CLS" ]; then
+		ctf_not_ok "$view: ipfix_verify.py scores the export" "$(printf '%s\n' "$out" | tail -5)"
+		return 1
+	fi
+}
+
+# ctf_verify_exact VIEW INPUT PKTS BYTES: after ctf_ipfix_verify, the checks
+# every exactly-once test makes: no repeated 5-tuple, exact counters and
+# times in the window, and for an IPFIX file also unique flowIds and a clean
+# decode (nfdump's text has neither, so those only apply to INPUT ipfix).
+ctf_verify_exact() {
+	local view=$1 input=$2 pkts=$3 bytes=$4 sum=$CTF_V_SUM cls=$CTF_V_CLS
+	ctf_is "$(ctf_kv duplicates "$cls")" 0 "$view: no flow exported twice (records repeating a 5-tuple)"
+	ctf_is "$(ctf_kv counters_wrong "$cls")/$(ctf_kv start_outside "$cls")/$(ctf_kv end_outside "$cls")/$(ctf_kv end_before_start "$cls")" 0/0/0/0 \
+		"$view: counters exact ($pkts pkts/$bytes bytes, reply 0/0), times in the run window (wrong counters/start outside/end outside/end before start)"
+	if [ "$input" = ipfix ]; then
+		ctf_is "$(ctf_kv flowid_dups "$sum")/$(ctf_kv flowid_missing "$sum")" 0/0 \
+			"$view: every record has a flowId no other record has (repeated/missing)"
+		ctf_is "$(ctf_kv parse_errors "$sum")/$(ctf_kv truncated "$sum")/$(ctf_kv data_sets_without_template "$sum")" 0/0/0 \
+			"$view: the file decodes cleanly, $(ctf_kv sessions "$sum") sessions (parse errors/truncated/data sets without template)"
+	fi
 }

@@ -43,7 +43,6 @@
 ctf_require_root
 ctf_require_cmd ipfixDump "$PYTHON" "$CTFLOWD"
 VERIFY=("$PYTHON" "$CTF_LIB_DIR/ipfix_verify.py")
-COLLECTOR=("$PYTHON" "$CTF_LIB_DIR/tcp_collector.py")
 export TZ=UTC
 
 PORT=4739
@@ -66,56 +65,7 @@ export CTF_LIB_DIR
 
 # ------------------------------------------------------------------ helpers
 
-start_collector() {   # N: tcp_collector.py in the router; pid in COLL_PID
-	local n=$1
-	ctf_spawn "$NS_RTR" "$DIR/collector-$n.log" "${COLLECTOR[@]}" --port $PORT \
-		--dir "$COLL_DIR" --ready "$DIR/collector-$n.ready"
-	COLL_PID=$CTF_LAST_PID
-	ctf_wait_file "$DIR/collector-$n.ready" 10 ||
-		{ ctf_diag_file "$DIR/collector-$n.log"; ctf_bail "collector $n does not listen"; }
-}
-
-# gen_udp N DPORT: N two-packet UDP flows; 1 unless the router created N
-# entries and the server got every packet
-gen_udp() {
-	local n=$1 dport=$2 nf0 udp0 out created pkts
-	nf0=$(ctf_newflows); udp0=$(ctf_srv_udp_pkts)
-	out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n "$n" -P $PKTS -l $LEN \
-		-p "$dport" -S $SPORT 2>&1) || { ctf_diag "flowgen: $out"; return 1; }
-	created=$(($(ctf_newflows) - nf0)); pkts=$(($(ctf_srv_udp_pkts) - udp0))
-	[ "$created" = "$n" ] && [ "$pkts" = $((n * PKTS)) ] && return 0
-	ctf_diag "router created $created entries (want $n), server got $pkts packets (want $((n * PKTS)))"
-	return 1
-}
-
-json_lines() { [ -e "$JSON" ] && wc -l <"$JSON" || echo 0; }
-last_stats() { grep -E ' (statistics|final): ' "$LOG" | tail -1; }
-stat_export() {   # LINE NAME FIELD
-	printf '%s\n' "$1" | grep -o "export $2: [^;]*" | sed -n "s/.*[:,] $3 \([0-9]*\).*/\1/p"
-}
 stat_dropped() { printf '%s\n' "$1" | sed -n 's/.*; spool dropped \([0-9]*\).*/\1/p'; }
-wait_stat_export() {   # NAME FIELD WANT MAX_S
-	local i v
-	for ((i = 0; i < $4 * 5; i++)); do
-		v=$(stat_export "$(last_stats)" "$1" "$2")
-		[ -n "$v" ] && [ "$v" -ge "$3" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
-report_score() {
-	local line f
-	while IFS= read -r line; do
-		case $line in
-		'#'*) printf '%s\n' "$line" ;;
-		OK\|*) ctf_ok "${line#OK|}" ;;
-		NOTOK\|*)
-			IFS='|' read -r -a f <<<"${line#NOTOK|}"
-			ctf_not_ok "${f[@]}" ;;
-		*) ctf_diag "scorer: $line" ;;
-		esac
-	done
-}
 
 # The scorer.  ipfix_verify.py only counts options records, so their values
 # are taken here from a decoder whose data sets also keep scoped records.
@@ -268,13 +218,13 @@ ctf_ok "ctflowd starts with spool_max = 1M and no collector listening"
 
 GEN_OK=0
 for ((b = 0; b < BATCHES; b++)); do
-	gen_udp $PER_BATCH $((DPORT0 + b)) && GEN_OK=$((GEN_OK + 1))
+	ctf_gen_udp $PER_BATCH $((DPORT0 + b)) $SPORT $PKTS $LEN && GEN_OK=$((GEN_OK + 1))
 	ctf_ct_flush
 	want=$(((b + 1) * PER_BATCH))
 	# the JSON export keeps up: the next batch starts once it has this one
-	for ((i = 0; i < 150; i++)); do [ "$(json_lines)" -ge $want ] && break; sleep 0.1; done
-	l=$(stat_export "$(last_stats)" tcp lost)
-	ctf_diag "batch $((b + 1)): json has $(json_lines) lines, tcp lost ${l:-? (no statistics line yet)}"
+	for ((i = 0; i < 150; i++)); do [ "$(ctf_json_lines "$JSON")" -ge $want ] && break; sleep 0.1; done
+	l=$(ctf_stat_export "$(ctf_last_stats "$LOG")" tcp lost)
+	ctf_diag "batch $((b + 1)): json has $(ctf_json_lines "$JSON") lines, tcp lost ${l:-? (no statistics line yet)}"
 done
 ctf_is "$GEN_OK" $BATCHES "every batch: the router created $PER_BATCH entries and the server got every packet"
 ctf_wait_idle "$CTFLOWD_PID" 1.5 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
@@ -284,11 +234,11 @@ if ctf_alive "$CTFLOWD_PID"; then
 else
 	ctf_not_ok "ctflowd keeps running with the journal full"; ctf_diag_file "$LOG" 30
 fi
-ctf_is "$(json_lines)" $N "the JSON export has $N lines while tcp is down"
+ctf_is "$(ctf_json_lines "$JSON")" $N "the JSON export has $N lines while tcp is down"
 
-st=$(last_stats)
-lost_tcp=$(stat_export "$st" tcp lost)
-lost_json=$(stat_export "$st" json lost)
+st=$(ctf_last_stats "$LOG")
+lost_tcp=$(ctf_stat_export "$st" tcp lost)
+lost_json=$(ctf_stat_export "$st" json lost)
 dropped=$(stat_dropped "$st")
 ctf_diag "statistics: $(printf '%s\n' "$st" | grep -o 'export tcp: [^;]*')" \
 	"statistics: $(printf '%s\n' "$st" | grep -o 'export json: [^;]*'); spool dropped $dropped"
@@ -314,12 +264,12 @@ fi
 
 # --- the collector starts: what the journal still holds goes out
 DELIVER_WANT=$((N - ${lost_tcp:-0}))
-start_collector 1
+ctf_start_tcp_collector "$DIR" "$COLL_DIR" $PORT 1; COLL_PID=$CTF_LAST_PID
 T_UP=$(ctf_now)
-if wait_stat_export tcp records $DELIVER_WANT 60; then
+if ctf_wait_stat_export "$LOG" tcp records $DELIVER_WANT 60; then
 	ctf_ok "once the collector listens, ctflowd delivers ($(ctf_elapsed "$T_UP") s)"
 else
-	ctf_not_ok "once the collector listens, ctflowd delivers" "last statistics: $(last_stats)"
+	ctf_not_ok "once the collector listens, ctflowd delivers" "last statistics: $(ctf_last_stats "$LOG")"
 fi
 ctf_wait_idle "$CTFLOWD_PID" 1.5 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
 ctf_stop "$CTFLOWD_PID" 20
@@ -357,8 +307,8 @@ done
 specs=()
 for ((b = 0; b < BATCHES; b++)); do specs+=("$((DPORT0 + b)):$SPORT:$PER_BATCH"); done
 "$PYTHON" "$SCORE" "$COLL_DIR" "$JSON" $CLI_IP $SRV_IP $PKTS $UDP_FWD_BYTES $DOMAIN $N \
-	"${lost_tcp:-0}" "$(stat_export "$final" tcp records)" "${specs[@]}" >"$DIR/score.txt" 2>&1
-report_score <"$DIR/score.txt"
+	"${lost_tcp:-0}" "$(ctf_stat_export "$final" tcp records)" "${specs[@]}" >"$DIR/score.txt" 2>&1
+ctf_report_score <"$DIR/score.txt"
 
 ctf_diag "total $(ctf_elapsed "$T_BEGIN") s"
 ctf_done

@@ -32,7 +32,6 @@
 ctf_require_root
 ctf_require_cmd ipfixDump "$PYTHON" "$CTFLOWD"
 VERIFY=("$PYTHON" "$CTF_LIB_DIR/ipfix_verify.py")
-COLLECTOR=("$PYTHON" "$CTF_LIB_DIR/tcp_collector.py")
 export TZ=UTC   # ipfixDump prints local time; the scorer reads UTC
 
 PORT=4739
@@ -52,61 +51,6 @@ CONF=$DIR/ctflowd.conf LOG=$DIR/ctflowd.log JSON=$DIR/flows.json
 
 # ------------------------------------------------------------------ helpers
 
-# ctflowd runs as a supervisor with a forked worker that does the work, so
-# "idle" and "CPU used" must cover the whole process tree: lib.sh's
-# ctf_wait_idle and ctf_cpu_ticks look at one pid only.
-tree_pids() {   # PID: PID and all its descendants
-	local p=$1 c
-	echo "$p"
-	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
-}
-tree_ticks() {   # PID: utime+stime of PID and its descendants, in clock ticks
-	local p s=0 t
-	for p in $(tree_pids "$1"); do t=$(ctf_cpu_ticks "$p"); s=$((s + ${t:-0})); done
-	echo $s
-}
-# wait_idle_tree PID [QUIET_S] [MAX_S]: ctf_wait_idle over the process tree
-wait_idle_tree() {
-	local pid=$1 quiet=${2:-1.5} max=${3:-120} t0 last=-1 since cur now
-	t0=$(ctf_now); since=$t0
-	while :; do
-		ctf_alive "$pid" || return 1
-		cur=$(tree_pids "$pid" | tr '\n' ' ')/$(tree_ticks "$pid")
-		now=$(ctf_now)
-		if [ "$cur" != "$last" ]; then last=$cur; since=$now; fi
-		awk -v n="$now" -v s="$since" -v q="$quiet" 'BEGIN { exit !(n - s >= q) }' && return 0
-		awk -v n="$now" -v s="$t0" -v m="$max" 'BEGIN { exit !(n - s >= m) }' && return 1
-		sleep 0.1
-	done
-}
-
-# start_collector N: tcp_collector.py in the router, log collector-N.log;
-# pid in COLL_PID.  Bails out when it does not listen within 10 s.
-start_collector() {
-	local n=$1
-	ctf_spawn "$NS_RTR" "$DIR/collector-$n.log" "${COLLECTOR[@]}" --port $PORT \
-		--dir "$COLL_DIR" --ready "$DIR/collector-$n.ready"
-	COLL_PID=$CTF_LAST_PID
-	ctf_wait_file "$DIR/collector-$n.ready" 10 ||
-		{ ctf_diag_file "$DIR/collector-$n.log"; ctf_bail "collector $n does not listen"; }
-}
-
-# gen_udp N DPORT: N two-packet IPv4 UDP flows client -> server, sports from
-# $SPORT.  Sets G_T0/G_T1 and returns 1 (with a diagnostic) unless the router
-# created exactly N entries and the server saw every packet.
-gen_udp() {
-	local n=$1 dport=$2 nf0 udp0 out created pkts
-	nf0=$(ctf_newflows); udp0=$(ctf_srv_udp_pkts)
-	G_T0=$(ctf_now)
-	out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n "$n" -P $PKTS -l $LEN \
-		-p "$dport" -S $SPORT 2>&1) || { ctf_diag "flowgen: $out"; return 1; }
-	G_T1=$(ctf_now)
-	created=$(($(ctf_newflows) - nf0)); pkts=$(($(ctf_srv_udp_pkts) - udp0))
-	[ "$created" = "$n" ] && [ "$pkts" = $((n * PKTS)) ] && return 0
-	ctf_diag "router created $created entries (want $n), server got $pkts packets (want $((n * PKTS)))"
-	return 1
-}
-
 # wait_arrived WANT_A WANT_B MAX_S: wait until the collector's files hold at
 # least that many distinct flows of each phase.  Leaves the counts in
 # ARRIVED ("A B").
@@ -119,8 +63,6 @@ wait_arrived() {
 	done
 	return 1
 }
-
-json_lines() { [ -e "$JSON" ] && wc -l <"$JSON" || echo 0; }
 
 # The scorer: reads every connection file with ipfix_verify.py's decoder
 # and, as a second opinion, the text ipfixDump printed for it, and the JSON
@@ -339,24 +281,9 @@ res(not mism and not absent,
 PY
 export CTF_LIB_DIR
 
-# report_score: turn the scorer's lines into TAP lines
-report_score() {
-	local line f
-	while IFS= read -r line; do
-		case $line in
-		'#'*) printf '%s\n' "$line" ;;
-		OK\|*) ctf_ok "${line#OK|}" ;;
-		NOTOK\|*)
-			IFS='|' read -r -a f <<<"${line#NOTOK|}"
-			ctf_not_ok "${f[@]}" ;;
-		*) ctf_diag "scorer: $line" ;;
-		esac
-	done
-}
-
 # ------------------------------------------------------------------ run
 
-start_collector 1
+ctf_start_tcp_collector "$DIR" "$COLL_DIR" $PORT 1; COLL_PID=$CTF_LAST_PID
 ctf_ctflowd_conf "$CONF"
 cat >>"$CONF" <<EOF
 
@@ -380,11 +307,11 @@ for ((i = 0; i < 50; i++)); do grep -q 'conn 1 opened' "$DIR/collector-1.log" &&
 ctf_check "ctflowd connects to the collector at start" grep -q 'conn 1 opened' "$DIR/collector-1.log"
 
 # --- phase A: collector up
-gen_udp $N_A $A_DPORT; ok=$?
-A_T0=$G_T0 A_T1=$G_T1
+ctf_gen_udp $N_A $A_DPORT $SPORT $PKTS $LEN; ok=$?
+A_T0=$CTF_GEN_T0 A_T1=$CTF_GEN_T1
 ctf_check "phase A: router created $N_A entries, every packet reached the server" [ $ok = 0 ]
 ctf_ct_flush
-wait_idle_tree "$CTFLOWD_PID" 1.5 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
+ctf_wait_idle "$CTFLOWD_PID" 1.5 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
 if wait_arrived $N_A 0 20; then
 	ctf_ok "phase A: all $N_A flows reached the collector"
 else
@@ -396,14 +323,14 @@ LOG_MARK=$(wc -l <"$LOG")
 ctf_stop "$COLL_PID" 5
 ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "collector stops on SIGTERM (exit status/killed)"
 T_DOWN=$(ctf_now)
-TICKS_DOWN=$(tree_ticks "$CTFLOWD_PID")
-gen_udp $N_B $B_DPORT; ok=$?
-B_T0=$G_T0 B_T1=$G_T1
+TICKS_DOWN=$(ctf_cpu_ticks "$CTFLOWD_PID")
+ctf_gen_udp $N_B $B_DPORT $SPORT $PKTS $LEN; ok=$?
+B_T0=$CTF_GEN_T0 B_T1=$CTF_GEN_T1
 ctf_check "phase B: router created $N_B entries, every packet reached the server" [ $ok = 0 ]
 ctf_ct_flush
 # the JSON export is unaffected by the TCP outage: it shows the events were read
-for ((i = 0; i < 100; i++)); do [ "$(json_lines)" -ge $((N_A + N_B)) ] && break; sleep 0.1; done
-ctf_is "$(json_lines)" $((N_A + N_B)) "during the outage the JSON export still gets phase B ($((N_A + N_B)) lines)"
+for ((i = 0; i < 100; i++)); do [ "$(ctf_json_lines "$JSON")" -ge $((N_A + N_B)) ] && break; sleep 0.1; done
+ctf_is "$(ctf_json_lines "$JSON")" $((N_A + N_B)) "during the outage the JSON export still gets phase B ($((N_A + N_B)) lines)"
 # let ctflowd retry for a while with nobody listening
 while awk -v a="$T_DOWN" -v b="$(ctf_now)" -v s=$OUTAGE_S 'BEGIN { exit !(b - a < s) }'; do sleep 0.2; done
 if ctf_alive "$CTFLOWD_PID"; then
@@ -411,7 +338,7 @@ if ctf_alive "$CTFLOWD_PID"; then
 else
 	ctf_not_ok "ctflowd keeps running while the collector is away"; ctf_diag_file "$LOG" 30
 fi
-ticks=$(($(tree_ticks "$CTFLOWD_PID") - TICKS_DOWN))
+ticks=$(($(ctf_cpu_ticks "$CTFLOWD_PID") - TICKS_DOWN))
 ctf_check "no busy retry loop: $(ctf_ticks_to_s $ticks) s CPU during the $(ctf_elapsed "$T_DOWN") s outage (< 1 s)" \
 	[ "$ticks" -lt "$CTF_HZ" ]
 # What the log said about the destination while it was away: one line that
@@ -429,7 +356,7 @@ else
 fi
 
 # --- back: the collector restarts; ctflowd reconnects and sends what it held
-start_collector 2
+ctf_start_tcp_collector "$DIR" "$COLL_DIR" $PORT 2; COLL_PID=$CTF_LAST_PID
 T_UP=$(ctf_now)
 for ((i = 0; i < 50; i++)); do grep -q ' opened from ' "$DIR/collector-2.log" && break; sleep 0.1; done
 if grep -q ' opened from ' "$DIR/collector-2.log"; then
@@ -441,7 +368,7 @@ if grep -q ' opened from ' "$DIR/collector-2.log"; then
 else
 	ctf_not_ok "ctflowd reconnects after the collector is back" "no connection within 5 s"
 fi
-wait_idle_tree "$CTFLOWD_PID" 1.5 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
+ctf_wait_idle "$CTFLOWD_PID" 1.5 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
 wait_arrived $N_A $N_B 10 || ctf_diag "after reconnecting, the collector holds (A B) $ARRIVED distinct flows, want $N_A $N_B"
 
 # --- stop
@@ -519,7 +446,7 @@ ctf_is "${delivered:-?}" "$STORED" "records ctflowd counts as delivered over TCP
 "$PYTHON" "$SCORE" score "$COLL_DIR" "$JSON" $CLI_IP $SRV_IP $PKTS $UDP_FWD_BYTES "$WINDOW" \
 	"A:$A_DPORT:$SPORT:$N_A:$A_T0:$A_T1" "B:$B_DPORT:$SPORT:$N_B:$B_T0:$B_T1" \
 	>"$DIR/score.txt" 2>&1
-report_score <"$DIR/score.txt"
+ctf_report_score <"$DIR/score.txt"
 
 ctf_diag "total $(ctf_elapsed "$T_BEGIN") s"
 ctf_done
