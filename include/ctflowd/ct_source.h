@@ -102,9 +102,6 @@ gboolean ct_source_resync(ct_source *src, GError **error);
  */
 gboolean ct_source_held_back(ct_source *src, guint64 *count, GError **error);
 
-/** ct_source_set_reliable: switches NETLINK_BROADCAST_ERROR on or off. */
-gboolean ct_source_set_reliable(ct_source *src, gboolean on, GError **error);
-
 /** ct_source_get_stats: the counters (same thread). */
 const struct ct_source_stats *ct_source_get_stats(const ct_source *src);
 

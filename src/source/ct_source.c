@@ -20,7 +20,6 @@
 
 #include "ctflowd/error.h"
 #include "ctflowd/ct_parse.h"
-#include "ctflowd/ct_socket.h"
 #include "ctflowd/ct_source.h"
 
 #ifndef SOL_NETLINK
@@ -184,14 +183,6 @@ fail:
 int ct_source_fd(const ct_source *src)
 {
 	return src->fd;
-}
-
-gboolean ct_source_set_reliable(ct_source *src, gboolean on, GError **error)
-{
-	if (!ct_socket_set_reliable(src->fd, on, error))
-		return FALSE;
-	src->opts.reliable = on;
-	return TRUE;
 }
 
 static void note_malformed(ct_source *src, const struct nlmsghdr *nlh, const char *why)
