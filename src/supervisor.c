@@ -196,8 +196,8 @@ void supervisor_worker_ready(void)
 	kill(getppid(), SIGUSR2);
 }
 
-void supervisor_worker_alive(void)
+void supervisor_worker_alive(gint64 now_us)
 {
 	if (worker_alive)
-		__atomic_store_n(worker_alive, g_get_monotonic_time(), __ATOMIC_RELAXED);
+		__atomic_store_n(worker_alive, now_us, __ATOMIC_RELAXED);
 }

@@ -17,7 +17,7 @@
 typedef struct ct_source ct_source;
 
 struct ct_source_options {
-	guint64 receive_buffer;     /* bytes; large buffers are drained with pauses */
+	guint64 receive_buffer;     /* bytes asked for; the granted size sizes read coalescing */
 	gboolean reliable;          /* whether NETLINK_BROADCAST_ERROR is on */
 	gboolean subscribe_new;     /* NEW events are expected too */
 	guint resync_delay_ms;      /* quiet time after the last overrun before the dump */
@@ -63,9 +63,12 @@ int ct_source_fd(const ct_source *src);
 /**
  * ct_source_drain:
  * Reads what is queued (at most a bounded amount per call, so the loop stays
- * responsive) and delivers it.  Returns FALSE only on a fatal socket error.
+ * responsive) and delivers it.  @now_us is the caller's reading of
+ * g_get_monotonic_time() for this wake-up: a burst wakes the reader tens of
+ * thousands of times a second, and one clock reading each is enough.
+ * Returns FALSE only on a fatal socket error.
  */
-gboolean ct_source_drain(ct_source *src, GError **error);
+gboolean ct_source_drain(ct_source *src, gint64 now_us, GError **error);
 
 /**
  * ct_source_landed_due_us:
@@ -73,7 +76,7 @@ gboolean ct_source_drain(ct_source *src, GError **error);
  * batch.  Microseconds until the waiting ones are due (0: now), or -1 if
  * none wait; the reader calls ct_source_deliver_landed() by then.
  */
-gint64 ct_source_landed_due_us(const ct_source *src);
+gint64 ct_source_landed_due_us(const ct_source *src, gint64 now_us);
 
 /** ct_source_deliver_landed: hands on the events waiting in the landing zone now. */
 void ct_source_deliver_landed(ct_source *src);

@@ -29,19 +29,20 @@ typedef struct spool spool;
 /* When a durable spool waits for the disk (fdatasync). */
 enum spool_sync {
 	SPOOL_SYNC_NONE,    /* never: what was written survives the process, not a power loss */
-	SPOOL_SYNC_BATCH,   /* group commit: records synced within 100 ms of being
-			     * written (see spool_sync_pending()), positions at
-			     * most every 100 ms */
+	SPOOL_SYNC_BATCH,   /* group commit: every 100 ms what was written since
+			     * goes to the journal's sync thread (see
+			     * spool_sync_pending()), positions at most every 100 ms */
 	SPOOL_SYNC_RECORD,  /* after every record written, and per spool_confirm() */
 };
 
 /**
  * spool_sync_pending:
  * (appender) With SPOOL_SYNC_BATCH, syncs records written since the last
- * group commit if it is due.  Returns microseconds until the next one is
- * due, or -1 when nothing waits; the appender calls it again by then.
+ * group commit if it is due at @now_us (g_get_monotonic_time()).  Returns
+ * microseconds until the next one is due, or -1 when nothing waits; the
+ * appender calls it again by then, and after every append.
  */
-gint64 spool_sync_pending(spool *s);
+gint64 spool_sync_pending(spool *s, gint64 now_us);
 
 /** spool_new: a spool in memory only holding at most @max_bytes of records (>= one chunk). */
 spool *spool_new(guint64 max_bytes);

@@ -45,7 +45,8 @@ void supervisor_worker_ready(void);
 
 /**
  * supervisor_worker_alive:
- * Called by the worker whenever it drained the socket: a store to memory
- * shared with the supervisor, whose tick sees when the worker last read.
+ * Called by the worker whenever it drained the socket, with the monotonic
+ * time of that wake-up: a store to memory shared with the supervisor, whose
+ * tick sees when the worker last read.
  */
-void supervisor_worker_alive(void);
+void supervisor_worker_alive(gint64 now_us);

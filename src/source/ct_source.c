@@ -2,8 +2,10 @@
  * ct_source.c - drains conntrack events from a ctnetlink socket.
  *
  * Every conntrack event is its own datagram, so the cost per event is set by
- * system calls: recvmmsg() takes up to a batch per call, and a drain keeps
- * calling until the socket is empty (bounded, to keep the loop responsive).
+ * system calls and wake-ups: recvmmsg() takes up to a batch per call, a
+ * drain keeps calling until the socket is empty (bounded, to keep the loop
+ * responsive), and in a burst the reader sleeps between drains so that each
+ * wake-up finds many events (coalesce.h).
  */
 #include <errno.h>
 #include <libmnl/libmnl.h>
@@ -18,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctflowd/coalesce.h"
 #include "ctflowd/error.h"
 #include "ctflowd/ct_parse.h"
 #include "ctflowd/ct_source.h"
@@ -31,7 +34,6 @@
 #define DRAIN_MAX_CALLS 16       /* per drain: about 4096 events */
 #define LANDING_BATCH 192        /* hand on once this many events landed */
 #define LANDING_HOLD_US 5000     /* or once the first has waited this long */
-#define DRAIN_BURST 256          /* a drain this large means a burst is on */
 #define DUMP_BUFFER 32768
 #define DUMP_ATTEMPTS 4
 #define DUMP_TIMEOUT_MS 5000
@@ -50,6 +52,7 @@ struct ct_source {
 	guint used;                      /* slots holding events not yet handed on */
 	size_t pending;                  /* records parsed from them */
 	gint64 landed_us;                /* when the first of them arrived */
+	struct coalesce coalesce;        /* pauses between drains in a burst */
 	gboolean slots_mapped;
 	struct mmsghdr msgs[RECV_BATCH];
 	struct iovec iov[RECV_BATCH];
@@ -119,6 +122,7 @@ static void clear_slots(ct_source *src, guint n)
 }
 
 static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_t *n);
+static void coalesce_setup(ct_source *src);
 
 /* Events a previous worker took off the socket but had not journaled. */
 static void recover_landing_zone(ct_source *src)
@@ -136,8 +140,12 @@ static void recover_landing_zone(ct_source *src)
 		else
 			src->stats.malformed++;
 	}
-	if (!found)
+	if (!found) {
+		/* writing every slot now takes the page faults here, not in
+		 * the first burst */
+		clear_slots(src, RECV_BATCH);
 		return;
+	}
 	g_message("recovered %u conntrack events a previous worker had received but not "
 		  "yet journaled",
 		  found);
@@ -157,6 +165,7 @@ ct_source *ct_source_new(int events_fd, const char *landing_path,
 	src->deliver = fn;
 	src->user = user;
 	src->opts = *opts;
+	coalesce_setup(src);
 
 	if (!(src->dump = open_socket(0, error)))
 		goto fail;
@@ -271,8 +280,6 @@ static void note_overrun(ct_source *src)
 		src->resync_pending = TRUE;
 }
 
-/* Reads until the socket is empty or DRAIN_MAX_CALLS batches were taken;
- * *taken counts the datagrams. */
 /* Hands on what the landing zone holds, then frees its slots. */
 static void deliver_landed(ct_source *src)
 {
@@ -289,15 +296,15 @@ static void deliver_landed(ct_source *src)
  * which with a small receive buffer comes every two or three events.  The
  * zone is a file, so holding them there costs no safety.
  */
-static gboolean landing_due(const ct_source *src)
+static gboolean landing_due(const ct_source *src, gint64 now_us)
 {
 	return src->used >= LANDING_BATCH ||
-	       (src->used && g_get_monotonic_time() - src->landed_us >= LANDING_HOLD_US);
+	       (src->used && now_us - src->landed_us >= LANDING_HOLD_US);
 }
 
 /* Reads until the socket is empty or DRAIN_MAX_CALLS batches were taken;
  * *taken counts the datagrams. */
-static gboolean drain_once(ct_source *src, guint *taken, GError **error)
+static gboolean drain_once(ct_source *src, gint64 now_us, guint *taken, GError **error)
 {
 	int fd = ct_source_fd(src);
 
@@ -323,7 +330,7 @@ static gboolean drain_once(ct_source *src, guint *taken, GError **error)
 			return FALSE;
 		}
 		if (got > 0 && src->used == 0)
-			src->landed_us = g_get_monotonic_time();
+			src->landed_us = now_us;
 		*taken += (guint)got;
 		for (guint i = src->used; i < src->used + (guint)got; i++) {
 			if (src->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -337,16 +344,16 @@ static gboolean drain_once(ct_source *src, guint *taken, GError **error)
 		if ((guint)got < room)
 			break;
 	}
-	if (landing_due(src))
+	if (landing_due(src, now_us))
 		deliver_landed(src);
 	return TRUE;
 }
 
-gint64 ct_source_landed_due_us(const ct_source *src)
+gint64 ct_source_landed_due_us(const ct_source *src, gint64 now_us)
 {
 	if (!src->used)
 		return -1;
-	return MAX(src->landed_us + LANDING_HOLD_US - g_get_monotonic_time(), 0);
+	return MAX(src->landed_us + LANDING_HOLD_US - now_us, 0);
 }
 
 void ct_source_deliver_landed(ct_source *src)
@@ -354,33 +361,40 @@ void ct_source_deliver_landed(ct_source *src)
 	deliver_landed(src);
 }
 
-/*
- * In a burst, waking up for every few events costs more than the events
- * themselves.  With a buffer large enough to hold what arrives meanwhile, a
- * short pause between drains lets each read take thousands at once.  With a
- * small buffer the pause would overflow it and make the kernel park and
- * resend, so small buffers are drained straight away.
- */
-static guint drain_pause_us(const ct_source *src)
+#define DRAIN_SLICE_US 20000     /* a drain returns to the loop at least this often */
+
+static void coalesce_setup(ct_source *src)
 {
-	if (src->opts.receive_buffer >= 4u << 20)
-		return 5000;
-	if (src->opts.receive_buffer >= 1u << 20)
-		return 1000;
-	return 0;
+	int rcvbuf = 0;
+	socklen_t len = sizeof(rcvbuf);
+
+	/* the buffer really granted: a socket handed over may differ from
+	 * the configuration */
+	if (getsockopt(src->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) < 0 || rcvbuf <= 0)
+		coalesce_init(&src->coalesce, src->opts.receive_buffer * 2);
+	else
+		coalesce_init(&src->coalesce, (guint64)rcvbuf);
 }
 
-gboolean ct_source_drain(ct_source *src, GError **error)
+gboolean ct_source_drain(ct_source *src, gint64 now_us, GError **error)
 {
-	guint pause = drain_pause_us(src);
-	guint taken;
+	/* a burst that never ends must not starve the loop's deadlines (group
+	 * commit, heartbeat, stop); the burst's state carries over */
+	const gint64 until = now_us + DRAIN_SLICE_US;
 
 	for (;;) {
-		if (!drain_once(src, &taken, error))
+		guint taken;
+		guint64 overruns = src->stats.overruns;
+		if (!drain_once(src, now_us, &taken, error))
 			return FALSE;
-		if (!pause || taken < DRAIN_BURST)
+		guint pause = coalesce_pause(&src->coalesce, taken, src->stats.overruns != overruns,
+					     now_us);
+		if (!pause || now_us + pause >= until)
 			return TRUE;
-		g_usleep(pause);
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)pause * 1000 };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		now_us = g_get_monotonic_time();
 	}
 }
 

@@ -41,9 +41,29 @@ struct journal {
 	struct segment *tail;      /* takes appends; NULL until one is created */
 	guint64 end;               /* after recovery */
 	guint8 *buf;               /* appender's gather buffer, WRITE_FRAMES frames */
-	gint64 synced_us;          /* SPOOL_SYNC_BATCH: last fdatasync of the tail */
-	gboolean dirty;            /* SPOOL_SYNC_BATCH: written since */
+	gint64 committed_us;       /* SPOOL_SYNC_BATCH: last group commit handed on */
+	gboolean dirty;            /* SPOOL_SYNC_BATCH: the tail was written since */
+	struct syncer *syncer;     /* SPOOL_SYNC_BATCH: started by the first commit */
 };
+
+/*
+ * SPOOL_SYNC_BATCH: the appender never waits for the disk.  At each group
+ * commit it hands the segment written since the last one to this thread,
+ * which syncs it.  An fdatasync takes milliseconds; on the thread that
+ * drains netlink each one let the receive buffer overflow, and the kernel
+ * park and resend hundreds of events.
+ */
+struct syncer {
+	GThread *thread;
+	GMutex lock;
+	GCond cond;
+	GPtrArray *queue;          /* struct segment *, a reference each, not started */
+	gboolean busy;             /* one is being synced */
+	gboolean stop;
+	char *dir;
+};
+
+static void syncer_free(struct syncer *sy);
 
 char *journal_segment_name(guint64 first)
 {
@@ -535,6 +555,7 @@ void journal_free(journal *j)
 {
 	if (!j)
 		return;
+	syncer_free(j->syncer);
 	for (guint i = 0; i < j->segments->len; i++)
 		segment_unref(g_ptr_array_index(j->segments, i));
 	g_ptr_array_free(j->segments, TRUE);
@@ -641,6 +662,8 @@ guint64 journal_tail_room(journal *j)
 
 void journal_push(journal *j, struct segment *seg)
 {
+	/* what the old tail got since the last commit is synced with it */
+	journal_commit(j, g_get_monotonic_time());
 	if (j->tail)
 		j->tail->sealed = TRUE;
 	g_ptr_array_add(j->segments, seg);
@@ -707,8 +730,90 @@ static void build_frames(guint8 *out, guint64 pos, const struct flow_record *rec
 	}
 }
 
+static gpointer syncer_thread(gpointer data)
+{
+	struct syncer *sy = data;
+
+	g_mutex_lock(&sy->lock);
+	for (;;) {
+		while (!sy->queue->len && !sy->stop)
+			g_cond_wait(&sy->cond, &sy->lock);
+		if (!sy->queue->len)
+			break;
+		struct segment *seg = g_ptr_array_steal_index(sy->queue, 0);
+		sy->busy = TRUE;
+		g_mutex_unlock(&sy->lock);
+		if (fdatasync(seg->fd) < 0)
+			g_warning("spool: cannot sync %s/%s: %s (the records are written; a power "
+				  "loss may take them)",
+				  sy->dir, seg->name, g_strerror(errno));
+		segment_unref(seg);
+		g_mutex_lock(&sy->lock);
+		sy->busy = FALSE;
+		g_cond_broadcast(&sy->cond);
+	}
+	g_mutex_unlock(&sy->lock);
+	return NULL;
+}
+
+/* Waits until every segment handed on is synced. */
+static void syncer_wait(struct syncer *sy)
+{
+	g_mutex_lock(&sy->lock);
+	while (sy->queue->len || sy->busy)
+		g_cond_wait(&sy->cond, &sy->lock);
+	g_mutex_unlock(&sy->lock);
+}
+
+static void syncer_free(struct syncer *sy)
+{
+	if (!sy)
+		return;
+	g_mutex_lock(&sy->lock);
+	sy->stop = TRUE;
+	g_cond_broadcast(&sy->cond);
+	g_mutex_unlock(&sy->lock);
+	g_thread_join(sy->thread);
+	g_ptr_array_free(sy->queue, TRUE);
+	g_mutex_clear(&sy->lock);
+	g_cond_clear(&sy->cond);
+	g_free(sy->dir);
+	g_free(sy);
+}
+
+void journal_commit(journal *j, gint64 now_us)
+{
+	if (!j->dirty || !j->tail)
+		return;
+	if (!j->syncer) {
+		struct syncer *sy = g_new0(struct syncer, 1);
+		g_mutex_init(&sy->lock);
+		g_cond_init(&sy->cond);
+		sy->queue = g_ptr_array_new();
+		sy->dir = g_strdup(j->dir);
+		sy->thread = g_thread_new("journal-sync", syncer_thread, sy);
+		j->syncer = sy;
+	}
+	struct syncer *sy = j->syncer;
+	g_mutex_lock(&sy->lock);
+	/* a request not yet started covers what was written since it was made */
+	gboolean queued = FALSE;
+	for (guint i = 0; i < sy->queue->len; i++)
+		queued |= g_ptr_array_index(sy->queue, i) == j->tail;
+	if (!queued) {
+		segment_ref(j->tail);
+		g_ptr_array_add(sy->queue, j->tail);
+		g_cond_signal(&sy->cond);
+	}
+	g_mutex_unlock(&sy->lock);
+	j->dirty = FALSE;
+	j->committed_us = now_us;
+}
+
 gboolean journal_sync(journal *j, GError **error)
 {
+	if (j->syncer)
+		syncer_wait(j->syncer);
 	if (!j->dirty || !j->tail)
 		return TRUE;
 	if (fdatasync(j->tail->fd) < 0) {
@@ -716,15 +821,15 @@ gboolean journal_sync(journal *j, GError **error)
 		return FALSE;
 	}
 	j->dirty = FALSE;
-	j->synced_us = g_get_monotonic_time();
+	j->committed_us = g_get_monotonic_time();
 	return TRUE;
 }
 
-gint64 journal_sync_due_us(const journal *j)
+gint64 journal_sync_due_us(const journal *j, gint64 now_us)
 {
 	if (!j->dirty)
 		return -1;
-	return MAX(j->synced_us + JOURNAL_GROUP_COMMIT_US - g_get_monotonic_time(), 0);
+	return MAX(j->committed_us + JOURNAL_GROUP_COMMIT_US - now_us, 0);
 }
 
 gboolean journal_write(journal *j, guint64 pos, const struct flow_record *records, size_t n,
@@ -759,15 +864,9 @@ gboolean journal_write(journal *j, guint64 pos, const struct flow_record *record
 		off += (off_t)bytes;
 		done += take;
 	}
-	if (j->sync == SPOOL_SYNC_BATCH) {
+	/* the group commit is the appender's, through spool_sync_pending() */
+	if (j->sync == SPOOL_SYNC_BATCH)
 		j->dirty = TRUE;
-		g_autoptr(GError) sync_error = NULL;
-		/* the records are written; a failed sync weakens only what a
-		 * power loss would keep, and is said so */
-		if (g_get_monotonic_time() - j->synced_us >= JOURNAL_GROUP_COMMIT_US &&
-		    !journal_sync(j, &sync_error))
-			g_warning("%s", sync_error->message);
-	}
 	return TRUE;
 fail:;
 	int e = errno;

@@ -144,11 +144,26 @@ void journal_push(journal *j, struct segment *seg);
  * they were written (group commit; a power loss can take at most this much). */
 #define JOURNAL_GROUP_COMMIT_US (100 * 1000)
 
-/** journal_sync: (appender) fdatasync of what was written since the last one. */
+/**
+ * journal_commit:
+ * (appender) SPOOL_SYNC_BATCH: hands what was written since the last commit
+ * to the journal's sync thread and returns at once; @now_us (monotonic)
+ * starts the next group-commit interval.
+ */
+void journal_commit(journal *j, gint64 now_us);
+
+/**
+ * journal_sync:
+ * (appender) Returns once everything written is on disk: waits for the
+ * commits handed on, then syncs the rest.
+ */
 gboolean journal_sync(journal *j, GError **error);
 
-/** journal_sync_due_us: microseconds until a pending group commit is due (0: now), -1: none. */
-gint64 journal_sync_due_us(const journal *j);
+/**
+ * journal_sync_due_us: microseconds from @now_us (monotonic) until a pending
+ * group commit is due (0: now), -1: none.
+ */
+gint64 journal_sync_due_us(const journal *j, gint64 now_us);
 
 /** journal_publish: (lock) @n records journal_write() wrote are now held. */
 void journal_publish(journal *j, guint64 n);

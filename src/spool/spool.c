@@ -744,17 +744,15 @@ void spool_recent(spool *s, size_t max, void (*fn)(const struct flow_record *r, 
 	g_mutex_unlock(&s->lock);
 }
 
-gint64 spool_sync_pending(spool *s)
+gint64 spool_sync_pending(spool *s, gint64 now_us)
 {
 	if (!s->journal)
 		return -1;
-	gint64 due = journal_sync_due_us(s->journal);
+	gint64 due = journal_sync_due_us(s->journal, now_us);
 	if (due != 0)
 		return due;
-	g_autoptr(GError) error = NULL;
-	if (!journal_sync(s->journal, &error))
-		g_warning("%s", error->message);
-	return journal_sync_due_us(s->journal);
+	journal_commit(s->journal, now_us);
+	return journal_sync_due_us(s->journal, now_us);
 }
 
 void spool_close(spool *s)

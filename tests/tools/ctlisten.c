@@ -46,15 +46,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "ctflowd/coalesce.h"
 
 /* -M: the same constants as ctflowd's src/source/ct_source.c */
 #define BATCH 256            /* datagrams per recvmmsg() */
 #define BATCH_SLOT 8192      /* bytes per datagram slot */
 #define DRAIN_MAX_CALLS 16   /* recvmmsg() calls per drain */
-#define DRAIN_BURST 256      /* a drain this large means a burst is on */
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
@@ -312,18 +314,6 @@ static void batch_init(void)
 	}
 }
 
-/* ctflowd pauses between drains only with a buffer large enough to hold
- * what arrives meanwhile; with a small one the pause would overflow it and
- * make the kernel park and resend.  @rcvbuf is the size asked for. */
-static unsigned int drain_pause_us(long rcvbuf)
-{
-	if (rcvbuf >= 4L << 20)
-		return 5000;
-	if (rcvbuf >= 1L << 20)
-		return 1000;
-	return 0;
-}
-
 /* One drain as ctflowd does it: recvmmsg() of up to BATCH datagrams until
  * the socket is empty (a short batch or EAGAIN), at most DRAIN_MAX_CALLS
  * calls.  Returns the datagrams taken. */
@@ -358,18 +348,24 @@ static long drain_once(int fd, struct counts *n, FILE *out)
 	return taken;
 }
 
-/* -M: drains until one comes back short of a burst, pausing between drains
- * when the buffer allows it; then back to poll().  Returns 1 when it saw
+/* -M: drains, sleeping between drains for as long as ctflowd's read
+ * coalescing says (src/source/coalesce.c, the same code), until a drain
+ * comes back short of a burst; then back to poll().  Returns 1 when it saw
  * anything. */
-static int drain_batched(int fd, long rcvbuf, struct counts *n, FILE *out)
+static int drain_batched(int fd, struct coalesce *co, struct counts *n, FILE *out)
 {
-	unsigned int pause = drain_pause_us(rcvbuf);
-	long overruns = n->overruns, total = 0, taken;
+	long overruns = n->overruns, total = 0;
 	for (;;) {
-		total += taken = drain_once(fd, n, out);
-		if (!pause || taken < DRAIN_BURST || stop_requested)
+		long before = n->overruns;
+		long taken = drain_once(fd, n, out);
+		total += taken;
+		unsigned int pause = coalesce_pause(co, (guint)taken, n->overruns != before,
+						    g_get_monotonic_time());
+		if (!pause || stop_requested)
 			break;
-		usleep(pause);
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)pause * 1000 };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
 	}
 	return total > 0 || n->overruns != overruns;
 }
@@ -456,8 +452,13 @@ int main(int argc, char **argv)
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	struct counts n = { 0 };
 	double t0 = mono_now(), last = 0;
-	if (batched)
+	struct coalesce co;
+	if (batched) {
 		batch_init();
+		coalesce_init(&co, (guint64)(eff > 0 ? eff : 0));
+		/* as ctflowd's reader: pauses of tens of microseconds */
+		prctl(PR_SET_TIMERSLACK, 1UL);
+	}
 	while (!stop_requested) {
 		double t = mono_now();
 		if (t - t0 >= tmax || (last > 0 && t - last >= idle))
@@ -467,7 +468,7 @@ int main(int argc, char **argv)
 			die("poll");
 		if (pr <= 0)
 			continue;
-		if (batched ? drain_batched(fd, rcvbuf, &n, out) : read_one(fd, &n, out))
+		if (batched ? drain_batched(fd, &co, &n, out) : read_one(fd, &n, out))
 			last = mono_now();
 	}
 	if (out && fclose(out) != 0)

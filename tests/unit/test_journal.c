@@ -832,6 +832,40 @@ static void test_sync_modes(void)
 	}
 }
 
+/* SPOOL_SYNC_BATCH: the appender hands a commit on when one is due, never
+ * sooner, and never waits for it; closing waits for all of them. */
+static void test_group_commit(void)
+{
+	g_autofree char *dir = make_dir();
+	spool *s = open_small(dir, 250, 1000, SPOOL_SYNC_BATCH);
+	guint a = spool_add_reader_named(s, "a");
+	gint64 t0 = g_get_monotonic_time();
+
+	g_assert_cmpint(spool_sync_pending(s, t0), ==, -1);   /* nothing written */
+	append_range(s, 0, 100, 50);
+	/* the first commit is due at once, and then nothing waits */
+	g_assert_cmpint(spool_sync_pending(s, t0), ==, -1);
+	append_range(s, 100, 100, 50);
+	gint64 wait = spool_sync_pending(s, t0 + 1000);
+	g_assert_cmpint(wait, ==, 100 * 1000 - 1000);
+	g_assert_cmpint(spool_sync_pending(s, t0 + 100 * 1000), ==, -1);
+	/* commits across segment boundaries (250 records each) */
+	for (guint64 i = 2; i < 12; i++) {
+		append_range(s, i * 100, 100, 100);
+		g_assert_cmpint(spool_sync_pending(s, t0 + (gint64)i * 100 * 1000), ==, -1);
+	}
+	append_range(s, 1200, 34, 34);   /* left for the close to sync */
+	spool_free(s);
+
+	s = open_small(dir, 250, 1000, SPOOL_SYNC_BATCH);
+	a = spool_add_reader_named(s, "a");
+	g_assert_cmpuint(spool_end(s), ==, 1234);
+	const guint64 all[] = {0, 1234};
+	assert_reads(s, a, 0, all, 1);
+	spool_free(s);
+	remove_tree(dir);
+}
+
 /* Two processes on one directory would wreck each other's journal. */
 static void test_directory_lock(void)
 {
@@ -963,13 +997,18 @@ static gpointer consume(gpointer data)
 	guint reads = 0;
 
 	c->ok = TRUE;
-	c->next = pos;
+	/* the reader was added before the first append; what the appender
+	 * dropped before this thread got going is a gap like any other */
+	c->next = 0;
 	for (;;) {
 		size_t n = spool_read(c->s, c->reader, &pos, out, c->max,
 				      g_get_monotonic_time() + G_USEC_PER_SEC);
 		if (!n) {
-			if (spool_is_closed(c->s) && pos == spool_end(c->s))
+			if (spool_is_closed(c->s) && pos == spool_end(c->s)) {
+				/* records dropped after the last one read */
+				c->gaps += pos - c->next;
 				break;
+			}
 			continue;
 		}
 		guint64 first = out[0].flow_id;
@@ -1110,6 +1149,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/journal/damage/garbage-files", test_garbage_files);
 	g_test_add_func("/journal/damage/cursor", test_corrupt_cursor);
 	g_test_add_func("/journal/sync-modes", test_sync_modes);
+	g_test_add_func("/journal/group-commit", test_group_commit);
 	g_test_add_func("/journal/directory-lock", test_directory_lock);
 	g_test_add_func("/journal/creates-directory", test_creates_directory);
 	g_test_add_func("/journal/write-failure", test_write_failure);
