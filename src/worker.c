@@ -65,6 +65,7 @@ static ct_source *open_source(struct daemon *d, GError **error)
 		.reliable = sc->reliable,
 		.subscribe_new = sc->subscribe_new,
 		.resync_delay_ms = sc->resync_delay_ms,
+		.hand_on_each_read = d->config->daemon.spool_sync == SPOOL_SYNC_RECORD,
 	};
 	g_autofree char *landing =
 		g_build_filename(d->config->daemon.state_directory, "landing", NULL);

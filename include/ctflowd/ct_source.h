@@ -21,6 +21,9 @@ struct ct_source_options {
 	gboolean reliable;          /* whether NETLINK_BROADCAST_ERROR is on */
 	gboolean subscribe_new;     /* NEW events are expected too */
 	guint resync_delay_ms;      /* quiet time after the last overrun before the dump */
+	gboolean hand_on_each_read; /* spool_sync = record: what a read took is handed
+				     * on (and made durable) before the next read,
+				     * not held back to gather a batch */
 };
 
 struct ct_source_stats {

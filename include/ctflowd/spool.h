@@ -32,7 +32,7 @@ enum spool_sync {
 	SPOOL_SYNC_BATCH,   /* group commit: every 100 ms what was written since
 			     * goes to the journal's sync thread (see
 			     * spool_sync_pending()), positions at most every 100 ms */
-	SPOOL_SYNC_RECORD,  /* after every record written, and per spool_confirm() */
+	SPOOL_SYNC_RECORD,  /* before spool_append() returns, and per spool_confirm() */
 };
 
 /**

@@ -298,7 +298,7 @@ static void deliver_landed(ct_source *src)
  */
 static gboolean landing_due(const ct_source *src, gint64 now_us)
 {
-	return src->used >= LANDING_BATCH ||
+	return src->used >= LANDING_BATCH || (src->used && src->opts.hand_on_each_read) ||
 	       (src->used && now_us - src->landed_us >= LANDING_HOLD_US);
 }
 
@@ -341,6 +341,8 @@ static gboolean drain_once(ct_source *src, gint64 now_us, guint *taken, GError *
 			parse_datagram(src, src->slots[i], src->msgs[i].msg_len, &src->pending);
 		}
 		src->used += (guint)got;
+		if (src->opts.hand_on_each_read)
+			deliver_landed(src);
 		if ((guint)got < room)
 			break;
 	}

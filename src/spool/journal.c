@@ -850,17 +850,12 @@ gboolean journal_write(journal *j, guint64 pos, const struct flow_record *record
 		size_t take = MIN(n - done, (size_t)WRITE_FRAMES);
 		size_t bytes = take * JOURNAL_FRAME_SIZE;
 		build_frames(j->buf, pos + done, records + done, take);
-		if (j->sync == SPOOL_SYNC_RECORD) {
-			for (size_t i = 0; i < take; i++) {
-				off_t at = off + (off_t)(i * JOURNAL_FRAME_SIZE);
-				if (!pwrite_all(t->fd, j->buf + i * JOURNAL_FRAME_SIZE,
-						JOURNAL_FRAME_SIZE, at) ||
-				    fdatasync(t->fd) < 0)
-					goto fail;
-			}
-		} else if (!pwrite_all(t->fd, j->buf, bytes, off)) {
+		/* SPOOL_SYNC_RECORD: the records of one call are synced before
+		 * it returns, and the caller takes no more events off the socket
+		 * before that (ct_source's hand_on_each_read) */
+		if (!pwrite_all(t->fd, j->buf, bytes, off) ||
+		    (j->sync == SPOOL_SYNC_RECORD && fdatasync(t->fd) < 0))
 			goto fail;
-		}
 		off += (off_t)bytes;
 		done += take;
 	}

@@ -181,8 +181,8 @@ void journal_discard(journal *j, struct segment *seg);
 /**
  * journal_write:
  * Appends @n records at positions @pos.. to the last segment, which must
- * have room: one write() for all of them (one per record and a sync each
- * with SPOOL_SYNC_RECORD; a sync after the write with SPOOL_SYNC_BATCH).
+ * have room: one write() for all of them, followed by a sync with
+ * SPOOL_SYNC_RECORD (SPOOL_SYNC_BATCH leaves it to journal_commit()).
  * The caller publishes them by adding @n to the segment's count under the
  * lock.  On failure the file is cut back to what it held before and the
  * segment is sealed, so a later append never follows a torn frame.
