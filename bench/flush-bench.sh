@@ -144,13 +144,13 @@ negative() { awk -v x="$1" 'BEGIN { exit !(x != "na" && x < 0) }'; }
 summary() {
 	local file=$1 e f runs floor floor_rt bb bb_rt ratio ratio_rt
 	local -A med=() tot_lost=() tot_dup=()
-	local keys="created records lost dup exact user_s sys_s cpu_s rt_s rss_kb msgs flush_s drain_s"
-	local fmt='%-12s %4s %7s %7s %5s %5s %7s %6s %6s %6s %6s %6s %6s %6s %6s %7s %6s %7s %7s %8s %7s\n'
+	local keys="created records lost dup exact user_s sys_s cpu_s rt_s rss_kb msgs flush_s drain_s nl_drops"
+	local fmt='%-12s %4s %7s %7s %5s %5s %7s %6s %6s %6s %6s %6s %6s %6s %6s %7s %6s %7s %7s %8s %8s %7s\n'
 	local mtu
 	mtu=$(awk '/^# MTU mode:/ { sub(/^# /, ""); print; exit }' "$file")
 	[ -n "$mtu" ] && echo "$mtu"
 	printf "$fmt" exporter runs created records lost dup exact user_s sys_s cpu_s \
-		above above_bb rt_s rt_abv rt_abb rss_kb msgs flush_s drain_s lost_tot dup_tot |
+		above above_bb rt_s rt_abv rt_abb rss_kb msgs flush_s drain_s nl_drops lost_tot dup_tot |
 		sed 's/ *$//'
 	floor=$(bench_field cpu_s "$file" bare | bench_median)
 	floor_rt=$(bench_field rt_s "$file" bare | bench_median)
@@ -170,8 +170,8 @@ summary() {
 			"${med[$e.dup]}" "${med[$e.exact]}" "${med[$e.user_s]}" "${med[$e.sys_s]}" \
 			"${med[$e.cpu_s]}" "${med[$e.above]}" "${med[$e.above_bb]}" "${med[$e.rt_s]}" \
 			"${med[$e.rt_above]}" "${med[$e.rt_above_bb]}" "${med[$e.rss_kb]}" \
-			"${med[$e.msgs]}" "${med[$e.flush_s]}" "${med[$e.drain_s]}" "${tot_lost[$e]}" \
-			"${tot_dup[$e]}"
+			"${med[$e.msgs]}" "${med[$e.flush_s]}" "${med[$e.drain_s]}" "${med[$e.nl_drops]}" \
+			"${tot_lost[$e]}" "${tot_dup[$e]}"
 	done
 	# results from before the process tree was measured have no procs= key
 	local what="the exporter's process tree"
@@ -179,7 +179,7 @@ summary() {
 	echo "(medians over the rounds; cpu_s = utime + stime of $what, in s;"
 	echo " above/above_bb = median cpu_s - median cpu_s of bare/bare-batched; rt_s, rt_abv, rt_abb:"
 	echo " the same from sum_exec_runtime (ns resolution); msgs: UDP datagrams the collector got;"
-	echo " lost_tot/dup_tot: sums over all runs)"
+	echo " nl_drops: events the kernel parked and resent; lost_tot/dup_tot: sums over all runs)"
 	local cu=${med[ctflowd.above]:-na} uu=${med[ulogd.above]:-na}
 	if [ "$cu" = na ] || [ "$uu" = na ]; then
 		echo "figure of merit: needs bare, ulogd and ctflowd runs"
