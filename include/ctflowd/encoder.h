@@ -65,8 +65,8 @@ gboolean encoder_refresh_templates(encoder *enc, GError **error);
  * Tells the collector how many flow records this export has lost so far
  * (dropped by the spool before they could be sent): in IPFIX an options
  * record with notSentFlowTotalCount (RFC 7011 section 4.2), scoped to the
- * observation domain.  Formats that cannot say it do nothing (the daemon
- * logs and counts it anyway).
+ * observation domain; in JSON a line of its own without flow_id.  Formats
+ * that cannot say it do nothing (the daemon logs and counts it anyway).
  */
 gboolean encoder_report_not_sent(encoder *enc, guint64 total, GError **error);
 

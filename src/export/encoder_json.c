@@ -134,6 +134,25 @@ static gboolean json_refresh_templates(void *state, GError **error)
 	return TRUE;
 }
 
+/*
+ * A line of its own, in a message of its own, told apart from flows by
+ * having no flow_id: how many records this export has lost so far, as
+ * IPFIX says it with notSentFlowTotalCount.
+ */
+static gboolean json_report_not_sent(void *state, guint64 total, GError **error)
+{
+	struct json_state *st = state;
+
+	if (!json_flush(st, error))
+		return FALSE;
+	g_string_append_printf(st->msg, "{\"not_sent_flow_total_count\":%" PRIu64, total);
+	put_time(st->msg, "time", (uint64_t)g_get_real_time() * 1000u, TRUE);
+	g_string_append(st->msg, "}\n");
+	gboolean ok = encoder_emit(st->enc, (const uint8_t *)st->msg->str, st->msg->len, 0, error);
+	g_string_truncate(st->msg, 0);
+	return ok;
+}
+
 static void json_destroy(void *state)
 {
 	struct json_state *st = state;
@@ -158,5 +177,6 @@ const struct encoder_ops encoder_json_ops = {
 	.add = json_add,
 	.flush = json_flush,
 	.refresh_templates = json_refresh_templates,
+	.report_not_sent = json_report_not_sent,
 	.destroy = json_destroy,
 };

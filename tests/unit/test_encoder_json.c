@@ -869,6 +869,48 @@ static void test_flush(void)
 	capture_clear(&c);
 }
 
+/* Records the spool dropped are said in a line of their own, after the
+ * records before it, and told apart from flows by having no flow_id. */
+static void test_not_sent(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(65000, &c);
+	struct flow_record r = rec_udp4_snat();
+	g_autoptr(GError) error = NULL;
+	gint64 before = g_get_real_time();
+
+	start_ok(enc);
+	add_ok(enc, &r);
+	add_ok(enc, &r);
+	g_assert_true(encoder_report_not_sent(enc, 12288, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 2);
+	g_assert_cmpuint(capture_count(&c, 1), ==, 0);
+	g_assert_cmpuint(encoder_pending(enc), ==, 0);
+
+	const char *line = capture_msg(&c, 1);
+	g_autoptr(GRegex) re = g_regex_new(
+		"^\\{\"not_sent_flow_total_count\":12288,\"time\":\"\\d{4}-\\d\\d-\\d\\dT"
+		"\\d\\d:\\d\\d:\\d\\d\\.\\d{9}Z\",\"time_ns\":(\\d+)\\}\n$",
+		0, 0, NULL);
+	g_autoptr(GMatchInfo) m = NULL;
+	g_assert_true(g_regex_match(re, line, 0, &m));
+	g_autofree char *ns = g_match_info_fetch(m, 1);
+	guint64 t = g_ascii_strtoull(ns, NULL, 10);
+	g_assert_cmpuint(t, >=, (guint64)before * 1000);
+	g_assert_cmpuint(t, <=, (guint64)g_get_real_time() * 1000);
+	g_assert_null(strstr(line, "flow_id"));
+
+	/* records after it go on as before */
+	add_ok(enc, &r);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 3);
+	g_assert_cmpstr(capture_msg(&c, 2), ==, line_udp4_snat);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -888,6 +930,7 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/encoder_json/mtu/auto", GUINT_TO_POINTER(0), test_mtu);
 	g_test_add_func("/encoder_json/message-limit", test_message_limit);
 	g_test_add_func("/encoder_json/flush", test_flush);
+	g_test_add_func("/encoder_json/not-sent", test_not_sent);
 
 	return g_test_run();
 }
