@@ -27,7 +27,9 @@
 # records went missing.
 #
 # Environment: see lib.sh; CTF_KILL1_AFTER (0.05) and CTF_KILL2_AFTER (0.3) are
-# the two delays before the kills, in seconds.
+# the two delays before the kills, in seconds.  Run as kill-worker-record with
+# CTF_SPOOL_SYNC=record, where each read is journaled and synced before the
+# next: the workers then die with far more parked in the kernel.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ctf_require_root
@@ -138,6 +140,7 @@ WITNESS=$CTF_LAST_PID
 ctf_wait_file "$DIR/witness.ready" 5 || ctf_bail "ctlisten did not start: $(cat "$DIR/witness.log")"
 
 ctf_ctflowd_conf "$CONF"
+ctf_diag "spool_sync = ${CTF_SPOOL_SYNC:-batch}"
 cat >>"$CONF" <<EOF
 
 [export collector]

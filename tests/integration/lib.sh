@@ -447,7 +447,7 @@ ctf_start_nfcapd() {
 # its [export ...] sections.  CTF_RCVBUF (16384) and CTF_RELIABLE (yes) tune
 # the source; CTF_HANDOVER (0: off) is how long a stopped ctflowd keeps its
 # event socket for a successor, off unless a test is about that, so that no
-# holder outlives a test.
+# holder outlives a test.  CTF_SPOOL_SYNC (batch) is the journal's sync mode.
 ctf_ctflowd_conf() {
 	local f=$1
 	mkdir -p "$CTF_WORK/state"
@@ -456,6 +456,7 @@ ctf_ctflowd_conf() {
 	state_directory = $CTF_WORK/state
 	stats_interval = 1s
 	handover_timeout = ${CTF_HANDOVER:-0}
+	spool_sync = ${CTF_SPOOL_SYNC:-batch}
 
 	[source]
 	receive_buffer = ${CTF_RCVBUF:-16384}
