@@ -128,7 +128,8 @@ static int next_timeout_ms(struct daemon *d, gint64 now)
 }
 
 /*
- * One clock reading per wake-up serves every deadline below; with a small
+ * Two clock readings per wake-up, one for the drain and one after it (a
+ * drain in a burst may sleep), serve every deadline below; with a small
  * receive buffer a burst wakes the reader every few events, and a reading
  * each for the landing zone, the group commit, the statistics and the
  * supervisor's heartbeat added up to a tenth of the reader's own work.
@@ -165,6 +166,7 @@ static gpointer reader_thread(gpointer data)
 			g_main_context_invoke(NULL, on_reader_failed, d);
 			break;
 		}
+		now = g_get_monotonic_time();
 		if (ct_source_landed_due_us(d->source, now) == 0)
 			ct_source_deliver_landed(d->source);
 		if (ct_source_resync_due(d->source) == 0 && !ct_source_resync(d->source, &error))

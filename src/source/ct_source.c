@@ -34,6 +34,7 @@
 #define DRAIN_MAX_CALLS 16       /* per drain: about 4096 events */
 #define LANDING_BATCH 192        /* hand on once this many events landed */
 #define LANDING_HOLD_US 5000     /* or once the first has waited this long */
+#define DRAIN_SLICE_US 20000     /* a drain returns to the loop at least this often */
 #define DUMP_BUFFER 32768
 #define DUMP_ATTEMPTS 4
 #define DUMP_TIMEOUT_MS 5000
@@ -298,7 +299,7 @@ static void deliver_landed(ct_source *src)
  */
 static gboolean landing_due(const ct_source *src, gint64 now_us)
 {
-	return src->used >= LANDING_BATCH || (src->used && src->opts.hand_on_each_read) ||
+	return src->used >= LANDING_BATCH ||
 	       (src->used && now_us - src->landed_us >= LANDING_HOLD_US);
 }
 
@@ -341,6 +342,7 @@ static gboolean drain_once(ct_source *src, gint64 now_us, guint *taken, GError *
 			parse_datagram(src, src->slots[i], src->msgs[i].msg_len, &src->pending);
 		}
 		src->used += (guint)got;
+		/* spool_sync = record: durable before the next read */
 		if (src->opts.hand_on_each_read)
 			deliver_landed(src);
 		if ((guint)got < room)
@@ -362,8 +364,6 @@ void ct_source_deliver_landed(ct_source *src)
 {
 	deliver_landed(src);
 }
-
-#define DRAIN_SLICE_US 20000     /* a drain returns to the loop at least this often */
 
 static void coalesce_setup(ct_source *src)
 {
