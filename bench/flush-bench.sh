@@ -50,7 +50,10 @@
 #   RCVBUF [16384]     netlink receive buffer asked for by all four (the
 #                      kernel doubles it).  16384 is the acceptance setting;
 #                      8388608 is ctflowd's default receive_buffer
-#   EXPORTERS ["bare bare-batched ulogd ctflowd"]  which, in this order each round
+#   EXPORTERS ["bare bare-batched ulogd ctflowd"]  which, in this order each round;
+#                      ctflowd-none, ctflowd-batch and ctflowd-record are
+#                      ctflowd with that spool_sync, so that one run shows
+#                      the journal's cost next to ulogd
 #   PKTS [2] LEN [50]  packets per flow, UDP payload bytes (28 + LEN at L3)
 #   MTU [default]      IPFIX message size.  "default": each exporter its own
 #                      (ulogd: no mtu key, its IPFIX plugin's 512; ctflowd:
@@ -87,9 +90,11 @@ PKTS=${PKTS:-2}
 LEN=${LEN:-50}
 MTU=${MTU:-default}
 CTFLOWD_MTU=${CTFLOWD_MTU:-}
-# ctflowd's journal: none (write only), batch (group commit, the default),
-# record (synced per record)
+# the journal of the exporter "ctflowd": none (write only), batch (group
+# commit, the default), record (synced per read); ctflowd-MODE sets its own
 SPOOL_SYNC=${SPOOL_SYNC:-batch}
+CTFLOWD_VARIANTS="ctflowd ctflowd-none ctflowd-batch ctflowd-record"
+ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS"
 QUIET_S=${QUIET_S:-2}
 MAX_DRAIN_S=${MAX_DRAIN_S:-300}
 SENTINELS=${SENTINELS:-128}
@@ -108,11 +113,11 @@ BYTES=$((PKTS * (28 + LEN)))
 
 # ------------------------------------------------------------------ summary
 
-# per_round KEY FILE FLOOR: "r1 RATIO, r2 RATIO, ..." of the ratio computed
-# from KEY within each round, against the exporter FLOOR of that round, which
-# shows how much of the median ratio is noise
+# per_round KEY FILE FLOOR [CTFLOWD]: "r1 RATIO, r2 RATIO, ..." of the ratio
+# computed from KEY within each round, against the exporter FLOOR of that
+# round, which shows how much of the median ratio is noise
 per_round() {
-	awk -v key="$1" -v floor="$3" '
+	awk -v key="$1" -v floor="$3" -v ct="${4:-ctflowd}" '
 		/^#/ { next }
 		{
 			r = ""; e = ""; c = ""
@@ -124,8 +129,8 @@ per_round() {
 		}
 		END {
 			for (r in rounds) {
-				if (((r, floor) in cpu) && ((r, "ulogd") in cpu) && ((r, "ctflowd") in cpu)) {
-					u = cpu[r, "ulogd"] - cpu[r, floor]; c = cpu[r, "ctflowd"] - cpu[r, floor]
+				if (((r, floor) in cpu) && ((r, "ulogd") in cpu) && ((r, ct) in cpu)) {
+					u = cpu[r, "ulogd"] - cpu[r, floor]; c = cpu[r, ct] - cpu[r, floor]
 					printf "%d %s\n", r, (u > 0 ? sprintf("%.3f", c / u) : "na")
 				}
 			}
@@ -156,7 +161,7 @@ summary() {
 	floor_rt=$(bench_field rt_s "$file" bare | bench_median)
 	bb=$(bench_field cpu_s "$file" bare-batched | bench_median)
 	bb_rt=$(bench_field rt_s "$file" bare-batched | bench_median)
-	for e in bare bare-batched ulogd ctflowd; do
+	for e in $ALL_EXPORTERS; do
 		runs=$(bench_field cpu_s "$file" "$e" | grep -c .)
 		[ "$runs" -gt 0 ] || continue
 		for f in $keys; do med[$e.$f]=$(bench_field "$f" "$file" "$e" | bench_median); done
@@ -180,13 +185,30 @@ summary() {
 	echo " above/above_bb = median cpu_s - median cpu_s of bare/bare-batched; rt_s, rt_abv, rt_abb:"
 	echo " the same from sum_exec_runtime (ns resolution); msgs: UDP datagrams the collector got;"
 	echo " nl_drops: events the kernel parked and resent; lost_tot/dup_tot: sums over all runs)"
-	local cu=${med[ctflowd.above]:-na} uu=${med[ulogd.above]:-na}
+	# the journal's cost: each ctflowd variant against ulogd, same floor
+	local n_variants=0 v
+	for v in $CTFLOWD_VARIANTS; do [ -n "${med[$v.cpu_s]:-}" ] && n_variants=$((n_variants + 1)); done
+	if [ "$n_variants" -gt 1 ] && [ -n "${med[ulogd.above]:-}" ]; then
+		echo "journal: CPU above the floor (ratio to ulogd's ${med[ulogd.above]} s; rt in brackets), retries, drain time:"
+		for v in $CTFLOWD_VARIANTS; do
+			[ -n "${med[$v.cpu_s]:-}" ] || continue
+			printf '  %-15s %6s s (%s; rt %s s, %s)  nl_drops %s  drain_s %s\n' "$v" "${med[$v.above]}" \
+				"$(ratio_of "${med[$v.above]}" "${med[ulogd.above]}")" "${med[$v.rt_above]}" \
+				"$(ratio_of "${med[$v.rt_above]}" "${med[ulogd.rt_above]}")" "${med[$v.nl_drops]}" \
+				"${med[$v.drain_s]}"
+		done
+	fi
+	# the figure of merit is for ctflowd as it ships: batched sync
+	local ct=ctflowd
+	[ -z "${med[ctflowd.cpu_s]:-}" ] && [ -n "${med[ctflowd-batch.cpu_s]:-}" ] && ct=ctflowd-batch
+	[ "$ct" = ctflowd ] || echo "figure of merit for $ct:"
+	local cu=${med[$ct.above]:-na} uu=${med[ulogd.above]:-na}
 	if [ "$cu" = na ] || [ "$uu" = na ]; then
 		echo "figure of merit: needs bare, ulogd and ctflowd runs"
 		return 0
 	fi
 	ratio=$(ratio_of "$cu" "$uu")
-	ratio_rt=$(ratio_of "${med[ctflowd.rt_above]}" "${med[ulogd.rt_above]}")
+	ratio_rt=$(ratio_of "${med[$ct.rt_above]}" "${med[ulogd.rt_above]}")
 	local verdict="not met"
 	[ "$ratio" != na ] && awk -v r="$ratio" -v g="$GOAL" 'BEGIN { exit !(r <= g) }' && verdict=met
 	# bare takes one event per poll() + recv(); a reader that takes many per
@@ -195,12 +217,12 @@ summary() {
 	negative "$cu" && verdict="met, but ctflowd is below the floor: the ratio is not meaningful"
 	echo "CPU above the floor: ulogd $uu s, ctflowd $cu s (floor: bare $floor s)"
 	echo "figure of merit: ctflowd_above_floor / ulogd_above_floor = $ratio (goal <= $GOAL: $verdict)"
-	echo "cross-check from sum_exec_runtime: ulogd ${med[ulogd.rt_above]} s, ctflowd ${med[ctflowd.rt_above]} s above the floor ($floor_rt s), ratio $ratio_rt"
-	echo "per-round ratio from cpu_s: $(per_round cpu_s "$file" bare)"
-	echo "per-round ratio from rt_s:  $(per_round rt_s "$file" bare)"
+	echo "cross-check from sum_exec_runtime: ulogd ${med[ulogd.rt_above]} s, ctflowd ${med[$ct.rt_above]} s above the floor ($floor_rt s), ratio $ratio_rt"
+	echo "per-round ratio from cpu_s: $(per_round cpu_s "$file" bare "$ct")"
+	echo "per-round ratio from rt_s:  $(per_round rt_s "$file" bare "$ct")"
 	if [ "$bb" != na ]; then
-		local cb=${med[ctflowd.above_bb]} ub=${med[ulogd.above_bb]}
-		local cb_rt=${med[ctflowd.rt_above_bb]} ub_rt=${med[ulogd.rt_above_bb]}
+		local cb=${med[$ct.above_bb]} ub=${med[ulogd.above_bb]}
+		local cb_rt=${med[$ct.rt_above_bb]} ub_rt=${med[ulogd.rt_above_bb]}
 		# bare-batched reads the way ctflowd reads: what ctflowd spends
 		# above it is what it does with the events.  ulogd reads like bare,
 		# so its own work is its CPU above bare; the last ratio sets each
@@ -209,13 +231,17 @@ summary() {
 		echo "  CPU above it: ulogd $ub s, ctflowd $cb s (rt: ulogd $ub_rt s, ctflowd $cb_rt s)"
 		echo "  figure of merit against bare-batched: $(ratio_of "$cb" "$ub") (rt: $(ratio_of "$cb_rt" "$ub_rt"))"
 		echo "  each above the floor of its own way of reading, ctflowd over bare-batched / ulogd over bare: $(ratio_of "$cb" "$uu") (rt: $(ratio_of "$cb_rt" "${med[ulogd.rt_above]}"))"
-		echo "  per-round ratio from cpu_s: $(per_round cpu_s "$file" bare-batched)"
-		echo "  per-round ratio from rt_s:  $(per_round rt_s "$file" bare-batched)"
+		echo "  per-round ratio from cpu_s: $(per_round cpu_s "$file" bare-batched "$ct")"
+		echo "  per-round ratio from rt_s:  $(per_round rt_s "$file" bare-batched "$ct")"
 		negative "$cb" && echo "  (ctflowd is below bare-batched: it reads more cheaply than its floor)"
 	fi
 	echo "lost in total: bare ${tot_lost[bare]:-na}, bare-batched ${tot_lost[bare-batched]:-na}," \
-		"ulogd ${tot_lost[ulogd]:-na}, ctflowd ${tot_lost[ctflowd]:-na};" \
-		"duplicated in total: ulogd ${tot_dup[ulogd]:-na}, ctflowd ${tot_dup[ctflowd]:-na}"
+		"ulogd ${tot_lost[ulogd]:-na}, $ct ${tot_lost[$ct]:-na};" \
+		"duplicated in total: ulogd ${tot_dup[ulogd]:-na}, $ct ${tot_dup[$ct]:-na}"
+	for v in $CTFLOWD_VARIANTS; do
+		[ "$v" != "$ct" ] && [ -n "${tot_lost[$v]:-}" ] &&
+			echo "lost / duplicated in total, $v: ${tot_lost[$v]} / ${tot_dup[$v]}"
+	done
 	return 0
 }
 
@@ -237,7 +263,7 @@ done
 # namespace); a run larger than that would measure drops, not export
 [ "$N" -le 250000 ] || { echo "N=$N: at most 250000 flows fit in the conntrack table" >&2; exit 2; }
 for e in $EXPORTERS; do
-	case $e in bare | bare-batched | ulogd | ctflowd) ;; *) echo "unknown exporter '$e'" >&2; exit 2 ;; esac
+	case " $ALL_EXPORTERS " in *" $e "*) ;; *) echo "unknown exporter '$e' (known: $ALL_EXPORTERS)" >&2; exit 2 ;; esac
 done
 DPORT_HI=$((DPORT_LO + (N - 1) / PER_DPORT))
 
@@ -271,7 +297,7 @@ PLUGDIR=
 for e in $EXPORTERS; do
 	case $e in
 	bare | bare-batched) ctf_require_cmd "$CTLISTEN" ;;
-	ctflowd) ctf_require_cmd "$CTFLOWD" ;;
+	ctflowd*) ctf_require_cmd "$CTFLOWD" ;;
 	ulogd)
 		ctf_require_cmd ulogd
 		PLUGDIR=$(dirname "$(find /usr/lib /usr/local/lib -name ulogd_inpflow_NFCT.so 2>/dev/null | head -1)")
@@ -346,7 +372,7 @@ write_ulogd_conf() {   # FILE LOGFILE
 	[ -z "$ULOGD_MTU" ] || echo "mtu=$ULOGD_MTU" >>"$1"
 }
 
-write_ctflowd_conf() {   # FILE STATE_DIR
+write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC
 	cat >"$1" <<-EOF
 	[daemon]
 	state_directory = $2
@@ -356,7 +382,7 @@ write_ctflowd_conf() {   # FILE STATE_DIR
 	# start with its events queued, and the holder would be a second
 	# DESTROY listener in the namespace.
 	handover_timeout = 0
-	spool_sync = $SPOOL_SYNC
+	spool_sync = $3
 
 	[source]
 	receive_buffer = $RCVBUF
@@ -424,9 +450,11 @@ run_one() {
 		# fire on an empty message rather than in the middle of the run
 		sleep 1.3
 		;;
-	ctflowd)
+	ctflowd*)
 		log=$dir/ctflowd.log conf=$dir/ctflowd.conf
-		write_ctflowd_conf "$conf" "$dir/state"
+		local sync=${exp#ctflowd-}
+		[ "$exp" = ctflowd ] && sync=$SPOOL_SYNC
+		write_ctflowd_conf "$conf" "$dir/state" "$sync"
 		ctf_spawn "$NS_RTR" "$log" "${EXP_TS[@]}" "$CTFLOWD" -f -c "$conf"
 		pid=$CTF_LAST_PID
 		ctf_wait_ct_listener "$pid" 10 || { cat "$log"; ctf_bail "$tag: ctflowd did not start"; }
@@ -525,7 +553,7 @@ run_one() {
 		if [ "$lost" != 0 ] || [ "$dup" != 0 ]; then
 			anomalies "$dir/nfdump.txt" >"$ART/$tag/anomalies.txt"
 		fi
-		if [ "$exp" = ctflowd ]; then
+		if [[ $exp == ctflowd* ]]; then
 			# "final: destroy events E, duplicates D, accepted A, malformed M,
 			#  overruns O in B bursts, ..."
 			out=$(grep 'final:' "$log" | tail -n 1)
@@ -542,7 +570,7 @@ run_one() {
 	local line mtu=na
 	case $exp in
 	ulogd) mtu=${ULOGD_MTU:-default} ;;
-	ctflowd) mtu=${CTFLOWD_MTU_SET:-default} ;;
+	ctflowd*) mtu=${CTFLOWD_MTU_SET:-default} ;;
 	esac
 	line="round=$round exporter=$exp n=$N rcvbuf=$RCVBUF rb_eff=$rb_eff mtu=$mtu created=$created"
 	line+=" records=${records:-na} distinct=$distinct lost=$lost dup=$dup exact=$exact"

@@ -9,8 +9,9 @@
  * it full is parked by the kernel and sent again later, which costs the host
  * more than the wake-up saved.  So the pause is sized from the arrival rate
  * just measured and the number of events the buffer holds, aiming to find
- * it about a third full; a drain that overran lowers the aim for the rest of
- * the burst.  Plain arithmetic, no I/O: the reader does the sleeping.
+ * it about a third full; a drain that overran lowers the aim, and drains
+ * without overruns raise it back.  Plain arithmetic, no I/O: the reader
+ * does the sleeping.
  */
 #pragma once
 
@@ -31,6 +32,7 @@
 struct coalesce {
 	guint capacity;     /* events the receive buffer holds, about */
 	guint aim;          /* events a drain in a burst aims to find */
+	guint aim_max;      /* a third of the capacity */
 	gint64 last_us;     /* previous drain of the burst (monotonic); 0: no burst */
 	double rate;        /* events per microsecond, smoothed over the burst */
 };

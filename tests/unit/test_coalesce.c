@@ -111,6 +111,18 @@ static void test_overrun_lowers_the_aim(void)
 	}
 	g_assert_cmpuint(c.aim, ==, MAX(c.capacity / 8, (guint)COALESCE_BURST_MIN));
 	g_assert_cmpuint(c.aim, >=, COALESCE_BURST_MIN);
+
+	/* drains without overruns raise it back, an event each, to a third */
+	guint low = c.aim;
+	now += 40;
+	coalesce_pause(&c, 10, FALSE, now);
+	g_assert_cmpuint(c.aim, ==, low + 1);
+	for (int i = 0; i < 50; i++) {
+		now += 40;
+		coalesce_pause(&c, 10, FALSE, now);
+	}
+	g_assert_cmpuint(c.aim, ==, c.capacity / 3);
+	g_assert_cmpuint(steady(&c, 10, 40, 20, &now), ==, before);
 }
 
 int main(int argc, char **argv)
