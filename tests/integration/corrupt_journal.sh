@@ -188,8 +188,7 @@ PY
 # ------------------------------------------------------------------ the journal to damage
 
 CONF0=$DIR/ctflowd.conf LOG0=$DIR/ctflowd.log JSON=$DIR/flows.json
-ctf_ctflowd_conf "$CONF0"
-sed -i 's/^\[daemon\]$/[daemon]\nspool_max = 1M/' "$CONF0"
+CTF_SPOOL_MAX=1M ctf_ctflowd_conf "$CONF0"
 cat >>"$CONF0" <<EOF
 
 [export tcp]

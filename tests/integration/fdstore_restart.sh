@@ -73,88 +73,20 @@ wait_ev() {
 start_pid() { ev " start n=$1 " | sed -n 's/.* pid=\([0-9]*\) .*/\1/p' | head -1; }
 ev_time() { printf '%s\n' "$1" | awk '{ print $1 }'; }
 
-# workload BASE_DPORT TIMELINE WAIT_REGEX: the batches, one line per batch in
-# TIMELINE: "b t_gen0 t_gen1 t_flush0 t_flush1 created pkts".  Batch
-# GAP_BATCH first waits (at most 60 s) until an event matches WAIT_REGEX.
-workload() {
-	local base=$1 tl=$2 wait_re=$3 b nf0 udp0 t0 t1 t2 t3 out i
-	for ((b = 0; b < BATCHES; b++)); do
-		if [ $b = $GAP_BATCH ]; then
-			for ((i = 0; i < 600; i++)); do ev "$wait_re" >/dev/null && break; sleep 0.1; done
-		fi
-		nf0=$(ctf_newflows); udp0=$(ctf_srv_udp_pkts)
-		t0=$(ctf_now)
-		out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $N_BATCH -P $PKTS -l $LEN \
-			-p $((base + b)) -S $SPORT 2>&1) || echo "# flowgen: $out" >>"$tl.err"
-		t1=$(ctf_now)
-		ctf_ct_flush
-		t3=$(ctf_now)
-		echo "$b $t0 $t1 $t1 $t3 $(($(ctf_newflows) - nf0)) $(($(ctf_srv_udp_pkts) - udp0))" >>"$tl"
-		[ $b -lt $((BATCHES - 1)) ] && sleep $PAUSE
-	done
-	return 0
-}
-
-# wait_batches TIMELINE N MAX_S: wait until N batches are done
-wait_batches() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # phases TIMELINE T_STOP T_STOPPED T_START: when each batch's flush ran,
 # relative to the restart
 phases() {
 	awk -v a="$2" -v b="$3" -v c="$4" '
 		function ph(t) { return t < a ? "ctflowd 1 running" : t < b ? "ctflowd 1 stopping" : t < c ? "no ctflowd" : "ctflowd 2 running" }
-		{ s = ph($4); e = ph($5)
-		  printf "batch %d (dport +%d): flush %.2f s, during: %s%s\n", $1, $1, $5 - $4, s, (e == s ? "" : " .. " e) }' "$1"
+		{ s = ph($3); e = ph($4)
+		  printf "batch %d (dport +%d): flush %.2f s, during: %s%s\n", $1, $1, $4 - $3, s, (e == s ? "" : " .. " e) }' "$1"
 }
-
-# seen_ports INPUT FILE DPORT: the source ports of one batch in an export view
-seen_ports() {
-	local input=$1 file=$2 dport=$3
-	if [ "$input" = nfdump ]; then
-		awk -v d="$dport" '$1 == 17 && $5 == d { print $3 }' "$file"
-	else
-		"$PYTHON" - "$file" "$dport" <<-'PY'
-		import os, sys
-		sys.path.insert(0, os.environ["CTF_LIB_DIR"])
-		import ipfix_verify as iv
-		for r in iv.Decoder(open(sys.argv[1], "rb").read()).run().records:
-		    k = iv.flow_key(r)
-		    if k[1] == 17 and k[5] == int(sys.argv[2]):
-		        print(k[3])
-		PY
-	fi | sort -un
-}
-missing_summary() {   # INPUT FILE BASE_DPORT: per batch "b: n missing (ranges)"
-	local b
-	for ((b = 0; b < BATCHES; b++)); do
-		seen_ports "$1" "$2" $(($3 + b)) | awk -v lo=$SPORT -v hi=$((SPORT + N_BATCH - 1)) -v b=$b '
-			{ seen[$1] = 1 }
-			END {
-				n = 0; runs = ""
-				for (p = lo; p <= hi; p++) {
-					if (p in seen) continue
-					s = p; while (p + 1 <= hi && !((p + 1) in seen)) p++
-					n += p - s + 1; k++
-					if (k <= 5) runs = runs (runs == "" ? "" : ", ") (s == p ? s : s "-" p)
-				}
-				if (n) printf "batch %d: %d missing (sports %s%s)\n", b, n, runs, (k > 5 ? ", ..." : "")
-			}'
-	done
-}
-export CTF_LIB_DIR
 
 # distinct_flows INPUT FILE BASE_DPORT: distinct flows of the batches
 distinct_flows() {
 	local b s=0 n
 	for ((b = 0; b < BATCHES; b++)); do
-		n=$(seen_ports "$1" "$2" $(($3 + b)) | awk -v lo=$SPORT -v hi=$((SPORT + N_BATCH - 1)) '$1 >= lo && $1 <= hi' | wc -l)
+		n=$(ctf_seen_sports "$1" "$2" $(($3 + b)) | awk -v lo=$SPORT -v hi=$((SPORT + N_BATCH - 1)) '$1 >= lo && $1 <= hi' | wc -l)
 		s=$((s + n))
 	done
 	echo $s
@@ -175,7 +107,7 @@ verify() {
 		ctf_ok "$view: all $N flows of the run with the restart arrived, no record of any other flow"
 	else
 		local lines
-		mapfile -t lines < <(missing_summary "$input" "$file" $MAIN_DPORT)
+		mapfile -t lines < <(ctf_batch_gaps "$input" "$file" $MAIN_DPORT $BATCHES $SPORT $N_BATCH)
 		ctf_not_ok "$view: all $N flows of the run with the restart arrived, no record of any other flow" \
 			"$distinct of $N distinct flows, $other records of other flows" "${lines[@]}"
 	fi
@@ -207,27 +139,10 @@ check_start() {
 # ------------------------------------------------------------------ start
 
 ctf_start_nfcapd "$DIR/nf" $PORT; NFCAPD=$CTF_LAST_PID
-# independent witness: large buffer, not reliable
-ctf_spawn "$NS_RTR" "$DIR/witness.log" "$CTLISTEN" -b 67108864 -i 600 -T 600 \
-	-o "$DIR/witness.txt" -r "$DIR/witness.ready"
-WITNESS=$CTF_LAST_PID
-ctf_wait_file "$DIR/witness.ready" 5 || ctf_bail "ctlisten did not start: $(cat "$DIR/witness.log")"
+ctf_start_witness "$DIR"; WITNESS=$CTF_LAST_PID
 
 CTF_HANDOVER=0 ctf_ctflowd_conf "$CONF"
-cat >>"$CONF" <<EOF
-
-[export collector]
-format = ipfix
-transport = udp
-destination = 127.0.0.1:$PORT
-flush_interval = 1s
-
-[export file]
-format = ipfix
-transport = file
-path = $EXPORT
-flush_interval = 1s
-EOF
+ctf_conf_udp_and_file "$CONF" $PORT "$EXPORT"
 grep -q '^handover_timeout = 0$' "$CONF" || ctf_bail "configuration without handover_timeout = 0"
 
 # The stand-in is set up like the shipped unit: FileDescriptorStoreMax=,
@@ -271,10 +186,10 @@ ctf_is "$(readlink /proc/"$P1"/fd/* 2>/dev/null | grep -c "^socket:\[$INODE\]$")
 
 TL=$DIR/timeline-main.txt
 W_T0=$(ctf_now)
-workload $MAIN_DPORT "$TL" " stopped pid=$P1( |$)" &
+ctf_batch_workload "$TL" $MAIN_DPORT $GAP_BATCH wait_ev " stopped pid=$P1( |$)" 60 &
 WL=$!
 CTF_PIDS+=("$WL")
-wait_batches "$TL" 2 60 || ctf_bail "the workload did not get through 2 batches"
+ctf_wait_lines "$TL" 2 60 || ctf_bail "the workload did not get through 2 batches"
 echo "restart $RESTART_GAP" >"$SD/control"
 T_RESTART=$(ctf_now)
 
@@ -325,14 +240,14 @@ T_START2=$(ev_time "$(ev " start n=2 ")")
 
 wait "$WL"
 W_T1=$(ctf_now)
-bad=$(awk -v n=$N_BATCH -v p=$((N_BATCH * PKTS)) '$6 != n || $7 != p' "$TL")
+bad=$(awk -v n=$N_BATCH -v p=$((N_BATCH * PKTS)) '$5 != n || $6 != p' "$TL")
 ctf_is "$(wc -l <"$TL")/${bad:-none}" "$BATCHES/none" \
 	"workload: $BATCHES batches, each created $N_BATCH entries and every packet reached the server (batches/bad)"
 [ -s "$TL.err" ] && ctf_diag "$(cat "$TL.err")"
 mapfile -t lines < <(phases "$TL" "${T_STOP:-9e9}" "${T_STOPPED:-9e9}" "${T_START2:-9e9}")
 ctf_diag "${lines[@]}" "no ctflowd ran for $(ctf_elapsed "${T_STOPPED:-0}" "${T_START2:-0}") s; stopping took $(ctf_elapsed "${T_STOP:-0}" "${T_STOPPED:-0}") s"
 ctf_check "batch $GAP_BATCH ended its flows while no ctflowd ran (the store alone held the socket)" \
-	awk -v b=$GAP_BATCH -v s="${T_STOPPED:-9e9}" -v e="${T_START2:-0}" '$1 == b { f = ($4 >= s && $5 <= e) } END { exit !f }' "$TL"
+	awk -v b=$GAP_BATCH -v s="${T_STOPPED:-9e9}" -v e="${T_START2:-0}" '$1 == b { f = ($3 >= s && $4 <= e) } END { exit !f }' "$TL"
 
 ctf_wait_ct_empty 60 || ctf_diag "router table not empty after 60 s: $(ctf_ct_count) entries"
 for ((i = 0; i < 300; i++)); do [ "$(ctf_ct_dying)" = 0 ] && break; sleep 0.2; done
@@ -353,10 +268,10 @@ ctf_is "${rejected:-none}" none "every notification came from the main process a
 
 if [ "$CONTROL" = 1 ] && [ -n "$P2" ]; then
 	TLC=$DIR/timeline-control.txt
-	workload $CTRL_DPORT "$TLC" " stopped pid=$P2( |$)" &
+	ctf_batch_workload "$TLC" $CTRL_DPORT $GAP_BATCH wait_ev " stopped pid=$P2( |$)" 60 &
 	WL=$!
 	CTF_PIDS+=("$WL")
-	wait_batches "$TLC" 2 60 || ctf_diag "the control workload did not get through 2 batches"
+	ctf_wait_lines "$TLC" 2 60 || ctf_diag "the control workload did not get through 2 batches"
 	echo "restart-nofds $RESTART_GAP" >"$SD/control"
 	check_start 3
 	P3=$P
@@ -407,7 +322,7 @@ fi
 
 if [ "$CONTROL" = 1 ] && [ -n "$P2" ]; then
 	got=$(distinct_flows nfdump "$DIR/nfdump.txt" $CTRL_DPORT)
-	mapfile -t lines < <(missing_summary nfdump "$DIR/nfdump.txt" $CTRL_DPORT)
+	mapfile -t lines < <(ctf_batch_gaps nfdump "$DIR/nfdump.txt" $CTRL_DPORT $BATCHES $SPORT $N_BATCH)
 	ctf_ok "control, restart without the store: $got of $N flows reached the collector, $((N - got)) lost (informational)"
 	ctf_diag "${lines[@]}"
 fi

@@ -136,28 +136,10 @@ run_ctflowd() {
 	conf=$dir/ctflowd.conf log=$dir/ctflowd.log
 	ctf_ct_flush
 	ctf_start_nfcapd "$dir/nf" $COLLECTOR_PORT; nfcapd=$CTF_LAST_PID
-	# independent witness: large buffer, not reliable (so it changes nothing
-	# in how the kernel treats ctflowd's socket)
-	ctf_spawn "$NS_RTR" "$dir/witness.log" "$CTLISTEN" -b 67108864 -i 600 -T 600 \
-		-o "$dir/witness.txt" -r "$dir/witness.ready"
-	witness=$CTF_LAST_PID
-	ctf_wait_file "$dir/witness.ready" 5 || ctf_bail "ctlisten did not start: $(cat "$dir/witness.log")"
+	ctf_start_witness "$dir"; witness=$CTF_LAST_PID
 
 	ctf_ctflowd_conf "$conf"
-	cat >>"$conf" <<-EOF
-
-	[export collector]
-	format = ipfix
-	transport = udp
-	destination = 127.0.0.1:$COLLECTOR_PORT
-	flush_interval = 1s
-
-	[export file]
-	format = ipfix
-	transport = file
-	path = $dir/export.ipfix
-	flush_interval = 1s
-	EOF
+	ctf_conf_udp_and_file "$conf" $COLLECTOR_PORT "$dir/export.ipfix"
 	if ! ctf_start_ctflowd "$conf" "$log"; then
 		ctf_not_ok "ctflowd starts and listens for DESTROY events" "config: $conf"
 		return 1

@@ -49,23 +49,6 @@ HANDOVER_SOCK=$CTF_WORK/state/handover.sock
 
 # ------------------------------------------------------------------ helpers
 
-# ct_inode PID: inode of the netlink socket PID holds subscribed to DESTROY
-# events (see lib.sh's ctf_has_ct_listener)
-ct_inode() {
-	local pid=$1 link sk eth port groups rest inode
-	local -A mine=()
-	for link in /proc/"$pid"/fd/*; do
-		link=$(readlink "$link" 2>/dev/null) || continue
-		[[ $link =~ ^socket:\[([0-9]+)\]$ ]] && mine[${BASH_REMATCH[1]}]=1
-	done
-	while read -r sk eth port groups rest; do
-		[ "$eth" = 12 ] && [[ $groups =~ ^[0-9a-fA-F]+$ ]] || continue
-		inode=${rest##* }
-		((16#$groups & 4)) && [ -n "${mine[$inode]:-}" ] && { echo "$inode"; return 0; }
-	done <"/proc/$pid/net/netlink" 2>/dev/null
-	return 1
-}
-
 # holders [EXCEPT_PID]: ctflowd processes in the router that hold a DESTROY
 # listener and are not EXCEPT_PID or one of its descendants (a holder is
 # double-forked: nobody's child)
@@ -75,73 +58,9 @@ holders() {
 	for p in $(ip netns pids "$NS_RTR" 2>/dev/null); do
 		[[ $skip == *" $p "* ]] && continue
 		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = ctflowd ] && ctf_alive "$p" &&
-			ct_inode "$p" >/dev/null && echo "$p"
+			ctf_ct_listener_inode "$p" >/dev/null && echo "$p"
 	done
 }
-
-# workload TIMELINE WAIT_FILE: the batches, one line per batch in TIMELINE:
-# "b t_gen0 t_flush0 t_flush1 created pkts".  Batch GAP_BATCH first waits (at
-# most 60 s) until WAIT_FILE exists.
-workload() {
-	local tl=$1 wait_file=$2 b nf0 udp0 t0 t1 t2 out
-	for ((b = 0; b < BATCHES; b++)); do
-		[ $b = $GAP_BATCH ] && ctf_wait_file "$wait_file" 60
-		nf0=$(ctf_newflows); udp0=$(ctf_srv_udp_pkts)
-		t0=$(ctf_now)
-		out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $N_BATCH -P $PKTS -l $LEN \
-			-p $((DPORT + b)) -S $SPORT 2>&1) || echo "# flowgen: $out" >>"$tl.err"
-		t1=$(ctf_now)
-		ctf_ct_flush
-		t2=$(ctf_now)
-		echo "$b $t0 $t1 $t2 $(($(ctf_newflows) - nf0)) $(($(ctf_srv_udp_pkts) - udp0))" >>"$tl"
-		[ $b -lt $((BATCHES - 1)) ] && sleep $PAUSE
-	done
-	return 0
-}
-wait_batches() {   # TIMELINE N MAX_S: wait until N batches are done
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# seen_ports INPUT FILE DPORT: the source ports of one batch in an export view
-seen_ports() {
-	local input=$1 file=$2 dport=$3
-	if [ "$input" = nfdump ]; then
-		awk -v d="$dport" '$1 == 17 && $5 == d { print $3 }' "$file"
-	else
-		"$PYTHON" - "$file" "$dport" <<-'PY'
-		import os, sys
-		sys.path.insert(0, os.environ["CTF_LIB_DIR"])
-		import ipfix_verify as iv
-		for r in iv.Decoder(open(sys.argv[1], "rb").read()).run().records:
-		    k = iv.flow_key(r)
-		    if k[1] == 17 and k[5] == int(sys.argv[2]):
-		        print(k[3])
-		PY
-	fi | sort -un
-}
-missing_summary() {   # INPUT FILE: per batch "b: n missing (ranges)"
-	local b
-	for ((b = 0; b < BATCHES; b++)); do
-		seen_ports "$1" "$2" $((DPORT + b)) | awk -v lo=$SPORT -v hi=$((SPORT + N_BATCH - 1)) -v b=$b '
-			{ seen[$1] = 1 }
-			END {
-				n = 0; runs = ""
-				for (p = lo; p <= hi; p++) {
-					if (p in seen) continue
-					s = p; while (p + 1 <= hi && !((p + 1) in seen)) p++
-					n += p - s + 1; k++
-					if (k <= 5) runs = runs (runs == "" ? "" : ", ") (s == p ? s : s "-" p)
-				}
-				if (n) printf "batch %d: %d missing (sports %s%s)\n", b, n, runs, (k > 5 ? ", ..." : "")
-			}'
-	done
-}
-export CTF_LIB_DIR
 
 # verify VIEW INPUT FILE [EXTRA...]: one decoder's view of the export, as
 # separate checks
@@ -157,7 +76,7 @@ verify() {
 		ctf_ok "$view: all $N flows arrived, no record of any other flow"
 	else
 		local lines
-		mapfile -t lines < <(missing_summary "$input" "$file")
+		mapfile -t lines < <(ctf_batch_gaps "$input" "$file" $DPORT $BATCHES $SPORT $N_BATCH)
 		ctf_not_ok "$view: all $N flows arrived, no record of any other flow" \
 			"$distinct of $N distinct flows, $other records of other flows" "${lines[@]}"
 	fi
@@ -167,42 +86,25 @@ verify() {
 # ------------------------------------------------------------------ start
 
 ctf_start_nfcapd "$DIR/nf" $PORT; NFCAPD=$CTF_LAST_PID
-# independent witness: large buffer, not reliable
-ctf_spawn "$NS_RTR" "$DIR/witness.log" "$CTLISTEN" -b 67108864 -i 600 -T 600 \
-	-o "$DIR/witness.txt" -r "$DIR/witness.ready"
-WITNESS=$CTF_LAST_PID
-ctf_wait_file "$DIR/witness.ready" 5 || ctf_bail "ctlisten did not start: $(cat "$DIR/witness.log")"
+ctf_start_witness "$DIR"; WITNESS=$CTF_LAST_PID
 
 CTF_HANDOVER=$HANDOVER ctf_ctflowd_conf "$CONF"
-cat >>"$CONF" <<EOF
-
-[export collector]
-format = ipfix
-transport = udp
-destination = 127.0.0.1:$PORT
-flush_interval = 1s
-
-[export file]
-format = ipfix
-transport = file
-path = $EXPORT
-flush_interval = 1s
-EOF
+ctf_conf_udp_and_file "$CONF" $PORT "$EXPORT"
 grep -q "^handover_timeout = $HANDOVER\$" "$CONF" || ctf_bail "configuration without handover_timeout = $HANDOVER"
 
 ctf_start_ctflowd "$CONF" "$LOG1" || ctf_bail "ctflowd did not start (config $CONF)"
 PID1=$CTF_LAST_PID
-INODE1=$(ct_inode "$PID1")
+INODE1=$(ctf_ct_listener_inode "$PID1")
 ctf_ok "the first ctflowd ($PID1) starts and listens for DESTROY events (socket inode $INODE1)"
 
 # ------------------------------------------------------------------ run
 
 TL=$DIR/timeline.txt
 W_T0=$(ctf_now)
-workload "$TL" "$DIR/first.exited" &
+ctf_batch_workload "$TL" $DPORT $GAP_BATCH ctf_wait_file "$DIR/first.exited" 60 &
 WL=$!
 CTF_PIDS+=("$WL")
-wait_batches "$TL" 2 60 || ctf_bail "the workload did not get through 2 batches"
+ctf_wait_lines "$TL" 2 60 || ctf_bail "the workload did not get through 2 batches"
 
 T_TERM=$(ctf_now)
 ctf_stop "$PID1" 30
@@ -223,13 +125,13 @@ else
 fi
 grep -E 'warning|critical' "$LOG1" | head -5 | sed 's/^/# ctflowd 1 log: /'
 mapfile -t H < <(holders)
-if [ ${#H[@]} = 1 ] && [ "$(ct_inode "${H[0]}")" = "$INODE1" ]; then
+if [ ${#H[@]} = 1 ] && [ "$(ctf_ct_listener_inode "${H[0]}")" = "$INODE1" ]; then
 	HOLDER1=${H[0]}
 	ctf_ok "a holder ($HOLDER1) keeps the first ctflowd's socket (inode $INODE1) while no ctflowd runs"
 else
 	HOLDER1=${H[0]:-}
 	ctf_not_ok "a holder keeps the first ctflowd's socket while no ctflowd runs" \
-		"holders: ${H[*]:-none}; their socket: $( [ -n "$HOLDER1" ] && ct_inode "$HOLDER1")"
+		"holders: ${H[*]:-none}; their socket: $( [ -n "$HOLDER1" ] && ctf_ct_listener_inode "$HOLDER1")"
 fi
 ctf_check "the holder listens at $HANDOVER_SOCK" [ -S "$HANDOVER_SOCK" ]
 
@@ -245,7 +147,7 @@ else
 		"log: ${line:-no 'took over' line}"
 	ctf_diag_file "$LOG2" 10
 fi
-ctf_is "$(ct_inode "$PID2")" "$INODE1" "the second ctflowd ($PID2) reads the socket the first one opened"
+ctf_is "$(ctf_ct_listener_inode "$PID2")" "$INODE1" "the second ctflowd ($PID2) reads the socket the first one opened"
 for ((i = 0; i < 50; i++)); do [ -n "$HOLDER1" ] && ctf_alive "$HOLDER1" || break; sleep 0.1; done
 ctf_is "$( [ -n "$HOLDER1" ] && ctf_alive "$HOLDER1" && echo alive || echo gone)/$( [ -e "$HANDOVER_SOCK" ] && echo present || echo removed)" \
 	gone/removed "after the takeover the holder is gone and handover.sock removed"
@@ -284,7 +186,7 @@ grep -E 'warning|critical' "$LOG2" | head -5 | sed 's/^/# ctflowd 2 log: /'
 # The second ctflowd leaves a holder too (handover_timeout is 30 s): it must
 # exist, and this test ends it rather than leave it to its timeout.
 mapfile -t H < <(holders)
-if [ ${#H[@]} = 1 ] && [ "$(ct_inode "${H[0]}")" = "$INODE1" ]; then
+if [ ${#H[@]} = 1 ] && [ "$(ctf_ct_listener_inode "${H[0]}")" = "$INODE1" ]; then
 	ctf_ok "after the final stop a holder (${H[0]}) keeps the socket"
 else
 	ctf_not_ok "after the final stop one holder keeps the socket" "holders: ${H[*]:-none}"

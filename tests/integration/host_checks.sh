@@ -73,25 +73,6 @@ run_fg() {
 	RC=$?
 }
 
-# ct_listener_in NS PID: PID holds a ctnetlink socket subscribed to DESTROY
-# events that belongs to namespace NS (lib.sh's ctf_has_ct_listener looks in
-# the process's own namespace; a socket opened after setns() is listed in
-# the namespace it was created in).
-ct_listener_in() {
-	local ns=$1 pid=$2 link sk eth port groups rest
-	local -A mine=()
-	for link in /proc/"$pid"/fd/*; do
-		link=$(readlink "$link" 2>/dev/null) || continue
-		[[ $link =~ ^socket:\[([0-9]+)\]$ ]] && mine[${BASH_REMATCH[1]}]=1
-	done
-	[ ${#mine[@]} -gt 0 ] || return 1
-	while read -r sk eth port groups rest; do
-		[ "$eth" = 12 ] && [[ $groups =~ ^[0-9a-fA-F]+$ ]] || continue
-		((16#$groups & 4)) && [ -n "${mine[${rest##* }]:-}" ] && return 0
-	done < <(ctf_nsx "$ns" cat /proc/net/netlink)
-	return 1
-}
-
 # gen_flows N DPORT: N two-packet UDP flows client -> server through the
 # router; 1 (with a diagnostic) unless the router saw exactly those
 gen_flows() {
@@ -240,10 +221,10 @@ ctf_spawn "$NS_CLI" "$C_LOG" "$CTFLOWD" -f -c "$C_CONF"
 C_PID=$CTF_LAST_PID
 for ((i = 0; i < 100; i++)); do
 	ctf_alive "$C_PID" || break
-	ct_listener_in "$NS_RTR" "$C_PID" 2>/dev/null && break
+	ctf_ct_listener_inode "$C_PID" "$NS_RTR" >/dev/null 2>/dev/null && break
 	sleep 0.1
 done
-if ct_listener_in "$NS_RTR" "$C_PID" 2>/dev/null; then
+if ctf_ct_listener_inode "$C_PID" "$NS_RTR" >/dev/null 2>/dev/null; then
 	ctf_ok "(c) ctflowd in the client namespace with netns = $NS_RTR listens for DESTROY events in the router"
 	ok=0; gen_flows 500 21000 || ok=1
 	ctf_check "(c) router created 500 entries" [ $ok = 0 ]

@@ -99,62 +99,22 @@ verify() {
 }
 
 # missing_ports INPUT FILE: the source ports of the workload absent from an
-# export view, as ranges (at most 10)
+# export view, as ranges (at most 10), "none" when none is
 missing_ports() {
-	local input=$1 file=$2
-	if [ "$input" = nfdump ]; then
-		awk -v d=$DPORT '$1 == 17 && $5 == d { print $3 }' "$file"
-	else
-		"$PYTHON" - "$file" "$DPORT" <<-'PY'
-		import os, sys
-		sys.path.insert(0, os.environ["CTF_LIB_DIR"])
-		import ipfix_verify as iv
-		dec = iv.Decoder(open(sys.argv[1], "rb").read()).run()
-		for r in dec.records:
-		    k = iv.flow_key(r)
-		    if k[1] == 17 and k[5] == int(sys.argv[2]):
-		        print(k[3])
-		PY
-	fi | sort -un | awk -v lo=$SPORT -v hi=$((SPORT + N - 1)) '
-		{ seen[$1] = 1 }
-		END {
-			n = 0; runs = ""
-			for (p = lo; p <= hi; p++) {
-				if (p in seen) continue
-				s = p; while (p + 1 <= hi && !((p + 1) in seen)) p++
-				n++; if (n <= 10) runs = runs (runs == "" ? "" : ", ") (s == p ? s : s "-" p)
-			}
-			print (n ? runs (n > 10 ? ", ..." : "") : "none")
-		}'
+	local n runs
+	read -r n runs < <(ctf_seen_sports "$1" "$2" $DPORT | ctf_sport_gaps $SPORT $((SPORT + N - 1)) 10)
+	echo "$runs"
 }
 export CTF_LIB_DIR
 
 # ------------------------------------------------------------------ run
 
 ctf_start_nfcapd "$DIR/nf" $PORT; NFCAPD=$CTF_LAST_PID
-# independent witness: large buffer, not reliable, so it changes nothing in
-# how the kernel treats ctflowd's socket
-ctf_spawn "$NS_RTR" "$DIR/witness.log" "$CTLISTEN" -b 67108864 -i 600 -T 600 \
-	-o "$DIR/witness.txt" -r "$DIR/witness.ready"
-WITNESS=$CTF_LAST_PID
-ctf_wait_file "$DIR/witness.ready" 5 || ctf_bail "ctlisten did not start: $(cat "$DIR/witness.log")"
+ctf_start_witness "$DIR"; WITNESS=$CTF_LAST_PID
 
 ctf_ctflowd_conf "$CONF"
 ctf_diag "spool_sync = ${CTF_SPOOL_SYNC:-batch}"
-cat >>"$CONF" <<EOF
-
-[export collector]
-format = ipfix
-transport = udp
-destination = 127.0.0.1:$PORT
-flush_interval = 1s
-
-[export file]
-format = ipfix
-transport = file
-path = $EXPORT
-flush_interval = 1s
-EOF
+ctf_conf_udp_and_file "$CONF" $PORT "$EXPORT"
 ctf_start_ctflowd "$CONF" "$LOG" || ctf_bail "ctflowd did not start (config $CONF)"
 SUP=$CTF_LAST_PID
 wait_worker "$SUP" 1 10 || { ctf_diag_file "$LOG" 30; ctf_bail "no worker running under supervisor $SUP"; }

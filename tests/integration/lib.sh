@@ -208,11 +208,14 @@ ctf_wait_file() {
 	return 1
 }
 
-# ctf_has_ct_listener PID: PID holds a ctnetlink socket subscribed to DESTROY
-# events.  /proc/PID/net/netlink columns: sk Eth Pid Groups ... Inode; Eth 12
-# is NETLINK_NETFILTER, group bit 0x4 is NFNLGRP_CONNTRACK_DESTROY.
-ctf_has_ct_listener() {
-	local pid=$1 link sk eth port groups rest inode
+# ctf_ct_listener_inode PID [NS]: the inode of a ctnetlink socket PID holds
+# subscribed to DESTROY events; 1 when it holds none.  The socket is looked
+# up in PID's own namespace, or in NS: a socket is listed in the namespace
+# it was created in, which after setns() is not the process's.
+# /proc/net/netlink columns: sk Eth Pid Groups ... Inode; Eth 12 is
+# NETLINK_NETFILTER, group bit 0x4 is NFNLGRP_CONNTRACK_DESTROY.
+ctf_ct_listener_inode() {
+	local pid=$1 ns=${2:-} link sk eth port groups rest inode
 	local -A mine=()
 	for link in /proc/"$pid"/fd/*; do
 		link=$(readlink "$link" 2>/dev/null) || continue
@@ -222,10 +225,15 @@ ctf_has_ct_listener() {
 	while read -r sk eth port groups rest; do
 		[ "$eth" = 12 ] && [[ $groups =~ ^[0-9a-fA-F]+$ ]] || continue
 		inode=${rest##* }
-		((16#$groups & 4)) && [ -n "${mine[$inode]:-}" ] && return 0
-	done <"/proc/$pid/net/netlink"
+		((16#$groups & 4)) && [ -n "${mine[$inode]:-}" ] && { echo "$inode"; return 0; }
+	done < <(if [ -n "$ns" ]; then ctf_nsx "$ns" cat /proc/net/netlink
+		 else cat "/proc/$pid/net/netlink"; fi 2>/dev/null)
 	return 1
 }
+
+# ctf_has_ct_listener PID: PID holds a ctnetlink socket subscribed to DESTROY
+# events (in its own namespace)
+ctf_has_ct_listener() { ctf_ct_listener_inode "$1" >/dev/null; }
 
 # ctf_wait_ct_listener PID [MAX_S]: wait until PID listens for DESTROY events
 # (so no event of the workload can be missed by a daemon that is still
@@ -447,7 +455,8 @@ ctf_start_nfcapd() {
 # its [export ...] sections.  CTF_RCVBUF (16384) and CTF_RELIABLE (yes) tune
 # the source; CTF_HANDOVER (0: off) is how long a stopped ctflowd keeps its
 # event socket for a successor, off unless a test is about that, so that no
-# holder outlives a test.  CTF_SPOOL_SYNC (batch) is the journal's sync mode.
+# holder outlives a test.  CTF_SPOOL_SYNC (batch) and CTF_SPOOL_MAX (256M)
+# set the journal's sync mode and bound.
 ctf_ctflowd_conf() {
 	local f=$1
 	mkdir -p "$CTF_WORK/state"
@@ -457,6 +466,7 @@ ctf_ctflowd_conf() {
 	stats_interval = 1s
 	handover_timeout = ${CTF_HANDOVER:-0}
 	spool_sync = ${CTF_SPOOL_SYNC:-batch}
+	spool_max = ${CTF_SPOOL_MAX:-256M}
 
 	[source]
 	receive_buffer = ${CTF_RCVBUF:-16384}
@@ -559,6 +569,124 @@ ctf_report_score() {
 			ctf_not_ok "${f[@]}" ;;
 		*) ctf_diag "scorer: $line" ;;
 		esac
+	done
+}
+
+# ctf_start_witness DIR: an independent DESTROY listener (ctlisten) in the
+# router, writing DIR/witness.txt for ctf_witness_exact.  A large buffer and
+# no reliable delivery: it changes nothing in how the kernel treats
+# ctflowd's socket.  Its pid lands in CTF_LAST_PID.
+ctf_start_witness() {
+	local dir=$1 pid
+	ctf_spawn "$NS_RTR" "$dir/witness.log" "$CTLISTEN" -b 67108864 -i 600 -T 600 \
+		-o "$dir/witness.txt" -r "$dir/witness.ready"
+	pid=$CTF_LAST_PID
+	ctf_wait_file "$dir/witness.ready" 5 || ctf_bail "ctlisten did not start: $(cat "$dir/witness.log")"
+	CTF_LAST_PID=$pid
+}
+
+# ctf_conf_udp_and_file CONF PORT PATH: appends two IPFIX exports flushed
+# every second, "collector" over UDP to the router's 127.0.0.1:PORT and
+# "file" to PATH
+ctf_conf_udp_and_file() {
+	cat >>"$1" <<-EOF
+
+	[export collector]
+	format = ipfix
+	transport = udp
+	destination = 127.0.0.1:$2
+	flush_interval = 1s
+
+	[export file]
+	format = ipfix
+	transport = file
+	path = $3
+	flush_interval = 1s
+	EOF
+}
+
+# ctf_batch_workload TIMELINE BASE_DPORT GAP_BATCH WAIT_CMD...: the caller's
+# BATCHES batches of N_BATCH UDP flows (PKTS packets of LEN bytes, sports
+# from SPORT, dport BASE_DPORT + b), each generated and then flushed with
+# `conntrack -F`, PAUSE seconds apart; batch GAP_BATCH first runs WAIT_CMD
+# (which waits for the moment the test wants it in).  One line per batch in
+# TIMELINE: "b t_gen0 t_flush0 t_flush1 created pkts" (created: new entries
+# in the router; pkts: UDP packets the server got); flowgen's complaints go
+# to TIMELINE.err.
+ctf_batch_workload() {
+	local tl=$1 base=$2 gap=$3 b nf0 udp0 t0 t1 t2 out; shift 3
+	for ((b = 0; b < BATCHES; b++)); do
+		[ $b = "$gap" ] && "$@"
+		nf0=$(ctf_newflows); udp0=$(ctf_srv_udp_pkts)
+		t0=$(ctf_now)
+		out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $N_BATCH -P $PKTS -l $LEN \
+			-p $((base + b)) -S $SPORT 2>&1) || echo "# flowgen: $out" >>"$tl.err"
+		t1=$(ctf_now)
+		ctf_ct_flush
+		t2=$(ctf_now)
+		echo "$b $t0 $t1 $t2 $(($(ctf_newflows) - nf0)) $(($(ctf_srv_udp_pkts) - udp0))" >>"$tl"
+		[ $b -lt $((BATCHES - 1)) ] && sleep "$PAUSE"
+	done
+	return 0
+}
+
+# ctf_wait_lines FILE N MAX_S: wait until FILE has N lines; 1 on timeout
+ctf_wait_lines() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		[ -e "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ctf_seen_sports INPUT FILE DPORT: the source ports of the UDP flows to
+# DPORT in one export view, sorted and distinct (INPUT nfdump: the text of
+# ctf_nfdump_flows; ipfix: an IPFIX file)
+ctf_seen_sports() {
+	local input=$1 file=$2 dport=$3
+	if [ "$input" = nfdump ]; then
+		awk -v d="$dport" '$1 == 17 && $5 == d { print $3 }' "$file"
+	else
+		CTF_LIB_DIR=$CTF_LIB_DIR "$PYTHON" - "$file" "$dport" <<-'PY'
+		import os, sys
+		sys.path.insert(0, os.environ["CTF_LIB_DIR"])
+		import ipfix_verify as iv
+		for r in iv.Decoder(open(sys.argv[1], "rb").read()).run().records:
+		    k = iv.flow_key(r)
+		    if k[1] == 17 and k[5] == int(sys.argv[2]):
+		        print(k[3])
+		PY
+	fi | sort -un
+}
+
+# ctf_sport_gaps LO HI MAX: of the ports LO..HI, those not read from stdin,
+# as "COUNT RANGES": the number missing and the first MAX runs of them
+# ("1024-1030, 2000, ..."), "0 none" when none is
+ctf_sport_gaps() {
+	awk -v lo="$1" -v hi="$2" -v max="$3" '
+		{ seen[$1] = 1 }
+		END {
+			n = 0; k = 0; runs = ""
+			for (p = lo; p <= hi; p++) {
+				if (p in seen) continue
+				s = p; while (p + 1 <= hi && !((p + 1) in seen)) p++
+				n += p - s + 1; k++
+				if (k <= max) runs = runs (runs == "" ? "" : ", ") (s == p ? s : s "-" p)
+			}
+			print n, (n ? runs (k > max ? ", ..." : "") : "none")
+		}'
+}
+
+# ctf_batch_gaps INPUT FILE BASE_DPORT BATCHES SPORT PER_BATCH: for a workload
+# of BATCHES batches of PER_BATCH flows (dport BASE_DPORT + b, sports from
+# SPORT), one line "batch b: n missing (sports ...)" per batch with a gap in
+# an export view
+ctf_batch_gaps() {
+	local b n runs
+	for ((b = 0; b < $4; b++)); do
+		read -r n runs < <(ctf_seen_sports "$1" "$2" $(($3 + b)) | ctf_sport_gaps "$5" $(($5 + $6 - 1)) 5)
+		[ "$n" = 0 ] || echo "batch $b: $n missing (sports $runs)"
 	done
 }
 

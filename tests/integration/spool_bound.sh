@@ -193,8 +193,7 @@ PY
 
 # ------------------------------------------------------------------ run
 
-ctf_ctflowd_conf "$CONF"
-sed -i 's/^\[daemon\]$/[daemon]\nspool_max = 1M/' "$CONF"
+CTF_SPOOL_MAX=1M ctf_ctflowd_conf "$CONF"
 cat >>"$CONF" <<EOF
 
 [export tcp]

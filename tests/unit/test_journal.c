@@ -22,6 +22,7 @@
 #include "ctflowd/error.h"
 #include "ctflowd/spool.h"
 #include "src/spool/crc32c.h"
+#include "spool_load.h"
 #include "src/spool/cursor.h"
 #include "src/spool/journal.h"
 
@@ -30,22 +31,6 @@
 
 /* ---- records ------------------------------------------------------------------ */
 
-static void fill(struct flow_record *out, guint64 first, size_t n)
-{
-	memset(out, 0, n * sizeof(*out));
-	for (size_t i = 0; i < n; i++) {
-		out[i].flow_id = first + i;
-		out[i].ct_id = (guint32)((first + i) * 2654435761u) ^ 0x5a5a5a5au;
-		out[i].bytes = ~(first + i);
-	}
-}
-
-static gboolean record_is(const struct flow_record *r, guint64 want)
-{
-	return r->flow_id == want && r->ct_id == ((guint32)(want * 2654435761u) ^ 0x5a5a5a5au) &&
-	       r->bytes == ~want;
-}
-
 /* Appends positions @first..@first+@n-1 in batches of @batch. */
 static void append_range(spool *s, guint64 first, size_t n, size_t batch)
 {
@@ -53,7 +38,7 @@ static void append_range(spool *s, guint64 first, size_t n, size_t batch)
 
 	for (size_t done = 0; done < n;) {
 		size_t take = MIN(batch, n - done);
-		fill(recs, first + done, take);
+		load_fill(recs, first + done, take);
 		spool_append(s, recs, take);
 		done += take;
 	}
@@ -72,7 +57,7 @@ static GArray *read_rest(spool *s, guint reader, guint64 *pos, size_t max)
 		if (!n)
 			break;
 		for (size_t i = 0; i < n; i++) {
-			if (!record_is(&out[i], out[i].flow_id))
+			if (!load_record_is(&out[i], out[i].flow_id))
 				g_error("record %" G_GUINT64_FORMAT " damaged", out[i].flow_id);
 			g_array_append_val(got, out[i].flow_id);
 		}
@@ -525,7 +510,7 @@ static void test_read_from_disk(void)
 		g_assert_cmpuint(n, >, 0);
 		g_assert_cmpuint(pos, ==, starts[i] + n);
 		for (size_t k = 0; k < n; k++)
-			g_assert_true(record_is(&out[k], starts[i] + k));
+			g_assert_true(load_record_is(&out[k], starts[i] + k));
 	}
 	g_assert_cmpuint(spool_lost(s, slow), ==, 0);
 	spool_free(s);
@@ -534,7 +519,7 @@ static void test_read_from_disk(void)
 
 static void collect(const struct flow_record *r, void *user)
 {
-	g_assert_true(record_is(r, r->flow_id));
+	g_assert_true(load_record_is(r, r->flow_id));
 	g_array_append_val((GArray *)user, r->flow_id);
 }
 
@@ -940,7 +925,7 @@ static void test_write_failure(void)
 		if (n != 450)
 			_exit(11);
 		for (size_t i = 0; i < n; i++)
-			if (!record_is(&out[i], i))
+			if (!load_record_is(&out[i], i))
 				_exit(12);
 		/* a second later a new segment is tried, and takes records */
 		g_usleep(G_USEC_PER_SEC + 100 * 1000);
@@ -977,93 +962,16 @@ static void test_write_failure(void)
 
 /* ---- threads, as in the daemon -------------------------------------------------- */
 
-struct consumer {
-	spool *s;
-	guint reader;
-	size_t max;
-	gboolean slow;
-	guint64 delivered;
-	guint64 gaps;
-	guint64 next;
-	guint64 lost;
-	gboolean ok;
-};
-
-static gpointer consume(gpointer data)
-{
-	struct consumer *c = data;
-	g_autofree struct flow_record *out = g_new(struct flow_record, c->max);
-	guint64 pos = spool_confirmed(c->s, c->reader);
-	guint reads = 0;
-
-	c->ok = TRUE;
-	/* the reader was added before the first append; what the appender
-	 * dropped before this thread got going is a gap like any other */
-	c->next = 0;
-	for (;;) {
-		size_t n = spool_read(c->s, c->reader, &pos, out, c->max,
-				      g_get_monotonic_time() + G_USEC_PER_SEC);
-		if (!n) {
-			if (spool_is_closed(c->s) && pos == spool_end(c->s)) {
-				/* records dropped after the last one read */
-				c->gaps += pos - c->next;
-				break;
-			}
-			continue;
-		}
-		guint64 first = out[0].flow_id;
-		if (first < c->next || pos != first + n) {
-			c->ok = FALSE;
-			break;
-		}
-		for (size_t i = 0; i < n; i++)
-			if (!record_is(&out[i], first + i))
-				c->ok = FALSE;
-		c->gaps += first - c->next;
-		c->delivered += n;
-		c->next = first + n;
-		spool_confirm(c->s, c->reader, pos);
-		if (c->slow && ++reads % 8 == 0)
-			g_usleep(300);
-	}
-	return NULL;
-}
-
-static void run_threads(spool *s, guint64 total, struct consumer *cons, size_t ncons)
-{
-	GThread *threads[4];
-	g_autofree struct flow_record *batch = g_new(struct flow_record, 300);
-
-	for (size_t i = 0; i < ncons; i++) {
-		g_autofree char *name = g_strdup_printf("consumer-%zu", i);
-		cons[i].s = s;
-		cons[i].reader = spool_add_reader_named(s, name);
-	}
-	for (size_t i = 0; i < ncons; i++)
-		threads[i] = g_thread_new("consumer", consume, &cons[i]);
-	for (guint64 done = 0; done < total;) {
-		size_t n = (size_t)MIN(total - done, 1 + done % 300);
-		fill(batch, done, n);
-		spool_append(s, batch, n);
-		done += n;
-	}
-	spool_close(s);
-	for (size_t i = 0; i < ncons; i++) {
-		g_thread_join(threads[i]);
-		cons[i].lost = spool_lost(s, cons[i].reader);
-	}
-}
-
 /* A slow reader falls out of the cache and goes on from disk while the
  * appender fills new segments: nothing lost, nothing out of order. */
 static void test_threads_no_loss(void)
 {
 	g_autofree char *dir = make_dir();
 	const guint64 total = 200000;
-	struct consumer cons[2] = {{.max = 256}, {.max = 37, .slow = TRUE}};
+	struct load_reader cons[2] = {{.max = 256}, {.max = 37, .slow = TRUE}};
 	spool *s = open_small(dir, 10000, 1000, SPOOL_SYNC_NONE);
 
-	run_threads(s, total, cons, 2);
+	load_run(s, total, cons, 2, TRUE);
 	for (size_t i = 0; i < 2; i++) {
 		g_assert_true(cons[i].ok);
 		g_assert_cmpuint(cons[i].delivered, ==, total);
@@ -1098,14 +1006,14 @@ static void test_threads_lossy(void)
 {
 	g_autofree char *dir = make_dir();
 	const guint64 total = 300000;
-	struct consumer cons[2] = {{.max = 64, .slow = TRUE}, {.max = 500, .slow = TRUE}};
+	struct load_reader cons[2] = {{.max = 64, .slow = TRUE}, {.max = 500, .slow = TRUE}};
 	spool *s = open_small(dir, 5000, 4, SPOOL_SYNC_NONE);
 
 	g_test_log_set_fatal_handler(drops_are_expected, NULL);
 	/* under g_test_init() warnings come flagged fatal; the handler must say it takes those */
 	guint handler = g_log_set_handler(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING | G_LOG_FLAG_FATAL,
 					  count_warning, NULL);
-	run_threads(s, total, cons, 2);
+	load_run(s, total, cons, 2, TRUE);
 	g_log_remove_handler(G_LOG_DOMAIN, handler);
 	g_test_log_set_fatal_handler(NULL, NULL);
 

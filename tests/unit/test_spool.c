@@ -10,27 +10,18 @@
 #include <string.h>
 
 #include "ctflowd/spool.h"
+#include "spool_load.h"
 
 #define CHUNK 4096u
 #define RECORD_SIZE ((guint64)sizeof(struct flow_record))
 /* big enough that nothing is dropped in the tests about order */
 #define ROOMY (64ull * 1024 * 1024)
 
-static void fill(struct flow_record *out, guint64 first, size_t n)
-{
-	memset(out, 0, n * sizeof(*out));
-	for (size_t i = 0; i < n; i++) {
-		out[i].flow_id = first + i;
-		out[i].ct_id = (guint32)((first + i) * 2654435761u) ^ 0x5a5a5a5au;
-		out[i].bytes = ~(first + i);
-	}
-}
-
 static void append_range(spool *s, guint64 first, size_t n)
 {
 	struct flow_record *recs = g_new(struct flow_record, n);
 
-	fill(recs, first, n);
+	load_fill(recs, first, n);
 	spool_append(s, recs, n);
 	g_free(recs);
 }
@@ -445,7 +436,7 @@ static void test_close_drains(void)
 	/* appending after close is a bug in the caller: said loudly, ignored */
 	if (g_test_undefined()) {
 		struct flow_record late;
-		fill(&late, 0, 1);
+		load_fill(&late, 0, 1);
 		g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*closed*");
 		spool_append(s, &late, 1);
 		g_test_assert_expected_messages();
@@ -454,89 +445,23 @@ static void test_close_drains(void)
 	spool_free(s);
 }
 
-/* Producer and consumers in their own threads, as in the daemon. */
-struct consumer {
-	spool *s;
-	guint reader;
-	size_t max;
-	gboolean slow;
-	guint64 delivered;  /* records read */
-	guint64 gaps;       /* positions skipped over */
-	guint64 next;       /* position expected next */
-	guint64 lost;       /* spool_lost() at the end */
-	gboolean ok;
-};
-
-static gpointer consume(gpointer data)
-{
-	struct consumer *c = data;
-	g_autofree struct flow_record *out = g_new(struct flow_record, c->max);
-	guint64 pos = 0;
-	guint reads = 0;
-
-	c->ok = TRUE;
-	for (;;) {
-		size_t n = spool_read(c->s, c->reader, &pos, out, c->max,
-				      g_get_monotonic_time() + G_USEC_PER_SEC);
-		if (!n) {
-			if (spool_is_closed(c->s) && pos == spool_end(c->s))
-				break;
-			continue;
-		}
-		guint64 first = out[0].flow_id;
-		if (first < c->next || pos != first + n) {
-			c->ok = FALSE;
-			break;
-		}
-		for (size_t i = 0; i < n; i++)
-			if (out[i].flow_id != first + i)
-				c->ok = FALSE;
-		c->gaps += first - c->next;
-		c->delivered += n;
-		c->next = first + n;
-		spool_confirm(c->s, c->reader, pos);
-		if (c->slow && ++reads % 16 == 0)
-			g_usleep(200);
-	}
-	return NULL;
-}
-
-static void run_threads(guint64 max_bytes, guint64 total, gboolean slow,
-			struct consumer *cons, size_t ncons)
+/* Producer and consumers in their own threads, as in the daemon: load_run()
+ * over an in-memory spool of @max_bytes. */
+static void run_threads(guint64 max_bytes, guint64 total, struct load_reader *readers, size_t n)
 {
 	spool *s = spool_new(max_bytes);
-	GThread *threads[4];
-	g_autofree struct flow_record *batch = g_new(struct flow_record, 300);
 
-	g_assert_cmpuint(ncons, <=, G_N_ELEMENTS(threads));
-	for (size_t i = 0; i < ncons; i++) {
-		cons[i].s = s;
-		cons[i].reader = spool_add_reader(s);
-		cons[i].slow = slow;
-	}
-	for (size_t i = 0; i < ncons; i++)
-		threads[i] = g_thread_new("consumer", consume, &cons[i]);
-	for (guint64 done = 0; done < total;) {
-		size_t n = (size_t)MIN(total - done, 1 + done % 300);
-		fill(batch, done, n);
-		spool_append(s, batch, n);
-		done += n;
-	}
-	spool_close(s);
-	for (size_t i = 0; i < ncons; i++) {
-		g_thread_join(threads[i]);
-		cons[i].lost = spool_lost(s, cons[i].reader);
-	}
+	load_run(s, total, readers, n, FALSE);
 	spool_free(s);
 }
 
 static void test_threads_no_loss(void)
 {
 	const guint64 total = 300000;
-	struct consumer cons[2] = {{.max = 1000}, {.max = 37}};
+	struct load_reader cons[2] = {{.max = 1000}, {.max = 37}};
 
 	/* room for everything: nothing may be lost or reordered */
-	run_threads(total * RECORD_SIZE + CHUNK * RECORD_SIZE, total, FALSE, cons, 2);
+	run_threads(total * RECORD_SIZE + CHUNK * RECORD_SIZE, total, cons, 2);
 	for (size_t i = 0; i < 2; i++) {
 		g_assert_true(cons[i].ok);
 		g_assert_cmpuint(cons[i].delivered, ==, total);
@@ -548,11 +473,11 @@ static void test_threads_no_loss(void)
 static void test_threads_lossy(void)
 {
 	const guint64 total = 400000;
-	struct consumer cons[2] = {{.max = 64}, {.max = 500}};
+	struct load_reader cons[2] = {{.max = 64, .slow = TRUE}, {.max = 500, .slow = TRUE}};
 
 	/* a small spool and slow readers: records are dropped, but a reader
 	 * never goes backwards, and every position it skipped is counted */
-	run_threads(0, total, TRUE, cons, 2);
+	run_threads(0, total, cons, 2);
 	for (size_t i = 0; i < 2; i++) {
 		g_test_message("reader %zu: delivered %" G_GUINT64_FORMAT ", skipped %"
 			       G_GUINT64_FORMAT ", lost %" G_GUINT64_FORMAT,
