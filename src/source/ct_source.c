@@ -141,18 +141,16 @@ static void recover_landing_zone(ct_source *src)
 		else
 			src->stats.malformed++;
 	}
-	if (!found) {
-		/* writing every slot now takes the page faults here, not in
-		 * the first burst */
-		clear_slots(src, RECV_BATCH);
-		return;
+	if (found) {
+		g_message("recovered %u conntrack events a previous worker had received but "
+			  "not yet journaled",
+			  found);
+		src->stats.recovered += found;
 	}
-	g_message("recovered %u conntrack events a previous worker had received but not "
-		  "yet journaled",
-		  found);
-	src->stats.recovered += found;
 	if (n)
 		src->deliver(src->records, n, src->user);
+	/* also when none was found: writing every slot now takes the page
+	 * faults here, not in the first burst */
 	clear_slots(src, RECV_BATCH);
 }
 
