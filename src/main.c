@@ -4,7 +4,9 @@
  * The process that starts owns the conntrack event socket and supervises a
  * worker that reads it (worker.c); the socket outlives any worker, and on a
  * stop it is left to systemd's descriptor store or to a holder for the next
- * ctflowd (handover.c), so that no restart loses events.
+ * ctflowd (handover.c), so that no restart loses events.  A worker whose
+ * supervisor was killed outright stops by itself and leaves the socket the
+ * same way.
  */
 #include <errno.h>
 #include <signal.h>
@@ -30,6 +32,8 @@
 #define SYSCTL_DIR "/proc/sys/net/netfilter"
 #define FDSTORE_NAME "ctnetlink"
 #define GUARD_INTERVAL_MS 200
+/* past the worker's own bound on a stop, before the supervisor kills it */
+#define SUPERVISOR_STOP_SLACK_MS 5000
 
 struct options {
 	char *config_path;
@@ -42,6 +46,7 @@ struct options {
 struct worker_args {
 	const struct ctflowd_config *config;
 	int events_fd;
+	guard *host_guard;   /* the supervisor's, for a holder left by an orphan */
 };
 
 static gboolean count_verbose(const char *name, const char *value, gpointer data, GError **error)
@@ -96,11 +101,6 @@ static gboolean prepare_state_directory(const struct daemon_config *dc, GError *
 	return TRUE;
 }
 
-static char *handover_path(const struct ctflowd_config *config)
-{
-	return g_build_filename(config->daemon.state_directory, "handover.sock", NULL);
-}
-
 /*
  * The event socket, from the first place that has one: systemd's
  * descriptor store, a holder left by the previous ctflowd, or a new one.
@@ -115,7 +115,7 @@ static int acquire_socket(const struct ctflowd_config *config, guard **guard_out
 		.reliable = sc->reliable,
 		.subscribe_new = sc->subscribe_new,
 	};
-	g_autofree char *handover = handover_path(config);
+	g_autofree char *handover = handover_path(&config->daemon);
 	int fd = systemd_take_listen_fd(FDSTORE_NAME);
 	const char *origin = "the service manager's descriptor store";
 
@@ -177,17 +177,14 @@ static void store_socket(int fd)
 		g_warning("%s; a restart will lose the events of its gap", error->message);
 }
 
-/* Without a service manager to keep it, the socket goes to a holder. */
-static void offer_socket(const struct ctflowd_config *config, int fd, guard *g)
+/* Whoever has the last copy of the socket keeps it for the next ctflowd:
+ * the supervisor, or a worker that outlived it. */
+static void leave_socket(const struct ctflowd_config *config, int fd, guard *g)
 {
-	g_autofree char *path = handover_path(config);
 	g_autoptr(GError) error = NULL;
 
-	if (systemd_notify_available() || !config->daemon.handover_timeout_ms)
-		return;
-	if (!handover_offer(fd, path, config->daemon.handover_timeout_ms, g, &error))
-		g_warning("%s; events of flows ending before the next start are lost",
-			  error->message);
+	if (!handover_leave(&config->daemon, fd, g, &error))
+		g_warning("%s", error->message);
 }
 
 static gboolean write_pid_file(const char *path, GError **error)
@@ -205,8 +202,11 @@ static void guard_tick(void *data, gint64 worker_alive_us)
 static int run_worker(void *data)
 {
 	struct worker_args *args = data;
+	int status = worker_run(args->config, args->events_fd, TRUE);
 
-	return worker_run(args->config, args->events_fd, TRUE);
+	if (supervisor_worker_orphaned())
+		leave_socket(args->config, args->events_fd, args->host_guard);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -255,11 +255,16 @@ int main(int argc, char **argv)
 		g_warning("%s", error->message);
 	store_socket(events_fd);
 
-	struct worker_args args = { .config = config, .events_fd = events_fd };
+	struct worker_args args = {
+		.config = config,
+		.events_fd = events_fd,
+		.host_guard = host_guard,
+	};
 	struct supervisor_options sup = {
 		.restart_min_ms = 100,
 		.restart_max_ms = 5000,
-		.stop_timeout_ms = 60000,
+		/* the worker bounds its own stop; this is for one that cannot */
+		.stop_timeout_ms = WORKER_STOP_LIMIT_MS + SUPERVISOR_STOP_SLACK_MS,
 		.notify = systemd_notify_available(),
 		.tick_ms = host_guard ? GUARD_INTERVAL_MS : 0,
 		.tick = guard_tick,
@@ -271,7 +276,7 @@ int main(int argc, char **argv)
 			  guard_threshold(host_guard));
 	int status = supervisor_run(run_worker, &args, &sup);
 
-	offer_socket(config, events_fd, host_guard);
+	leave_socket(config, events_fd, host_guard);
 	guard_free(host_guard);
 	close(events_fd);
 	if (config->daemon.pid_file)

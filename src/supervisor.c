@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,8 @@
 
 /* One word shared with the worker across fork: when it last drained. */
 static gint64 *worker_alive;
+/* In a worker: the supervisor that forked it (0 outside a worker). */
+static pid_t supervisor_pid;
 
 static gint64 now_ms(void)
 {
@@ -45,6 +48,7 @@ static void notify(const struct supervisor_options *opts, const char *state)
 
 static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *saved)
 {
+	pid_t self = getpid();
 	pid_t pid = fork();
 
 	if (pid < 0) {
@@ -52,6 +56,8 @@ static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *s
 		return -1;
 	}
 	if (pid == 0) {
+		/* not getppid(): the supervisor may already be gone */
+		supervisor_pid = self;
 		sigprocmask(SIG_SETMASK, saved, NULL);
 		_exit(fn(user));
 	}
@@ -193,7 +199,21 @@ out:
 
 void supervisor_worker_ready(void)
 {
-	kill(getppid(), SIGUSR2);
+	if (!supervisor_worker_orphaned())
+		kill(supervisor_pid, SIGUSR2);
+}
+
+gboolean supervisor_worker_watch(void)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		g_warning("cannot ask to be told of the supervisor's death: %s", g_strerror(errno));
+	/* a supervisor that died before the request was made sent nothing */
+	return !supervisor_worker_orphaned();
+}
+
+gboolean supervisor_worker_orphaned(void)
+{
+	return supervisor_pid > 0 && getppid() != supervisor_pid;
 }
 
 void supervisor_worker_alive(gint64 now_us)

@@ -7,6 +7,10 @@
  * with it.  While no worker runs, the kernel keeps queueing events into the
  * socket the parent holds (and parks DESTROYs in reliable mode), and the
  * next worker reads them: a `kill -9` of the worker loses nothing.
+ *
+ * The other way round, a worker whose supervisor was killed outright learns
+ * it from the kernel (PR_SET_PDEATHSIG): it then stops as on SIGTERM and,
+ * holding the last copy of the socket, leaves it for the next ctflowd.
  */
 #pragma once
 
@@ -40,8 +44,27 @@ struct supervisor_options {
  */
 int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_options *opts);
 
-/** supervisor_worker_ready: called by the worker once it reads events. */
+/**
+ * supervisor_worker_ready:
+ * Called by the worker once it reads events.  A supervisor that is gone is
+ * not told (the signal would go to whoever adopted the worker).
+ */
 void supervisor_worker_ready(void);
+
+/**
+ * supervisor_worker_watch:
+ * Called by the worker once SIGTERM stops it cleanly: from then on the death
+ * of its supervisor sends it SIGTERM.  Returns FALSE when the supervisor is
+ * already gone, before the kernel could be asked to tell.
+ */
+gboolean supervisor_worker_watch(void);
+
+/**
+ * supervisor_worker_orphaned:
+ * TRUE in a worker whose supervisor is gone: nobody else holds the event
+ * socket then.  FALSE outside a worker.
+ */
+gboolean supervisor_worker_orphaned(void);
 
 /**
  * supervisor_worker_alive:

@@ -375,9 +375,11 @@ static gpointer sink_thread(gpointer data)
 {
 	sink *s = data;
 	for (;;) {
+		/* a stop gives the destination a deadline, also for a backlog it
+		 * is still sending: the rest stays in the journal */
+		if (stop_expired(s))
+			break;
 		if (!transport_is_open(s->tr)) {
-			if (stop_expired(s))
-				break;
 			if (!open_session(s))
 				continue;
 		}
