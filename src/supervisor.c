@@ -21,8 +21,10 @@
 
 /* One word shared with the worker across fork: when it last drained. */
 static gint64 *worker_alive;
-/* In a worker: the supervisor that forked it (0 outside a worker). */
+/* The supervisor's pid, taken before it forks: a worker that reads it from
+ * getppid() could read its adoptive parent's. */
 static pid_t supervisor_pid;
+static gboolean in_worker;
 
 static gint64 now_ms(void)
 {
@@ -48,7 +50,6 @@ static void notify(const struct supervisor_options *opts, const char *state)
 
 static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *saved)
 {
-	pid_t self = getpid();
 	pid_t pid = fork();
 
 	if (pid < 0) {
@@ -56,8 +57,7 @@ static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *s
 		return -1;
 	}
 	if (pid == 0) {
-		/* not getppid(): the supervisor may already be gone */
-		supervisor_pid = self;
+		in_worker = TRUE;
 		sigprocmask(SIG_SETMASK, saved, NULL);
 		_exit(fn(user));
 	}
@@ -83,6 +83,7 @@ int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_
 
 	signal_set(&set);
 	sigprocmask(SIG_BLOCK, &set, &saved);
+	supervisor_pid = getpid();
 	if (!worker_alive) {
 		void *page = mmap(NULL, sizeof(gint64), PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -199,8 +200,15 @@ out:
 
 void supervisor_worker_ready(void)
 {
+	/* not to whoever adopted an orphan */
 	if (!supervisor_worker_orphaned())
 		kill(supervisor_pid, SIGUSR2);
+}
+
+void supervisor_worker_alive(gint64 now_us)
+{
+	if (worker_alive)
+		__atomic_store_n(worker_alive, now_us, __ATOMIC_RELAXED);
 }
 
 gboolean supervisor_worker_watch(void)
@@ -213,11 +221,5 @@ gboolean supervisor_worker_watch(void)
 
 gboolean supervisor_worker_orphaned(void)
 {
-	return supervisor_pid > 0 && getppid() != supervisor_pid;
-}
-
-void supervisor_worker_alive(gint64 now_us)
-{
-	if (worker_alive)
-		__atomic_store_n(worker_alive, now_us, __ATOMIC_RELAXED);
+	return in_worker && getppid() != supervisor_pid;
 }

@@ -376,7 +376,6 @@ static void drain_kernel(struct daemon *d)
 	gboolean leave_held_back = d->supervised && supervisor_worker_orphaned() &&
 				   handover_keeps_socket(&d->config->daemon);
 	gint64 start = g_get_monotonic_time();
-	gint64 deadline = start + (gint64)HELD_BACK_MAX_MS * 1000;
 	gint64 progress = start, next_check = start;
 	guint64 held = 0, before = intake_get_stats(d->intake)->accepted;
 	struct pollfd p = { .fd = ct_source_fd(d->source), .events = POLLIN };
@@ -387,6 +386,8 @@ static void drain_kernel(struct daemon *d)
 			g_warning("last read of conntrack events: %s", error->message);
 			break;
 		}
+		if (leave_held_back)
+			break;
 		/* through the filter at once, which tells new flows from repeats */
 		ct_source_deliver_landed(d->source);
 		gint64 now = g_get_monotonic_time();
@@ -395,7 +396,7 @@ static void drain_kernel(struct daemon *d)
 			before = taken;
 			progress = now;
 		}
-		if (!d->config->source.reliable || leave_held_back)
+		if (!d->config->source.reliable)
 			break;
 		/* the dying list is long when the backlog is: look at it now and
 		 * then, and keep reading in between */
@@ -409,7 +410,8 @@ static void drain_kernel(struct daemon *d)
 			if (held == 0)
 				break;
 		}
-		if (now - progress >= HELD_BACK_IDLE_MS * 1000 || now >= deadline) {
+		if (now - progress >= HELD_BACK_IDLE_MS * 1000 ||
+		    now - start >= HELD_BACK_MAX_MS * 1000) {
 			g_warning("stopping while the kernel still holds back %" G_GUINT64_FORMAT
 				  " DESTROY events; flows among them that were not for "
 				  "ctflowd's socket belong to another reliable listener",

@@ -44,12 +44,16 @@ struct supervisor_options {
  */
 int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_options *opts);
 
-/**
- * supervisor_worker_ready:
- * Called by the worker once it reads events.  A supervisor that is gone is
- * not told (the signal would go to whoever adopted the worker).
- */
+/** supervisor_worker_ready: called by the worker once it reads events. */
 void supervisor_worker_ready(void);
+
+/**
+ * supervisor_worker_alive:
+ * Called by the worker whenever it drained the socket, with the monotonic
+ * time of that wake-up: a store to memory shared with the supervisor, whose
+ * tick sees when the worker last read.
+ */
+void supervisor_worker_alive(gint64 now_us);
 
 /**
  * supervisor_worker_watch:
@@ -62,14 +66,7 @@ gboolean supervisor_worker_watch(void);
 /**
  * supervisor_worker_orphaned:
  * TRUE in a worker whose supervisor is gone: nobody else holds the event
- * socket then.  FALSE outside a worker.
+ * socket then (and supervisor_worker_ready() tells nobody).  FALSE outside
+ * a worker.
  */
 gboolean supervisor_worker_orphaned(void);
-
-/**
- * supervisor_worker_alive:
- * Called by the worker whenever it drained the socket, with the monotonic
- * time of that wake-up: a store to memory shared with the supervisor, whose
- * tick sees when the worker last read.
- */
-void supervisor_worker_alive(gint64 now_us);
