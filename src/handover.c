@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -175,6 +176,8 @@ gboolean handover_offer(int fd, const char *path, guint timeout_ms, guard *g, GE
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
+		/* forked by a worker's thread, it would carry that thread's name */
+		prctl(PR_SET_NAME, "ctflowd");
 		if (!g)
 			close_others(fd, listener);
 		hold(fd, listener, path, timeout_ms, g);

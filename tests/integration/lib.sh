@@ -858,3 +858,27 @@ ctf_verify_views() {
 		ctf_not_ok "ipfix_verify.py (file export)" "no export file at $2"
 	fi
 }
+
+# ctf_end_holders: end every holder in the router (SIGTERM, then SIGKILL
+# after 5 s), so that none outlives the test waiting for a successor
+ctf_end_holders() {
+	local h i
+	for h in $(ctf_holders); do kill -TERM "$h" 2>/dev/null; done
+	for ((i = 0; i < 50; i++)); do [ -z "$(ctf_holders)" ] && break; sleep 0.1; done
+	for h in $(ctf_holders); do kill -KILL "$h" 2>/dev/null; done
+}
+
+# ctf_cont_at_exit PID...: make the EXIT trap resume these processes before
+# the cleanup ends everything: a stopped process ignores the SIGTERM that
+# cleanup sends, and a stopped reliable listener keeps the kernel resending
+CTF_CONT_PIDS=()
+ctf_cont_at_exit() {
+	CTF_CONT_PIDS+=("$@")
+	trap ctf_cont_and_clean EXIT
+}
+ctf_cont_and_clean() {
+	local rc=$? p
+	for p in "${CTF_CONT_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; done
+	(exit $rc)
+	ctf_cleanup
+}

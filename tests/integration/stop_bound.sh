@@ -44,16 +44,6 @@ DIR=$CTF_WORK/stop
 mkdir -p "$DIR"
 CONF=$DIR/ctflowd.conf LOG=$DIR/ctflowd.log EXPORT=$DIR/export.ipfix
 
-# A stopped neighbour would keep the kernel's resends going past the test:
-# whatever happens, let it run again before lib.sh's cleanup ends it.
-cont_neighbour() {
-	local rc=$?
-	[ -n "${NEIGHBOUR:-}" ] && kill -CONT "$NEIGHBOUR" 2>/dev/null
-	(exit $rc)
-	ctf_cleanup
-}
-trap cont_neighbour EXIT
-
 max=$(ctf_nsx "$NS_RTR" cat /proc/sys/net/netfilter/nf_conntrack_max)
 [ "$max" -ge $((N + N / 10)) ] ||
 	ctf_bail "nf_conntrack_max in the router is $max: too small for $N entries and their parking"
@@ -62,6 +52,7 @@ max=$(ctf_nsx "$NS_RTR" cat /proc/sys/net/netfilter/nf_conntrack_max)
 
 ctf_spawn "$NS_RTR" "$DIR/neighbour.log" "$CTLISTEN" -R -b 16384 -i 600 -T 600 -r "$DIR/neighbour.ready"
 NEIGHBOUR=$CTF_LAST_PID
+ctf_cont_at_exit "$NEIGHBOUR"
 ctf_wait_file "$DIR/neighbour.ready" 5 || ctf_bail "ctlisten did not start: $(cat "$DIR/neighbour.log")"
 kill -STOP "$NEIGHBOUR"
 

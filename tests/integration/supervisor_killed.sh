@@ -150,9 +150,7 @@ grep ' final: ' "$LOG1" "$LOG2" | sed 's/^.*ctflowd-\([0-9]\)\.log:.*\] /# ctflo
 grep -E 'warning|critical' "$LOG2" | head -5 | sed 's/^/# ctflowd 2 log: /'
 # the second ctflowd leaves a holder of its own: end it rather than leave
 # it to its timeout
-for h in $(ctf_holders); do kill -TERM "$h" 2>/dev/null; done
-for ((i = 0; i < 50; i++)); do [ -z "$(ctf_holders)" ] && break; sleep 0.1; done
-for h in $(ctf_holders); do kill -KILL "$h" 2>/dev/null; done
+ctf_end_holders
 
 WINDOW=$(awk -v a="$W_T1" -v b="$(ctf_now)" 'BEGIN { printf "%d", b - a + 2 }')
 sleep 0.5   # the last datagrams reach nfcapd
