@@ -88,11 +88,19 @@ static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t len, int
 			*err = ETIMEDOUT;
 			return -1;
 		}
+		if (rc < 0) {
+			*err = errno;
+			return -1;
+		}
+		/* POLLOUT says the attempt ended, not how: SO_ERROR tells */
 		int soerr = 0;
 		socklen_t sl = sizeof(soerr);
-		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-		if (rc < 0 || soerr) {
-			*err = rc < 0 ? errno : soerr;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
+			*err = errno;
+			return -1;
+		}
+		if (soerr) {
+			*err = soerr;
 			return -1;
 		}
 		rc = 0;
@@ -102,6 +110,26 @@ static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t len, int
 	}
 	fcntl(fd, F_SETFL, flags);
 	return rc;
+}
+
+/*
+ * SO_SNDTIMEO is the only bound on a blocking send to a collector that
+ * stopped reading: without it a stop could wait forever, so a socket that
+ * refuses it is not used.  Keep-alive only finds a dead peer sooner.
+ */
+static gboolean bound_tcp_sends(int fd, int *err)
+{
+	int on = 1;
+	struct timeval tv = { .tv_sec = SEND_TIMEOUT_S };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		*err = errno;
+		g_warning("cannot bound TCP sends (SO_SNDTIMEO): %s", g_strerror(errno));
+		return FALSE;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
+		g_debug("SO_KEEPALIVE: %s", g_strerror(errno));
+	return TRUE;
 }
 
 static gboolean open_socket(transport *t, GError **error)
@@ -130,11 +158,9 @@ static gboolean open_socket(transport *t, GError **error)
 			close(fd);
 			continue;
 		}
-		if (tcp) {
-			int on = 1;
-			struct timeval tv = { .tv_sec = SEND_TIMEOUT_S };
-			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (tcp && !bound_tcp_sends(fd, &last)) {
+			close(fd);
+			continue;
 		}
 		t->fd = fd;
 		t->refused_reported = FALSE;
@@ -266,6 +292,14 @@ gboolean transport_unacked(const transport *t, guint64 *unacked)
 	return TRUE;
 }
 
+/*
+ * The route's MTU, but never more than Ethernet's 1500: collectors size
+ * their receive buffers for what hardware exporters send (pmacct's nfacctd
+ * reads about 10 KB of a datagram and drops the rest), and a collector on
+ * the same host would otherwise get loopback's 64 KB datagrams.
+ */
+#define ETHERNET_MTU 1500
+
 guint transport_message_limit(const transport *t)
 {
 	if (t->cfg->mtu || t->fd < 0 || t->cfg->transport != EXPORT_TRANSPORT_UDP)
@@ -282,7 +316,7 @@ guint transport_message_limit(const transport *t)
 	if (rc < 0 || mtu <= 0)
 		return 1400;   /* fits any Ethernet path with room for tunnels */
 	int headers = (v6 ? 40 : 20) + 8;
-	return (guint)CLAMP(mtu - headers, 512, 65000);
+	return (guint)CLAMP(MIN(mtu, ETHERNET_MTU) - headers, 512, 65000);
 }
 
 gboolean transport_sync(transport *t, GError **error)
