@@ -258,6 +258,17 @@ static gboolean on_usr1(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* logrotate's postrotate sends SIGHUP after renaming the files */
+static gboolean on_hangup(gpointer data)
+{
+	struct daemon *d = data;
+
+	g_message("SIGHUP: reopening the files of file exports");
+	for (guint i = 0; d->sinks && i < d->sinks->len; i++)
+		sink_reopen(g_ptr_array_index(d->sinks, i));
+	return G_SOURCE_CONTINUE;
+}
+
 static gboolean on_terminate(gpointer data)
 {
 	struct daemon *d = data;
@@ -413,6 +424,9 @@ int worker_run(const struct ctflowd_config *config, int events_fd, gboolean supe
 	};
 	g_autoptr(GError) error = NULL;
 
+	/* before set-up, which may recover a journal for a while: a SIGHUP
+	 * meanwhile must not kill the worker (it is handled once the loop runs) */
+	g_unix_signal_add(SIGHUP, on_hangup, &d);
 	if (!set_up(&d, &error)) {
 		g_critical("%s", error->message);
 		stop_pipeline(&d);

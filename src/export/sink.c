@@ -7,6 +7,10 @@
  * `confirmed` is read again and re-encoded in a new session, so a collector
  * that reconnects gets templates first and then every record the broken
  * connection may have lost.
+ *
+ * A file is reopened (sink_reopen) the same way, but only once everything
+ * written to the old file is confirmed: then the rewind finds nothing to
+ * send again, and each record is in exactly one of the two files.
  */
 #include <errno.h>
 
@@ -54,6 +58,7 @@ struct sink {
 	gboolean ever_opened;
 	gboolean down_reported;
 
+	gint reopen_requested;       /* atomic: sink_reopen() was called */
 	gint stopping;               /* atomic */
 	gint64 stop_deadline_us;     /* atomic via the lock below */
 	GMutex stop_lock;
@@ -371,10 +376,30 @@ static gboolean export_batch(sink *s, size_t n, GError **error)
 	return TRUE;
 }
 
+/*
+ * Closes the file after what it holds is confirmed; the loop then opens the
+ * path again.  Should the last flush or sync fail, the file is closed all
+ * the same and what was not confirmed goes to the new file.
+ */
+static void close_for_reopen(sink *s)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!encoder_flush(s->enc, &error) || !sync_and_confirm(s, &error)) {
+		session_broke(s, error);
+		return;
+	}
+	g_message("export %s: reopening %s", s->cfg->name, transport_describe(s->tr));
+	transport_close(s->tr);
+}
+
 static gpointer sink_thread(gpointer data)
 {
 	sink *s = data;
 	for (;;) {
+		if (g_atomic_int_compare_and_exchange(&s->reopen_requested, 1, 0) &&
+		    transport_is_open(s->tr))
+			close_for_reopen(s);
 		if (!transport_is_open(s->tr)) {
 			if (stop_expired(s))
 				break;
@@ -438,6 +463,12 @@ void sink_stop(sink *s, guint grace_ms)
 	g_mutex_unlock(&s->stop_lock);
 	g_thread_join(s->thread);
 	s->thread = NULL;
+}
+
+void sink_reopen(sink *s)
+{
+	if (s->cfg->transport == EXPORT_TRANSPORT_FILE)
+		g_atomic_int_set(&s->reopen_requested, 1);
 }
 
 void sink_get_stats(sink *s, struct sink_stats *out)
