@@ -20,7 +20,7 @@ struct sink_stats {
 	guint64 messages;
 	guint64 bytes;
 	guint64 send_errors;    /* failed sends (connection broke, datagram refused) */
-	guint64 reconnects;     /* sessions opened after the first */
+	guint64 reconnects;     /* sessions opened after the first (reconnects, reopened files) */
 	guint64 resent;         /* records sent again after a rewind */
 	guint64 lost;           /* dropped by the spool before this sink confirmed them */
 };
