@@ -268,7 +268,7 @@ ctf_nsx() { ip netns exec "$@"; }
 # and the cleanup trap.  Bails out when anything fails.
 ctf_setup() {
 	ctf_require_root
-	ctf_require_cmd ip nft conntrack sysctl ss awk "$FLOWGEN"
+	ctf_require_cmd ip nft conntrack sysctl ss awk ping "$FLOWGEN"
 	trap ctf_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
