@@ -32,9 +32,8 @@ for t in $targets; do
 	   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	   "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$scratch/$t-artifacts/" "$corpus" >"$scratch/$t.log" 2>&1; then
-		echo "fuzz $t: ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$scratch/$t.log" |
-			awk '{print $2}') runs; $(grep -Eo '#[0-9]+ +DONE +cov: [0-9]+' "$scratch/$t.log" |
-			awk '{print $NF}') edges)"
+		echo "fuzz $t: ok ($(grep -Eo 'Done [0-9]+ runs' "$scratch/$t.log" | awk '{print $2}') runs," \
+			"$(grep -Eo 'cov: [0-9]+' "$scratch/$t.log" | tail -1 | awk '{print $2}') edges)"
 	else
 		status=1
 		echo "fuzz $t: FAILED"
