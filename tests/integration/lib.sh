@@ -25,6 +25,7 @@ SRCDIR=${SRCDIR:-$(cd "$CTF_LIB_DIR/../.." && pwd)}
 CTFLOWD=${CTFLOWD:-$SRCDIR/build/ctflowd}
 FLOWGEN=${FLOWGEN:-$SRCDIR/build/tests/flowgen}
 CTLISTEN=${CTLISTEN:-$SRCDIR/build/tests/ctlisten}
+NLFORGE=${NLFORGE:-$SRCDIR/build/tests/nlforge}
 PYTHON=${PYTHON:-python3}
 
 CTF_PREFIX=ctf-$$
