@@ -1233,7 +1233,7 @@ static const struct key daemon_keys[] = {
 	 * whatever the daemon's working directory turns out to be. */
 	{ "state_directory", &path_type, DAEMON(state_directory),
 	  .fallback_text = LOCALSTATEDIR "/lib/ctflowd",
-	  .help = "where ctflowd keeps its journal and files; relative export paths start here" },
+	  .help = "where ctflowd keeps its journal and files, and where relative export paths start" },
 	/* Empty means none, so that config_to_string() can write "pid_file =". */
 	{ "pid_file", &path_type, DAEMON(pid_file), .flags = KEY_EMPTY_NONE,
 	  .help = "the process id is written here after start-up" },
@@ -1241,7 +1241,7 @@ static const struct key daemon_keys[] = {
 	  .fallback = 60 * SECOND_MS, .min = SECOND_MS, .max = DAY_MS, .flags = KEY_ZERO_OFF,
 	  .help = "the counters are logged this often" },
 	{ "spool_max", &size_type, DAEMON(spool_max), .fallback = 256 * MIB, .min = MIB, .max = G_MAXUINT64,
-	  .help = "bytes of journal on disk; when full, the oldest records are dropped and counted" },
+	  .help = "bytes of journal on disk (when full, the oldest records are dropped and counted)" },
 	{ "spool_sync", &choice_type, DAEMON(spool_sync), .fallback = SPOOL_SYNC_BATCH,
 	  .choices = spool_sync_names, .help = "when the journal is forced to disk" },
 	{ "handover_timeout", &duration_type, DAEMON(handover_timeout_ms),
@@ -1251,7 +1251,7 @@ static const struct key daemon_keys[] = {
 
 static const struct key source_keys[] = {
 	{ "netns", &netns_type, SOURCE(netns), .flags = KEY_EMPTY_NONE,
-	  .help = "the network namespace watched; none: the daemon's own" },
+	  .help = "the network namespace watched (none: the daemon's own)" },
 	{ "receive_buffer", &size_type, SOURCE(receive_buffer), .fallback = 8 * MIB, .min = 4096, .max = GIB,
 	  .help = "receive buffer of the event socket, set with SO_RCVBUFFORCE" },
 	{ "reliable", &bool_type, SOURCE(reliable), .fallback = TRUE,
@@ -1272,10 +1272,10 @@ static const struct key source_keys[] = {
 
 static const struct key export_keys[] = {
 	{ "format", &choice_type, EXPORT(format), .choices = format_names, .flags = KEY_REQUIRED,
-	  .help = "the records' format: IPFIX (RFC 7011) or JSON lines" },
+	  .help = "the records' format, IPFIX (RFC 7011) or JSON lines" },
 	/* file is implied by a path alone: check_export(). */
 	{ "transport", &choice_type, EXPORT(transport), .fallback = EXPORT_TRANSPORT_FILE,
-	  .choices = transport_names, .help = "where records go; file when only a path is given" },
+	  .choices = transport_names, .help = "where records go (file when only a path is given)" },
 	{ "destination", &address_type, EXPORT(host), SECOND_FIELD(struct export_config, port),
 	  .help = "the collector, for transport udp and tcp" },
 	{ "path", &path_type, EXPORT(path), .flags = KEY_RELATIVE | KEY_FILE,
@@ -1285,21 +1285,21 @@ static const struct key export_keys[] = {
 	  .help = "a partly filled message is sent at most this long after its first record" },
 	{ "template_refresh", &duration_type, EXPORT(template_refresh_ms),
 	  .fallback = 60 * SECOND_MS, .min = SECOND_MS, .max = DAY_MS,
-	  .help = "IPFIX over UDP: templates are sent again this often (RFC 7011, 8.4)" },
+	  .help = "IPFIX over UDP, templates are sent again this often (RFC 7011, 8.4)" },
 	/* An IPFIX message carries its length in 16 bits (RFC 7011, 3.1).
 	 * Over UDP the default is "auto": check_export(). */
 	{ "mtu", &size_type, EXPORT(mtu), .fallback = 65000, .min = 512, .max = 65000, .flags = KEY_AUTO,
-	  .help = "the largest message; auto (udp only, its default) fits the route to the collector" },
+	  .help = "the largest message (auto, udp only and its default there, fits the route to the collector)" },
 	{ "observation_domain", &count_type, EXPORT(observation_domain),
 	  .fallback = 1, .min = 0, .max = G_MAXUINT32, .help = "the IPFIX Observation Domain ID" },
 	{ "reconnect_min", &duration_type, EXPORT(reconnect_min_ms),
 	  .fallback = SECOND_MS, .min = 10, .max = HOUR_MS,
-	  .help = "tcp: the shortest wait before reconnecting to a collector" },
+	  .help = "tcp, the shortest wait before reconnecting to a collector" },
 	{ "reconnect_max", &duration_type, EXPORT(reconnect_max_ms),
 	  .fallback = 60 * SECOND_MS, .min = 10, .max = HOUR_MS,
-	  .help = "tcp: the longest wait before reconnecting, not less than reconnect_min" },
+	  .help = "tcp, the longest wait before reconnecting, not less than reconnect_min" },
 	{ "sync", &bool_type, EXPORT(sync), .fallback = FALSE,
-	  .help = "file: fdatasync() after every flush" },
+	  .help = "file, fdatasync() after every flush" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1789,7 +1789,7 @@ char *config_describe_keys(void)
 			g_autofree char *expected = k->type->expects(k);
 			gsize before;
 
-			g_string_append_printf(out, "# %s: %s; %s\n", k->name, k->help, expected);
+			g_string_append_printf(out, "# %s: %s. Takes %s.\n", k->name, k->help, expected);
 			key_set_default(k, defaults);
 			before = out->len;
 			if (!(k->flags & KEY_REQUIRED))
