@@ -300,6 +300,9 @@ static char *check_segment_header(const struct journal_segment_header *h, guint6
 	copy.crc = 0;
 	if (crc32c(0, &copy, sizeof(copy)) != h->crc)
 		return g_strdup("segment header fails its CRC");
+	if (h->first > JOURNAL_MAX_FIRST)
+		return g_strdup_printf("first position %" G_GUINT64_FORMAT " is past 2^62: "
+				       "later positions would wrap", (guint64)h->first);
 	if (h->first != named_first)
 		return g_strdup_printf("header says first position %" G_GUINT64_FORMAT
 				       ", the file name %" G_GUINT64_FORMAT,

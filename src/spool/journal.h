@@ -32,6 +32,10 @@
 #define JOURNAL_VERSION 1u
 #define JOURNAL_DEFAULT_SEGMENT_BYTES (64ull << 20)
 #define JOURNAL_CORRUPT_DIR "corrupt"
+/* Positions count records from 0, one per record: even a billion a second
+ * takes a century to pass 2^62.  A segment that claims to start beyond it
+ * was not written by ctflowd, and positions after it would wrap. */
+#define JOURNAL_MAX_FIRST (G_GUINT64_CONSTANT(1) << 62)
 
 struct journal_segment_header {
 	uint32_t magic;

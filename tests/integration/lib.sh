@@ -25,6 +25,7 @@ SRCDIR=${SRCDIR:-$(cd "$CTF_LIB_DIR/../.." && pwd)}
 CTFLOWD=${CTFLOWD:-$SRCDIR/build/ctflowd}
 FLOWGEN=${FLOWGEN:-$SRCDIR/build/tests/flowgen}
 CTLISTEN=${CTLISTEN:-$SRCDIR/build/tests/ctlisten}
+NLFORGE=${NLFORGE:-$SRCDIR/build/tests/nlforge}
 PYTHON=${PYTHON:-python3}
 
 CTF_PREFIX=ctf-$$
@@ -268,7 +269,7 @@ ctf_nsx() { ip netns exec "$@"; }
 # and the cleanup trap.  Bails out when anything fails.
 ctf_setup() {
 	ctf_require_root
-	ctf_require_cmd ip nft conntrack sysctl ss awk "$FLOWGEN"
+	ctf_require_cmd ip nft conntrack sysctl ss awk ping "$FLOWGEN"
 	trap ctf_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
