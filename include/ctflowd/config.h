@@ -75,7 +75,7 @@ struct export_config {
 	guint flush_interval_ms;   /* a partly filled message waits at most this long */
 	guint template_refresh_ms; /* IPFIX over UDP: templates re-sent this often */
 	guint mtu;                 /* largest message; 0 (udp only, the default there):
-				    * the path MTU of the route to the collector */
+				    * the route's MTU to the collector, at most 1500 */
 	guint32 observation_domain;
 	guint reconnect_min_ms;    /* tcp back-off */
 	guint reconnect_max_ms;
