@@ -25,6 +25,7 @@
 #include "spool_load.h"
 #include "src/spool/cursor.h"
 #include "src/spool/journal.h"
+#include "src/spool/spool_tuning.h"
 
 #define CHUNK 4096u          /* records in a cache chunk; the cache holds two at least */
 #define ROOMY (1ull << 30)
