@@ -386,7 +386,9 @@ static gboolean set_up(struct daemon *d, GError **error)
 			      error);
 	if (!d->spool || !(d->flow_ids = open_flow_ids(&d->config->daemon, error)))
 		return FALSE;
-	d->intake = intake_new(d->spool, d->flow_ids, d->config->source.dedup_window);
+	d->intake = intake_new(d->spool, d->flow_ids, d->config->source.dedup_window, error);
+	if (!d->intake)
+		return FALSE;
 	/* a DESTROY journaled before a crash may come again from the landing
 	 * zone or the kernel: the filter must know what was taken */
 	spool_recent(d->spool, d->config->source.dedup_window, intake_remember, d->intake);

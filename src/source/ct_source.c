@@ -126,7 +126,7 @@ static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_
 static void coalesce_setup(ct_source *src);
 
 /* Events a previous worker took off the socket but had not journaled. */
-static void recover_landing_zone(ct_source *src)
+static void recover_landing_zone(ct_source *src, const char *path)
 {
 	size_t n = 0;
 	guint found = 0;
@@ -136,10 +136,14 @@ static void recover_landing_zone(ct_source *src)
 		if (nlh->nlmsg_len == 0)
 			continue;
 		found++;
-		if (nlh->nlmsg_len <= RECV_SIZE)
+		if (nlh->nlmsg_len >= sizeof(*nlh) && nlh->nlmsg_len <= RECV_SIZE) {
 			parse_datagram(src, src->slots[i], nlh->nlmsg_len, &n);
-		else
+		} else {
 			src->stats.malformed++;
+			g_warning("landing zone %s: slot %u says %u bytes, not a message a slot"
+				  " holds (%zu to %d); dropped",
+				  path, i, nlh->nlmsg_len, sizeof(*nlh), RECV_SIZE);
+		}
 	}
 	if (found) {
 		g_message("recovered %u conntrack events a previous worker had received but "
@@ -180,7 +184,7 @@ ct_source *ct_source_new(int events_fd, const char *landing_path,
 		src->msgs[i].msg_hdr.msg_iov = &src->iov[i];
 		src->msgs[i].msg_hdr.msg_iovlen = 1;
 	}
-	recover_landing_zone(src);
+	recover_landing_zone(src, landing_path ? landing_path : "in memory");
 	return src;
 
 fail:

@@ -18,6 +18,7 @@ struct cursor {
 	int fd;
 	char *path;
 	gint64 synced_us;
+	gboolean too_long;   /* damaged by bytes past the record: cut at the next store */
 };
 
 char *cursor_file_name(const char *name)
@@ -135,6 +136,8 @@ cursor *cursor_open(int dirfd, const char *dir, const char *name, guint64 initia
 	*state = *problem ? CURSOR_DAMAGED : CURSOR_SAVED;
 	if (*problem)
 		keep_damaged(dirfd, file, buf, (size_t)len, problem);
+	/* else every later start would find it damaged again, and replay */
+	c->too_long = len > (ssize_t)sizeof(struct cursor_record);
 	return c;
 fail:;
 	int e = errno;
@@ -152,6 +155,12 @@ gboolean cursor_store(cursor *c, guint64 position, enum spool_sync sync, GError 
 	do
 		w = pwrite(c->fd, &r, sizeof(r), 0);
 	while (w < 0 && errno == EINTR);
+	if (w == (ssize_t)sizeof(r) && c->too_long) {
+		if (ftruncate(c->fd, sizeof(r)) == 0)
+			c->too_long = FALSE;
+		else
+			w = -1;
+	}
 	/* With SPOOL_SYNC_BATCH a position is synced at most every 100 ms: one
 	 * that lags after a power loss only means records are sent again. */
 	gboolean due = sync == SPOOL_SYNC_RECORD ||

@@ -23,8 +23,10 @@
 #include "ctflowd/spool.h"
 #include "src/spool/crc32c.h"
 #include "spool_load.h"
+#include "test_files.h"
 #include "src/spool/cursor.h"
 #include "src/spool/journal.h"
+#include "src/spool/spool_tuning.h"
 
 #define CHUNK 4096u          /* records in a cache chunk; the cache holds two at least */
 #define ROOMY (1ull << 30)
@@ -95,33 +97,6 @@ static void assert_reads(spool *s, guint reader, guint64 from, const guint64 *ra
 
 /* ---- the directory -------------------------------------------------------------- */
 
-static void remove_tree(const char *path)
-{
-	GDir *d = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	if (d) {
-		while ((name = g_dir_read_name(d))) {
-			g_autofree char *child = g_build_filename(path, name, NULL);
-			if (g_file_test(child, G_FILE_TEST_IS_DIR))
-				remove_tree(child);
-			else
-				g_unlink(child);
-		}
-		g_dir_close(d);
-	}
-	g_rmdir(path);
-}
-
-static char *make_dir(void)
-{
-	g_autoptr(GError) error = NULL;
-	char *dir = g_dir_make_tmp("ctflowd-journal-XXXXXX", &error);
-
-	g_assert_no_error(error);
-	return dir;
-}
-
 static guint64 segment_bytes_for(guint64 records)
 {
 	return JOURNAL_HEADER_SIZE + records * JOURNAL_FRAME_SIZE;
@@ -140,11 +115,6 @@ static spool *open_small(const char *dir, guint64 seg_records, guint64 max_segme
 	return s;
 }
 
-static char *path_in(const char *dir, const char *name)
-{
-	return g_build_filename(dir, name, NULL);
-}
-
 static char *segment_path(const char *dir, guint64 first)
 {
 	g_autofree char *name = journal_segment_name(first);
@@ -157,14 +127,6 @@ static gboolean exists(const char *dir, const char *name)
 	g_autofree char *p = path_in(dir, name);
 
 	return g_file_test(p, G_FILE_TEST_EXISTS);
-}
-
-static guint64 file_size(const char *path)
-{
-	GStatBuf st;
-
-	g_assert_cmpint(g_stat(path, &st), ==, 0);
-	return (guint64)st.st_size;
 }
 
 static guint count_files(const char *dir, const char *prefix)
@@ -200,35 +162,6 @@ static guint64 set_aside_size(const char *dir, const char *prefix)
 	g_dir_close(d);
 	g_assert_cmpuint(size, !=, G_MAXUINT64);
 	return size;
-}
-
-static void patch_file(const char *path, guint64 offset, const void *bytes, size_t len)
-{
-	int fd = open(path, O_WRONLY);
-
-	g_assert_cmpint(fd, >=, 0);
-	g_assert_cmpint(pwrite(fd, bytes, len, (off_t)offset), ==, (ssize_t)len);
-	close(fd);
-}
-
-static void flip_byte(const char *path, guint64 offset)
-{
-	int fd = open(path, O_RDWR);
-	guint8 b;
-
-	g_assert_cmpint(fd, >=, 0);
-	g_assert_cmpint(pread(fd, &b, 1, (off_t)offset), ==, 1);
-	b ^= 0x10;
-	g_assert_cmpint(pwrite(fd, &b, 1, (off_t)offset), ==, 1);
-	close(fd);
-}
-
-static void write_file(const char *path, const void *bytes, size_t len)
-{
-	g_autoptr(GError) error = NULL;
-
-	g_file_set_contents(path, bytes, (gssize)len, &error);
-	g_assert_no_error(error);
 }
 
 /* Offset of the frame holding @pos in the segment starting at @first. */
