@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/../.."
 seconds=${1:-40}
 shift || true
-targets=${*:-"fuzz_config fuzz_journal"}
+targets=${*:-"fuzz_config fuzz_journal fuzz_landing"}
 build=build-fuzz
 
 if [ ! -d "$build" ]; then
