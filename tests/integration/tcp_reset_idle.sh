@@ -12,15 +12,15 @@
 # (SO_LINGER 0) and goes on listening.
 #
 #   burst    100 UDP flows end (conntrack -F): one message.  Before the
-#            reset, ctflowd has sent them all and has not counted them
-#            delivered: it is idle, waiting for acknowledgements
+#            reset, ctflowd has sent them all and counts none delivered:
+#            it is idle, waiting for acknowledgements
 #   reset    ctflowd must notice, reconnect after reconnect_min and resend
 #            what was not acknowledged, templates first.  Nothing else
 #            happens meanwhile: no flow ends, so no send would find the
 #            broken connection
 #
-# Checks: the new connection opens within reconnect_min + 2 s of the reset,
-# and every flow is in it within reconnect_min + flush_interval + 3 s; the
+# Checks: the new connection opens within reconnect_min + 3 s of the reset,
+# and every flow is in it within reconnect_min + flush_interval + 5 s; the
 # final statistics count a reconnect, a resend and all 100 records
 # delivered, and the log no "records not delivered".  Judged by
 # tcp_peer_score.py (ipfix_verify.py's decoder and ipfixDump): every flow
@@ -60,6 +60,9 @@ flows_in() {
 }
 
 tp_start_collector --rcvbuf 1 --reset-after $READ_BYTES --reset-delay $RESET_DELAY_S
+# a receive buffer that takes the whole burst in one read: no overrun, whose
+# recovery could spread the records over two messages
+CTF_RCVBUF=4194304
 tp_start_ctflowd 500ms 500ms 5s
 
 # --- burst: one message, read in part
@@ -70,7 +73,9 @@ tp_wait_log 'conn 1 stops reading' 10
 ctf_check "the collector read $READ_BYTES bytes of the first connection and stopped reading" \
 	grep -q "conn 1 stops reading after $READ_BYTES bytes" "$TP_CLOG"
 # what ctflowd says while it waits (statistics every second): all sent,
-# not all acknowledged.  Otherwise this run would not test the case.
+# none acknowledged.  Otherwise this run would not test the case, and a
+# message acknowledged by the collector's kernel but never read by the
+# collector would be lost with the reset (TCP cannot tell).
 for ((i = 0; i < 25; i++)); do
 	st=$(ctf_last_stats "$TP_LOG")
 	[ "$(ctf_stat_export "$st" tcp sent)" = $TP_N ] && break
@@ -78,10 +83,10 @@ for ((i = 0; i < 25; i++)); do
 done
 grep -q 'conn 1 reset' "$TP_CLOG" && ctf_diag "the reset came before the statistics were read"
 sent=$(ctf_stat_export "$st" tcp sent) delivered=$(ctf_stat_export "$st" tcp records)
-if [ "$sent" = $TP_N ] && [ "${delivered:-$TP_N}" -lt $TP_N ]; then
-	ctf_ok "before the reset ctflowd has sent all $TP_N records and counts $delivered delivered (waiting for acknowledgements)"
+if [ "$sent" = $TP_N ] && [ "$delivered" = 0 ]; then
+	ctf_ok "before the reset ctflowd has sent all $TP_N records and counts none delivered (waiting for acknowledgements)"
 else
-	ctf_not_ok "before the reset ctflowd has sent all $TP_N records and not all are acknowledged" "statistics: $st"
+	ctf_not_ok "before the reset ctflowd has sent all $TP_N records and counts none delivered" "statistics: $st"
 fi
 
 # --- reset: noticed without any send
@@ -92,8 +97,8 @@ tp_wait_log 'conn 2 opened' 10
 T_CONN2=$(tp_log_time 'conn 2 opened')
 if [ -n "$T_CONN2" ]; then
 	delay=$(ctf_elapsed "$T_RESET" "$T_CONN2")
-	ctf_check "ctflowd reconnects ${delay} s after the reset (reconnect_min ${RECONNECT_MIN_S} s; allowed + 2 s)" \
-		awk -v d="$delay" -v m=$RECONNECT_MIN_S 'BEGIN { exit !(d <= m + 2) }'
+	ctf_check "ctflowd reconnects ${delay} s after the reset (reconnect_min ${RECONNECT_MIN_S} s; allowed + 3 s)" \
+		awk -v d="$delay" -v m=$RECONNECT_MIN_S 'BEGIN { exit !(d <= m + 3) }'
 else
 	ctf_not_ok "ctflowd reconnects after the reset" "no second connection within 10 s" \
 		"$(grep 'export tcp' "$TP_LOG" | tail -3)"
@@ -107,8 +112,8 @@ done
 T_ALL=$(ctf_now)
 if [ "$got" -ge $TP_N ]; then
 	took=$(ctf_elapsed "$T_RESET" "$T_ALL")
-	ctf_check "all $TP_N flows are in the new connection ${took} s after the reset (allowed: reconnect_min + flush_interval + 3 s)" \
-		awk -v d="$took" -v m=$RECONNECT_MIN_S -v f=$FLUSH_S 'BEGIN { exit !(d <= m + f + 3) }'
+	ctf_check "all $TP_N flows are in the new connection ${took} s after the reset (allowed: reconnect_min + flush_interval + 5 s)" \
+		awk -v d="$took" -v m=$RECONNECT_MIN_S -v f=$FLUSH_S 'BEGIN { exit !(d <= m + f + 5) }'
 else
 	ctf_not_ok "all $TP_N flows are in the new connection" "$got after 20 s"
 fi
