@@ -61,6 +61,19 @@ guint64 transport_bytes_written(const transport *t);
  */
 gboolean transport_unacked(const transport *t, guint64 *unacked);
 
+/**
+ * transport_check_peer:
+ * TCP: reads and discards what the collector sent back (at most 64 KiB a
+ * call, never waiting), then says whether the connection still stands.
+ * FALSE with @error, and the transport closed, when the collector closed it
+ * (end of stream, hang-up), reset it, or the socket reports an error
+ * (SO_ERROR, e.g. a keepalive time-out), or when it is not open.  Bytes
+ * from the collector alone never count as a close.  Cheap enough to call on
+ * every wake-up, so that a connection lost while nothing is being sent is
+ * noticed without waiting for the next send.  Other transports: TRUE.
+ */
+gboolean transport_check_peer(transport *t, GError **error);
+
 /** transport_sync: file: fdatasync() when cfg->sync; others: nothing. */
 gboolean transport_sync(transport *t, GError **error);
 

@@ -192,15 +192,20 @@ static void confirm_upto(sink *s, guint64 offset)
 
 /* TCP: what the peer acknowledged is delivered, the rest may still be lost
  * with the connection.  Nothing a collector process did after its kernel
- * took the bytes is visible from here. */
-static void poll_acknowledged(sink *s)
+ * took the bytes is visible from here.  Then the connection itself is
+ * checked: acknowledgements that will never come (the collector reset or
+ * closed it) must end the session now, not at the next send, which may be
+ * a long way off when no flows end.  Acknowledged bytes are counted first:
+ * SIOCOUTQ still tells them apart after a reset. */
+static gboolean poll_acknowledged(sink *s, GError **error)
 {
 	guint64 unacked;
 
-	if (!s->unconfirmed->len || s->cfg->transport != EXPORT_TRANSPORT_TCP)
-		return;
-	if (transport_unacked(s->tr, &unacked))
+	if (s->cfg->transport != EXPORT_TRANSPORT_TCP)
+		return TRUE;
+	if (s->unconfirmed->len && transport_unacked(s->tr, &unacked))
 		confirm_upto(s, transport_bytes_written(s->tr) - unacked);
+	return transport_check_peer(s->tr, error);
 }
 
 static gboolean sync_and_confirm(sink *s, GError **error)
@@ -356,7 +361,8 @@ static gboolean run_timers(sink *s, gint64 now, GError **error)
 		if (!encoder_flush(s->enc, error) || !sync_and_confirm(s, error))
 			return FALSE;
 	}
-	poll_acknowledged(s);
+	if (!poll_acknowledged(s, error))
+		return FALSE;
 	if (is_udp(s) && now >= s->next_refresh_us) {
 		s->next_refresh_us = now + (gint64)s->cfg->template_refresh_ms * 1000;
 		if (!encoder_refresh_templates(s->enc, error))
@@ -427,9 +433,13 @@ static gpointer sink_thread(gpointer data)
 				session_broke(s, error);
 				continue;
 			}
-			while (s->unconfirmed->len && !stop_expired(s)) {
+			while (s->unconfirmed->len && !stop_expired(s) &&
+			       poll_acknowledged(s, &error))
 				g_usleep(ACK_POLL_US);
-				poll_acknowledged(s);
+			if (error && s->unconfirmed->len) {
+				/* resent to a new connection while the grace lasts */
+				session_broke(s, error);
+				continue;
 			}
 			break;
 		}

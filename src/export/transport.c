@@ -247,14 +247,57 @@ static gboolean write_all(transport *t, const uint8_t *msg, size_t len, GError *
 	return TRUE;
 }
 
-/* A collector never sends anything back, so a readable socket means it
- * closed (or reset) the connection: writing more would go nowhere and a
- * whole message would only be found missing later. */
-static gboolean peer_closed(transport *t)
-{
-	struct pollfd p = { .fd = t->fd, .events = POLLIN | POLLRDHUP };
+/* At most this much of what a collector sends back is read per check: a
+ * chatty peer costs the export thread one bounded read, never a loop. */
+#define DRAIN_MAX (64 * 1024)
 
-	return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
+/* IPFIX over TCP is one-way, but a collector may still send something (a
+ * greeting, keepalive bytes).  That is read and dropped; only the end of the
+ * stream, a hang-up or a socket error means the connection is gone. */
+gboolean transport_check_peer(transport *t, GError **error)
+{
+	if (t->cfg->transport != EXPORT_TRANSPORT_TCP)
+		return TRUE;
+	if (t->fd < 0) {
+		g_set_error(error, TRANSPORT_ERROR, ENOTCONN, "%s: not open", t->description);
+		return FALSE;
+	}
+	struct pollfd p = { .fd = t->fd, .events = POLLIN | POLLRDHUP };
+	if (poll(&p, 1, 0) <= 0)
+		return TRUE;
+	if (p.revents & (POLLERR | POLLNVAL)) {
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+		if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || !soerr)
+			soerr = ECONNRESET;
+		transport_close(t);
+		return fail_errno(t, error, soerr, "connection lost");
+	}
+	gboolean eof = (p.revents & (POLLHUP | POLLRDHUP)) != 0;
+	for (size_t drained = 0; !eof && drained < DRAIN_MAX;) {
+		char junk[4096];
+		ssize_t n = recv(t->fd, junk, sizeof(junk), MSG_DONTWAIT);
+		if (n > 0) {
+			drained += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return TRUE;
+		if (n < 0) {
+			int e = errno;
+			transport_close(t);
+			return fail_errno(t, error, e, "connection lost");
+		}
+		eof = TRUE;
+	}
+	if (!eof)
+		return TRUE;
+	transport_close(t);
+	g_set_error(error, TRANSPORT_ERROR, ECONNRESET, "%s: the collector closed the connection",
+		    t->description);
+	return FALSE;
 }
 
 gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **error)
@@ -265,12 +308,10 @@ gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **e
 	}
 	if (t->cfg->transport == EXPORT_TRANSPORT_UDP)
 		return send_datagram(t, msg, len, error);
-	if (t->cfg->transport == EXPORT_TRANSPORT_TCP && peer_closed(t)) {
-		transport_close(t);
-		g_set_error(error, TRANSPORT_ERROR, ECONNRESET, "%s: the collector closed the connection",
-			    t->description);
+	/* a connection found gone before writing: the message is not sent
+	 * into a void, where it would only be found missing later */
+	if (!transport_check_peer(t, error))
 		return FALSE;
-	}
 	return write_all(t, msg, len, error);
 }
 
