@@ -22,8 +22,13 @@
 #define RESUME_PERCENT 90
 /* a worker that drained within this is reading */
 #define READER_FRESH_US (G_USEC_PER_SEC)
-/* One look at the dying list is one reply, normally well under a
- * millisecond; the guard runs every 200 ms and must not wait in it. */
+/* Whether the table falls is judged against a reading at least this old:
+ * two checks can come a moment apart (one that waited for the kernel is
+ * followed at once by the next), with nothing freed in between. */
+#define TREND_US (500 * 1000)
+/* One look at the dying list is one reply: under a millisecond with tens
+ * of thousands of entries parked, a few hundred milliseconds while a flush of the
+ * table holds the kernel's locks.  The guard runs every 200 ms. */
 #define LOOK_US (500 * 1000)
 
 struct guard {
@@ -35,7 +40,10 @@ struct guard {
 	GByteArray *netlink_text;
 	guint64 threshold;
 	guint64 ceiling;     /* past this it acts even while the table falls */
-	guint64 last_count;  /* the table at the previous check */
+	struct reading {
+		guint64 count;
+		gint64 at_us;        /* 0: none */
+	} trend, next_trend; /* a reading >= TREND_US old, and its successor */
 	gboolean waiting;    /* held off while a reading worker empties the table */
 	gboolean off;
 	gint64 off_since_us;
@@ -200,37 +208,51 @@ static gboolean any_parked(guard *g)
 	return TRUE;
 }
 
+/* Whether @count is below a reading of the table at least TREND_US old
+ * (and at most about twice that); notes @count for later calls. */
+static gboolean table_falling(guard *g, guint64 count)
+{
+	gint64 now = g_get_monotonic_time();
+
+	if (g->next_trend.at_us && now - g->next_trend.at_us >= TREND_US) {
+		g->trend = g->next_trend;
+		g->next_trend.at_us = 0;
+	}
+	if (!g->next_trend.at_us)
+		g->next_trend = (struct reading){ .count = count, .at_us = now };
+	return g->trend.at_us && count < g->trend.count;
+}
+
 void guard_check(guard *g, guard_reader_fn reader_alive_us)
 {
 	guint64 count;
 
 	if (!read_number(g->count_fd, &count))
 		return;
-	guint64 previous = g->last_count;
-	g->last_count = count;
 	if (g->off) {
+		table_falling(g, count);
 		if (reader_reading(reader_alive_us) && count < g->threshold * RESUME_PERCENT / 100)
 			switch_on(g, count);
 		return;
 	}
-	if (count < g->threshold) {
-		g->waiting = FALSE;
-		return;
-	}
 	/* A full table of live connections is the firewall's business; only
 	 * entries parked for ctflowd are ours to let go. */
-	if (!any_parked(g))
+	if (count < g->threshold || !any_parked(g)) {
+		if (count < g->threshold)
+			g->waiting = FALSE;
+		table_falling(g, count);
 		return;
+	}
 	/* Decide on fresh facts, read after the look: a worker that resumed
 	 * meanwhile and is emptying the table loses nothing if left alone.
 	 * Past the ceiling, the host is too close to dropping connections to
 	 * wait for it. */
 	if (!read_number(g->count_fd, &count))
 		return;
-	g->last_count = count;
+	gboolean falling = table_falling(g, count);
 	if (count < g->threshold)
 		return;
-	if (count < g->ceiling && count < previous && reader_reading(reader_alive_us)) {
+	if (count < g->ceiling && falling && reader_reading(reader_alive_us)) {
 		if (!g->waiting)
 			g_message("guard: the conntrack table holds %" G_GUINT64_FORMAT
 				  " entries (threshold %" G_GUINT64_FORMAT "), but the worker "
