@@ -22,10 +22,12 @@
 #define RESUME_PERCENT 90
 /* a worker that drained within this is reading */
 #define READER_FRESH_US (G_USEC_PER_SEC)
-/* Whether the table falls is judged against a reading at least this old:
- * two checks can come a moment apart (one that waited for the kernel is
- * followed at once by the next), with nothing freed in between. */
-#define TREND_US (500 * 1000)
+/* Whether the table falls is judged against the latest reading at least
+ * this old: two checks can come a moment apart (one that waited for the
+ * kernel is followed at once by the next), with nothing freed in between,
+ * and an older reading may still be from before the fall began. */
+#define TREND_MIN_US (150 * 1000)
+#define TREND_READINGS 8     /* two a check, every 200 ms: the last 0.8 s */
 /* One look at the dying list is one reply: under a millisecond with tens
  * of thousands of entries parked, a few hundred milliseconds while a flush of the
  * table holds the kernel's locks.  The guard runs every 200 ms. */
@@ -43,7 +45,8 @@ struct guard {
 	struct reading {
 		guint64 count;
 		gint64 at_us;        /* 0: none */
-	} trend, next_trend; /* a reading >= TREND_US old, and its successor */
+	} recent[TREND_READINGS]; /* the table lately, to tell whether it falls */
+	guint next_reading;
 	gboolean waiting;    /* held off while a reading worker empties the table */
 	gboolean off;
 	gint64 off_since_us;
@@ -208,19 +211,22 @@ static gboolean any_parked(guard *g)
 	return TRUE;
 }
 
-/* Whether @count is below a reading of the table at least TREND_US old
- * (and at most about twice that); notes @count for later calls. */
+/* Whether @count is below the latest reading at least TREND_MIN_US old;
+ * notes @count for later calls. */
 static gboolean table_falling(guard *g, guint64 count)
 {
 	gint64 now = g_get_monotonic_time();
+	const struct reading *ref = NULL;
 
-	if (g->next_trend.at_us && now - g->next_trend.at_us >= TREND_US) {
-		g->trend = g->next_trend;
-		g->next_trend.at_us = 0;
+	for (guint i = 0; i < TREND_READINGS; i++) {
+		const struct reading *r = &g->recent[i];
+		if (r->at_us && now - r->at_us >= TREND_MIN_US && (!ref || r->at_us > ref->at_us))
+			ref = r;
 	}
-	if (!g->next_trend.at_us)
-		g->next_trend = (struct reading){ .count = count, .at_us = now };
-	return g->trend.at_us && count < g->trend.count;
+	gboolean falling = ref && count < ref->count;
+	g->recent[g->next_reading] = (struct reading){ .count = count, .at_us = now };
+	g->next_reading = (g->next_reading + 1) % TREND_READINGS;
+	return falling;
 }
 
 void guard_check(guard *g, guard_reader_fn reader_alive_us)

@@ -76,7 +76,7 @@ void ct_request_free(ct_request *req);
 /**
  * ct_request_collect:
  * The reading half of a request, for a socket the caller sent request @seq
- * on: reads replies from @fd (non-blocking) and passes the entries to @fn,
+ * on: reads replies from @fd and passes the entries to @fn,
  * as ct_request_dump() describes.  Messages that did not come from the
  * kernel, or that answer another request, are skipped, and do not extend
  * the wait past @deadline_us.  @what names the request in error messages.
