@@ -29,8 +29,8 @@
 #define TREND_MIN_US (150 * 1000)
 #define TREND_READINGS 8     /* two a check, every 200 ms: the last 0.8 s */
 /* One look at the dying list is one reply: under a millisecond with tens
- * of thousands of entries parked, a few hundred milliseconds while a flush of the
- * table holds the kernel's locks.  The guard runs every 200 ms. */
+ * of thousands of entries parked, a few hundred milliseconds while a flush
+ * of the table holds the kernel's locks.  The guard runs every 200 ms. */
 #define LOOK_US (500 * 1000)
 
 struct guard {
@@ -159,9 +159,9 @@ static void switch_off(guard *g, guint64 count)
 	g->off_since_us = g_get_monotonic_time();
 	g->drops_at_off = 0;
 	if (!read_drops(g, &g->drops_at_off))
-		g_warning("guard: ctflowd's socket is not in %s: events lost while reliable "
-			  "delivery is off cannot be counted",
-			  NETLINK_STATS_PATH);
+		g_warning("guard: cannot find ctflowd's socket (inode %lu) in %s: events lost "
+			  "while reliable delivery is off cannot be counted",
+			  (unsigned long)g->socket_inode, NETLINK_STATS_PATH);
 	g->stats.activations++;
 	g_warning("GUARD: the conntrack table holds %" G_GUINT64_FORMAT " entries (threshold %"
 		  G_GUINT64_FORMAT "), some of them parked until ctflowd takes their DESTROY; "

@@ -35,8 +35,8 @@ struct supervisor_options {
  * SIGINT, which it forwards (as SIGTERM) and waits for.  SIGUSR1 and SIGHUP
  * are forwarded.  A worker tells the supervisor it is up by sending it
  * SIGUSR2 (see supervisor_worker_ready()).  Every tick_ms it calls tick.
- * Returns the exit status for
- * the daemon: the stopped worker's, or 1 after SUPERVISOR_EXIT_FATAL.
+ * Returns the exit status for the daemon: the stopped worker's, or 1 after
+ * SUPERVISOR_EXIT_FATAL.
  */
 int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_options *opts);
 

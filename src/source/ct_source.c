@@ -31,8 +31,8 @@
 #define LANDING_HOLD_US 5000     /* or once the first has waited this long */
 #define DRAIN_SLICE_US 20000     /* a drain returns to the loop at least this often */
 #define DUMP_ATTEMPTS 4
-/* A resync holds up the reader; a table dump takes well under a second
- * per 100,000 entries, so this only ends a dump that is stuck. */
+/* A resync holds up the reader: past this the dump is given up, keeping
+ * what it delivered, so a stuck or endless dump cannot stall reading. */
 #define RESYNC_MAX_MS 30000
 
 struct ct_source {
