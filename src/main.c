@@ -197,9 +197,9 @@ static gboolean write_pid_file(const char *path, GError **error)
 	return !path || g_file_set_contents(path, text, -1, error);
 }
 
-static void guard_tick(void *data, gint64 worker_alive_us)
+static void guard_tick(void *data)
 {
-	guard_check(data, worker_alive_us);
+	guard_check(data, supervisor_worker_last_alive);
 }
 
 static int run_worker(void *data)

@@ -309,7 +309,10 @@ static void drain_kernel(struct daemon *d)
 {
 	gint64 start = g_get_monotonic_time();
 	gint64 progress = start, next_check = start;
-	guint64 held = 0, before = ct_source_get_stats(d->source)->messages;
+	guint64 before = ct_source_get_stats(d->source)->messages;
+	/* one look at the dying list is one reply: this only bounds a kernel
+	 * that does not answer */
+	const gint64 look_us = 1000 * 1000;
 	struct pollfd p = { .fd = ct_source_fd(d->source), .events = POLLIN };
 
 	for (;;) {
@@ -326,24 +329,26 @@ static void drain_kernel(struct daemon *d)
 		}
 		if (!d->config->source.reliable)
 			break;
-		/* the dying list is long when the backlog is: look at it now and
-		 * then, and keep reading in between */
+		/* look at the dying list now and then, and keep reading in
+		 * between */
 		if (now >= next_check) {
+			gboolean held = FALSE;
 			next_check = now + HELD_BACK_CHECK_MS * 1000;
-			if (!ct_source_held_back(d->source, &held, &error)) {
-				g_warning("cannot list DESTROY events the kernel holds back: %s",
+			if (!ct_source_held_back(d->source,
+						 MIN(now + look_us, start + HELD_BACK_MAX_MS * 1000),
+						 &held, &error)) {
+				g_warning("cannot look for DESTROY events the kernel holds back: %s",
 					  error->message);
 				break;
 			}
-			if (held == 0)
+			if (!held)
 				break;
 		}
 		if (now - progress >= HELD_BACK_IDLE_MS * 1000 ||
 		    now - start >= HELD_BACK_MAX_MS * 1000) {
-			g_warning("stopping while the kernel still holds back %" G_GUINT64_FORMAT
-				  " DESTROY events; flows among them that were not for "
-				  "ctflowd's socket belong to another reliable listener",
-				  held);
+			g_warning("stopping while the kernel still holds back DESTROY events; "
+				  "flows among them that were not for ctflowd's socket belong "
+				  "to another reliable listener");
 			break;
 		}
 		poll(&p, 1, 10);
