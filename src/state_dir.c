@@ -70,7 +70,7 @@ static gboolean check_dir_status(const struct stat *st, const char *path, GError
 	unsigned mode = st->st_mode & 07777;
 	if (st->st_uid != me) {
 		g_set_error(error, CTFLOWD_ERROR, EPERM,
-			    "%s is owned by %s (mode %04o), and ctflowd runs as %s: it only "
+			    "%s is owned by %s, mode %04o, and ctflowd runs as %s: it only "
 			    "writes in a directory of its own (chown %u %s)",
 			    path, owner, mode, self, (unsigned)me, path);
 		return FALSE;
