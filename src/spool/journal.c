@@ -414,8 +414,9 @@ static struct segment *recover_segment(journal *j, const char *name, guint64 nam
 	guint64 good_end = scan_frames(fd, named_first, size, &bad);
 	seg->count = (good_end - JOURNAL_HEADER_SIZE) / JOURNAL_FRAME_SIZE;
 	if (good_end < size) {
-		/* no segment this journal writes is longer: past that, a file
-		 * (a hole of any size) holds nothing that was ever a record */
+		/* more than a whole segment is no records of this journal's
+		 * (unless spool_max was lowered since), and copied in full, a
+		 * hole of any size would become real bytes outside spool_max */
 		guint64 kept = MIN(size - good_end, journal_segment_bytes(j));
 		g_autofree char *moved = set_aside_tail(j, fd, name, good_end, good_end + kept);
 		g_autofree char *dropped = kept < size - good_end ?
