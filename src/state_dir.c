@@ -86,8 +86,8 @@ static gboolean check_dir_status(const struct stat *st, const char *path, GError
 }
 
 /* Opens @name (a path relative to @atfd, or absolute) as a checked
- * directory.  When it does not exist and @missing_ok, returns -1 with
- * *@missing set and @error unset. */
+ * directory.  When it does not exist and @missing is given, returns -1
+ * with *@missing set and @error unset. */
 static int open_checked(int atfd, const char *name, const char *path, gboolean *missing,
 			GError **error)
 {
@@ -240,11 +240,11 @@ gboolean state_dir_replace_file(int dirfd, const char *dir, const char *name, co
 	do
 		w = write(fd, data, len);
 	while (w < 0 && errno == EINTR);
-	int e = w < 0 ? errno : EIO;
-	if (w == (ssize_t)len && fsync(fd) < 0)
+	int e = 0;
+	if (w != (ssize_t)len)
+		e = w < 0 ? errno : EIO;
+	else if (fsync(fd) < 0)
 		e = errno;
-	else if (w == (ssize_t)len)
-		e = 0;
 	if (e) {
 		close(fd);
 		unlinkat(dirfd, tmp, 0);
