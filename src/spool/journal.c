@@ -207,6 +207,12 @@ static void fill_segment_header(struct journal_segment_header *h, guint64 first)
 	h->crc = crc32c(0, h, sizeof(*h));
 }
 
+/* bytes of a full segment of this journal */
+static guint64 segment_full_bytes(const journal *j)
+{
+	return JOURNAL_HEADER_SIZE + j->segment_records * JOURNAL_FRAME_SIZE;
+}
+
 /*
  * Allocates the blocks a segment will fill, beyond its size (which keeps
  * saying where the frames end).  Extending a file costs the kernel a block
@@ -215,7 +221,7 @@ static void fill_segment_header(struct journal_segment_header *h, guint64 first)
  */
 static void reserve_space(journal *j, int fd, guint64 from)
 {
-	guint64 full = JOURNAL_HEADER_SIZE + j->segment_records * JOURNAL_FRAME_SIZE;
+	guint64 full = segment_full_bytes(j);
 
 	if (from < full)
 		(void)fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(full - from));
@@ -449,12 +455,12 @@ static struct segment *recover_segment(journal *j, const char *name, guint64 nam
 		/* more than a whole segment is no records of this journal's
 		 * (unless spool_max was lowered since), and copied in full, a
 		 * hole of any size would become real bytes outside spool_max */
-		guint64 kept = MIN(size - good_end, journal_segment_bytes(j));
+		guint64 kept = MIN(size - good_end, segment_full_bytes(j));
 		g_autofree char *moved = set_aside_tail(j, fd, name, good_end, good_end + kept);
 		g_autofree char *dropped = kept < size - good_end ?
 			g_strdup_printf(" (the %" G_GUINT64_FORMAT " bytes past a segment's size"
 					" of %" G_GUINT64_FORMAT " are dropped)",
-					size - good_end - kept, journal_segment_bytes(j)) :
+					size - good_end - kept, segment_full_bytes(j)) :
 			g_strdup("");
 		if (moved && ftruncate(fd, (off_t)good_end) == 0 &&
 		    (!must_sync(j) || fdatasync(fd) == 0)) {
@@ -548,7 +554,7 @@ static gboolean recover(journal *j, GError **error)
 
 static gboolean lock_directory(journal *j, GError **error)
 {
-	j->lockfd = openat(j->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	j->lockfd = openat(j->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (j->lockfd < 0) {
 		set_errno_error(error, errno, "spool: cannot create %s/%s", j->dir, LOCK_NAME);
 		return FALSE;
