@@ -2,10 +2,18 @@
  * config.c - reads the INI configuration with GKeyFile and turns it into
  * struct ctflowd_config, refusing anything it does not understand.
  *
- * GKeyFile parses values and escapes, but it forgets where things were and
- * quietly merges repeated sections and keeps the last of repeated keys.  So
- * the text is also scanned here, line by line, to find the line of every
- * section and key (for messages) and to reject repetitions.
+ * Each section is one table of keys: name, type, field, default, range and
+ * help.  The rows drive reading, defaults, range checks and their messages,
+ * config_to_string() and config_describe_keys(); adding a key is one row.
+ * Rules that tie keys together (a destination only for udp and tcp) are a
+ * check per section, run after its table.
+ *
+ * GKeyFile parses values and escapes, but it forgets where things were,
+ * quietly merges repeated sections, keeps the last of repeated keys, and
+ * stops at the first bad line.  So the text is also scanned here, line by
+ * line: to find the line of every section and key (for messages), to reject
+ * repetitions, and to set bad lines aside so that the rest is still read.
+ * Every problem is collected and all are reported, in file order.
  */
 #include "config-build.h"
 #include "ctflowd/config.h"
@@ -14,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -32,25 +41,10 @@
 
 G_DEFINE_QUARK(ctflowd-config-error-quark, config_error)
 
-static const char *const daemon_keys[] = {
-	"state_directory", "pid_file", "stats_interval", "spool_max", "spool_sync",
-	"handover_timeout", NULL,
-};
-
-static const char *const source_keys[] = {
-	"netns", "receive_buffer", "reliable", "events", "manage_sysctls",
-	"dedup_window", "resync_delay", "guard", NULL,
-};
-
-static const char *const export_keys[] = {
-	"format", "transport", "destination", "path", "flush_interval",
-	"template_refresh", "mtu", "observation_domain", "reconnect_min",
-	"reconnect_max", "sync", NULL,
-};
-
-/* Indexed by enum export_format / enum export_transport. */
+/* Indexed by the enums they spell. */
 static const char *const format_names[] = { "ipfix", "json", NULL };
 static const char *const transport_names[] = { "udp", "tcp", "file", "stdout", NULL };
+static const char *const spool_sync_names[] = { "none", "batch", "record", NULL };
 
 const char *export_format_name(enum export_format format)
 {
@@ -67,6 +61,62 @@ const char *export_transport_name(enum export_transport transport)
 }
 
 /* ------------------------------------------------------------------------
+ * Problems, collected to be reported all at once.
+ */
+
+/* Where a problem sorts: what is written wrong, in file order; then what is
+ * left out (a key, at its section's line); then what has no line at all. */
+enum problem_place { PLACE_LINE, PLACE_MISSING, PLACE_NONE };
+
+struct problem {
+	enum problem_place place;
+	int line;               /* 0: none */
+	guint seq;              /* order of discovery, among equals */
+	int code;               /* enum config_error_code */
+	char *group;            /* the section and key it is about, if any */
+	char *key;
+	char *message;          /* what follows "ORIGIN:LINE: " */
+};
+
+static struct problem *problem_new(int code, int line, enum problem_place place,
+				   const char *group, const char *key, char *message)
+{
+	struct problem *pr = g_new0(struct problem, 1);
+
+	pr->code = code;
+	pr->line = line;
+	pr->place = line > 0 ? place : PLACE_NONE;
+	pr->group = g_strdup(group);
+	pr->key = g_strdup(key);
+	pr->message = message;
+	return pr;
+}
+
+static void problem_free(gpointer data)
+{
+	struct problem *pr = data;
+
+	if (!pr)
+		return;
+	g_free(pr->group);
+	g_free(pr->key);
+	g_free(pr->message);
+	g_free(pr);
+}
+
+static gint problem_compare(gconstpointer a, gconstpointer b)
+{
+	const struct problem *x = *(const struct problem *const *)a;
+	const struct problem *y = *(const struct problem *const *)b;
+
+	if (x->place != y->place)
+		return x->place < y->place ? -1 : 1;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* ------------------------------------------------------------------------
  * Where things are in the text.
  */
 
@@ -80,9 +130,17 @@ struct section_layout {
 struct layout {
 	GPtrArray *sections;    /* struct section_layout *, in file order */
 	GHashTable *by_name;    /* name -> struct section_layout * */
-	int bad_line;           /* first line GKeyFile will refuse; 0: none seen */
-	char *repeated;         /* message for the first repeated section or key */
-	int repeated_line;
+	GPtrArray *syntax;      /* struct problem *: the lines GKeyFile refuses */
+	GPtrArray *repeats;     /* struct problem *: sections and keys given twice */
+	GString *kept;          /* the text with those lines blanked, for GKeyFile */
+};
+
+/* Where the scan stands between lines. */
+struct scan_state {
+	struct section_layout *current;  /* NULL: before any section */
+	gboolean lost;                   /* after a header GKeyFile refuses: its
+					  * keys belong nowhere, and are dropped
+					  * rather than blamed on the section before */
 };
 
 static void section_layout_free(gpointer data)
@@ -99,17 +157,10 @@ static void layout_clear(struct layout *layout)
 {
 	g_clear_pointer(&layout->sections, g_ptr_array_unref);
 	g_clear_pointer(&layout->by_name, g_hash_table_unref);
-	g_clear_pointer(&layout->repeated, g_free);
-}
-
-static void layout_note_repeat(struct layout *layout, int line, char *message)
-{
-	if (layout->repeated) {
-		g_free(message);
-		return;
-	}
-	layout->repeated = message;
-	layout->repeated_line = line;
+	g_clear_pointer(&layout->syntax, g_ptr_array_unref);
+	g_clear_pointer(&layout->repeats, g_ptr_array_unref);
+	if (layout->kept)
+		g_string_free(g_steal_pointer(&layout->kept), TRUE);
 }
 
 /* The same tests GKeyFile applies to a group name; a name failing them makes
@@ -139,92 +190,142 @@ static gboolean is_key_name(const char *key)
 	return close && close > open && close[1] == '\0' && strchr(open + 1, '[') == NULL;
 }
 
+static char *quote(const char *value);
+
+G_GNUC_PRINTF(4, 5)
+static void layout_note(GPtrArray *list, int code, int line, const char *format, ...)
+{
+	va_list args;
+	char *message;
+
+	va_start(args, format);
+	message = g_strdup_vprintf(format, args);
+	va_end(args);
+	g_ptr_array_add(list, problem_new(code, line, PLACE_LINE, NULL, NULL, message));
+}
+
+static gboolean scan_header(struct layout *layout, struct scan_state *state, char *text, int line)
+{
+	const char *close = strchr(text, ']');
+	const char *rest;
+	g_autofree char *q = quote(text);
+
+	state->lost = TRUE;
+	if (!close) {
+		layout_note(layout->syntax, CONFIG_ERROR_SYNTAX, line,
+			    "syntax error: expected \"]\" to end the section header, got %s", q);
+		return FALSE;
+	}
+	for (rest = close + 1; *rest == ' ' || *rest == '\t'; rest++)
+		;
+	if (*rest != '\0') {
+		layout_note(layout->syntax, CONFIG_ERROR_SYNTAX, line,
+			    "syntax error: expected nothing after the section header's \"]\", got %s", q);
+		return FALSE;
+	}
+	if (!is_group_name(text + 1, (size_t)(close - text - 1))) {
+		layout_note(layout->syntax, CONFIG_ERROR_SYNTAX, line,
+			    "syntax error: expected a section name between \"[\" and \"]\", got %s", q);
+		return FALSE;
+	}
+	state->lost = FALSE;
+
+	char *name = g_strndup(text + 1, (size_t)(close - text - 1));
+	struct section_layout *earlier = g_hash_table_lookup(layout->by_name, name);
+	if (earlier) {
+		layout_note(layout->repeats, CONFIG_ERROR_SYNTAX, line,
+			    "section [%s] given twice (first on line %d)", name, earlier->line);
+		/* Keys of the repetition go to the first, as in GKeyFile. */
+		state->current = earlier;
+		g_free(name);
+		return TRUE;
+	}
+	struct section_layout *s = g_new0(struct section_layout, 1);
+	s->name = name;
+	s->line = line;
+	s->keys = g_ptr_array_new();
+	s->key_lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_ptr_array_add(layout->sections, s);
+	g_hash_table_insert(layout->by_name, s->name, s);
+	state->current = s;
+	return TRUE;
+}
+
+static gboolean scan_key(struct layout *layout, struct scan_state *state, char *text, int line)
+{
+	const char *equals = strchr(text, '=');
+	g_autofree char *q = quote(text);
+
+	if (!equals || equals == text) {
+		layout_note(layout->syntax, CONFIG_ERROR_SYNTAX, line,
+			    "syntax error: expected KEY = VALUE, a [section] or a # comment, got %s", q);
+		return FALSE;
+	}
+	g_autofree char *key = g_strchomp(g_strndup(text, (size_t)(equals - text)));
+	if (!is_key_name(key)) {
+		layout_note(layout->syntax, CONFIG_ERROR_SYNTAX, line,
+			    "syntax error: expected a key name before \"=\", got %s", q);
+		return FALSE;
+	}
+	if (state->lost)
+		return FALSE;
+	if (!state->current) {
+		layout_note(layout->syntax, CONFIG_ERROR_SYNTAX, line,
+			    "syntax error: expected a [section] before the first key, got %s", q);
+		return FALSE;
+	}
+	struct section_layout *s = state->current;
+	gpointer first;
+	if (g_hash_table_lookup_extended(s->key_lines, key, NULL, &first)) {
+		layout_note(layout->repeats, CONFIG_ERROR_SYNTAX, line,
+			    "[%s] %s: given twice (first on line %d)", s->name, key, GPOINTER_TO_INT(first));
+		return FALSE;
+	}
+	g_ptr_array_add(s->keys, key);
+	g_hash_table_insert(s->key_lines, g_steal_pointer(&key), GINT_TO_POINTER(line));
+	return TRUE;
+}
+
 /*
- * Classifies every line the way GKeyFile does.  Lines it would refuse are
- * only remembered (GKeyFile reports those); repeated sections and keys, which
- * it would accept, are remembered as this module's own error.
+ * Classifies every line the way GKeyFile does.  Returns whether the line is
+ * kept for GKeyFile: lines it would refuse, keys given again (GKeyFile would
+ * keep the last, messages name the first) and keys under a refused header
+ * are blanked, so that the rest of the file can still be read and checked.
  */
+static gboolean scan_line(struct layout *layout, struct scan_state *state, char *text, int line)
+{
+	size_t len;
+
+	while (g_ascii_isspace(*text))
+		text++;
+	len = strlen(text);
+	if (len > 0 && text[len - 1] == '\r')
+		text[--len] = '\0';
+	if (len == 0 || text[0] == '#')
+		return TRUE;
+	if (text[0] == '[')
+		return scan_header(layout, state, text, line);
+	return scan_key(layout, state, text, line);
+}
+
 static void layout_scan(struct layout *layout, const char *data)
 {
 	g_auto(GStrv) lines = g_strsplit(data, "\n", -1);
-	struct section_layout *current = NULL;
+	struct scan_state state = { 0 };
 
 	layout->sections = g_ptr_array_new_with_free_func(section_layout_free);
 	layout->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+	layout->syntax = g_ptr_array_new_with_free_func(problem_free);
+	layout->repeats = g_ptr_array_new_with_free_func(problem_free);
+	layout->kept = g_string_new(NULL);
 
 	for (int i = 0; lines[i]; i++) {
-		int line = i + 1;
-		char *text = lines[i];
-		size_t len;
+		g_autofree char *copy = g_strdup(lines[i]);
 
-		while (g_ascii_isspace(*text))
-			text++;
-		len = strlen(text);
-		if (len > 0 && text[len - 1] == '\r')
-			text[--len] = '\0';
-		if (len == 0 || text[0] == '#')
-			continue;
-
-		if (text[0] == '[') {
-			const char *close = strchr(text, ']');
-			const char *rest;
-
-			if (!close) {
-				if (!layout->bad_line)
-					layout->bad_line = line;
-				continue;
-			}
-			for (rest = close + 1; *rest == ' ' || *rest == '\t'; rest++)
-				;
-			if (*rest != '\0' || !is_group_name(text + 1, (size_t)(close - text - 1))) {
-				if (!layout->bad_line)
-					layout->bad_line = line;
-				continue;
-			}
-
-			char *name = g_strndup(text + 1, (size_t)(close - text - 1));
-			struct section_layout *earlier = g_hash_table_lookup(layout->by_name, name);
-			if (earlier) {
-				layout_note_repeat(layout, line, g_strdup_printf(
-					"section [%s] given twice (first on line %d)", name, earlier->line));
-				/* Keys of the repetition go to the first, as in GKeyFile. */
-				current = earlier;
-				g_free(name);
-				continue;
-			}
-			current = g_new0(struct section_layout, 1);
-			current->name = name;
-			current->line = line;
-			current->keys = g_ptr_array_new();
-			current->key_lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-			g_ptr_array_add(layout->sections, current);
-			g_hash_table_insert(layout->by_name, current->name, current);
-			continue;
-		}
-
-		const char *equals = strchr(text, '=');
-		if (!equals || equals == text || !current) {
-			if (!layout->bad_line)
-				layout->bad_line = line;
-			continue;
-		}
-		char *key = g_strchomp(g_strndup(text, (size_t)(equals - text)));
-		if (!is_key_name(key)) {
-			if (!layout->bad_line)
-				layout->bad_line = line;
-			g_free(key);
-			continue;
-		}
-		gpointer first;
-		if (g_hash_table_lookup_extended(current->key_lines, key, NULL, &first)) {
-			layout_note_repeat(layout, line, g_strdup_printf(
-				"[%s] %s: given twice (first on line %d)",
-				current->name, key, GPOINTER_TO_INT(first)));
-			g_free(key);
-			continue;
-		}
-		g_hash_table_insert(current->key_lines, key, GINT_TO_POINTER(line));
-		g_ptr_array_add(current->keys, key);
+		if (i > 0)
+			g_string_append_c(layout->kept, '\n');
+		if (scan_line(layout, &state, copy, i + 1))
+			g_string_append(layout->kept, lines[i]);
 	}
 }
 
@@ -242,6 +343,13 @@ static int layout_line(const struct layout *layout, const char *group, const cha
 	if (key && g_hash_table_lookup_extended(s->key_lines, key, NULL, &line))
 		return GPOINTER_TO_INT(line);
 	return s->line;
+}
+
+static gboolean layout_has_key(const struct layout *layout, const char *group, const char *key)
+{
+	const struct section_layout *s = g_hash_table_lookup(layout->by_name, group);
+
+	return s && g_hash_table_contains(s->key_lines, key);
 }
 
 /* ------------------------------------------------------------------------
@@ -285,56 +393,67 @@ static char *format_size_short(guint64 bytes)
 	return g_strdup_printf("%" G_GUINT64_FORMAT, bytes);
 }
 
-static char *format_duration_short(guint ms)
+static char *format_duration_short(guint64 ms)
 {
 	if (ms != 0 && ms % HOUR_MS == 0)
-		return g_strdup_printf("%uh", ms / HOUR_MS);
+		return g_strdup_printf("%" G_GUINT64_FORMAT "h", ms / HOUR_MS);
 	if (ms != 0 && ms % MINUTE_MS == 0)
-		return g_strdup_printf("%um", ms / MINUTE_MS);
+		return g_strdup_printf("%" G_GUINT64_FORMAT "m", ms / MINUTE_MS);
 	if (ms % SECOND_MS == 0)
-		return g_strdup_printf("%us", ms / SECOND_MS);
-	return g_strdup_printf("%ums", ms);
+		return g_strdup_printf("%" G_GUINT64_FORMAT "s", ms / SECOND_MS);
+	return g_strdup_printf("%" G_GUINT64_FORMAT "ms", ms);
 }
 
 /* How config_to_string() writes a duration: whole seconds when exact. */
-static char *format_duration(guint ms)
+static char *format_duration(guint64 ms)
 {
 	if (ms % SECOND_MS == 0)
-		return g_strdup_printf("%us", ms / SECOND_MS);
-	return g_strdup_printf("%ums", ms);
+		return g_strdup_printf("%" G_GUINT64_FORMAT "s", ms / SECOND_MS);
+	return g_strdup_printf("%" G_GUINT64_FORMAT "ms", ms);
+}
+
+/* "ipfix or json", "one of udp, tcp, file, stdout". */
+static char *describe_choices(const char *const *names)
+{
+	guint n = g_strv_length((char **)names);
+	g_autofree char *list = g_strjoinv(", ", (char **)names);
+
+	if (n == 2)
+		return g_strdup_printf("%s or %s", names[0], names[1]);
+	return g_strdup_printf("one of %s", list);
 }
 
 struct parser {
 	const char *origin;
 	GKeyFile *keys;
 	struct layout layout;
-	GError **error;
+	GPtrArray *problems;    /* struct problem * */
 };
 
-static void set_error(GError **error, int code, const char *origin, int line, const char *message)
+static void report(struct parser *p, struct problem *pr)
 {
-	if (line > 0)
-		g_set_error(error, CONFIG_ERROR, code, "%s:%d: %s", origin, line, message);
-	else
-		g_set_error(error, CONFIG_ERROR, code, "%s: %s", origin, message);
+	pr->seq = p->problems->len;
+	g_ptr_array_add(p->problems, pr);
+}
+
+static void report_all(struct parser *p, GPtrArray *list)
+{
+	for (guint i = 0; i < list->len; i++)
+		report(p, g_steal_pointer(&g_ptr_array_index(list, i)));
+	g_ptr_array_set_size(list, 0);
 }
 
 /*
- * Fails with "ORIGIN:LINE: [GROUP] KEY: message".  The line is the key's, or
- * its section's when the key is absent (a missing key), or left out.
- * Always returns FALSE so that callers can "return fail(...)".
+ * Records "ORIGIN:LINE: [GROUP] KEY: message".  The line is the key's, or
+ * its section's when the key is absent (a missing key, reported after what
+ * is written wrong), or left out.  Always returns FALSE so that callers can
+ * "return fail(...)".
  */
-G_GNUC_PRINTF(5, 6)
-static gboolean fail(struct parser *p, int code, const char *group, const char *key,
-		     const char *format, ...)
+static gboolean failv(struct parser *p, int code, const char *group, const char *key,
+		      const char *format, va_list args)
 {
-	g_autofree char *what = NULL;
-	g_autofree char *message = NULL;
-	va_list args;
-
-	va_start(args, format);
-	what = g_strdup_vprintf(format, args);
-	va_end(args);
+	g_autofree char *what = g_strdup_vprintf(format, args);
+	char *message;
 
 	if (group && key)
 		message = g_strdup_printf("[%s] %s: %s", group, key, what);
@@ -342,8 +461,53 @@ static gboolean fail(struct parser *p, int code, const char *group, const char *
 		message = g_strdup_printf("[%s]: %s", group, what);
 	else
 		message = g_steal_pointer(&what);
-	set_error(p->error, code, p->origin, layout_line(&p->layout, group, key), message);
+	gboolean absent = group && key && !layout_has_key(&p->layout, group, key);
+	report(p, problem_new(code, layout_line(&p->layout, group, key),
+			      absent ? PLACE_MISSING : PLACE_LINE, group, key, message));
 	return FALSE;
+}
+
+G_GNUC_PRINTF(5, 6)
+static gboolean fail(struct parser *p, int code, const char *group, const char *key,
+		     const char *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	failv(p, code, group, key, format, args);
+	va_end(args);
+	return FALSE;
+}
+
+/* Takes back what was reported about @key of @group, when a later finding
+ * (a key not used at all) makes it beside the point. */
+static void forget(struct parser *p, const char *group, const char *key)
+{
+	for (guint i = p->problems->len; i-- > 0;) {
+		const struct problem *pr = g_ptr_array_index(p->problems, i);
+		if (g_strcmp0(pr->group, group) == 0 && g_strcmp0(pr->key, key) == 0)
+			g_ptr_array_remove_index(p->problems, i);
+	}
+}
+
+/* All problems, one a line in file order; the first one's code. */
+static void set_error_from_problems(struct parser *p, GError **error)
+{
+	g_autoptr(GString) text = g_string_new(NULL);
+	const struct problem *first;
+
+	g_ptr_array_sort(p->problems, problem_compare);
+	for (guint i = 0; i < p->problems->len; i++) {
+		const struct problem *pr = g_ptr_array_index(p->problems, i);
+		if (i > 0)
+			g_string_append_c(text, '\n');
+		if (pr->line > 0)
+			g_string_append_printf(text, "%s:%d: %s", p->origin, pr->line, pr->message);
+		else
+			g_string_append_printf(text, "%s: %s", p->origin, pr->message);
+	}
+	first = g_ptr_array_index(p->problems, 0);
+	g_set_error_literal(error, CONFIG_ERROR, first->code, text->str);
 }
 
 /* ------------------------------------------------------------------------
@@ -351,7 +515,7 @@ static gboolean fail(struct parser *p, int code, const char *group, const char *
  */
 
 /*
- * The value of @key with escapes undone, or NULL when absent.  Trailing blanks
+ * The text of a key, or NULL if it is absent.  Blanks at the end of a value
  * are dropped first: GKeyFile keeps them, and "path = flows.json " should not
  * name a file ending in a space (write \s to mean one).
  */
@@ -411,6 +575,8 @@ static const struct unit duration_units[] = {
 	{ NULL, 0 },
 };
 
+static const struct unit no_units[] = { { "", 1 }, { NULL, 0 } };
+
 /* Decimal digits, optional blanks, then one of @units (any case). */
 static enum number_result parse_with_unit(const char *text, const struct unit *units, guint64 *out)
 {
@@ -440,455 +606,7 @@ static enum number_result parse_with_unit(const char *text, const struct unit *u
 	return NUMBER_BAD;
 }
 
-static enum number_result parse_size(const char *text, guint64 *bytes)
-{
-	return parse_with_unit(text, size_units, bytes);
-}
-
-static enum number_result parse_duration(const char *text, guint *ms)
-{
-	guint64 value;
-	enum number_result r = parse_with_unit(text, duration_units, &value);
-
-	if (r != NUMBER_OK)
-		return r;
-	if (value > G_MAXUINT)
-		return NUMBER_TOO_BIG;
-	*ms = (guint)value;
-	return NUMBER_OK;
-}
-
-static gboolean parse_size_key(struct parser *p, const char *group, const char *key,
-			       guint64 fallback, guint64 min, guint64 max, guint64 *out)
-{
-	g_autofree char *value = NULL;
-	g_autofree char *q = NULL;
-	g_autofree char *lo = format_size_short(min);
-	g_autofree char *hi = format_size_short(max);
-	guint64 bytes = 0;
-	enum number_result r;
-
-	if (!get_value(p, group, key, &value))
-		return FALSE;
-	if (!value) {
-		*out = fallback;
-		return TRUE;
-	}
-	q = quote(value);
-	r = parse_size(value, &bytes);
-	if (r == NUMBER_BAD)
-		return fail(p, CONFIG_ERROR_VALUE, group, key,
-			    "expected a size in bytes, optionally with K, M or G (such as 16384, 16K, 8M, 1G), got %s", q);
-	if (r == NUMBER_TOO_BIG || bytes < min || bytes > max) {
-		if (max == G_MAXUINT64)
-			return fail(p, CONFIG_ERROR_VALUE, group, key,
-				    "expected a size of at least %s, got %s", lo, q);
-		return fail(p, CONFIG_ERROR_VALUE, group, key,
-			    "expected a size from %s to %s, got %s", lo, hi, q);
-	}
-	*out = bytes;
-	return TRUE;
-}
-
-/* @zero_means_off: 0 is accepted below @min, meaning "never". */
-static gboolean parse_duration_key(struct parser *p, const char *group, const char *key,
-				   guint fallback, guint min, guint max, gboolean zero_means_off,
-				   guint *out)
-{
-	g_autofree char *value = NULL;
-	g_autofree char *q = NULL;
-	g_autofree char *lo = format_duration_short(min);
-	g_autofree char *hi = format_duration_short(max);
-	guint ms = 0;
-	enum number_result r;
-
-	if (!get_value(p, group, key, &value))
-		return FALSE;
-	if (!value) {
-		*out = fallback;
-		return TRUE;
-	}
-	q = quote(value);
-	r = parse_duration(value, &ms);
-	if (r == NUMBER_BAD)
-		return fail(p, CONFIG_ERROR_VALUE, group, key,
-			    "expected a duration: a number of seconds, or with ms, s, m or h (such as 500ms, 2s, 1m), got %s", q);
-	if (r == NUMBER_OK && zero_means_off && ms == 0) {
-		*out = 0;
-		return TRUE;
-	}
-	if (r == NUMBER_TOO_BIG || ms < min || ms > max)
-		return fail(p, CONFIG_ERROR_VALUE, group, key,
-			    "expected %sa duration from %s to %s, got %s",
-			    zero_means_off ? "0 (off) or " : "", lo, hi, q);
-	*out = ms;
-	return TRUE;
-}
-
-static gboolean parse_count_key(struct parser *p, const char *group, const char *key,
-				guint64 fallback, guint64 min, guint64 max, guint64 *out)
-{
-	static const struct unit no_units[] = { { "", 1 }, { NULL, 0 } };
-	g_autofree char *value = NULL;
-	g_autofree char *q = NULL;
-	guint64 n = 0;
-	enum number_result r;
-
-	if (!get_value(p, group, key, &value))
-		return FALSE;
-	if (!value) {
-		*out = fallback;
-		return TRUE;
-	}
-	q = quote(value);
-	r = parse_with_unit(value, no_units, &n);
-	if (r != NUMBER_OK || n < min || n > max)
-		return fail(p, CONFIG_ERROR_VALUE, group, key,
-			    "expected a whole number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT ", got %s",
-			    min, max, q);
-	*out = n;
-	return TRUE;
-}
-
-static gboolean parse_bool_key(struct parser *p, const char *group, const char *key,
-			       gboolean fallback, gboolean *out)
-{
-	static const char *const yes[] = { "yes", "true", "on", "1", NULL };
-	static const char *const no[] = { "no", "false", "off", "0", NULL };
-	g_autofree char *value = NULL;
-
-	if (!get_value(p, group, key, &value))
-		return FALSE;
-	if (!value) {
-		*out = fallback;
-		return TRUE;
-	}
-	for (int i = 0; yes[i]; i++) {
-		if (g_ascii_strcasecmp(value, yes[i]) == 0) {
-			*out = TRUE;
-			return TRUE;
-		}
-		if (g_ascii_strcasecmp(value, no[i]) == 0) {
-			*out = FALSE;
-			return TRUE;
-		}
-	}
-	g_autofree char *q = quote(value);
-	return fail(p, CONFIG_ERROR_VALUE, group, key, "expected yes or no, got %s", q);
-}
-
-/* "ipfix or json", "one of udp, tcp, file, stdout". */
-static char *describe_choices(const char *const *names)
-{
-	guint n = g_strv_length((char **)names);
-	g_autofree char *list = g_strjoinv(", ", (char **)names);
-
-	if (n == 2)
-		return g_strdup_printf("%s or %s", names[0], names[1]);
-	return g_strdup_printf("one of %s", list);
-}
-
-/* *@out is left alone (the caller's default) when the key is absent and
- * *@present says so; a missing required key is the caller's business. */
-static gboolean parse_choice_key(struct parser *p, const char *group, const char *key,
-				 const char *const *names, int *out, gboolean *present)
-{
-	g_autofree char *value = NULL;
-
-	if (!get_value(p, group, key, &value))
-		return FALSE;
-	*present = value != NULL;
-	if (!value)
-		return TRUE;
-	for (int i = 0; names[i]; i++) {
-		if (g_ascii_strcasecmp(value, names[i]) == 0) {
-			*out = i;
-			return TRUE;
-		}
-	}
-	g_autofree char *expected = describe_choices(names);
-	g_autofree char *q = quote(value);
-	return fail(p, CONFIG_ERROR_VALUE, group, key, "expected %s, got %s", expected, q);
-}
-
-/* An absolute path, lexically cleaned ("/a//b/../c/" is "/a/c"); @base
- * resolves a relative one, and without @base a relative one is an error. */
-static gboolean parse_path_value(struct parser *p, const char *group, const char *key,
-				 const char *value, const char *base, char **out)
-{
-	g_autofree char *q = quote(value);
-
-	if (*value == '\0')
-		return fail(p, CONFIG_ERROR_VALUE, group, key, "expected a path, got %s", q);
-	if (!base && !g_path_is_absolute(value))
-		return fail(p, CONFIG_ERROR_VALUE, group, key,
-			    "expected an absolute path (starting with /), got %s", q);
-	*out = g_canonicalize_filename(value, base);
-	return TRUE;
-}
-
-/* ------------------------------------------------------------------------
- * Sections.
- */
-
-enum section_kind { SECTION_DAEMON, SECTION_SOURCE, SECTION_EXPORT, SECTION_UNKNOWN };
-
-/* For [export NAME], *@name is NAME without surrounding blanks (may be ""). */
-static enum section_kind classify_section(const char *group, char **name)
-{
-	*name = NULL;
-	if (strcmp(group, "daemon") == 0)
-		return SECTION_DAEMON;
-	if (strcmp(group, "source") == 0)
-		return SECTION_SOURCE;
-	if (g_str_has_prefix(group, "export") &&
-	    (group[6] == '\0' || group[6] == ' ' || group[6] == '\t')) {
-		*name = g_strstrip(g_strdup(group + 6));
-		return SECTION_EXPORT;
-	}
-	return SECTION_UNKNOWN;
-}
-
-static gboolean check_key(struct parser *p, const char *group, const char *shown,
-			  const char *const *known, const char *key)
-{
-	if (g_strv_contains(known, key))
-		return TRUE;
-	g_autofree char *list = g_strjoinv(", ", (char **)known);
-	return fail(p, CONFIG_ERROR_UNKNOWN, group, key, "unknown key; [%s] takes %s", shown, list);
-}
-
-/* The keys of the scan come first, to report the first unknown key in file
- * order and because g_key_file_get_keys() leaves out "key[locale]" entries;
- * GKeyFile's own list is checked too in case the two ever disagree. */
-static gboolean check_keys(struct parser *p, const char *group, const char *shown,
-			   const char *const *known)
-{
-	const struct section_layout *s = g_hash_table_lookup(p->layout.by_name, group);
-	g_auto(GStrv) keys = g_key_file_get_keys(p->keys, group, NULL, NULL);
-
-	for (guint i = 0; s && i < s->keys->len; i++)
-		if (!check_key(p, group, shown, known, g_ptr_array_index(s->keys, i)))
-			return FALSE;
-	for (int i = 0; keys && keys[i]; i++)
-		if (!check_key(p, group, shown, known, keys[i]))
-			return FALSE;
-	return TRUE;
-}
-
-/* Every section known, every export named once, every key known: checked
- * before any value so that a typo in a key is not reported as a missing key. */
-static gboolean check_structure(struct parser *p)
-{
-	g_auto(GStrv) groups = g_key_file_get_groups(p->keys, NULL);
-	g_autoptr(GHashTable) names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	gboolean any_export = FALSE;
-
-	for (int i = 0; groups[i]; i++) {
-		g_autofree char *name = NULL;
-		const char *const *known = NULL;
-
-		switch (classify_section(groups[i], &name)) {
-		case SECTION_DAEMON:
-			known = daemon_keys;
-			break;
-		case SECTION_SOURCE:
-			known = source_keys;
-			break;
-		case SECTION_EXPORT:
-			if (*name == '\0')
-				return fail(p, CONFIG_ERROR_MISSING, groups[i], NULL,
-					    "the section needs a name, as in [export collector]");
-			gpointer first;
-			if (g_hash_table_lookup_extended(names, name, NULL, &first))
-				return fail(p, CONFIG_ERROR_SYNTAX, groups[i], NULL,
-					    "export name \"%s\" given twice (first on line %d)",
-					    name, GPOINTER_TO_INT(first));
-			g_hash_table_insert(names, g_strdup(name),
-					    GINT_TO_POINTER(layout_line(&p->layout, groups[i], NULL)));
-			any_export = TRUE;
-			known = export_keys;
-			break;
-		case SECTION_UNKNOWN:
-		default: {
-			g_autofree char *message = g_strdup_printf(
-				"unknown section [%s]; expected [daemon], [source] or [export NAME]",
-				groups[i]);
-			set_error(p->error, CONFIG_ERROR_UNKNOWN, p->origin,
-				  layout_line(&p->layout, groups[i], NULL), message);
-			return FALSE;
-		}
-		}
-		if (!check_keys(p, groups[i], known == export_keys ? "export NAME" : groups[i], known))
-			return FALSE;
-	}
-	if (!any_export) {
-		set_error(p->error, CONFIG_ERROR_MISSING, p->origin, 0,
-			  "no [export NAME] section; at least one destination is required");
-		return FALSE;
-	}
-	return TRUE;
-}
-
-static const char *const spool_sync_names[] = { "none", "batch", "record" };
-
-static gboolean parse_spool_sync(struct parser *p, const char *g, enum spool_sync *out)
-{
-	g_autofree char *value = NULL;
-
-	if (!get_value(p, g, "spool_sync", &value))
-		return FALSE;
-	*out = SPOOL_SYNC_BATCH;
-	if (!value)
-		return TRUE;
-	for (guint i = 0; i < G_N_ELEMENTS(spool_sync_names); i++) {
-		if (g_ascii_strcasecmp(value, spool_sync_names[i]) == 0) {
-			*out = (enum spool_sync)i;
-			return TRUE;
-		}
-	}
-	g_autofree char *q = quote(value);
-	return fail(p, CONFIG_ERROR_VALUE, g, "spool_sync",
-		    "expected one of none, batch, record, got %s", q);
-}
-
-static gboolean parse_daemon(struct parser *p, struct daemon_config *d)
-{
-	const char *g = "daemon";
-	g_autofree char *state = NULL;
-	g_autofree char *pid = NULL;
-
-	if (!get_value(p, g, "state_directory", &state))
-		return FALSE;
-	/* Relative export paths are resolved against it and must come out
-	 * absolute, whatever the daemon's working directory turns out to be. */
-	if (!parse_path_value(p, g, "state_directory", state ? state : LOCALSTATEDIR "/lib/ctflowd",
-			      NULL, &d->state_directory))
-		return FALSE;
-
-	if (!get_value(p, g, "pid_file", &pid))
-		return FALSE;
-	/* Empty means none, so that config_to_string() can write "pid_file =". */
-	if (pid && *pid != '\0' && !parse_path_value(p, g, "pid_file", pid, NULL, &d->pid_file))
-		return FALSE;
-
-	return parse_duration_key(p, g, "stats_interval", 60 * SECOND_MS, SECOND_MS, DAY_MS, TRUE,
-				  &d->stats_interval_ms) &&
-	       parse_size_key(p, g, "spool_max", 256 * MIB, MIB, G_MAXUINT64, &d->spool_max) &&
-	       parse_duration_key(p, g, "handover_timeout", 60 * SECOND_MS, SECOND_MS, HOUR_MS,
-				  TRUE, &d->handover_timeout_ms) &&
-	       parse_spool_sync(p, g, &d->spool_sync);
-}
-
-/* A name under /run/netns or an absolute path such as /proc/PID/ns/net. */
-static gboolean parse_netns(struct parser *p, const char *group, const char *value, char **out)
-{
-	if (*value == '\0')
-		return TRUE;
-	if (strchr(value, '/') ? !g_path_is_absolute(value)
-			       : strcmp(value, ".") == 0 || strcmp(value, "..") == 0) {
-		g_autofree char *q = quote(value);
-		return fail(p, CONFIG_ERROR_VALUE, group, "netns",
-			    "expected a name under /run/netns or an absolute path, got %s", q);
-	}
-	*out = g_strdup(value);
-	return TRUE;
-}
-
-static gboolean parse_events(struct parser *p, const char *group, gboolean *subscribe_new)
-{
-	g_autofree char *value = NULL;
-	gboolean destroy = FALSE, new = FALSE;
-
-	if (!get_value(p, group, "events", &value))
-		return FALSE;
-	*subscribe_new = FALSE;
-	if (!value)
-		return TRUE;
-
-	g_auto(GStrv) items = g_strsplit(value, ",", -1);
-	g_autofree char *q = quote(value);
-	for (int i = 0; items[i]; i++) {
-		const char *item = g_strstrip(items[i]);
-		if (g_ascii_strcasecmp(item, "destroy") == 0)
-			destroy = TRUE;
-		else if (g_ascii_strcasecmp(item, "new") == 0)
-			new = TRUE;
-		else
-			return fail(p, CONFIG_ERROR_VALUE, group, "events",
-				    "expected destroy or destroy,new, got %s", q);
-	}
-	/* Only DESTROY carries the final counters; NEW alone yields no flows. */
-	if (!destroy)
-		return fail(p, CONFIG_ERROR_VALUE, group, "events",
-			    "expected destroy or destroy,new (destroy events carry the counters), got %s", q);
-	*subscribe_new = new;
-	return TRUE;
-}
-
-/* "90%" of nf_conntrack_max, an entry count, or "off". */
-static gboolean parse_guard(struct parser *p, const char *g, struct source_config *s)
-{
-	g_autofree char *value = NULL;
-
-	if (!get_value(p, g, "guard", &value))
-		return FALSE;
-	s->guard_percent = 90;
-	s->guard_entries = 0;
-	if (!value)
-		return TRUE;
-	if (g_ascii_strcasecmp(value, "off") == 0) {
-		s->guard_percent = 0;
-		return TRUE;
-	}
-	g_autofree char *q = quote(value);
-	char *end = NULL;
-	errno = 0;
-	guint64 n = g_ascii_strtoull(value, &end, 10);
-	if (end == value || errno || !g_ascii_isdigit(value[0]))
-		goto bad;
-	if (g_strcmp0(end, "%") == 0) {
-		if (n < 1 || n > 100)
-			return fail(p, CONFIG_ERROR_VALUE, g, "guard",
-				    "expected a percentage from 1%% to 100%%, got %s", q);
-		s->guard_percent = (guint)n;
-		return TRUE;
-	}
-	if (*end || n < 1)
-		goto bad;
-	s->guard_entries = n;
-	s->guard_percent = 0;
-	return TRUE;
-bad:
-	return fail(p, CONFIG_ERROR_VALUE, g, "guard",
-		    "expected a share of nf_conntrack_max (such as 90%%), a number of entries, "
-		    "or off, got %s",
-		    q);
-}
-
-static gboolean parse_source(struct parser *p, struct source_config *s)
-{
-	const char *g = "source";
-	g_autofree char *netns = NULL;
-	guint64 dedup;
-
-	if (!get_value(p, g, "netns", &netns))
-		return FALSE;
-	if (netns && !parse_netns(p, g, netns, &s->netns))
-		return FALSE;
-	if (!parse_size_key(p, g, "receive_buffer", 8 * MIB, 4096, GIB, &s->receive_buffer) ||
-	    !parse_bool_key(p, g, "reliable", TRUE, &s->reliable) ||
-	    !parse_events(p, g, &s->subscribe_new) ||
-	    !parse_bool_key(p, g, "manage_sysctls", TRUE, &s->manage_sysctls) ||
-	    !parse_count_key(p, g, "dedup_window", 262144, 1024, 67108864, &dedup) ||
-	    !parse_duration_key(p, g, "resync_delay", 2 * SECOND_MS, 0, HOUR_MS, FALSE,
-				&s->resync_delay_ms) ||
-	    !parse_guard(p, g, s))
-		return FALSE;
-	s->dedup_window = (guint)dedup;
-	return TRUE;
-}
-
+/* "HOST:PORT" or "[IPv6]:PORT" (IPv6 may carry a %zone). */
 static gboolean is_hostname(const char *host)
 {
 	if (*host == '\0' || *host == '-' || *host == '.')
@@ -906,7 +624,6 @@ static gboolean looks_like_ipv4(const char *host)
 	return host[strspn(host, "0123456789.")] == '\0';
 }
 
-/* "HOST:PORT" or "[IPv6]:PORT" (IPv6 may carry a %zone). */
 static gboolean parse_destination(const char *value, char **host, char **port)
 {
 	g_autofree char *h = NULL;
@@ -954,191 +671,1010 @@ static gboolean parse_destination(const char *value, char **host, char **port)
 	return TRUE;
 }
 
+/* ------------------------------------------------------------------------
+ * Keys: one table per section.
+ */
+
+struct key;
+struct section_pass;
+
+/* A kind of value: how it is read, printed and described. */
+struct value_type {
+	/* Stores @value (escapes undone, trailing blanks dropped) in the
+	 * fields of @k, or reports why not and returns FALSE. */
+	gboolean (*parse)(struct section_pass *sp, const struct key *k, const char *value);
+	/* Appends "KEY = VALUE\n", or nothing for a value that is not set. */
+	void (*print)(GString *out, const struct key *k, const void *object);
+	/* What the key takes, as a message says it after "expected". */
+	char *(*expects)(const struct key *k);
+	gboolean text;          /* the fields are allocated strings */
+};
+
+enum key_flag {
+	KEY_REQUIRED = 1 << 0,   /* no default: an absent key is an error */
+	KEY_ZERO_OFF = 1 << 1,   /* duration: 0, below the range, means never */
+	KEY_EMPTY_NONE = 1 << 2, /* text: empty means none (NULL), printed as "KEY =" */
+	KEY_RELATIVE = 1 << 3,   /* path: relative to state_directory unless absolute */
+	KEY_FILE = 1 << 4,       /* path: a file, so not "dir/" */
+	KEY_AUTO = 1 << 5,       /* size: "auto" stores 0, for the section's check */
+};
+
+struct key {
+	const char *name;
+	const struct value_type *type;
+	size_t offset, size;        /* the field in the section's struct */
+	size_t offset2, size2;      /* a second one (size2 0: none): destination's
+				     * port, guard's entry count */
+	guint64 fallback;           /* the default of a number, duration (ms),
+				     * boolean or choice (index) */
+	const char *fallback_text;  /* the default of text (NULL: none) */
+	guint64 min, max;           /* the range of a number, size or duration */
+	const char *const *choices; /* choice: the names, indexed by the enum */
+	const char *share_of;       /* share: what a percentage is of */
+	unsigned flags;             /* enum key_flag */
+	const char *help;
+};
+
+struct section_keys {
+	const char *shown;          /* the section as messages name it */
+	const struct key *keys;
+	size_t n_keys;
+	size_t object_size;         /* of the struct the fields are in */
+	/* Rules between keys, run once every key is read (NULL: none). */
+	void (*check)(struct section_pass *sp);
+};
+
+/* One section being read. */
+struct section_pass {
+	struct parser *p;
+	const struct section_keys *section;
+	const char *group;          /* GKeyFile's name of the section */
+	void *object;
+	const char *base;           /* where relative paths start */
+	guint64 given;              /* bit i: keys[i] is written */
+	guint64 bad;                /* bit i: ... and was refused */
+};
+
+G_GNUC_PRINTF(3, 4)
+static gboolean bad_value(struct section_pass *sp, const struct key *k, const char *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	failv(sp->p, CONFIG_ERROR_VALUE, sp->group, k->name, format, args);
+	va_end(args);
+	return FALSE;
+}
+
+/* "expected a size from 4K to 1G, got "2G"": the range from the table. */
+static gboolean bad_range(struct section_pass *sp, const struct key *k, const char *value)
+{
+	g_autofree char *expected = k->type->expects(k);
+	g_autofree char *q = quote(value);
+
+	return bad_value(sp, k, "expected %s, got %s", expected, q);
+}
+
+/* Fields are reached through the table's offsets and sizes; memcpy keeps
+ * that free of assumptions about alignment and aliasing. */
+static void store_number(void *object, size_t offset, size_t size, guint64 value)
+{
+	char *at = (char *)object + offset;
+
+	if (size == sizeof(guint64)) {
+		memcpy(at, &value, sizeof value);
+		return;
+	}
+	/* A row whose range does not fit its field is a mistake in the table. */
+	g_assert(size == sizeof(guint32) && value <= G_MAXUINT32);
+	guint32 narrow = (guint32)value;
+	memcpy(at, &narrow, sizeof narrow);
+}
+
+static guint64 load_number(const void *object, size_t offset, size_t size)
+{
+	const char *at = (const char *)object + offset;
+
+	if (size == sizeof(guint64)) {
+		guint64 value;
+		memcpy(&value, at, sizeof value);
+		return value;
+	}
+	guint32 narrow;
+	memcpy(&narrow, at, sizeof narrow);
+	return narrow;
+}
+
+static void store_text(void *object, size_t offset, char *value)
+{
+	char **at = (char **)(void *)((char *)object + offset);
+
+	g_free(*at);
+	*at = value;
+}
+
+static const char *load_text(const void *object, size_t offset)
+{
+	return *(char *const *)(const void *)((const char *)object + offset);
+}
+
+static void key_set_default(const struct key *k, void *object)
+{
+	if (k->type->text) {
+		store_text(object, k->offset, g_strdup(k->fallback_text));
+		if (k->size2)
+			store_text(object, k->offset2, NULL);
+		return;
+	}
+	store_number(object, k->offset, k->size, k->fallback);
+	if (k->size2)
+		store_number(object, k->offset2, k->size2, 0);
+}
+
+static void key_free_fields(const struct key *k, void *object)
+{
+	if (!k->type->text)
+		return;
+	store_text(object, k->offset, NULL);
+	if (k->size2)
+		store_text(object, k->offset2, NULL);
+}
+
+/* The inverse of GKeyFile's unescaping, plus \s for blanks at either end,
+ * which it would otherwise drop (leading) or get_value() would (trailing). */
+static void append_value(GString *out, const char *value)
+{
+	size_t len = strlen(value);
+
+	for (size_t i = 0; i < len; i++) {
+		char c = value[i];
+		switch (c) {
+		case '\\': g_string_append(out, "\\\\"); break;
+		case '\n': g_string_append(out, "\\n"); break;
+		case '\r': g_string_append(out, "\\r"); break;
+		case '\t': g_string_append(out, "\\t"); break;
+		case ' ':
+			if (i == 0 || i == len - 1)
+				g_string_append(out, "\\s");
+			else
+				g_string_append_c(out, c);
+			break;
+		default:
+			g_string_append_c(out, c);
+		}
+	}
+}
+
+static void append_key(GString *out, const char *key, const char *value)
+{
+	g_string_append_printf(out, "%s =", key);
+	if (value && *value) {
+		g_string_append_c(out, ' ');
+		append_value(out, value);
+	}
+	g_string_append_c(out, '\n');
+}
+
+static void append_number(GString *out, const char *key, guint64 n)
+{
+	g_string_append_printf(out, "%s = %" G_GUINT64_FORMAT "\n", key, n);
+}
+
+/* --- size: bytes, or with K, M or G */
+
+static gboolean parse_size_value(struct section_pass *sp, const struct key *k, const char *value)
+{
+	guint64 bytes = 0;
+	enum number_result r;
+
+	if ((k->flags & KEY_AUTO) && g_ascii_strcasecmp(value, "auto") == 0) {
+		store_number(sp->object, k->offset, k->size, 0);
+		return TRUE;
+	}
+	r = parse_with_unit(value, size_units, &bytes);
+	if (r == NUMBER_BAD) {
+		g_autofree char *q = quote(value);
+		return bad_value(sp, k, "expected a size in bytes, optionally with K, M or G "
+				 "(such as 16384, 16K, 8M, 1G), got %s", q);
+	}
+	if (r == NUMBER_TOO_BIG || bytes < k->min || bytes > k->max)
+		return bad_range(sp, k, value);
+	store_number(sp->object, k->offset, k->size, bytes);
+	return TRUE;
+}
+
+static void print_size(GString *out, const struct key *k, const void *object)
+{
+	guint64 bytes = load_number(object, k->offset, k->size);
+
+	if (bytes == 0 && (k->flags & KEY_AUTO))
+		append_key(out, k->name, "auto");
+	else
+		append_number(out, k->name, bytes);
+}
+
+static char *expects_size(const struct key *k)
+{
+	g_autofree char *lo = format_size_short(k->min);
+	g_autofree char *hi = format_size_short(k->max);
+
+	if (k->max == G_MAXUINT64)
+		return g_strdup_printf("a size of at least %s", lo);
+	return g_strdup_printf("a size from %s to %s", lo, hi);
+}
+
+static const struct value_type size_type = { parse_size_value, print_size, expects_size, FALSE };
+
+/* --- duration: milliseconds in a guint */
+
+static gboolean parse_duration_value(struct section_pass *sp, const struct key *k, const char *value)
+{
+	guint64 ms = 0;
+	enum number_result r = parse_with_unit(value, duration_units, &ms);
+
+	if (r == NUMBER_BAD) {
+		g_autofree char *q = quote(value);
+		return bad_value(sp, k, "expected a duration: a number of seconds, or with ms, s, m or h "
+				 "(such as 500ms, 2s, 1m), got %s", q);
+	}
+	if (r == NUMBER_OK && ms == 0 && (k->flags & KEY_ZERO_OFF)) {
+		store_number(sp->object, k->offset, k->size, 0);
+		return TRUE;
+	}
+	if (r == NUMBER_TOO_BIG || ms < k->min || ms > k->max)
+		return bad_range(sp, k, value);
+	store_number(sp->object, k->offset, k->size, ms);
+	return TRUE;
+}
+
+static void print_duration(GString *out, const struct key *k, const void *object)
+{
+	g_autofree char *text = format_duration(load_number(object, k->offset, k->size));
+
+	append_key(out, k->name, text);
+}
+
+static char *expects_duration(const struct key *k)
+{
+	g_autofree char *lo = format_duration_short(k->min);
+	g_autofree char *hi = format_duration_short(k->max);
+
+	return g_strdup_printf("%sa duration from %s to %s",
+			       (k->flags & KEY_ZERO_OFF) ? "0 (off) or " : "", lo, hi);
+}
+
+static const struct value_type duration_type = {
+	parse_duration_value, print_duration, expects_duration, FALSE
+};
+
+/* --- count: a whole number, no unit */
+
+static gboolean parse_count_value(struct section_pass *sp, const struct key *k, const char *value)
+{
+	guint64 n = 0;
+
+	if (parse_with_unit(value, no_units, &n) != NUMBER_OK || n < k->min || n > k->max)
+		return bad_range(sp, k, value);
+	store_number(sp->object, k->offset, k->size, n);
+	return TRUE;
+}
+
+static void print_count(GString *out, const struct key *k, const void *object)
+{
+	append_number(out, k->name, load_number(object, k->offset, k->size));
+}
+
+static char *expects_count(const struct key *k)
+{
+	return g_strdup_printf("a whole number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
+			       k->min, k->max);
+}
+
+static const struct value_type count_type = { parse_count_value, print_count, expects_count, FALSE };
+
+/* --- bool: yes or no, and the usual synonyms */
+
+static gboolean parse_bool_value(struct section_pass *sp, const struct key *k, const char *value)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1", NULL };
+	static const char *const no[] = { "no", "false", "off", "0", NULL };
+
+	for (int i = 0; yes[i]; i++) {
+		if (g_ascii_strcasecmp(value, yes[i]) == 0 || g_ascii_strcasecmp(value, no[i]) == 0) {
+			store_number(sp->object, k->offset, k->size, g_ascii_strcasecmp(value, yes[i]) == 0);
+			return TRUE;
+		}
+	}
+	return bad_range(sp, k, value);
+}
+
+static void print_bool(GString *out, const struct key *k, const void *object)
+{
+	append_key(out, k->name, load_number(object, k->offset, k->size) ? "yes" : "no");
+}
+
+static char *expects_bool(const struct key *k)
+{
+	(void)k;
+	return g_strdup("yes or no");
+}
+
+static const struct value_type bool_type = { parse_bool_value, print_bool, expects_bool, FALSE };
+
+/* --- choice: one of the names of an enum (any case) */
+
+static gboolean parse_choice_value(struct section_pass *sp, const struct key *k, const char *value)
+{
+	for (guint i = 0; k->choices[i]; i++) {
+		if (g_ascii_strcasecmp(value, k->choices[i]) == 0) {
+			store_number(sp->object, k->offset, k->size, i);
+			return TRUE;
+		}
+	}
+	return bad_range(sp, k, value);
+}
+
+static void print_choice(GString *out, const struct key *k, const void *object)
+{
+	guint64 i = load_number(object, k->offset, k->size);
+
+	append_key(out, k->name, i < g_strv_length((char **)k->choices) ? k->choices[i] : "unknown");
+}
+
+static char *expects_choice(const struct key *k)
+{
+	return describe_choices(k->choices);
+}
+
+static const struct value_type choice_type = { parse_choice_value, print_choice, expects_choice, FALSE };
+
+/* --- path: made absolute and lexically clean ("/a//b/../c/" is "/a/c") */
+
+static gboolean parse_path(struct section_pass *sp, const struct key *k, const char *value)
+{
+	const char *base = (k->flags & KEY_RELATIVE) ? sp->base : NULL;
+	g_autofree char *q = quote(value);
+
+	if (*value == '\0' && (k->flags & KEY_EMPTY_NONE)) {
+		store_text(sp->object, k->offset, NULL);
+		return TRUE;
+	}
+	if ((k->flags & KEY_FILE) && g_str_has_suffix(value, "/"))
+		return bad_value(sp, k, "expected a file, not a directory, got %s", q);
+	if (*value == '\0')
+		return bad_value(sp, k, "expected a path, got %s", q);
+	if (!base && !g_path_is_absolute(value))
+		return bad_value(sp, k, "expected an absolute path (starting with /), got %s", q);
+	store_text(sp->object, k->offset, g_canonicalize_filename(value, base));
+	return TRUE;
+}
+
+/* Text left unset is printed empty where empty means none, else left out
+ * (a path where the transport takes none). */
+static void print_text(GString *out, const struct key *k, const void *object)
+{
+	const char *text = load_text(object, k->offset);
+
+	if (text || (k->flags & KEY_EMPTY_NONE))
+		append_key(out, k->name, text);
+}
+
+static char *expects_path(const struct key *k)
+{
+	return g_strdup_printf("%s%s",
+			       (k->flags & KEY_RELATIVE) ? "a path, relative to state_directory unless absolute"
+							 : "an absolute path",
+			       (k->flags & KEY_EMPTY_NONE) ? ", or nothing" : "");
+}
+
+static const struct value_type path_type = { parse_path, print_text, expects_path, TRUE };
+
+/* --- netns: a name under /run/netns or an absolute path such as /proc/PID/ns/net */
+
+static gboolean parse_netns(struct section_pass *sp, const struct key *k, const char *value)
+{
+	if (*value == '\0' && (k->flags & KEY_EMPTY_NONE)) {
+		store_text(sp->object, k->offset, NULL);
+		return TRUE;
+	}
+	if (*value == '\0' ||
+	    (strchr(value, '/') ? !g_path_is_absolute(value)
+				: strcmp(value, ".") == 0 || strcmp(value, "..") == 0))
+		return bad_range(sp, k, value);
+	store_text(sp->object, k->offset, g_strdup(value));
+	return TRUE;
+}
+
+static char *expects_netns(const struct key *k)
+{
+	(void)k;
+	return g_strdup("a name under /run/netns or an absolute path");
+}
+
+static const struct value_type netns_type = { parse_netns, print_text, expects_netns, TRUE };
+
+/* --- events: "destroy" or "destroy,new", stored as whether NEW is wanted */
+
+static gboolean parse_events(struct section_pass *sp, const struct key *k, const char *value)
+{
+	g_auto(GStrv) items = g_strsplit(value, ",", -1);
+	gboolean destroy = FALSE, new = FALSE;
+
+	for (int i = 0; items[i]; i++) {
+		const char *item = g_strstrip(items[i]);
+		if (g_ascii_strcasecmp(item, "destroy") == 0)
+			destroy = TRUE;
+		else if (g_ascii_strcasecmp(item, "new") == 0)
+			new = TRUE;
+		else
+			return bad_range(sp, k, value);
+	}
+	/* Only DESTROY carries the final counters; NEW alone yields no flows. */
+	if (!destroy) {
+		g_autofree char *q = quote(value);
+		return bad_value(sp, k, "expected destroy or destroy,new (destroy events carry the counters), got %s", q);
+	}
+	store_number(sp->object, k->offset, k->size, new);
+	return TRUE;
+}
+
+static void print_events(GString *out, const struct key *k, const void *object)
+{
+	append_key(out, k->name, load_number(object, k->offset, k->size) ? "destroy,new" : "destroy");
+}
+
+static char *expects_events(const struct key *k)
+{
+	(void)k;
+	return g_strdup("destroy or destroy,new");
+}
+
+static const struct value_type events_type = { parse_events, print_events, expects_events, FALSE };
+
+/* --- share: "N%" of something (field, N in the range), a count (second
+ * field, at least 1), or "off" (both 0) */
+
+static gboolean parse_share(struct section_pass *sp, const struct key *k, const char *value)
+{
+	char *end = NULL;
+	guint64 n;
+
+	store_number(sp->object, k->offset, k->size, 0);
+	store_number(sp->object, k->offset2, k->size2, 0);
+	if (g_ascii_strcasecmp(value, "off") == 0)
+		return TRUE;
+	errno = 0;
+	n = g_ascii_strtoull(value, &end, 10);
+	if (end == value || errno || !g_ascii_isdigit(value[0]))
+		return bad_range(sp, k, value);
+	if (g_strcmp0(end, "%") == 0) {
+		if (n < k->min || n > k->max) {
+			g_autofree char *q = quote(value);
+			return bad_value(sp, k, "expected a percentage from %" G_GUINT64_FORMAT "%% to %"
+					 G_GUINT64_FORMAT "%%, got %s", k->min, k->max, q);
+		}
+		store_number(sp->object, k->offset, k->size, n);
+		return TRUE;
+	}
+	if (*end || n < 1)
+		return bad_range(sp, k, value);
+	store_number(sp->object, k->offset2, k->size2, n);
+	return TRUE;
+}
+
+static void print_share(GString *out, const struct key *k, const void *object)
+{
+	guint64 percent = load_number(object, k->offset, k->size);
+	guint64 count = load_number(object, k->offset2, k->size2);
+
+	if (count) {
+		append_number(out, k->name, count);
+	} else if (percent) {
+		g_autofree char *text = g_strdup_printf("%" G_GUINT64_FORMAT "%%", percent);
+		append_key(out, k->name, text);
+	} else {
+		append_key(out, k->name, "off");
+	}
+}
+
+static char *expects_share(const struct key *k)
+{
+	return g_strdup_printf("a share of %s (such as %" G_GUINT64_FORMAT "%%), a number of entries, or off",
+			       k->share_of, k->fallback);
+}
+
+static const struct value_type share_type = { parse_share, print_share, expects_share, FALSE };
+
+/* --- address: HOST:PORT into host (field) and port (second field) */
+
+static gboolean parse_address(struct section_pass *sp, const struct key *k, const char *value)
+{
+	char *host = NULL, *port = NULL;
+
+	if (!parse_destination(value, &host, &port))
+		return bad_range(sp, k, value);
+	store_text(sp->object, k->offset, host);
+	store_text(sp->object, k->offset2, port);
+	return TRUE;
+}
+
+static void print_address(GString *out, const struct key *k, const void *object)
+{
+	const char *host = load_text(object, k->offset);
+	const char *port = load_text(object, k->offset2);
+
+	if (!host)
+		return;
+	g_autofree char *text = strchr(host, ':') ? g_strdup_printf("[%s]:%s", host, port)
+						  : g_strdup_printf("%s:%s", host, port);
+	append_key(out, k->name, text);
+}
+
+static char *expects_address(const struct key *k)
+{
+	(void)k;
+	return g_strdup("HOST:PORT with a port from 1 to 65535, an IPv6 address in brackets as in [::1]:4739");
+}
+
+static const struct value_type address_type = { parse_address, print_address, expects_address, TRUE };
+
+/* --- the tables */
+
+#define FIELD(type, member) \
+	.offset = offsetof(type, member), .size = sizeof(((type *)NULL)->member)
+#define SECOND_FIELD(type, member) \
+	.offset2 = offsetof(type, member), .size2 = sizeof(((type *)NULL)->member)
+#define DAEMON(member) FIELD(struct daemon_config, member)
+#define SOURCE(member) FIELD(struct source_config, member)
+#define EXPORT(member) FIELD(struct export_config, member)
+
+static const struct key daemon_keys[] = {
+	/* Relative export paths start here and must come out absolute,
+	 * whatever the daemon's working directory turns out to be. */
+	{ "state_directory", &path_type, DAEMON(state_directory),
+	  .fallback_text = LOCALSTATEDIR "/lib/ctflowd",
+	  .help = "where ctflowd keeps its journal and files, and where relative export paths start" },
+	/* Empty means none, so that config_to_string() can write "pid_file =". */
+	{ "pid_file", &path_type, DAEMON(pid_file), .flags = KEY_EMPTY_NONE,
+	  .help = "the process id is written here after start-up" },
+	{ "stats_interval", &duration_type, DAEMON(stats_interval_ms),
+	  .fallback = 60 * SECOND_MS, .min = SECOND_MS, .max = DAY_MS, .flags = KEY_ZERO_OFF,
+	  .help = "the counters are logged this often" },
+	{ "spool_max", &size_type, DAEMON(spool_max), .fallback = 256 * MIB, .min = MIB, .max = G_MAXUINT64,
+	  .help = "bytes of journal on disk (when full, the oldest records are dropped and counted)" },
+	{ "spool_sync", &choice_type, DAEMON(spool_sync), .fallback = SPOOL_SYNC_BATCH,
+	  .choices = spool_sync_names, .help = "when the journal is forced to disk" },
+	{ "handover_timeout", &duration_type, DAEMON(handover_timeout_ms),
+	  .fallback = 60 * SECOND_MS, .min = SECOND_MS, .max = HOUR_MS, .flags = KEY_ZERO_OFF,
+	  .help = "a stopped ctflowd keeps its event socket this long for the next start" },
+};
+
+static const struct key source_keys[] = {
+	{ "netns", &netns_type, SOURCE(netns), .flags = KEY_EMPTY_NONE,
+	  .help = "the network namespace watched (none: the daemon's own)" },
+	{ "receive_buffer", &size_type, SOURCE(receive_buffer), .fallback = 8 * MIB, .min = 4096, .max = GIB,
+	  .help = "receive buffer of the event socket, set with SO_RCVBUFFORCE" },
+	{ "reliable", &bool_type, SOURCE(reliable), .fallback = TRUE,
+	  .help = "reliable event delivery (NETLINK_BROADCAST_ERROR)" },
+	{ "events", &events_type, SOURCE(subscribe_new), .fallback = FALSE,
+	  .help = "the conntrack events read" },
+	{ "manage_sysctls", &bool_type, SOURCE(manage_sysctls), .fallback = TRUE,
+	  .help = "set the conntrack sysctls ctflowd needs instead of refusing to start" },
+	{ "dedup_window", &count_type, SOURCE(dedup_window), .fallback = 262144, .min = 1024, .max = 67108864,
+	  .help = "recent connections remembered so that each is exported once" },
+	{ "resync_delay", &duration_type, SOURCE(resync_delay_ms),
+	  .fallback = 2 * SECOND_MS, .min = 0, .max = HOUR_MS,
+	  .help = "quiet time after an overrun before the conntrack table is read again" },
+	{ "guard", &share_type, SOURCE(guard_percent), SECOND_FIELD(struct source_config, guard_entries),
+	  .fallback = 90, .min = 1, .max = 100, .share_of = "nf_conntrack_max",
+	  .help = "reliable delivery is switched off past this fill of the conntrack table" },
+};
+
+static const struct key export_keys[] = {
+	{ "format", &choice_type, EXPORT(format), .choices = format_names, .flags = KEY_REQUIRED,
+	  .help = "the records' format, IPFIX (RFC 7011) or JSON lines" },
+	/* file is implied by a path alone: check_export(). */
+	{ "transport", &choice_type, EXPORT(transport), .fallback = EXPORT_TRANSPORT_FILE,
+	  .choices = transport_names, .help = "where records go (file when only a path is given)" },
+	{ "destination", &address_type, EXPORT(host), SECOND_FIELD(struct export_config, port),
+	  .help = "the collector, for transport udp and tcp" },
+	{ "path", &path_type, EXPORT(path), .flags = KEY_RELATIVE | KEY_FILE,
+	  .help = "the file records are appended to, for transport file" },
+	{ "flush_interval", &duration_type, EXPORT(flush_interval_ms),
+	  .fallback = SECOND_MS, .min = 10, .max = HOUR_MS,
+	  .help = "a partly filled message is sent at most this long after its first record" },
+	{ "template_refresh", &duration_type, EXPORT(template_refresh_ms),
+	  .fallback = 60 * SECOND_MS, .min = SECOND_MS, .max = DAY_MS,
+	  .help = "IPFIX over UDP, templates are sent again this often (RFC 7011, 8.4)" },
+	/* An IPFIX message carries its length in 16 bits (RFC 7011, 3.1).
+	 * Over UDP the default is "auto": check_export(). */
+	{ "mtu", &size_type, EXPORT(mtu), .fallback = 65000, .min = 512, .max = 65000, .flags = KEY_AUTO,
+	  .help = "the largest message (auto, udp only and its default there, fits the route to the collector)" },
+	{ "observation_domain", &count_type, EXPORT(observation_domain),
+	  .fallback = 1, .min = 0, .max = G_MAXUINT32, .help = "the IPFIX Observation Domain ID" },
+	{ "reconnect_min", &duration_type, EXPORT(reconnect_min_ms),
+	  .fallback = SECOND_MS, .min = 10, .max = HOUR_MS,
+	  .help = "tcp, the shortest wait before reconnecting to a collector" },
+	{ "reconnect_max", &duration_type, EXPORT(reconnect_max_ms),
+	  .fallback = 60 * SECOND_MS, .min = 10, .max = HOUR_MS,
+	  .help = "tcp, the longest wait before reconnecting, not less than reconnect_min" },
+	{ "sync", &bool_type, EXPORT(sync), .fallback = FALSE,
+	  .help = "file, fdatasync() after every flush" },
+};
+
+/* section_pass keeps a bit per key. */
+G_STATIC_ASSERT(G_N_ELEMENTS(daemon_keys) <= 64);
+G_STATIC_ASSERT(G_N_ELEMENTS(source_keys) <= 64);
+G_STATIC_ASSERT(G_N_ELEMENTS(export_keys) <= 64);
+/* Enum fields are stored as 32-bit numbers. */
+G_STATIC_ASSERT(sizeof(enum export_format) == sizeof(guint32));
+G_STATIC_ASSERT(sizeof(enum export_transport) == sizeof(guint32));
+G_STATIC_ASSERT(sizeof(enum spool_sync) == sizeof(guint32));
+
+static void check_export(struct section_pass *sp);
+
+static const struct section_keys daemon_section = {
+	"daemon", daemon_keys, G_N_ELEMENTS(daemon_keys), sizeof(struct daemon_config), NULL,
+};
+static const struct section_keys source_section = {
+	"source", source_keys, G_N_ELEMENTS(source_keys), sizeof(struct source_config), NULL,
+};
+static const struct section_keys export_section = {
+	"export NAME", export_keys, G_N_ELEMENTS(export_keys), sizeof(struct export_config), check_export,
+};
+
+/* ------------------------------------------------------------------------
+ * Sections.
+ */
+
+static size_t key_index(const struct section_pass *sp, const char *name)
+{
+	for (size_t i = 0; i < sp->section->n_keys; i++)
+		if (strcmp(sp->section->keys[i].name, name) == 0)
+			return i;
+	g_assert_not_reached();
+}
+
+static gboolean is_given(const struct section_pass *sp, const char *name)
+{
+	return (sp->given >> key_index(sp, name)) & 1;
+}
+
+static gboolean is_bad(const struct section_pass *sp, const char *name)
+{
+	return (sp->bad >> key_index(sp, name)) & 1;
+}
+
+/* Sets defaults, then reads every key of the table that is written. */
+static void read_section(struct section_pass *sp)
+{
+	const struct section_keys *s = sp->section;
+
+	for (size_t i = 0; i < s->n_keys; i++) {
+		const struct key *k = &s->keys[i];
+		guint64 bit = G_GUINT64_CONSTANT(1) << i;
+		g_autofree char *value = NULL;
+
+		key_set_default(k, sp->object);
+		if (!get_value(sp->p, sp->group, k->name, &value)) {
+			sp->given |= bit;
+			sp->bad |= bit;
+			continue;
+		}
+		if (!value) {
+			if (k->flags & KEY_REQUIRED) {
+				g_autofree char *expected = k->type->expects(k);
+				fail(sp->p, CONFIG_ERROR_MISSING, sp->group, k->name, "missing; expected %s", expected);
+			}
+			continue;
+		}
+		sp->given |= bit;
+		if (!k->type->parse(sp, k, value))
+			sp->bad |= bit;
+	}
+	if (s->check)
+		s->check(sp);
+}
+
+/* A key written that the transport does not use is an error, not ignored;
+ * whatever its value, the key itself is the fault. */
+G_GNUC_PRINTF(3, 4)
+static void not_used(struct section_pass *sp, const char *key, const char *format, ...)
+{
+	va_list args;
+
+	forget(sp->p, sp->group, key);
+	sp->bad |= G_GUINT64_CONSTANT(1) << key_index(sp, key);
+	va_start(args, format);
+	failv(sp->p, CONFIG_ERROR_VALUE, sp->group, key, format, args);
+	va_end(args);
+}
+
+static void check_export_transport(struct section_pass *sp, const struct export_config *e)
+{
+	const char *tname = export_transport_name(e->transport);
+	gboolean path = is_given(sp, "path"), destination = is_given(sp, "destination");
+
+	switch (e->transport) {
+	case EXPORT_TRANSPORT_UDP:
+	case EXPORT_TRANSPORT_TCP:
+		if (path)
+			not_used(sp, "path", "not used with transport %s (a path is for transport file)", tname);
+		if (!destination)
+			fail(sp->p, CONFIG_ERROR_MISSING, sp->group, "destination",
+			     "missing; transport %s needs HOST:PORT", tname);
+		break;
+	case EXPORT_TRANSPORT_FILE:
+		if (destination)
+			not_used(sp, "destination", "not used with transport file (a destination is for udp or tcp)");
+		if (!path)
+			fail(sp->p, CONFIG_ERROR_MISSING, sp->group, "path", "missing; transport file needs a path");
+		break;
+	case EXPORT_TRANSPORT_STDOUT:
+	default:
+		if (destination)
+			not_used(sp, "destination", "not used with transport %s (a destination is for udp or tcp)",
+				 tname);
+		if (path)
+			not_used(sp, "path", "not used with transport %s (a path is for transport file)", tname);
+		break;
+	}
+}
+
+static void check_export_mtu(struct section_pass *sp, struct export_config *e)
+{
+	const struct key *k = &sp->section->keys[key_index(sp, "mtu")];
+
+	/* Over UDP a message must fit the path MTU: "auto" (0) takes it from
+	 * the route to the collector once the socket is connected. */
+	if (!is_given(sp, "mtu")) {
+		if (e->transport == EXPORT_TRANSPORT_UDP)
+			e->mtu = 0;
+		return;
+	}
+	if (!is_bad(sp, "mtu") && e->mtu == 0 && e->transport != EXPORT_TRANSPORT_UDP) {
+		g_autofree char *expected = k->type->expects(k);
+		fail(sp->p, CONFIG_ERROR_VALUE, sp->group, "mtu", "\"auto\" is for transport udp; expected %s",
+		     expected);
+	}
+}
+
+static void check_export_reconnect(struct section_pass *sp, const struct export_config *e)
+{
+	if (is_bad(sp, "reconnect_min") || is_bad(sp, "reconnect_max") ||
+	    e->reconnect_max_ms >= e->reconnect_min_ms)
+		return;
+
+	g_autofree char *lo = format_duration_short(e->reconnect_min_ms);
+	g_autofree char *hi = format_duration_short(e->reconnect_max_ms);
+	g_autofree char *text = NULL;
+	g_autofree char *q = NULL;
+	/* Blame the key that was written: with reconnect_max left at its
+	 * default, reconnect_min is the one out of line. */
+	gboolean max_written = is_given(sp, "reconnect_max");
+	const char *key = max_written ? "reconnect_max" : "reconnect_min";
+
+	if (!get_value(sp->p, sp->group, key, &text) || !text)
+		return;
+	q = quote(text);
+	if (max_written)
+		fail(sp->p, CONFIG_ERROR_VALUE, sp->group, key,
+		     "expected at least reconnect_min (%s), got %s", lo, q);
+	else
+		fail(sp->p, CONFIG_ERROR_VALUE, sp->group, key,
+		     "expected at most reconnect_max (%s, the default), got %s", hi, q);
+}
+
+/* The rules between keys of an export, all about its transport. */
+static void check_export(struct section_pass *sp)
+{
+	struct export_config *e = sp->object;
+
+	check_export_reconnect(sp, e);
+	/* With a refused transport, which keys belong is not known. */
+	if (is_bad(sp, "transport"))
+		return;
+	if (!is_given(sp, "transport") && !is_given(sp, "path")) {
+		const struct key *k = &sp->section->keys[key_index(sp, "transport")];
+		g_autofree char *expected = k->type->expects(k);
+		fail(sp->p, CONFIG_ERROR_MISSING, sp->group, "transport",
+		     "missing; expected %s (file is implied only by a path)", expected);
+		return;
+	}
+	check_export_transport(sp, e);
+	check_export_mtu(sp, e);
+}
+
+enum section_kind { SECTION_DAEMON, SECTION_SOURCE, SECTION_EXPORT, SECTION_UNKNOWN };
+
+/* For [export NAME], *@name is NAME without surrounding blanks (may be ""). */
+static enum section_kind classify_section(const char *group, char **name)
+{
+	*name = NULL;
+	if (strcmp(group, "daemon") == 0)
+		return SECTION_DAEMON;
+	if (strcmp(group, "source") == 0)
+		return SECTION_SOURCE;
+	if (g_str_has_prefix(group, "export") &&
+	    (group[6] == '\0' || group[6] == ' ' || group[6] == '\t')) {
+		*name = g_strstrip(g_strdup(group + 6));
+		return SECTION_EXPORT;
+	}
+	return SECTION_UNKNOWN;
+}
+
+static gboolean is_known_key(const struct section_keys *s, const char *key)
+{
+	for (size_t i = 0; i < s->n_keys; i++)
+		if (strcmp(s->keys[i].name, key) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+static void check_key(struct parser *p, const char *group, const struct section_keys *s, const char *key)
+{
+	if (is_known_key(s, key))
+		return;
+	g_autoptr(GString) list = g_string_new(NULL);
+	for (size_t i = 0; i < s->n_keys; i++)
+		g_string_append_printf(list, "%s%s", i ? ", " : "", s->keys[i].name);
+	fail(p, CONFIG_ERROR_UNKNOWN, group, key, "unknown key; [%s] takes %s", s->shown, list->str);
+}
+
+/* The keys of the scan, in file order, and any GKeyFile knows beyond them
+ * (g_key_file_get_keys() leaves out "key[locale]" entries, so it cannot be
+ * the only list). */
+static void check_keys(struct parser *p, const char *group, const struct section_keys *s)
+{
+	const struct section_layout *layout = g_hash_table_lookup(p->layout.by_name, group);
+	g_auto(GStrv) keys = g_key_file_get_keys(p->keys, group, NULL, NULL);
+
+	for (guint i = 0; layout && i < layout->keys->len; i++)
+		check_key(p, group, s, g_ptr_array_index(layout->keys, i));
+	for (int i = 0; keys && keys[i]; i++)
+		if (!layout_has_key(&p->layout, group, keys[i]))
+			check_key(p, group, s, keys[i]);
+}
+
 static void export_config_free(gpointer data)
 {
 	struct export_config *e = data;
 
 	if (!e)
 		return;
+	for (size_t i = 0; i < export_section.n_keys; i++)
+		key_free_fields(&export_section.keys[i], e);
 	g_free(e->name);
-	g_free(e->host);
-	g_free(e->port);
-	g_free(e->path);
 	g_free(e);
 }
 
-static gboolean parse_export(struct parser *p, const char *g, const char *state_directory,
-			     struct export_config *e)
+/* [export NAME]: named, once. @names maps the names seen to their lines. */
+static void check_export_name(struct parser *p, const char *group, const char *name, GHashTable *names)
 {
-	g_autofree char *path = NULL;
-	g_autofree char *destination = NULL;
-	int format = 0, transport = EXPORT_TRANSPORT_FILE;
-	gboolean has_format, has_transport;
+	gpointer first;
 
-	if (!parse_choice_key(p, g, "format", format_names, &format, &has_format))
-		return FALSE;
-	if (!has_format)
-		return fail(p, CONFIG_ERROR_MISSING, g, "format", "missing; expected ipfix or json");
-	e->format = format;
-
-	if (!get_value(p, g, "path", &path) || !get_value(p, g, "destination", &destination) ||
-	    !parse_choice_key(p, g, "transport", transport_names, &transport, &has_transport))
-		return FALSE;
-	if (!has_transport && !path)
-		return fail(p, CONFIG_ERROR_MISSING, g, "transport",
-			    "missing; expected one of udp, tcp, file, stdout (file is implied only by a path)");
-	e->transport = transport;
-
-	const char *tname = export_transport_name(e->transport);
-	switch (e->transport) {
-	case EXPORT_TRANSPORT_UDP:
-	case EXPORT_TRANSPORT_TCP:
-		if (path)
-			return fail(p, CONFIG_ERROR_VALUE, g, "path",
-				    "not used with transport %s (a path is for transport file)", tname);
-		if (!destination)
-			return fail(p, CONFIG_ERROR_MISSING, g, "destination",
-				    "missing; transport %s needs HOST:PORT", tname);
-		if (!parse_destination(destination, &e->host, &e->port)) {
-			g_autofree char *q = quote(destination);
-			return fail(p, CONFIG_ERROR_VALUE, g, "destination",
-				    "expected HOST:PORT with a port from 1 to 65535, an IPv6 address "
-				    "in brackets as in [::1]:4739, got %s", q);
-		}
-		break;
-	case EXPORT_TRANSPORT_FILE:
-		if (destination)
-			return fail(p, CONFIG_ERROR_VALUE, g, "destination",
-				    "not used with transport file (a destination is for udp or tcp)");
-		if (!path)
-			return fail(p, CONFIG_ERROR_MISSING, g, "path", "missing; transport file needs a path");
-		if (g_str_has_suffix(path, "/")) {
-			g_autofree char *q = quote(path);
-			return fail(p, CONFIG_ERROR_VALUE, g, "path", "expected a file, not a directory, got %s", q);
-		}
-		if (!parse_path_value(p, g, "path", path, state_directory, &e->path))
-			return FALSE;
-		break;
-	case EXPORT_TRANSPORT_STDOUT:
-	default:
-		if (destination)
-			return fail(p, CONFIG_ERROR_VALUE, g, "destination",
-				    "not used with transport %s (a destination is for udp or tcp)", tname);
-		if (path)
-			return fail(p, CONFIG_ERROR_VALUE, g, "path",
-				    "not used with transport %s (a path is for transport file)", tname);
-		break;
+	if (*name == '\0') {
+		fail(p, CONFIG_ERROR_MISSING, group, NULL, "the section needs a name, as in [export collector]");
+		return;
 	}
-
-	guint64 mtu = 0, domain;
-	/* An IPFIX message carries its length in 16 bits (RFC 7011, 3.1).  Over
-	 * UDP a message must fit the path MTU: "auto" (0) takes it from the
-	 * route to the collector once the socket is connected. */
-	guint64 mtu_default = e->transport == EXPORT_TRANSPORT_UDP ? 0 : 65000;
-	g_autofree char *mtu_text = NULL;
-	if (!get_value(p, g, "mtu", &mtu_text))
-		return FALSE;
-	gboolean mtu_auto = mtu_text ? g_ascii_strcasecmp(mtu_text, "auto") == 0
-				     : mtu_default == 0;
-	if (mtu_auto && e->transport != EXPORT_TRANSPORT_UDP)
-		return fail(p, CONFIG_ERROR_VALUE, g, "mtu",
-			    "\"auto\" is for transport udp; expected a size from 512 to 65000");
-	if ((!mtu_auto && !parse_size_key(p, g, "mtu", mtu_default, 512, 65000, &mtu)) ||
-	    !parse_duration_key(p, g, "flush_interval", SECOND_MS, 10, HOUR_MS, FALSE,
-				&e->flush_interval_ms) ||
-	    !parse_duration_key(p, g, "template_refresh", 60 * SECOND_MS, SECOND_MS, DAY_MS, FALSE,
-				&e->template_refresh_ms) ||
-	    !parse_count_key(p, g, "observation_domain", 1, 0, G_MAXUINT32, &domain) ||
-	    !parse_duration_key(p, g, "reconnect_min", SECOND_MS, 10, HOUR_MS, FALSE,
-				&e->reconnect_min_ms) ||
-	    !parse_duration_key(p, g, "reconnect_max", 60 * SECOND_MS, 10, HOUR_MS, FALSE,
-				&e->reconnect_max_ms) ||
-	    !parse_bool_key(p, g, "sync", FALSE, &e->sync))
-		return FALSE;
-	e->mtu = (guint)mtu;
-	e->observation_domain = (guint32)domain;
-
-	if (e->reconnect_max_ms < e->reconnect_min_ms) {
-		g_autofree char *lo = format_duration_short(e->reconnect_min_ms);
-		g_autofree char *hi = format_duration_short(e->reconnect_max_ms);
-		g_autofree char *text = NULL;
-		g_autofree char *q = NULL;
-		/* Blame the key that was written: with reconnect_max left at its
-		 * default, reconnect_min is the one out of line. */
-		gboolean max_written = g_key_file_has_key(p->keys, g, "reconnect_max", NULL);
-		const char *key = max_written ? "reconnect_max" : "reconnect_min";
-
-		if (!get_value(p, g, key, &text))
-			return FALSE;
-		q = quote(text);
-		if (max_written)
-			return fail(p, CONFIG_ERROR_VALUE, g, key,
-				    "expected at least reconnect_min (%s), got %s", lo, q);
-		return fail(p, CONFIG_ERROR_VALUE, g, key,
-			    "expected at most reconnect_max (%s, the default), got %s", hi, q);
+	if (g_hash_table_lookup_extended(names, name, NULL, &first)) {
+		fail(p, CONFIG_ERROR_SYNTAX, group, NULL, "export name \"%s\" given twice (first on line %d)",
+		     name, GPOINTER_TO_INT(first));
+		return;
 	}
-	return TRUE;
+	g_hash_table_insert(names, g_strdup(name), GINT_TO_POINTER(layout_line(&p->layout, group, NULL)));
+}
+
+/* Every section and key of the file, whatever goes wrong on the way. */
+static struct ctflowd_config *parse(struct parser *p)
+{
+	struct ctflowd_config *config = g_new0(struct ctflowd_config, 1);
+	g_auto(GStrv) groups = g_key_file_get_groups(p->keys, NULL);
+	g_autoptr(GHashTable) names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	gboolean any_export = FALSE;
+
+	config->path = g_strdup(p->origin);
+	config->exports = g_ptr_array_new_with_free_func(export_config_free);
+
+	/* [daemon] first, wherever it is in the file: relative export paths
+	 * start at its state directory. */
+	read_section(&(struct section_pass){ .p = p, .section = &daemon_section, .group = "daemon",
+					     .object = &config->daemon });
+	read_section(&(struct section_pass){ .p = p, .section = &source_section, .group = "source",
+					     .object = &config->source });
+
+	for (int i = 0; groups[i]; i++) {
+		g_autofree char *name = NULL;
+
+		switch (classify_section(groups[i], &name)) {
+		case SECTION_DAEMON:
+			check_keys(p, groups[i], &daemon_section);
+			break;
+		case SECTION_SOURCE:
+			check_keys(p, groups[i], &source_section);
+			break;
+		case SECTION_EXPORT: {
+			struct export_config *e = g_new0(struct export_config, 1);
+
+			any_export = TRUE;
+			check_export_name(p, groups[i], name, names);
+			check_keys(p, groups[i], &export_section);
+			e->name = g_steal_pointer(&name);
+			g_ptr_array_add(config->exports, e);
+			read_section(&(struct section_pass){ .p = p, .section = &export_section,
+							     .group = groups[i], .object = e,
+							     .base = config->daemon.state_directory });
+			break;
+		}
+		case SECTION_UNKNOWN:
+		default:
+			report(p, problem_new(CONFIG_ERROR_UNKNOWN, layout_line(&p->layout, groups[i], NULL),
+					      PLACE_LINE, groups[i], NULL, g_strdup_printf(
+						"unknown section [%s]; expected [daemon], [source] or [export NAME]",
+						groups[i])));
+			break;
+		}
+	}
+	if (!any_export)
+		fail(p, CONFIG_ERROR_MISSING, NULL, NULL,
+		     "no [export NAME] section; at least one destination is required");
+	return config;
 }
 
 /* ------------------------------------------------------------------------
  * Loading.
  */
 
-static struct ctflowd_config *parse(struct parser *p)
+/*
+ * GKeyFile has the last word on syntax.  When it refuses the text, the
+ * lines the scan found are the problems, and the text without them is read
+ * on so that one run shows every fault.  Repeated keys are read from the
+ * text without the repetitions, so that a value and the line a message
+ * names are the same one.
+ */
+static gboolean load_keys(struct parser *p, const char *data)
 {
-	struct ctflowd_config *config = g_new0(struct ctflowd_config, 1);
-	g_auto(GStrv) groups = NULL;
+	g_autoptr(GError) local = NULL;
+	gboolean loaded = g_key_file_load_from_data(p->keys, data, strlen(data), G_KEY_FILE_NONE, &local);
 
-	config->path = g_strdup(p->origin);
-	config->exports = g_ptr_array_new_with_free_func(export_config_free);
-
-	if (!check_structure(p) ||
-	    !parse_daemon(p, &config->daemon) ||
-	    !parse_source(p, &config->source))
-		goto failed;
-
-	groups = g_key_file_get_groups(p->keys, NULL);
-	for (int i = 0; groups[i]; i++) {
-		g_autofree char *name = NULL;
-		if (classify_section(groups[i], &name) != SECTION_EXPORT)
-			continue;
-		struct export_config *e = g_new0(struct export_config, 1);
-		e->name = g_steal_pointer(&name);
-		g_ptr_array_add(config->exports, e);
-		if (!parse_export(p, groups[i], config->daemon.state_directory, e))
-			goto failed;
+	if (!loaded && p->layout.syntax->len == 0) {
+		fail(p, CONFIG_ERROR_SYNTAX, NULL, NULL, "syntax error: %s", local->message);
+		return FALSE;
 	}
-	return config;
+	if (!loaded)
+		report_all(p, p->layout.syntax);
+	gboolean reload = !loaded || (p->layout.repeats->len > 0 && p->layout.syntax->len == 0);
+	report_all(p, p->layout.repeats);
+	if (!reload)
+		return TRUE;
 
-failed:
-	config_free(config);
-	return NULL;
+	g_clear_error(&local);
+	g_key_file_unref(p->keys);
+	p->keys = g_key_file_new();
+	return g_key_file_load_from_data(p->keys, p->layout.kept->str, p->layout.kept->len,
+					 G_KEY_FILE_NONE, NULL);
 }
 
 struct ctflowd_config *config_load_data(const char *data, const char *origin, GError **error)
 {
-	struct parser p = { .origin = origin, .error = error };
-	g_autoptr(GKeyFile) keys = g_key_file_new();
-	g_autoptr(GError) local = NULL;
+	struct parser p = { .origin = origin };
 	struct ctflowd_config *config = NULL;
 
 	g_return_val_if_fail(data != NULL, NULL);
 	g_return_val_if_fail(origin != NULL, NULL);
 	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
+	p.problems = g_ptr_array_new_with_free_func(problem_free);
+	p.keys = g_key_file_new();
 	layout_scan(&p.layout, data);
-	if (!g_key_file_load_from_data(keys, data, strlen(data), G_KEY_FILE_NONE, &local)) {
-		g_autofree char *message = g_strdup_printf("syntax error: %s", local->message);
-		set_error(error, CONFIG_ERROR_SYNTAX, origin, p.layout.bad_line, message);
-		goto out;
+	if (load_keys(&p, data))
+		config = parse(&p);
+	if (p.problems->len > 0) {
+		set_error_from_problems(&p, error);
+		g_clear_pointer(&config, config_free);
 	}
-	if (p.layout.repeated) {
-		set_error(error, CONFIG_ERROR_SYNTAX, origin, p.layout.repeated_line, p.layout.repeated);
-		goto out;
-	}
-	p.keys = keys;
-	config = parse(&p);
-out:
+	g_key_file_unref(p.keys);
+	g_ptr_array_unref(p.problems);
 	layout_clear(&p.layout);
 	return config;
 }
@@ -1182,8 +1718,8 @@ static char *read_config_file(const char *path, GError **error)
 		int line = 1;
 		for (const char *c = text->str; c < nul; c++)
 			line += *c == '\n';
-		set_error(error, CONFIG_ERROR_SYNTAX, path, line,
-			  "syntax error: a NUL byte; this is not a text file");
+		g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_SYNTAX,
+			    "%s:%d: syntax error: a NUL byte; this is not a text file", path, line);
 		return NULL;
 	}
 	return g_string_free(g_steal_pointer(&text), FALSE);
@@ -1209,55 +1745,10 @@ struct ctflowd_config *config_load(const char *path, GError **error)
  * Writing it back.
  */
 
-/* The inverse of GKeyFile's unescaping, plus \s for blanks at either end,
- * which it would otherwise drop (leading) or get_value() would (trailing). */
-static void append_value(GString *out, const char *value)
+static void print_section(GString *out, const struct section_keys *s, const void *object)
 {
-	size_t len = strlen(value);
-
-	for (size_t i = 0; i < len; i++) {
-		char c = value[i];
-		switch (c) {
-		case '\\': g_string_append(out, "\\\\"); break;
-		case '\n': g_string_append(out, "\\n"); break;
-		case '\r': g_string_append(out, "\\r"); break;
-		case '\t': g_string_append(out, "\\t"); break;
-		case ' ':
-			if (i == 0 || i == len - 1)
-				g_string_append(out, "\\s");
-			else
-				g_string_append_c(out, c);
-			break;
-		default:
-			g_string_append_c(out, c);
-		}
-	}
-}
-
-static void append_key(GString *out, const char *key, const char *value)
-{
-	g_string_append_printf(out, "%s =", key);
-	if (value && *value) {
-		g_string_append_c(out, ' ');
-		append_value(out, value);
-	}
-	g_string_append_c(out, '\n');
-}
-
-static void append_duration(GString *out, const char *key, guint ms)
-{
-	g_autofree char *text = format_duration(ms);
-	append_key(out, key, text);
-}
-
-static void append_number(GString *out, const char *key, guint64 n)
-{
-	g_string_append_printf(out, "%s = %" G_GUINT64_FORMAT "\n", key, n);
-}
-
-static void append_bool(GString *out, const char *key, gboolean value)
-{
-	append_key(out, key, value ? "yes" : "no");
+	for (size_t i = 0; i < s->n_keys; i++)
+		s->keys[i].type->print(out, &s->keys[i], object);
 }
 
 char *config_to_string(const struct ctflowd_config *config)
@@ -1265,60 +1756,49 @@ char *config_to_string(const struct ctflowd_config *config)
 	g_return_val_if_fail(config != NULL, NULL);
 
 	GString *out = g_string_new(NULL);
-	const struct daemon_config *d = &config->daemon;
-	const struct source_config *s = &config->source;
 
 	/* No comment naming the origin: the output, saved, must load and print
 	 * back byte for byte. */
 	g_string_append(out, "[daemon]\n");
-	append_key(out, "state_directory", d->state_directory);
-	append_key(out, "pid_file", d->pid_file);
-	append_duration(out, "stats_interval", d->stats_interval_ms);
-	append_number(out, "spool_max", d->spool_max);
-	append_key(out, "spool_sync", spool_sync_names[d->spool_sync]);
-	append_duration(out, "handover_timeout", d->handover_timeout_ms);
-
+	print_section(out, &daemon_section, &config->daemon);
 	g_string_append(out, "\n[source]\n");
-	append_key(out, "netns", s->netns);
-	append_number(out, "receive_buffer", s->receive_buffer);
-	append_bool(out, "reliable", s->reliable);
-	append_key(out, "events", s->subscribe_new ? "destroy,new" : "destroy");
-	append_bool(out, "manage_sysctls", s->manage_sysctls);
-	append_number(out, "dedup_window", s->dedup_window);
-	append_duration(out, "resync_delay", s->resync_delay_ms);
-	if (s->guard_entries) {
-		append_number(out, "guard", s->guard_entries);
-	} else if (s->guard_percent) {
-		g_autofree char *pct = g_strdup_printf("%u%%", s->guard_percent);
-		append_key(out, "guard", pct);
-	} else {
-		append_key(out, "guard", "off");
-	}
-
+	print_section(out, &source_section, &config->source);
 	for (guint i = 0; config->exports && i < config->exports->len; i++) {
 		const struct export_config *e = g_ptr_array_index(config->exports, i);
 
 		g_string_append_printf(out, "\n[export %s]\n", e->name);
-		append_key(out, "format", export_format_name(e->format));
-		append_key(out, "transport", export_transport_name(e->transport));
-		if (e->host) {
-			g_autofree char *destination = strchr(e->host, ':')
-				? g_strdup_printf("[%s]:%s", e->host, e->port)
-				: g_strdup_printf("%s:%s", e->host, e->port);
-			append_key(out, "destination", destination);
+		print_section(out, &export_section, e);
+	}
+	return g_string_free(out, FALSE);
+}
+
+char *config_describe_keys(void)
+{
+	static const struct section_keys *const sections[] = {
+		&daemon_section, &source_section, &export_section,
+	};
+	GString *out = g_string_new(NULL);
+
+	for (gsize i = 0; i < G_N_ELEMENTS(sections); i++) {
+		const struct section_keys *s = sections[i];
+		g_autofree void *defaults = g_malloc0(s->object_size);
+
+		g_string_append_printf(out, "%s[%s]\n", i ? "\n" : "", s->shown);
+		for (size_t j = 0; j < s->n_keys; j++) {
+			const struct key *k = &s->keys[j];
+			g_autofree char *expected = k->type->expects(k);
+			gsize before;
+
+			g_string_append_printf(out, "# %s: %s. Takes %s.\n", k->name, k->help, expected);
+			key_set_default(k, defaults);
+			before = out->len;
+			if (!(k->flags & KEY_REQUIRED))
+				k->type->print(out, k, defaults);
+			if (out->len == before)
+				g_string_append_printf(out, "#%s = (%s)\n", k->name,
+						       (k->flags & KEY_REQUIRED) ? "required" : "no default");
+			key_free_fields(k, defaults);
 		}
-		if (e->path)
-			append_key(out, "path", e->path);
-		append_duration(out, "flush_interval", e->flush_interval_ms);
-		append_duration(out, "template_refresh", e->template_refresh_ms);
-		if (e->mtu)
-			append_number(out, "mtu", e->mtu);
-		else
-			append_key(out, "mtu", "auto");
-		append_number(out, "observation_domain", e->observation_domain);
-		append_duration(out, "reconnect_min", e->reconnect_min_ms);
-		append_duration(out, "reconnect_max", e->reconnect_max_ms);
-		append_bool(out, "sync", e->sync);
 	}
 	return g_string_free(out, FALSE);
 }
@@ -1327,10 +1807,11 @@ void config_free(struct ctflowd_config *config)
 {
 	if (!config)
 		return;
+	for (size_t i = 0; i < daemon_section.n_keys; i++)
+		key_free_fields(&daemon_section.keys[i], &config->daemon);
+	for (size_t i = 0; i < source_section.n_keys; i++)
+		key_free_fields(&source_section.keys[i], &config->source);
 	g_free(config->path);
-	g_free(config->daemon.state_directory);
-	g_free(config->daemon.pid_file);
-	g_free(config->source.netns);
 	if (config->exports)
 		g_ptr_array_unref(config->exports);
 	g_free(config);

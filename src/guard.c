@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctflowd/ct_request.h"
 #include "ctflowd/ct_socket.h"
 #include "ctflowd/error.h"
 #include "ctflowd/guard.h"
@@ -21,14 +22,32 @@
 #define RESUME_PERCENT 90
 /* a worker that drained within this is reading */
 #define READER_FRESH_US (G_USEC_PER_SEC)
+/* Whether the table falls is judged against the latest reading at least
+ * this old: two checks can come a moment apart (one that waited for the
+ * kernel is followed at once by the next), with nothing freed in between,
+ * and an older reading may still be from before the fall began. */
+#define TREND_MIN_US (150 * 1000)
+#define TREND_READINGS 8     /* two a check, every 200 ms: the last 0.8 s */
+/* One look at the dying list is one reply: under a millisecond with tens
+ * of thousands of entries parked, a few hundred milliseconds while a flush
+ * of the table holds the kernel's locks.  The guard runs every 200 ms. */
+#define LOOK_US (500 * 1000)
 
 struct guard {
 	int events_fd;
 	ino_t socket_inode;
 	int count_fd;        /* opened in the watched namespace: reads stay there */
 	int netlink_fd;
-	int query_fd;        /* for listing parked entries */
+	ct_request *requests; /* for looking at the parked entries */
+	GByteArray *netlink_text;
 	guint64 threshold;
+	guint64 ceiling;     /* past this it acts even while the table falls */
+	struct reading {
+		guint64 count;
+		gint64 at_us;        /* 0: none */
+	} recent[TREND_READINGS]; /* the table lately, to tell whether it falls */
+	guint next_reading;
+	gboolean waiting;    /* held off while a reading worker empties the table */
 	gboolean off;
 	gint64 off_since_us;
 	guint64 drops_at_off;
@@ -47,16 +66,39 @@ static gboolean read_number(int fd, guint64 *value)
 	return TRUE;
 }
 
+/* The whole of /proc/net/netlink, NUL-terminated: a host with many
+ * netlink sockets has more than any fixed buffer holds. */
+static const char *read_netlink_text(guard *g)
+{
+	GByteArray *text = g->netlink_text;
+	guint8 chunk[16384];
+	off_t at = 0;
+
+	g_byte_array_set_size(text, 0);
+	for (;;) {
+		ssize_t n = pread(g->netlink_fd, chunk, sizeof(chunk), at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return NULL;
+		if (n == 0)
+			break;
+		g_byte_array_append(text, chunk, (guint)n);
+		at += n;
+	}
+	g_byte_array_append(text, (const guint8 *)"", 1);
+	return (const char *)text->data;
+}
+
 /* The Drops column of our socket's line in /proc/net/netlink. */
 static gboolean read_drops(guard *g, guint64 *drops)
 {
-	char buf[65536];
-	ssize_t n = pread(g->netlink_fd, buf, sizeof(buf) - 1, 0);
+	const char *buf = read_netlink_text(g);
 
-	if (n <= 0)
+	if (!buf)
 		return FALSE;
-	buf[n] = '\0';
-	for (char *line = strchr(buf, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+	for (const char *line = strchr(buf, '\n'); line && line[1];
+	     line = strchr(line + 1, '\n')) {
 		unsigned long long d = 0, inode = 0;
 		if (sscanf(line + 1, "%*s %*d %*u %*x %*d %*d %*d %*d %llu %llu", &d, &inode) == 2 &&
 		    inode == (unsigned long long)g->socket_inode) {
@@ -72,10 +114,10 @@ guard *guard_new(int events_fd, const struct guard_options *opts, GError **error
 	guard *g = g_new0(guard, 1);
 	struct stat st;
 
-	g->count_fd = g->netlink_fd = g->query_fd = -1;
+	g->count_fd = g->netlink_fd = -1;
 	g->events_fd = events_fd;
-	g->query_fd = ct_socket_open(error);
-	if (g->query_fd < 0) {
+	g->netlink_text = g_byte_array_new();
+	if (!(g->requests = ct_request_new(error))) {
 		guard_free(g);
 		return NULL;
 	}
@@ -97,6 +139,7 @@ guard *guard_new(int events_fd, const struct guard_options *opts, GError **error
 	close(max_fd);
 	g->socket_inode = st.st_ino;
 	g->threshold = opts->entries ? opts->entries : max * opts->percent / 100;
+	g->ceiling = g->threshold < max ? g->threshold + (max - g->threshold) / 2 : g->threshold;
 	if (opts->entries && opts->entries > max)
 		g_warning("guard threshold %" G_GUINT64_FORMAT " is above nf_conntrack_max %"
 			  G_GUINT64_FORMAT ": the table would be full before it acts",
@@ -104,7 +147,7 @@ guard *guard_new(int events_fd, const struct guard_options *opts, GError **error
 	return g;
 }
 
-static void switch_off(guard *g, guint64 count, guint64 parked)
+static void switch_off(guard *g, guint64 count)
 {
 	g_autoptr(GError) error = NULL;
 
@@ -115,13 +158,16 @@ static void switch_off(guard *g, guint64 count, guint64 parked)
 	g->off = TRUE;
 	g->off_since_us = g_get_monotonic_time();
 	g->drops_at_off = 0;
-	read_drops(g, &g->drops_at_off);
+	if (!read_drops(g, &g->drops_at_off))
+		g_warning("guard: cannot find ctflowd's socket (inode %lu) in %s: events lost "
+			  "while reliable delivery is off cannot be counted",
+			  (unsigned long)g->socket_inode, NETLINK_STATS_PATH);
 	g->stats.activations++;
 	g_warning("GUARD: the conntrack table holds %" G_GUINT64_FORMAT " entries (threshold %"
-		  G_GUINT64_FORMAT "), %" G_GUINT64_FORMAT " of them parked until ctflowd takes "
-		  "their DESTROY; reliable delivery is OFF so the firewall keeps working: events "
-		  "that do not fit are lost until it is back",
-		  count, g->threshold, parked);
+		  G_GUINT64_FORMAT "), some of them parked until ctflowd takes their DESTROY; "
+		  "reliable delivery is OFF so the firewall keeps working: events that do not "
+		  "fit are lost until it is back",
+		  count, g->threshold);
 }
 
 static void switch_on(guard *g, guint64 count)
@@ -145,31 +191,84 @@ static void switch_on(guard *g, guint64 count)
 		  off_ms, count, lost, g->stats.dropped);
 }
 
-void guard_check(guard *g, gint64 reader_alive_us)
+static gboolean reader_reading(guard_reader_fn reader_alive_us)
+{
+	gint64 alive = reader_alive_us ? reader_alive_us() : 0;
+
+	return alive && g_get_monotonic_time() - alive < READER_FRESH_US;
+}
+
+/* Whether the dying list holds anything.  When the kernel cannot be asked
+ * in time, it assumes so: the host comes first. */
+static gboolean any_parked(guard *g)
+{
+	g_autoptr(GError) error = NULL;
+	gboolean any = FALSE;
+
+	if (ct_request_any_parked(g->requests, g_get_monotonic_time() + LOOK_US, &any, &error))
+		return any;
+	g_warning("guard: %s; acting as if entries were parked", error->message);
+	return TRUE;
+}
+
+/* Whether @count is below the latest reading at least TREND_MIN_US old;
+ * notes @count for later calls. */
+static gboolean table_falling(guard *g, guint64 count)
+{
+	gint64 now = g_get_monotonic_time();
+	const struct reading *ref = NULL;
+
+	for (guint i = 0; i < TREND_READINGS; i++) {
+		const struct reading *r = &g->recent[i];
+		if (r->at_us && now - r->at_us >= TREND_MIN_US && (!ref || r->at_us > ref->at_us))
+			ref = r;
+	}
+	gboolean falling = ref && count < ref->count;
+	g->recent[g->next_reading] = (struct reading){ .count = count, .at_us = now };
+	g->next_reading = (g->next_reading + 1) % TREND_READINGS;
+	return falling;
+}
+
+void guard_check(guard *g, guard_reader_fn reader_alive_us)
 {
 	guint64 count;
 
 	if (!read_number(g->count_fd, &count))
 		return;
-	if (!g->off) {
-		/* A full table of live connections is the firewall's business;
-		 * only entries parked for ctflowd are ours to let go. */
-		guint64 parked = 0;
-		g_autoptr(GError) error = NULL;
-		if (count < g->threshold)
-			return;
-		if (!ct_socket_count_parked(g->query_fd, &parked, &error)) {
-			g_warning("guard: %s", error->message);
-			parked = count;
-		}
-		if (parked)
-			switch_off(g, count, parked);
+	if (g->off) {
+		table_falling(g, count);
+		if (reader_reading(reader_alive_us) && count < g->threshold * RESUME_PERCENT / 100)
+			switch_on(g, count);
 		return;
 	}
-	gboolean reading = reader_alive_us &&
-			   g_get_monotonic_time() - reader_alive_us < READER_FRESH_US;
-	if (reading && count < g->threshold * RESUME_PERCENT / 100)
-		switch_on(g, count);
+	/* A full table of live connections is the firewall's business; only
+	 * entries parked for ctflowd are ours to let go. */
+	if (count < g->threshold || !any_parked(g)) {
+		if (count < g->threshold)
+			g->waiting = FALSE;
+		table_falling(g, count);
+		return;
+	}
+	/* Decide on fresh facts, read after the look: a worker that resumed
+	 * meanwhile and is emptying the table loses nothing if left alone.
+	 * Past the ceiling, the host is too close to dropping connections to
+	 * wait for it. */
+	if (!read_number(g->count_fd, &count))
+		return;
+	gboolean falling = table_falling(g, count);
+	if (count < g->threshold)
+		return;
+	if (count < g->ceiling && falling && reader_reading(reader_alive_us)) {
+		if (!g->waiting)
+			g_message("guard: the conntrack table holds %" G_GUINT64_FORMAT
+				  " entries (threshold %" G_GUINT64_FORMAT "), but the worker "
+				  "is reading and the table is falling: reliable delivery stays on",
+				  count, g->threshold);
+		g->waiting = TRUE;
+		return;
+	}
+	g->waiting = FALSE;
+	switch_off(g, count);
 }
 
 guint64 guard_threshold(const guard *g)
@@ -192,7 +291,8 @@ void guard_free(guard *g)
 		close(g->count_fd);
 	if (g->netlink_fd >= 0)
 		close(g->netlink_fd);
-	if (g->query_fd >= 0)
-		close(g->query_fd);
+	ct_request_free(g->requests);
+	if (g->netlink_text)
+		g_byte_array_unref(g->netlink_text);
 	g_free(g);
 }

@@ -48,8 +48,16 @@ static void notify(const struct supervisor_options *opts, const char *state)
 		systemd_notify(state, NULL, 0, NULL);
 }
 
+/* The heartbeat reads 0 while no worker runs; a new one has not read yet. */
+static void forget_heartbeat(void)
+{
+	if (worker_alive)
+		__atomic_store_n(worker_alive, 0, __ATOMIC_RELAXED);
+}
+
 static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *saved)
 {
+	forget_heartbeat();
 	pid_t pid = fork();
 
 	if (pid < 0) {
@@ -114,10 +122,7 @@ int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_
 
 		if (next_tick >= 0 && now_ms() >= next_tick) {
 			next_tick = now_ms() + opts->tick_ms;
-			opts->tick(opts->tick_user,
-				   worker > 0 && worker_alive ? __atomic_load_n(worker_alive,
-										 __ATOMIC_RELAXED)
-							      : 0);
+			opts->tick(opts->tick_user);
 		}
 		if (sig < 0 && errno == EAGAIN) {
 			if (kill_at >= 0 && now_ms() >= kill_at && worker > 0) {
@@ -169,6 +174,7 @@ int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_
 				if (pid != worker)
 					continue;
 				worker = -1;
+				forget_heartbeat();
 				g_autofree char *how = describe_status(status);
 				if (stopping) {
 					result = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
@@ -203,6 +209,11 @@ void supervisor_worker_ready(void)
 	/* not to whoever adopted an orphan */
 	if (!supervisor_worker_orphaned())
 		kill(supervisor_pid, SIGUSR2);
+}
+
+gint64 supervisor_worker_last_alive(void)
+{
+	return worker_alive ? __atomic_load_n(worker_alive, __ATOMIC_RELAXED) : 0;
 }
 
 void supervisor_worker_alive(gint64 now_us)

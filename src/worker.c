@@ -267,6 +267,17 @@ static gboolean on_usr1(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* logrotate's postrotate sends SIGHUP after renaming the files */
+static gboolean on_hangup(gpointer data)
+{
+	struct daemon *d = data;
+
+	g_message("SIGHUP: reopening the files of file exports");
+	for (guint i = 0; d->sinks && i < d->sinks->len; i++)
+		sink_reopen(g_ptr_array_index(d->sinks, i));
+	return G_SOURCE_CONTINUE;
+}
+
 static gboolean on_terminate(gpointer data)
 {
 	struct daemon *d = data;
@@ -377,7 +388,10 @@ static void drain_kernel(struct daemon *d)
 				   handover_keeps_socket(&d->config->daemon);
 	gint64 start = g_get_monotonic_time();
 	gint64 progress = start, next_check = start;
-	guint64 held = 0, before = intake_get_stats(d->intake)->accepted;
+	guint64 before = intake_get_stats(d->intake)->accepted;
+	/* one look at the dying list is one reply: this only bounds a kernel
+	 * that does not answer */
+	const gint64 look_us = 1000 * 1000;
 	struct pollfd p = { .fd = ct_source_fd(d->source), .events = POLLIN };
 
 	for (;;) {
@@ -398,24 +412,26 @@ static void drain_kernel(struct daemon *d)
 		}
 		if (!d->config->source.reliable)
 			break;
-		/* the dying list is long when the backlog is: look at it now and
-		 * then, and keep reading in between */
+		/* look at the dying list now and then, and keep reading in
+		 * between */
 		if (now >= next_check) {
+			gboolean held = FALSE;
 			next_check = now + HELD_BACK_CHECK_MS * 1000;
-			if (!ct_source_held_back(d->source, &held, &error)) {
-				g_warning("cannot list DESTROY events the kernel holds back: %s",
+			if (!ct_source_held_back(d->source,
+						 MIN(now + look_us, start + HELD_BACK_MAX_MS * 1000),
+						 &held, &error)) {
+				g_warning("cannot look for DESTROY events the kernel holds back: %s",
 					  error->message);
 				break;
 			}
-			if (held == 0)
+			if (!held)
 				break;
 		}
 		if (now - progress >= HELD_BACK_IDLE_MS * 1000 ||
 		    now - start >= HELD_BACK_MAX_MS * 1000) {
-			g_warning("stopping while the kernel still holds back %" G_GUINT64_FORMAT
-				  " DESTROY events; flows among them that were not for "
-				  "ctflowd's socket belong to another reliable listener",
-				  held);
+			g_warning("stopping while the kernel still holds back DESTROY events; "
+				  "flows among them that were not for ctflowd's socket belong "
+				  "to another reliable listener");
 			break;
 		}
 		poll(&p, 1, 10);
@@ -463,7 +479,9 @@ static gboolean set_up(struct daemon *d, GError **error)
 			      error);
 	if (!d->spool || !(d->flow_ids = open_flow_ids(&d->config->daemon, error)))
 		return FALSE;
-	d->intake = intake_new(d->spool, d->flow_ids, d->config->source.dedup_window);
+	d->intake = intake_new(d->spool, d->flow_ids, d->config->source.dedup_window, error);
+	if (!d->intake)
+		return FALSE;
 	/* a DESTROY journaled before a crash may come again from the landing
 	 * zone or the kernel: the filter must know what was taken */
 	spool_recent(d->spool, d->config->source.dedup_window, intake_remember, d->intake);
@@ -502,6 +520,9 @@ int worker_run(const struct ctflowd_config *config, int events_fd, gboolean supe
 	};
 	g_autoptr(GError) error = NULL;
 
+	/* before set-up, which may recover a journal for a while: a SIGHUP
+	 * meanwhile must not kill the worker (it is handled once the loop runs) */
+	g_unix_signal_add(SIGHUP, on_hangup, &d);
 	if (!set_up(&d, &error)) {
 		g_critical("%s", error->message);
 		stop_pipeline(&d);

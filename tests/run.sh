@@ -3,14 +3,15 @@
 #   unit tests (GTest) and the integration tests that run the real daemon
 #   against the kernel in network namespaces, judged by collectors from Debian
 #   (nfdump, ipfixDump); then the unit tests and the daemon's main end-to-end
-#   tests again built with ASan and UBSan.
+#   tests again built with ASan and UBSan; then each fuzz target for a bounded
+#   time (CTF_FUZZ_SECONDS, 40 s).
 # Installs what it needs with apt-get, then ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential meson ninja-build pkg-config libglib2.0-dev libfixbuf-dev
           libnetfilter-conntrack-dev libmnl-dev libfixbuf-tools nfdump ulogd2 conntrack
-          nftables iproute2 python3 procps util-linux"
+          nftables iproute2 iputils-ping python3 procps util-linux clang libclang-rt-14-dev pmacct"
 
 if [ "${CTF_NO_APT:-0}" != 1 ]; then
     missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
@@ -52,13 +53,23 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build-asan --print-errorlogs --num-processes 1 \
             test_coalesce test_config test_ct_parse test_dedup test_flow_id test_spool test_journal \
-            test_encoder_ipfix test_encoder_json \
+            test_encoder_ipfix test_encoder_json fuzz_config fuzz_journal fuzz_landing test_sink test_transport \
+            test_intake test_cursor test_landing test_ct_request test_state_dir \
             flush-ipfix tcp-export json-stdout kill-worker graceful-restart \
             supervisor-killed
     count_results build-asan
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))
 fi
+
+# the fuzz targets, each for a bounded time from its seed corpus
+while read -r line; do
+	echo "$line"
+	case $line in
+	"fuzz "*": ok"*) passed=$((passed + 1)) ;;
+	"fuzz "*": FAILED"* | "fuzz: "*) failed=$((failed + 1)) ;;
+	esac
+done < <(tests/fuzz/run.sh "${CTF_FUZZ_SECONDS:-40}" 2>&1)
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -75,7 +75,7 @@ struct export_config {
 	guint flush_interval_ms;   /* a partly filled message waits at most this long */
 	guint template_refresh_ms; /* IPFIX over UDP: templates re-sent this often */
 	guint mtu;                 /* largest message; 0 (udp only, the default there):
-				    * the path MTU of the route to the collector */
+				    * the route's MTU to the collector, at most 1500 */
 	guint32 observation_domain;
 	guint reconnect_min_ms;    /* tcp back-off */
 	guint reconnect_max_ms;
@@ -92,8 +92,10 @@ struct ctflowd_config {
 /**
  * config_load:
  * Reads and validates @path.  Returns NULL and sets @error (CONFIG_ERROR) on
- * any problem; the message starts with "FILE:LINE:" or "FILE:" and names the
- * section and key.
+ * any problem.  The message has one line per problem, every problem of the
+ * file, in file order (keys and sections left out come after what is
+ * written wrong); each line starts with "FILE:LINE:" or "FILE:" and names
+ * the section and key.  The error's code is that of the first line.
  */
 struct ctflowd_config *config_load(const char *path, GError **error);
 
@@ -110,6 +112,14 @@ struct ctflowd_config *config_load_data(const char *data, const char *origin, GE
  * file's own syntax (what `ctflowd -n` prints).  Free with g_free().
  */
 char *config_to_string(const struct ctflowd_config *config);
+
+/**
+ * config_describe_keys:
+ * Every key of every section, as the tables in config.c describe it: a
+ * comment with its help and what it takes, then its default (or "required").
+ * Free with g_free().
+ */
+char *config_describe_keys(void);
 
 /** config_free: frees @config and everything it owns (NULL is fine). */
 void config_free(struct ctflowd_config *config);

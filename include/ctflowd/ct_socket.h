@@ -40,14 +40,5 @@ gboolean ct_socket_configure(int fd, const struct ct_socket_options *opts, GErro
  */
 gboolean ct_socket_verify(int fd, GError **error);
 
-/**
- * ct_socket_count_parked:
- * Counts the entries on the kernel's dying list (conntrack -L dying): in
- * reliable mode, those whose DESTROY waits to be resent.  @query_fd is a
- * ct_socket_open() socket not subscribed to events (replies to a dump would
- * mix with them otherwise).
- */
-gboolean ct_socket_count_parked(int query_fd, guint64 *count, GError **error);
-
 /** ct_socket_set_reliable: switches NETLINK_BROADCAST_ERROR on or off. */
 gboolean ct_socket_set_reliable(int fd, gboolean on, GError **error);

@@ -6,8 +6,12 @@
  * could not queue on this socket and resend it until it is queued; the
  * source drains the socket in batches (recvmmsg) into a landing zone that
  * survives the process, parses each message and hands the records to the
- * caller, which must have made them durable when it returns.  An overrun (ENOBUFS) is counted, logged
- * once per burst, and followed by a table dump (resync) once it is over.
+ * caller, which must have made them durable when it returns.  An overrun
+ * (ENOBUFS) is counted and logged once per burst.  In reliable mode the
+ * DESTROYs that did not fit come again, so only when NEW events are
+ * subscribed, or delivery is not reliable, does a table dump (resync)
+ * follow once the burst is over: a dump recovers the state of running
+ * flows, not ended ones.
  */
 #pragma once
 
@@ -95,21 +99,28 @@ gint64 ct_source_resync_due(const ct_source *src);
  * Dumps the conntrack table on a separate socket (restarting when the dump is
  * interrupted, NLM_F_DUMP_INTR) and delivers the entries as FLOW_EVENT_DUMP
  * records.  The dump socket is opened in the namespace the source was
- * created in.
+ * created in.  The whole resync is bounded in time (30 s) and fails with
+ * ETIMEDOUT past it, keeping what it delivered.
  */
 gboolean ct_source_resync(ct_source *src, GError **error);
 
 /**
  * ct_source_held_back:
- * Counts the entries on the kernel's dying list: in reliable mode, those
- * whose DESTROY event could not be queued yet and will be sent again.  A
- * socket closed while they wait loses them, so a stop drains until none is
- * left.
+ * Whether the kernel's dying list holds any entry: in reliable mode, a
+ * DESTROY that could not be queued yet and will be sent again.  A socket
+ * closed while they wait loses them, so a stop keeps reading while any is
+ * left.  Looks only at the first entry (one reply, however long the list)
+ * and gives up at @deadline_us (monotonic), with an ETIMEDOUT error.
+ * Sets *@any; returns FALSE with @error when the kernel could not be asked.
  */
-gboolean ct_source_held_back(ct_source *src, guint64 *count, GError **error);
+gboolean ct_source_held_back(ct_source *src, gint64 deadline_us, gboolean *any,
+			     GError **error);
 
 /** ct_source_get_stats: the counters (same thread). */
 const struct ct_source_stats *ct_source_get_stats(const ct_source *src);
 
-/** ct_source_free: closes the socket (NULL is fine). */
+/**
+ * ct_source_free: frees @src and closes its dump socket (NULL is fine); the
+ * events socket stays open: it belongs to the caller.
+ */
 void ct_source_free(ct_source *src);

@@ -15,8 +15,13 @@
 
 typedef struct dedup dedup;
 
-/** dedup_new: a filter remembering the last @window identities (>= 1). */
-dedup *dedup_new(guint window);
+/**
+ * dedup_new:
+ * A filter remembering the last @window identities (0 counts as 1).  Its
+ * memory is mapped and touched now, so that the first burst takes no page
+ * faults; NULL with @error when it cannot be mapped.
+ */
+dedup *dedup_new(guint window, GError **error);
 
 /**
  * dedup_seen:

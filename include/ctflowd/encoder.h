@@ -75,27 +75,3 @@ guint encoder_pending(const encoder *enc);
 
 /** encoder_free: frees @enc (NULL is fine). */
 void encoder_free(encoder *enc);
-
-/* Formats (one file each); encoder_new() picks by cfg->format. */
-struct encoder_ops {
-	void *(*create)(const struct export_config *cfg, encoder *enc, GError **error);
-	gboolean (*start_session)(void *state, guint message_limit, GError **error);
-	gboolean (*add)(void *state, const struct flow_record *record, GError **error);
-	gboolean (*flush)(void *state, GError **error);
-	gboolean (*refresh_templates)(void *state, GError **error);
-	gboolean (*report_not_sent)(void *state, guint64 total, GError **error);  /* may be NULL */
-	void (*destroy)(void *state);
-};
-extern const struct encoder_ops encoder_ipfix_ops;
-extern const struct encoder_ops encoder_json_ops;
-
-/**
- * encoder_emit:
- * For format implementations: hands a finished message to the emit callback
- * and keeps the pending count right.
- */
-gboolean encoder_emit(encoder *enc, const uint8_t *msg, size_t len, guint records,
-		      GError **error);
-
-/** encoder_note_added: for format implementations: one record buffered. */
-void encoder_note_added(encoder *enc);

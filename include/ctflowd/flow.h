@@ -53,7 +53,7 @@ struct flow_record {
 	uint64_t bytes;
 	uint64_t reply_packets;    /* reply direction */
 	uint64_t reply_bytes;
-	uint64_t flow_id;          /* exported flowId; see flow_id_make() */
+	uint64_t flow_id;          /* exported flowId: numbered at intake (flow_id.h) */
 	struct flow_tuple orig;
 	struct flow_tuple reply;
 	uint32_t ct_id;            /* conntrack id (not unique over time) */
@@ -93,8 +93,9 @@ static inline bool flow_is_icmp(const struct flow_record *r)
 const char *flow_end_reason_name(uint8_t reason);
 
 /**
- * flow_tuple_format_addr:
- * Writes the text form of an address of @family into @buf (at least
- * INET6_ADDRSTRLEN bytes).  Returns @buf.
+ * flow_format_addr:
+ * Writes the text form of an address of @family (AF_INET6, else IPv4) into
+ * @buf of @len bytes (INET6_ADDRSTRLEN is always enough; an empty string
+ * if it does not fit).  Returns @buf.
  */
 char *flow_format_addr(int family, const uint8_t addr[16], char *buf, size_t len);

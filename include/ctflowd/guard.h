@@ -10,6 +10,15 @@
  * events that do not fit are lost, counted from the socket's drop counter.
  * Reliable delivery comes back once the table is below the threshold again
  * and the worker is reading.
+ *
+ * It must act within a moment of the crossing: with a small receive buffer
+ * the kernel resends parked DESTROYs only as fast as the socket takes them,
+ * so a short stall means minutes of a nearly full table.  It therefore looks
+ * only at whether anything is parked (the first entry of the dying list,
+ * never the whole list, which takes minutes to dump when it is long), and
+ * decides on facts read right before it switches: a worker that is reading
+ * again while the table falls is left to empty it, unless the table is past
+ * the ceiling halfway between the threshold and nf_conntrack_max.
  */
 #pragma once
 
@@ -37,11 +46,23 @@ typedef struct guard guard;
 guard *guard_new(int events_fd, const struct guard_options *opts, GError **error);
 
 /**
- * guard_check:
- * Reads the table and acts.  @reader_alive_us is when the worker last
- * drained the socket (monotonic; 0: no reader).
+ * guard_reader_fn:
+ * Returns when the worker last drained the socket (monotonic, as
+ * g_get_monotonic_time(); 0: no worker).  Called as often as the guard needs
+ * a fresh answer.
  */
-void guard_check(guard *g, gint64 reader_alive_us);
+typedef gint64 (*guard_reader_fn)(void);
+
+/**
+ * guard_check:
+ * Reads the table and acts: reliable delivery off when the table is past the
+ * threshold with entries parked and the worker is not emptying it (see
+ * above); back on once the worker reads and the table is below 90 % of the
+ * threshold.  @reader_alive_us NULL means no worker reads (while the socket
+ * waits for a successor).  Takes at most about half a second (the bounded
+ * look at the dying list).
+ */
+void guard_check(guard *g, guard_reader_fn reader_alive_us);
 
 /** guard_threshold: the threshold in entries. */
 guint64 guard_threshold(const guard *g);

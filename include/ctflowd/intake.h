@@ -19,10 +19,12 @@ struct intake_stats {
 };
 
 /**
- * intake_new: appends to @out, numbering records from @ids (borrowed),
- * remembering @dedup_window identities.
+ * intake_new:
+ * Appends to @out, numbering records from @ids (both borrowed), remembering
+ * @dedup_window identities.  NULL with @error when the duplicate filter
+ * cannot get its memory.
  */
-intake *intake_new(spool *out, flow_ids *ids, guint dedup_window);
+intake *intake_new(spool *out, flow_ids *ids, guint dedup_window, GError **error);
 
 /** intake_records: a ct_source_records_fn; @user is the intake. */
 void intake_records(const struct flow_record *records, size_t n, void *user);

@@ -20,7 +20,7 @@ struct sink_stats {
 	guint64 messages;
 	guint64 bytes;
 	guint64 send_errors;    /* failed sends (connection broke, datagram refused) */
-	guint64 reconnects;     /* sessions opened after the first */
+	guint64 reconnects;     /* sessions opened after the first (reconnects, reopened files) */
 	guint64 resent;         /* records sent again after a rewind */
 	guint64 lost;           /* dropped by the spool before this sink confirmed them */
 };
@@ -42,6 +42,18 @@ gboolean sink_start(sink *s, GError **error);
  * (what was not sent is counted and logged).
  */
 void sink_stop(sink *s, guint grace_ms);
+
+/**
+ * sink_reopen:
+ * (any thread; returns at once) Asks a file export to reopen its file, as
+ * after logrotate renamed it: at the next message boundary, within about a
+ * second, the export thread sends the unfinished message to the old file
+ * and confirms what it wrote there (after fdatasync() with sync = yes),
+ * then opens the path again, creating a new file, and starts a new session
+ * in it (IPFIX: templates first).  No record goes to both files, none is
+ * skipped.  Other transports ignore it.
+ */
+void sink_reopen(sink *s);
 
 /** sink_get_stats: a snapshot of the counters (any thread). */
 void sink_get_stats(sink *s, struct sink_stats *out);

@@ -25,7 +25,7 @@ struct supervisor_options {
 	guint stop_timeout_ms;  /* after SIGTERM, the worker gets this long, then SIGKILL */
 	gboolean notify;        /* tell systemd READY=1 / STOPPING=1 */
 	guint tick_ms;          /* call tick every this long (0: never) */
-	void (*tick)(void *user, gint64 worker_alive_us);
+	void (*tick)(void *user); /* supervisor_worker_last_alive() tells it about the worker */
 	void *tick_user;
 };
 
@@ -38,14 +38,21 @@ struct supervisor_options {
  * Forks a worker running @fn(@user) and keeps one running until SIGTERM or
  * SIGINT, which it forwards (as SIGTERM) and waits for.  SIGUSR1 and SIGHUP
  * are forwarded.  A worker tells the supervisor it is up by sending it
- * SIGUSR2 (see supervisor_worker_ready()).  Every tick_ms it calls tick with
- * the time the worker last drained the socket.  Returns the exit status for
- * the daemon: the stopped worker's, or 1 after SUPERVISOR_EXIT_FATAL.
+ * SIGUSR2 (see supervisor_worker_ready()).  Every tick_ms it calls tick.
+ * Returns the exit status for the daemon: the stopped worker's, or 1 after
+ * SUPERVISOR_EXIT_FATAL.
  */
 int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_options *opts);
 
 /** supervisor_worker_ready: called by the worker once it reads events. */
 void supervisor_worker_ready(void);
+
+/**
+ * supervisor_worker_last_alive:
+ * In the supervisor: the monotonic time the running worker last drained the
+ * socket, read now (0: no worker runs, or it has not read yet).
+ */
+gint64 supervisor_worker_last_alive(void);
 
 /**
  * supervisor_worker_alive:

@@ -3,8 +3,9 @@
  * or standard output.
  *
  * A transport is owned by one export thread and may block that thread (never
- * the one that drains netlink), but not forever: TCP sends wait at most
- * send_timeout before the connection is given up and reopened.
+ * the one that drains netlink), but not forever: a TCP connect waits at most
+ * 5 s and a TCP send at most 30 s (SO_SNDTIMEO) before the connection is
+ * given up and reopened.
  */
 #pragma once
 
@@ -43,8 +44,9 @@ gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **e
 /**
  * transport_message_limit:
  * The largest message to send over the open transport: cfg->mtu, or for
- * mtu = auto on UDP the MTU of the route to the collector (IP_MTU) less the
- * IP and UDP headers.
+ * mtu = auto on UDP the MTU of the route to the collector (IP_MTU), at most
+ * 1500, less the IP and UDP headers: 1472 bytes to an IPv4 collector and
+ * 1452 to an IPv6 one on Ethernet or loopback.
  */
 guint transport_message_limit(const transport *t);
 
@@ -58,6 +60,19 @@ guint64 transport_bytes_written(const transport *t);
  * really has.  Other transports: 0.
  */
 gboolean transport_unacked(const transport *t, guint64 *unacked);
+
+/**
+ * transport_check_peer:
+ * TCP: reads and discards what the collector sent back (at most 64 KiB a
+ * call, never waiting), then says whether the connection still stands.
+ * FALSE with @error, and the transport closed, when the collector closed it
+ * (end of stream, hang-up), reset it, or the socket reports an error
+ * (SO_ERROR, e.g. a keepalive time-out), or when it is not open.  Bytes
+ * from the collector alone never count as a close.  Cheap enough to call on
+ * every wake-up, so that a connection lost while nothing is being sent is
+ * noticed without waiting for the next send.  Other transports: TRUE.
+ */
+gboolean transport_check_peer(transport *t, GError **error);
 
 /** transport_sync: file: fdatasync() when cfg->sync; others: nothing. */
 gboolean transport_sync(transport *t, GError **error);

@@ -2,7 +2,7 @@
  * encoder.c - the format-independent part of an encoder: dispatch to the
  * format, and the count of records waiting in the unfinished message.
  */
-#include "ctflowd/encoder.h"
+#include "format.h"
 
 struct encoder {
 	const struct encoder_ops *ops;

@@ -6,7 +6,8 @@
  * it, and every finished message is handed over whole.  That keeps sockets,
  * reconnects and delivery confirmation in ctflowd's transports, where fixbuf's
  * own network exporters would block the caller and reconnect without
- * templates (library-facts).
+ * templates (libfixbuf 2.4: after a TCP error the next emit reconnects
+ * silently, with the failed message still queued and no templates).
  *
  * One session per transport session: a new TCP connection or file starts
  * with templates and sequence number 0 (RFC 7011 section 3.1 counts data
@@ -18,7 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "ctflowd/encoder.h"
+#include "format.h"
 
 #define TID_FLOW4 256
 #define TID_FLOW6 257
@@ -266,29 +267,42 @@ static void fill_ports(const struct flow_record *r, uint16_t *sport, uint16_t *d
 	}
 }
 
-static gboolean append_record(struct ipfix_state *st, const void *rec, size_t len,
-			      GError **error)
+/*
+ * Appends one record of template @tid to the unfinished message.  fixbuf
+ * answers FB_ERROR_EOM when the message is full, and also once for the first
+ * data set of a fresh message; either way what the message holds goes out
+ * and the record starts the next one, in a new set for its template.
+ */
+static gboolean append_in_message(struct ipfix_state *st, uint16_t tid, const void *rec,
+				  size_t len, GError **error)
 {
 	GError *local = NULL;
 
-	if (fBufAppend(st->fbuf, (uint8_t *)rec, len, &local))
-		goto added;
-	if (!g_error_matches(local, FB_ERROR_DOMAIN, FB_ERROR_EOM)) {
-		g_propagate_error(error, local);
+	if (!set_template(st, tid, error))
 		return FALSE;
+	if (!fBufAppend(st->fbuf, (uint8_t *)rec, len, &local)) {
+		if (!g_error_matches(local, FB_ERROR_DOMAIN, FB_ERROR_EOM)) {
+			g_propagate_error(error, local);
+			return FALSE;
+		}
+		g_clear_error(&local);
+		if (st->has_content && !emit_message(st, error))
+			return FALSE;
+		st->current_tid = 0;
+		if (!set_template(st, tid, error) ||
+		    !fBufAppend(st->fbuf, (uint8_t *)rec, len, error))
+			return FALSE;
 	}
-	g_clear_error(&local);
-	/* Message full: send it and start the next one with this record. */
-	if (st->has_content && !emit_message(st, error))
-		return FALSE;
-	/* A new message needs a new set for the current template. */
-	uint16_t tid = st->current_tid;
-	st->current_tid = 0;
-	if (!set_template(st, tid, error) || !fBufAppend(st->fbuf, (uint8_t *)rec, len, error))
-		return FALSE;
-added:
-	st->in_message++;
 	st->has_content = TRUE;
+	return TRUE;
+}
+
+static gboolean append_record(struct ipfix_state *st, uint16_t tid, const void *rec, size_t len,
+			      GError **error)
+{
+	if (!append_in_message(st, tid, rec, len, error))
+		return FALSE;
+	st->in_message++;
 	encoder_note_added(st->enc);
 	return TRUE;
 }
@@ -327,8 +341,7 @@ static gboolean ipfix_add(void *state, const struct flow_record *r, GError **err
 		memcpy(&a, r->orig.dst, 4);
 		rec.destinationIPv4Address = ntohl(a);
 		fill_tail(&rec.tail, r, st->domain, 1);
-		return set_template(st, TID_FLOW4, error) &&
-		       append_record(st, &rec, sizeof(rec), error);
+		return append_record(st, TID_FLOW4, &rec, sizeof(rec), error);
 	}
 
 	struct ipfix_flow6 rec = {0};
@@ -336,7 +349,7 @@ static gboolean ipfix_add(void *state, const struct flow_record *r, GError **err
 	memcpy(rec.sourceIPv6Address, r->orig.src, 16);
 	memcpy(rec.destinationIPv6Address, r->orig.dst, 16);
 	fill_tail(&rec.tail, r, st->domain, 58);
-	return set_template(st, TID_FLOW6, error) && append_record(st, &rec, sizeof(rec), error);
+	return append_record(st, TID_FLOW6, &rec, sizeof(rec), error);
 }
 
 static gboolean ipfix_flush(void *state, GError **error)
@@ -386,22 +399,8 @@ static gboolean ipfix_report_not_sent(void *state, guint64 total, GError **error
 	if (st->has_content && !ipfix_flush(st, error))
 		return FALSE;
 	st->current_tid = 0;
-	if (!set_template(st, TID_NOT_SENT, error))
+	if (!append_in_message(st, TID_NOT_SENT, &rec, sizeof(rec), error))
 		return FALSE;
-	GError *local = NULL;
-	if (!fBufAppend(st->fbuf, (uint8_t *)&rec, sizeof(rec), &local)) {
-		/* a fresh message refuses its first data set once, like templates */
-		if (!g_error_matches(local, FB_ERROR_DOMAIN, FB_ERROR_EOM)) {
-			g_propagate_error(error, local);
-			return FALSE;
-		}
-		g_clear_error(&local);
-		st->current_tid = 0;
-		if (!set_template(st, TID_NOT_SENT, error) ||
-		    !fBufAppend(st->fbuf, (uint8_t *)&rec, sizeof(rec), error))
-			return FALSE;
-	}
-	st->has_content = TRUE;
 	if (!emit_message(st, error))
 		return FALSE;
 	st->current_tid = 0;

@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "ctflowd/encoder.h"
+#include "format.h"
 
 #define JSON_LINE_MAX 1024   /* room for one line beyond a full message */
 

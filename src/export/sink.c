@@ -7,6 +7,10 @@
  * `confirmed` is read again and re-encoded in a new session, so a collector
  * that reconnects gets templates first and then every record the broken
  * connection may have lost.
+ *
+ * A file is reopened (sink_reopen) the same way, but only once everything
+ * written to the old file is confirmed: then the rewind finds nothing to
+ * send again, and each record is in exactly one of the two files.
  */
 #include <errno.h>
 
@@ -54,6 +58,7 @@ struct sink {
 	gboolean ever_opened;
 	gboolean down_reported;
 
+	gint reopen_requested;       /* atomic: sink_reopen() was called */
 	gint stopping;               /* atomic */
 	gint64 stop_deadline_us;     /* atomic via the lock below */
 	GMutex stop_lock;
@@ -187,15 +192,20 @@ static void confirm_upto(sink *s, guint64 offset)
 
 /* TCP: what the peer acknowledged is delivered, the rest may still be lost
  * with the connection.  Nothing a collector process did after its kernel
- * took the bytes is visible from here. */
-static void poll_acknowledged(sink *s)
+ * took the bytes is visible from here.  Then the connection itself is
+ * checked: acknowledgements that will never come (the collector reset or
+ * closed it) must end the session now, not at the next send, which may be
+ * a long way off when no flows end.  Acknowledged bytes are counted first:
+ * SIOCOUTQ still tells them apart after a reset. */
+static gboolean poll_acknowledged(sink *s, GError **error)
 {
 	guint64 unacked;
 
-	if (!s->unconfirmed->len || s->cfg->transport != EXPORT_TRANSPORT_TCP)
-		return;
-	if (transport_unacked(s->tr, &unacked))
+	if (s->cfg->transport != EXPORT_TRANSPORT_TCP)
+		return TRUE;
+	if (s->unconfirmed->len && transport_unacked(s->tr, &unacked))
 		confirm_upto(s, transport_bytes_written(s->tr) - unacked);
+	return transport_check_peer(s->tr, error);
 }
 
 static gboolean sync_and_confirm(sink *s, GError **error)
@@ -351,7 +361,8 @@ static gboolean run_timers(sink *s, gint64 now, GError **error)
 		if (!encoder_flush(s->enc, error) || !sync_and_confirm(s, error))
 			return FALSE;
 	}
-	poll_acknowledged(s);
+	if (!poll_acknowledged(s, error))
+		return FALSE;
 	if (is_udp(s) && now >= s->next_refresh_us) {
 		s->next_refresh_us = now + (gint64)s->cfg->template_refresh_ms * 1000;
 		if (!encoder_refresh_templates(s->enc, error))
@@ -371,6 +382,23 @@ static gboolean export_batch(sink *s, size_t n, GError **error)
 	return TRUE;
 }
 
+/*
+ * Closes the file after what it holds is confirmed; the loop then opens the
+ * path again.  Should the last flush or sync fail, the file is closed all
+ * the same and what was not confirmed goes to the new file.
+ */
+static void close_for_reopen(sink *s)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!encoder_flush(s->enc, &error) || !sync_and_confirm(s, &error)) {
+		session_broke(s, error);
+		return;
+	}
+	g_message("export %s: reopening %s", s->cfg->name, transport_describe(s->tr));
+	transport_close(s->tr);
+}
+
 static gpointer sink_thread(gpointer data)
 {
 	sink *s = data;
@@ -379,6 +407,9 @@ static gpointer sink_thread(gpointer data)
 		 * is still sending: the rest stays in the journal */
 		if (stop_expired(s))
 			break;
+		if (g_atomic_int_compare_and_exchange(&s->reopen_requested, 1, 0) &&
+		    transport_is_open(s->tr))
+			close_for_reopen(s);
 		if (!transport_is_open(s->tr)) {
 			if (!open_session(s))
 				continue;
@@ -404,9 +435,13 @@ static gpointer sink_thread(gpointer data)
 				session_broke(s, error);
 				continue;
 			}
-			while (s->unconfirmed->len && !stop_expired(s)) {
+			while (s->unconfirmed->len && !stop_expired(s) &&
+			       poll_acknowledged(s, &error))
 				g_usleep(ACK_POLL_US);
-				poll_acknowledged(s);
+			if (error && s->unconfirmed->len) {
+				/* resent to a new connection while the grace lasts */
+				session_broke(s, error);
+				continue;
 			}
 			break;
 		}
@@ -440,6 +475,12 @@ void sink_stop(sink *s, guint grace_ms)
 	g_mutex_unlock(&s->stop_lock);
 	g_thread_join(s->thread);
 	s->thread = NULL;
+}
+
+void sink_reopen(sink *s)
+{
+	if (s->cfg->transport == EXPORT_TRANSPORT_FILE)
+		g_atomic_int_set(&s->reopen_requested, 1);
 }
 
 void sink_get_stats(sink *s, struct sink_stats *out)

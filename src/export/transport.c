@@ -88,11 +88,19 @@ static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t len, int
 			*err = ETIMEDOUT;
 			return -1;
 		}
+		if (rc < 0) {
+			*err = errno;
+			return -1;
+		}
+		/* POLLOUT says the attempt ended, not how: SO_ERROR tells */
 		int soerr = 0;
 		socklen_t sl = sizeof(soerr);
-		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-		if (rc < 0 || soerr) {
-			*err = rc < 0 ? errno : soerr;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
+			*err = errno;
+			return -1;
+		}
+		if (soerr) {
+			*err = soerr;
 			return -1;
 		}
 		rc = 0;
@@ -102,6 +110,26 @@ static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t len, int
 	}
 	fcntl(fd, F_SETFL, flags);
 	return rc;
+}
+
+/*
+ * SO_SNDTIMEO is the only bound on a blocking send to a collector that
+ * stopped reading: without it a stop could wait forever, so a socket that
+ * refuses it is not used.  Keep-alive only finds a dead peer sooner.
+ */
+static gboolean bound_tcp_sends(int fd, int *err)
+{
+	int on = 1;
+	struct timeval tv = { .tv_sec = SEND_TIMEOUT_S };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		*err = errno;
+		g_warning("cannot bound TCP sends (SO_SNDTIMEO): %s", g_strerror(errno));
+		return FALSE;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
+		g_debug("SO_KEEPALIVE: %s", g_strerror(errno));
+	return TRUE;
 }
 
 static gboolean open_socket(transport *t, GError **error)
@@ -130,11 +158,9 @@ static gboolean open_socket(transport *t, GError **error)
 			close(fd);
 			continue;
 		}
-		if (tcp) {
-			int on = 1;
-			struct timeval tv = { .tv_sec = SEND_TIMEOUT_S };
-			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
-			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (tcp && !bound_tcp_sends(fd, &last)) {
+			close(fd);
+			continue;
 		}
 		t->fd = fd;
 		t->refused_reported = FALSE;
@@ -147,9 +173,12 @@ static gboolean open_socket(transport *t, GError **error)
 
 static gboolean open_file(transport *t, GError **error)
 {
-	int fd = open(t->cfg->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	/* a link at the export path may point at any file of the host */
+	int fd = open(t->cfg->path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (fd < 0)
-		return fail_errno(t, error, errno, "cannot open for appending");
+		return fail_errno(t, error, errno,
+				  errno == ELOOP ? "a symbolic link, not followed" :
+						   "cannot open for appending");
 	t->fd = fd;
 	return TRUE;
 }
@@ -221,14 +250,57 @@ static gboolean write_all(transport *t, const uint8_t *msg, size_t len, GError *
 	return TRUE;
 }
 
-/* A collector never sends anything back, so a readable socket means it
- * closed (or reset) the connection: writing more would go nowhere and a
- * whole message would only be found missing later. */
-static gboolean peer_closed(transport *t)
-{
-	struct pollfd p = { .fd = t->fd, .events = POLLIN | POLLRDHUP };
+/* At most this much of what a collector sends back is read per check: a
+ * chatty peer costs the export thread one bounded read, never a loop. */
+#define DRAIN_MAX (64 * 1024)
 
-	return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
+/* IPFIX over TCP is one-way, but a collector may still send something (a
+ * greeting, keepalive bytes).  That is read and dropped; only the end of the
+ * stream, a hang-up or a socket error means the connection is gone. */
+gboolean transport_check_peer(transport *t, GError **error)
+{
+	if (t->cfg->transport != EXPORT_TRANSPORT_TCP)
+		return TRUE;
+	if (t->fd < 0) {
+		g_set_error(error, TRANSPORT_ERROR, ENOTCONN, "%s: not open", t->description);
+		return FALSE;
+	}
+	struct pollfd p = { .fd = t->fd, .events = POLLIN | POLLRDHUP };
+	if (poll(&p, 1, 0) <= 0)
+		return TRUE;
+	if (p.revents & (POLLERR | POLLNVAL)) {
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+		if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || !soerr)
+			soerr = ECONNRESET;
+		transport_close(t);
+		return fail_errno(t, error, soerr, "connection lost");
+	}
+	gboolean eof = (p.revents & (POLLHUP | POLLRDHUP)) != 0;
+	for (size_t drained = 0; !eof && drained < DRAIN_MAX;) {
+		char junk[4096];
+		ssize_t n = recv(t->fd, junk, sizeof(junk), MSG_DONTWAIT);
+		if (n > 0) {
+			drained += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return TRUE;
+		if (n < 0) {
+			int e = errno;
+			transport_close(t);
+			return fail_errno(t, error, e, "connection lost");
+		}
+		eof = TRUE;
+	}
+	if (!eof)
+		return TRUE;
+	transport_close(t);
+	g_set_error(error, TRANSPORT_ERROR, ECONNRESET, "%s: the collector closed the connection",
+		    t->description);
+	return FALSE;
 }
 
 gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **error)
@@ -239,12 +311,10 @@ gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **e
 	}
 	if (t->cfg->transport == EXPORT_TRANSPORT_UDP)
 		return send_datagram(t, msg, len, error);
-	if (t->cfg->transport == EXPORT_TRANSPORT_TCP && peer_closed(t)) {
-		transport_close(t);
-		g_set_error(error, TRANSPORT_ERROR, ECONNRESET, "%s: the collector closed the connection",
-			    t->description);
+	/* a connection found gone before writing: the message is not sent
+	 * into a void, where it would only be found missing later */
+	if (!transport_check_peer(t, error))
 		return FALSE;
-	}
 	return write_all(t, msg, len, error);
 }
 
@@ -266,6 +336,14 @@ gboolean transport_unacked(const transport *t, guint64 *unacked)
 	return TRUE;
 }
 
+/*
+ * The route's MTU, but never more than Ethernet's 1500: collectors size
+ * their receive buffers for what hardware exporters send (pmacct's nfacctd
+ * reads about 10 KB of a datagram and drops the rest), and a collector on
+ * the same host would otherwise get loopback's 64 KB datagrams.
+ */
+#define ETHERNET_MTU 1500
+
 guint transport_message_limit(const transport *t)
 {
 	if (t->cfg->mtu || t->fd < 0 || t->cfg->transport != EXPORT_TRANSPORT_UDP)
@@ -282,7 +360,7 @@ guint transport_message_limit(const transport *t)
 	if (rc < 0 || mtu <= 0)
 		return 1400;   /* fits any Ethernet path with room for tunnels */
 	int headers = (v6 ? 40 : 20) + 8;
-	return (guint)CLAMP(mtu - headers, 512, 65000);
+	return (guint)CLAMP(MIN(mtu, ETHERNET_MTU) - headers, 512, 65000);
 }
 
 gboolean transport_sync(transport *t, GError **error)

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 
 #include "ctflowd/dedup.h"
+#include "ctflowd/error.h"
 
 struct dedup {
 	guint64 *table;     /* 0 = empty slot */
@@ -63,12 +64,20 @@ static guint64 fingerprint(const struct flow_record *r)
  * burst would otherwise take, one per 4 KiB, on the thread that drains
  * the socket.
  */
-static guint64 *alloc_words(size_t n, size_t *bytes)
+static guint64 *alloc_words(size_t n, size_t *bytes, const char *what, guint window,
+			    GError **error)
 {
 	*bytes = n * sizeof(guint64);
 	void *p = mmap(NULL, *bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		g_error("dedup: cannot map %zu bytes: %s", *bytes, g_strerror(errno));
+	if (p == MAP_FAILED) {
+		int e = errno;
+		*bytes = 0;
+		g_set_error(error, CTFLOWD_ERROR, e,
+			    "dedup: cannot map %zu bytes for the %s of a window of %u identities"
+			    " ([source] dedup_window): %s",
+			    n * sizeof(guint64), what, window, g_strerror(e));
+		return NULL;
+	}
 #ifdef MADV_HUGEPAGE
 	madvise(p, *bytes, MADV_HUGEPAGE);
 #endif
@@ -76,7 +85,7 @@ static guint64 *alloc_words(size_t n, size_t *bytes)
 	return p;
 }
 
-dedup *dedup_new(guint window)
+dedup *dedup_new(guint window, GError **error)
 {
 	dedup *d = g_new0(dedup, 1);
 	guint64 size = 16;
@@ -85,8 +94,13 @@ dedup *dedup_new(guint window)
 	while (size < 2ULL * d->window)
 		size <<= 1;
 	d->mask = size - 1;
-	d->table = alloc_words(size, &d->table_bytes);
-	d->ring = alloc_words(d->window, &d->ring_bytes);
+	d->table = alloc_words(size, &d->table_bytes, "table", d->window, error);
+	if (d->table)
+		d->ring = alloc_words(d->window, &d->ring_bytes, "ring", d->window, error);
+	if (!d->ring) {
+		dedup_free(d);
+		return NULL;
+	}
 	return d;
 }
 
@@ -179,7 +193,9 @@ void dedup_free(dedup *d)
 {
 	if (!d)
 		return;
-	munmap(d->table, d->table_bytes);
-	munmap(d->ring, d->ring_bytes);
+	if (d->table)
+		munmap(d->table, d->table_bytes);
+	if (d->ring)
+		munmap(d->ring, d->ring_bytes);
 	g_free(d);
 }

@@ -18,13 +18,16 @@ struct intake {
 	struct flow_record batch[INTAKE_BATCH];
 };
 
-intake *intake_new(spool *out, flow_ids *ids, guint dedup_window)
+intake *intake_new(spool *out, flow_ids *ids, guint dedup_window, GError **error)
 {
-	intake *in = g_new0(intake, 1);
+	dedup *seen = dedup_new(dedup_window, error);
 
+	if (!seen)
+		return NULL;
+	intake *in = g_new0(intake, 1);
 	in->out = out;
 	in->ids = ids;
-	in->seen = dedup_new(dedup_window);
+	in->seen = seen;
 	return in;
 }
 

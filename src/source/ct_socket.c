@@ -4,11 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netfilter/nfnetlink.h>
-#include <linux/netfilter/nfnetlink_conntrack.h>
-#include <poll.h>
-#include <stdint.h>
 #include <string.h>
-#include <time.h>
 #include <linux/netlink.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -127,64 +123,4 @@ gboolean ct_socket_verify(int fd, GError **error)
 	if (flags >= 0 && !(flags & O_NONBLOCK))
 		fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 	return TRUE;
-}
-
-gboolean ct_socket_count_parked(int query_fd, guint64 *count, GError **error)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct nfgenmsg nfg;
-	} req = {
-		.nlh = {
-			.nlmsg_len = sizeof(req),
-			.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_DYING,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
-			.nlmsg_seq = (uint32_t)time(NULL),
-		},
-		.nfg = { .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0 },
-	};
-	static char buf[32768];
-
-	*count = 0;
-	if (send(query_fd, &req, sizeof(req), 0) < 0) {
-		int e = errno;
-		g_set_error(error, CTFLOWD_ERROR, e, "cannot list parked conntrack entries: %s",
-			    g_strerror(e));
-		return FALSE;
-	}
-	for (;;) {
-		ssize_t len = recv(query_fd, buf, sizeof(buf), 0);
-		if (len < 0 && (errno == EAGAIN || errno == EINTR)) {
-			struct pollfd p = { .fd = query_fd, .events = POLLIN };
-			if (poll(&p, 1, 2000) <= 0) {
-				g_set_error(error, CTFLOWD_ERROR, ETIMEDOUT,
-					    "listing parked conntrack entries: no answer");
-				return FALSE;
-			}
-			continue;
-		}
-		if (len < 0) {
-			int e = errno;
-			g_set_error(error, CTFLOWD_ERROR, e, "listing parked conntrack entries: %s",
-				    g_strerror(e));
-			return FALSE;
-		}
-		for (struct nlmsghdr *m = (struct nlmsghdr *)buf; NLMSG_OK(m, len);
-		     m = NLMSG_NEXT(m, len)) {
-			if (m->nlmsg_seq != req.nlh.nlmsg_seq)
-				continue;
-			if (m->nlmsg_type == NLMSG_DONE)
-				return TRUE;
-			if (m->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *err = NLMSG_DATA(m);
-				if (err->error == 0)
-					return TRUE;
-				g_set_error(error, CTFLOWD_ERROR, -err->error,
-					    "listing parked conntrack entries: %s",
-					    g_strerror(-err->error));
-				return FALSE;
-			}
-			(*count)++;
-		}
-	}
 }

@@ -8,12 +8,10 @@
  * wake-up finds many events (coalesce.h).
  */
 #include <errno.h>
-#include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/mman.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,11 +21,9 @@
 #include "ctflowd/coalesce.h"
 #include "ctflowd/error.h"
 #include "ctflowd/ct_parse.h"
+#include "ctflowd/ct_request.h"
 #include "ctflowd/ct_source.h"
-
-#ifndef SOL_NETLINK
-#define SOL_NETLINK 270
-#endif
+#include "ctflowd/state_dir.h"
 
 #define RECV_BATCH 256           /* datagrams per recvmmsg() */
 #define RECV_SIZE 8192           /* an event is a few hundred bytes */
@@ -35,13 +31,14 @@
 #define LANDING_BATCH 192        /* hand on once this many events landed */
 #define LANDING_HOLD_US 5000     /* or once the first has waited this long */
 #define DRAIN_SLICE_US 20000     /* a drain returns to the loop at least this often */
-#define DUMP_BUFFER 32768
 #define DUMP_ATTEMPTS 4
-#define DUMP_TIMEOUT_MS 5000
+/* A resync holds up the reader: past this the dump is given up, keeping
+ * what it delivered, so a stuck or endless dump cannot stall reading. */
+#define RESYNC_MAX_MS 30000
 
 struct ct_source {
 	int fd;                          /* events socket, owned by the caller */
-	struct mnl_socket *dump;         /* opened with the source: same namespace */
+	ct_request *requests;            /* dumps; opened with the source: same namespace */
 	ct_source_records_fn deliver;
 	void *user;
 	struct ct_source_options opts;
@@ -60,27 +57,6 @@ struct ct_source {
 	struct flow_record records[RECV_BATCH];
 };
 
-static struct mnl_socket *open_socket(unsigned int groups, GError **error)
-{
-	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (!nl) {
-		int e = errno;
-		g_set_error(error, CTFLOWD_ERROR, e,
-			    "cannot open a ctnetlink socket: %s%s", g_strerror(e),
-			    e == EPERM ? " (needs CAP_NET_ADMIN)" : "");
-		return NULL;
-	}
-	if (mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno;
-		mnl_socket_close(nl);
-		g_set_error(error, CTFLOWD_ERROR, e,
-			    "cannot subscribe to conntrack events: %s%s", g_strerror(e),
-			    e == EPERM ? " (needs CAP_NET_ADMIN)" : "");
-		return NULL;
-	}
-	return nl;
-}
-
 /*
  * The landing zone: recvmmsg() writes each event straight into a slot of a
  * file mapped MAP_SHARED.  Once recvmmsg() returns, the kernel has taken the
@@ -94,12 +70,15 @@ static struct mnl_socket *open_socket(unsigned int groups, GError **error)
 static gboolean map_landing_zone(ct_source *src, const char *path, GError **error)
 {
 	const size_t size = sizeof(*src->slots) * RECV_BATCH;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = state_dir_open_path(path, O_RDWR | O_CREAT, 0600, error);
 
-	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+	if (fd < 0) {
+		g_prefix_error(error, "landing zone: ");
+		return FALSE;
+	}
+	if (ftruncate(fd, (off_t)size) < 0) {
 		int e = errno;
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		g_set_error(error, CTFLOWD_ERROR, e, "landing zone %s: %s", path, g_strerror(e));
 		return FALSE;
 	}
@@ -126,7 +105,7 @@ static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_
 static void coalesce_setup(ct_source *src);
 
 /* Events a previous worker took off the socket but had not journaled. */
-static void recover_landing_zone(ct_source *src)
+static void recover_landing_zone(ct_source *src, const char *path)
 {
 	size_t n = 0;
 	guint found = 0;
@@ -136,10 +115,14 @@ static void recover_landing_zone(ct_source *src)
 		if (nlh->nlmsg_len == 0)
 			continue;
 		found++;
-		if (nlh->nlmsg_len <= RECV_SIZE)
+		if (nlh->nlmsg_len >= sizeof(*nlh) && nlh->nlmsg_len <= RECV_SIZE) {
 			parse_datagram(src, src->slots[i], nlh->nlmsg_len, &n);
-		else
+		} else {
 			src->stats.malformed++;
+			g_warning("landing zone %s: slot %u says %u bytes, not a message a slot"
+				  " holds (%zu to %d); dropped",
+				  path, i, nlh->nlmsg_len, sizeof(*nlh), RECV_SIZE);
+		}
 	}
 	if (found) {
 		g_message("recovered %u conntrack events a previous worker had received but "
@@ -166,7 +149,7 @@ ct_source *ct_source_new(int events_fd, const char *landing_path,
 	src->opts = *opts;
 	coalesce_setup(src);
 
-	if (!(src->dump = open_socket(0, error)))
+	if (!(src->requests = ct_request_new(error)))
 		goto fail;
 	if (landing_path) {
 		if (!map_landing_zone(src, landing_path, error))
@@ -180,7 +163,7 @@ ct_source *ct_source_new(int events_fd, const char *landing_path,
 		src->msgs[i].msg_hdr.msg_iov = &src->iov[i];
 		src->msgs[i].msg_hdr.msg_iovlen = 1;
 	}
-	recover_landing_zone(src);
+	recover_landing_zone(src, landing_path ? landing_path : "in memory");
 	return src;
 
 fail:
@@ -210,10 +193,10 @@ static void note_malformed(ct_source *src, const struct nlmsghdr *nlh, const cha
  * delivering whenever the array fills. */
 static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_t *n)
 {
-	const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
-	int left = (int)len;
+	const struct nlmsghdr *nlh;
+	size_t offset = 0;
 
-	while (mnl_nlmsg_ok(nlh, left)) {
+	while ((nlh = ct_request_next_message(buf, len, &offset))) {
 		if (nlh->nlmsg_type >= NLMSG_MIN_TYPE) {
 			const char *why = NULL;
 			struct flow_record *r = &src->records[*n];
@@ -244,9 +227,8 @@ static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_
 				break;
 			}
 		}
-		nlh = mnl_nlmsg_next(nlh, &left);
 	}
-	if (left > 0)
+	if (offset < len)
 		src->stats.malformed++;
 }
 
@@ -407,95 +389,36 @@ gint64 ct_source_resync_due(const ct_source *src)
 	return due <= now ? 0 : (due - now + 999) / 1000;
 }
 
-/*
- * One dump of @msg_type (the table, or the dying list); *interrupted is set
- * when the table changed under it.  With @count, entries are only counted
- * there; otherwise they are delivered as FLOW_EVENT_DUMP records.
- */
-static gboolean dump_once(ct_source *src, uint16_t msg_type, gboolean *interrupted,
-			  guint64 *count, GError **error)
+/* Parses each entry of a resync dump into the record array. */
+struct dump_take {
+	ct_source *src;
+	size_t n;
+};
+
+static gboolean take_dumped(const struct nlmsghdr *nlh, void *user)
 {
-	uint8_t *buf = g_malloc(DUMP_BUFFER);
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	int fd = mnl_socket_get_fd(src->dump);
-	unsigned int seq = (unsigned int)time(NULL);
-	unsigned int portid = mnl_socket_get_portid(src->dump);
-	gboolean ok = FALSE;
-	size_t n = 0;
+	struct dump_take *take = user;
 
-	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | msg_type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq;
-	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = AF_UNSPEC;
-	nfg->version = NFNETLINK_V0;
-	nfg->res_id = 0;
-
-	*interrupted = FALSE;
-	if (mnl_socket_sendto(src->dump, nlh, nlh->nlmsg_len) < 0) {
-		int e = errno;
-		g_set_error(error, CTFLOWD_ERROR, e,
-			    "cannot request a conntrack table dump: %s", g_strerror(e));
-		goto out;
-	}
-	for (;;) {
-		ssize_t len = recv(fd, buf, DUMP_BUFFER, 0);
-		if (len < 0 && (errno == EAGAIN || errno == EINTR)) {
-			struct pollfd pfd = { .fd = fd, .events = POLLIN };
-			if (poll(&pfd, 1, DUMP_TIMEOUT_MS) == 0) {
-				g_set_error(error, CTFLOWD_ERROR, ETIMEDOUT,
-					    "conntrack table dump: no answer for %d ms",
-					    DUMP_TIMEOUT_MS);
-				goto out;
-			}
-			continue;
-		}
-		if (len < 0) {
-			int e = errno;
-			g_set_error(error, CTFLOWD_ERROR, e,
-				    "reading the conntrack table dump: %s", g_strerror(e));
-			goto out;
-		}
-		const struct nlmsghdr *m = (const struct nlmsghdr *)buf;
-		int left = (int)len;
-		for (; mnl_nlmsg_ok(m, left); m = mnl_nlmsg_next(m, &left)) {
-			if (m->nlmsg_seq != seq || m->nlmsg_pid != portid)
-				continue;
-			if (m->nlmsg_flags & NLM_F_DUMP_INTR)
-				*interrupted = TRUE;
-			if (m->nlmsg_type == NLMSG_DONE) {
-				ok = TRUE;
-				goto out;
-			}
-			if (m->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *err = mnl_nlmsg_get_payload(m);
-				g_set_error(error, CTFLOWD_ERROR, -err->error,
-					    "conntrack table dump failed: %s",
-					    g_strerror(-err->error));
-				goto out;
-			}
-			if (count)
-				(*count)++;
-			else
-				parse_datagram(src, (const uint8_t *)m, m->nlmsg_len, &n);
-		}
-	}
-out:
-	if (n)
-		src->deliver(src->records, n, src->user);
-	g_free(buf);
-	return ok;
+	parse_datagram(take->src, (const uint8_t *)nlh, nlh->nlmsg_len, &take->n);
+	return TRUE;
 }
 
 gboolean ct_source_resync(ct_source *src, GError **error)
 {
+	const gint64 deadline = g_get_monotonic_time() + RESYNC_MAX_MS * 1000;
+
 	/* the dump parses into the same record array the landed events use */
 	deliver_landed(src);
 	src->resync_pending = FALSE;
 	src->last_overrun_us = 0;
 	for (int attempt = 1; attempt <= DUMP_ATTEMPTS; attempt++) {
+		struct dump_take take = { .src = src };
 		gboolean interrupted;
-		if (!dump_once(src, IPCTNL_MSG_CT_GET, &interrupted, NULL, error))
+		gboolean ok = ct_request_dump(src->requests, CT_REQUEST_TABLE, deadline,
+					      take_dumped, &take, &interrupted, error);
+		if (take.n)
+			src->deliver(src->records, take.n, src->user);
+		if (!ok)
 			return FALSE;
 		if (!interrupted) {
 			src->stats.resyncs++;
@@ -511,13 +434,9 @@ gboolean ct_source_resync(ct_source *src, GError **error)
 	return TRUE;
 }
 
-gboolean ct_source_held_back(ct_source *src, guint64 *count, GError **error)
+gboolean ct_source_held_back(ct_source *src, gint64 deadline_us, gboolean *any, GError **error)
 {
-	deliver_landed(src);
-	gboolean interrupted;
-
-	*count = 0;
-	return dump_once(src, IPCTNL_MSG_CT_GET_DYING, &interrupted, count, error);
+	return ct_request_any_parked(src->requests, deadline_us, any, error);
 }
 
 const struct ct_source_stats *ct_source_get_stats(const ct_source *src)
@@ -529,8 +448,7 @@ void ct_source_free(ct_source *src)
 {
 	if (!src)
 		return;
-	if (src->dump)
-		mnl_socket_close(src->dump);
+	ct_request_free(src->requests);
 	if (src->slots_mapped)
 		munmap(src->slots, sizeof(*src->slots) * RECV_BATCH);
 	else

@@ -18,6 +18,7 @@ struct cursor {
 	int fd;
 	char *path;
 	gint64 synced_us;
+	gboolean too_long;   /* damaged by bytes past the record: cut at the next store */
 };
 
 char *cursor_file_name(const char *name)
@@ -102,7 +103,18 @@ cursor *cursor_open(int dirfd, const char *dir, const char *name, guint64 initia
 
 	c->path = g_build_filename(dir, file, NULL);
 	*problem = NULL;
-	c->fd = openat(dirfd, file, O_RDWR | O_CLOEXEC);
+	c->fd = openat(dirfd, file, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (c->fd < 0 && errno == ELOOP && unlinkat(dirfd, file, 0) == 0) {
+		/* a link holds no position of ours, and what it points to is
+		 * never written: a new cursor replaces the link, and the reader
+		 * starts from the oldest record, as after a damaged cursor */
+		c->fd = openat(dirfd, file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (c->fd < 0)
+			goto fail;
+		*state = CURSOR_DAMAGED;
+		*problem = g_strdup("a symbolic link, not followed: replaced by a new cursor");
+		return c;
+	}
 	if (c->fd < 0 && errno == ENOENT) {
 		c->fd = openat(dirfd, file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 		if (c->fd < 0)
@@ -135,6 +147,8 @@ cursor *cursor_open(int dirfd, const char *dir, const char *name, guint64 initia
 	*state = *problem ? CURSOR_DAMAGED : CURSOR_SAVED;
 	if (*problem)
 		keep_damaged(dirfd, file, buf, (size_t)len, problem);
+	/* else every later start would find it damaged again, and replay */
+	c->too_long = len > (ssize_t)sizeof(struct cursor_record);
 	return c;
 fail:;
 	int e = errno;
@@ -152,6 +166,12 @@ gboolean cursor_store(cursor *c, guint64 position, enum spool_sync sync, GError 
 	do
 		w = pwrite(c->fd, &r, sizeof(r), 0);
 	while (w < 0 && errno == EINTR);
+	if (w == (ssize_t)sizeof(r) && c->too_long) {
+		if (ftruncate(c->fd, sizeof(r)) == 0)
+			c->too_long = FALSE;
+		else
+			w = -1;
+	}
 	/* With SPOOL_SYNC_BATCH a position is synced at most every 100 ms: one
 	 * that lags after a power loss only means records are sent again. */
 	gboolean due = sync == SPOOL_SYNC_RECORD ||

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ctflowd/error.h"
+#include "ctflowd/state_dir.h"
 #include "crc32c.h"
 #include "journal.h"
 
@@ -30,6 +31,21 @@
 /* A disk read serves at most this many records; a reader comes back for more. */
 #define READ_FRAMES 1024u
 
+/*
+ * One segment file.  first, fd and name never change.  count is written
+ * by the appender alone (segment_publish()) and read elsewhere with
+ * segment_count(); sealed is the appender's alone.  A reader holds a
+ * reference while it reads the file without the lock.
+ */
+struct segment {
+	guint64 first;
+	guint64 count;          /* good frames */
+	gboolean sealed;        /* no appends: full, or a write to it failed */
+	int fd;
+	char *name;             /* journal-%016llx */
+	gint refs;              /* atomic */
+};
+
 struct journal {
 	char *dir;
 	int dirfd;
@@ -37,14 +53,30 @@ struct journal {
 	enum spool_sync sync;
 	guint64 segment_records;   /* frames a segment takes */
 	guint max_segments;
+	/* the list: changed and walked only with the lock held */
+	GMutex lock;
 	GPtrArray *segments;       /* struct segment *, oldest first; holds a reference each */
-	struct segment *tail;      /* takes appends; NULL until one is created */
+	struct segment *tail;      /* takes appends (the newest listed); NULL when there is
+				    * none.  Set by the appender, with the lock held */
 	guint64 end;               /* after recovery */
-	guint8 *buf;               /* appender's gather buffer, WRITE_FRAMES frames */
+	/* the appender's */
+	guint8 *buf;               /* gather buffer, WRITE_FRAMES frames */
 	gint64 committed_us;       /* SPOOL_SYNC_BATCH: last group commit handed on */
 	gboolean dirty;            /* SPOOL_SYNC_BATCH: the tail was written since */
 	struct syncer *syncer;     /* SPOOL_SYNC_BATCH: started by the first commit */
 };
+
+/* A segment's count, from any thread: the frames it covers are written. */
+static guint64 segment_count(const struct segment *seg)
+{
+	return __atomic_load_n(&seg->count, __ATOMIC_ACQUIRE);
+}
+
+/* The appender's: @n more frames of @seg are written and now held. */
+static void segment_publish(struct segment *seg, guint64 n)
+{
+	__atomic_store_n(&seg->count, seg->count + n, __ATOMIC_RELEASE);
+}
 
 /*
  * SPOOL_SYNC_BATCH: the appender never waits for the disk.  At each group
@@ -64,6 +96,7 @@ struct syncer {
 };
 
 static void syncer_free(struct syncer *sy);
+static void delete_segment(journal *j, struct segment *seg);
 
 char *journal_segment_name(guint64 first)
 {
@@ -138,12 +171,12 @@ static gboolean must_sync(const journal *j)
 	return j->sync != SPOOL_SYNC_NONE;
 }
 
-void segment_ref(struct segment *seg)
+static void segment_ref(struct segment *seg)
 {
 	g_atomic_int_inc(&seg->refs);
 }
 
-void segment_unref(struct segment *seg)
+static void segment_unref(struct segment *seg)
 {
 	if (!seg || !g_atomic_int_dec_and_test(&seg->refs))
 		return;
@@ -174,6 +207,12 @@ static void fill_segment_header(struct journal_segment_header *h, guint64 first)
 	h->crc = crc32c(0, h, sizeof(*h));
 }
 
+/* bytes of a full segment of this journal */
+static guint64 segment_full_bytes(const journal *j)
+{
+	return JOURNAL_HEADER_SIZE + j->segment_records * JOURNAL_FRAME_SIZE;
+}
+
 /*
  * Allocates the blocks a segment will fill, beyond its size (which keeps
  * saying where the frames end).  Extending a file costs the kernel a block
@@ -182,7 +221,7 @@ static void fill_segment_header(struct journal_segment_header *h, guint64 first)
  */
 static void reserve_space(journal *j, int fd, guint64 from)
 {
-	guint64 full = journal_segment_bytes(j);
+	guint64 full = segment_full_bytes(j);
 
 	if (from < full)
 		(void)fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(full - from));
@@ -194,7 +233,7 @@ static int open_corrupt_dir(journal *j)
 {
 	if (mkdirat(j->dirfd, JOURNAL_CORRUPT_DIR, 0750) < 0 && errno != EEXIST)
 		return -1;
-	return openat(j->dirfd, JOURNAL_CORRUPT_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return openat(j->dirfd, JOURNAL_CORRUPT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
 /* A name in corrupt/ not taken yet: @base, else @base.1, @base.2, ... (the
@@ -228,7 +267,9 @@ static char *set_aside_file(journal *j, const char *name)
 }
 
 /* Copies [@from, @size) of a segment to corrupt/NAME.from-OFFSET; the
- * caller truncates only once the copy is safely written. */
+ * caller truncates only once the copy is safely written.  Blocks of zeros
+ * are left as holes: a damaged tail can be a hole of any length, and the
+ * copy must not take real disk space for it. */
 static char *set_aside_tail(journal *j, int fd, const char *name, guint64 from, guint64 size)
 {
 	int cdir = open_corrupt_dir(j);
@@ -252,12 +293,13 @@ static char *set_aside_tail(journal *j, int fd, const char *name, guint64 from, 
 				errno = EIO;
 			goto done;
 		}
-		if (!pwrite_all(out, buf, (size_t)got, (off_t)(off - from)))
+		gboolean zeros = buf[0] == 0 && memcmp(buf, buf + 1, (size_t)got - 1) == 0;
+		if (!zeros && !pwrite_all(out, buf, (size_t)got, (off_t)(off - from)))
 			goto done;
 		off += (guint64)got;
 	}
 	/* the original bytes go once truncated: the copy must be on disk first */
-	if (fsync(out) < 0)
+	if (ftruncate(out, (off_t)(size - from)) < 0 || fsync(out) < 0)
 		goto done;
 	rel = g_build_filename(JOURNAL_CORRUPT_DIR, target, NULL);
 done:;
@@ -300,6 +342,9 @@ static char *check_segment_header(const struct journal_segment_header *h, guint6
 	copy.crc = 0;
 	if (crc32c(0, &copy, sizeof(copy)) != h->crc)
 		return g_strdup("segment header fails its CRC");
+	if (h->first > JOURNAL_MAX_FIRST)
+		return g_strdup_printf("first position %" G_GUINT64_FORMAT " is past 2^62: "
+				       "later positions would wrap", (guint64)h->first);
 	if (h->first != named_first)
 		return g_strdup_printf("header says first position %" G_GUINT64_FORMAT
 				       ", the file name %" G_GUINT64_FORMAT,
@@ -367,8 +412,14 @@ static struct segment *recover_segment(journal *j, const char *name, guint64 nam
 {
 	struct journal_segment_header h;
 	struct stat st;
-	int fd = openat(j->dirfd, name, O_RDWR | O_CLOEXEC);
+	int fd = openat(j->dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 
+	if (fd < 0 && errno == ELOOP) {
+		/* not a segment of this journal's, and what it points to is
+		 * never opened: the link itself goes to corrupt/ */
+		reject_file(j, name, 0, "a symbolic link, not followed");
+		return NULL;
+	}
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		g_warning("spool: %s/%s: cannot open: %s; not used", j->dir, name,
 			  g_strerror(errno));
@@ -401,13 +452,22 @@ static struct segment *recover_segment(journal *j, const char *name, guint64 nam
 	guint64 good_end = scan_frames(fd, named_first, size, &bad);
 	seg->count = (good_end - JOURNAL_HEADER_SIZE) / JOURNAL_FRAME_SIZE;
 	if (good_end < size) {
-		g_autofree char *moved = set_aside_tail(j, fd, name, good_end, size);
+		/* more than a whole segment is no records of this journal's
+		 * (unless spool_max was lowered since), and copied in full, a
+		 * hole of any size would become real bytes outside spool_max */
+		guint64 kept = MIN(size - good_end, segment_full_bytes(j));
+		g_autofree char *moved = set_aside_tail(j, fd, name, good_end, good_end + kept);
+		g_autofree char *dropped = kept < size - good_end ?
+			g_strdup_printf(" (the %" G_GUINT64_FORMAT " bytes past a segment's size"
+					" of %" G_GUINT64_FORMAT " are dropped)",
+					size - good_end - kept, segment_full_bytes(j)) :
+			g_strdup("");
 		if (moved && ftruncate(fd, (off_t)good_end) == 0 &&
 		    (!must_sync(j) || fdatasync(fd) == 0)) {
 			g_warning("spool: %s/%s: %s at offset %" G_GUINT64_FORMAT
-				  "; moved the %" G_GUINT64_FORMAT " bytes from there to %s/%s"
+				  "; moved the %" G_GUINT64_FORMAT " bytes from there to %s/%s%s"
 				  " and kept the %" G_GUINT64_FORMAT " records before it",
-				  j->dir, name, bad, good_end, size - good_end, j->dir, moved,
+				  j->dir, name, bad, good_end, kept, j->dir, moved, dropped,
 				  seg->count);
 		} else {
 			/* appends must not follow bad bytes: the next ones go to a
@@ -450,7 +510,8 @@ static gboolean recover(journal *j, GError **error)
 			continue;
 		}
 		struct stat st;
-		guint64 size = fstatat(j->dirfd, name, &st, 0) == 0 ? (guint64)st.st_size : 0;
+		guint64 size = fstatat(j->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ?
+			(guint64)st.st_size : 0;
 		reject_file(j, name, size, "not a segment name (journal- and 16 hex digits)");
 	}
 	g_dir_close(d);
@@ -468,7 +529,7 @@ static gboolean recover(journal *j, GError **error)
 		/* a segment left with nothing in it holds no position either */
 		if (prev && prev->count == 0 && !prev->sealed) {
 			g_ptr_array_remove_index(j->segments, j->segments->len - 1);
-			journal_discard(j, prev);
+			delete_segment(j, prev);
 			prev = j->segments->len ?
 				g_ptr_array_index(j->segments, j->segments->len - 1) : NULL;
 			prev_end = prev ? prev->first + prev->count : 0;
@@ -493,7 +554,7 @@ static gboolean recover(journal *j, GError **error)
 
 static gboolean lock_directory(journal *j, GError **error)
 {
-	j->lockfd = openat(j->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	j->lockfd = openat(j->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (j->lockfd < 0) {
 		set_errno_error(error, errno, "spool: cannot create %s/%s", j->dir, LOCK_NAME);
 		return FALSE;
@@ -519,32 +580,27 @@ journal *journal_open(const char *dir, guint64 max_bytes, guint64 segment_bytes,
 	j->dir = g_strdup(dir);
 	j->dirfd = j->lockfd = -1;
 	j->sync = sync;
+	g_mutex_init(&j->lock);
 	j->segments = g_ptr_array_new();
+	if (!segment_bytes)
+		segment_bytes = JOURNAL_DEFAULT_SEGMENT_BYTES;
 	/* two segments at least, so the one being filled is never the one dropped */
 	segment_bytes = MIN(segment_bytes, max_bytes / 2);
 	segment_bytes = MAX(segment_bytes, JOURNAL_HEADER_SIZE + JOURNAL_FRAME_SIZE);
 	j->segment_records = (segment_bytes - JOURNAL_HEADER_SIZE) / JOURNAL_FRAME_SIZE;
 	j->max_segments = (guint)MIN(MAX(max_bytes / segment_bytes, 2), G_MAXUINT);
 
-	if (g_mkdir_with_parents(dir, 0750) < 0) {
-		set_errno_error(error, errno, "spool: cannot create %s", dir);
-		goto fail;
-	}
-	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	j->dirfd = state_dir_open(dir, TRUE, error);
 	if (j->dirfd < 0) {
-		set_errno_error(error, errno, "spool: cannot open %s", dir);
+		g_prefix_error(error, "spool: ");
 		goto fail;
 	}
 	if (!lock_directory(j, error) || !recover(j, error))
 		goto fail;
 	/* a first segment now: an unwritable directory stops the start, and
 	 * the end position is on disk even before the first record */
-	if (!j->tail) {
-		struct segment *seg = journal_create_segment(j, j->end, error);
-		if (!seg)
-			goto fail;
-		journal_push(j, seg);
-	}
+	if (!j->tail && !journal_add_segment(j, j->end, error))
+		goto fail;
 	return j;
 fail:
 	journal_free(j);
@@ -559,6 +615,7 @@ void journal_free(journal *j)
 	for (guint i = 0; i < j->segments->len; i++)
 		segment_unref(g_ptr_array_index(j->segments, i));
 	g_ptr_array_free(j->segments, TRUE);
+	g_mutex_clear(&j->lock);
 	if (j->lockfd >= 0)
 		close(j->lockfd);
 	if (j->dirfd >= 0)
@@ -583,22 +640,8 @@ guint64 journal_end(const journal *j)
 	return j->end;
 }
 
-guint journal_max_segments(const journal *j)
-{
-	return j->max_segments;
-}
 
-guint64 journal_segment_bytes(const journal *j)
-{
-	return JOURNAL_HEADER_SIZE + j->segment_records * JOURNAL_FRAME_SIZE;
-}
-
-/* ---- the segment list --------------------------------------------------- */
-
-GPtrArray *journal_segments(journal *j)
-{
-	return j->segments;
-}
+/* ---- the segment list (lock held unless said otherwise) --------------------- */
 
 /* Index of the first segment ending after @pos (segments are few: a linear
  * search costs less than keeping anything smarter up to date). */
@@ -608,49 +651,62 @@ static guint first_ending_after(journal *j, guint64 pos)
 
 	while (i < j->segments->len) {
 		struct segment *seg = g_ptr_array_index(j->segments, i);
+		guint64 count = segment_count(seg);
 		/* an empty segment holds no position, not even its first */
-		if (seg->count && seg->first + seg->count > pos)
+		if (count && seg->first + count > pos)
 			break;
 		i++;
 	}
 	return i;
 }
 
-struct segment *journal_segment_at(journal *j, guint64 pos)
-{
-	guint i = first_ending_after(j, pos);
-
-	if (i == j->segments->len)
-		return NULL;
-	struct segment *seg = g_ptr_array_index(j->segments, i);
-	return pos >= seg->first ? seg : NULL;
-}
-
 guint64 journal_next_held(journal *j, guint64 pos)
 {
-	guint i = first_ending_after(j, pos);
+	guint64 held = G_MAXUINT64;
 
-	if (i == j->segments->len)
-		return G_MAXUINT64;
-	struct segment *seg = g_ptr_array_index(j->segments, i);
-	return MAX(pos, seg->first);
+	g_mutex_lock(&j->lock);
+	guint i = first_ending_after(j, pos);
+	if (i < j->segments->len) {
+		struct segment *seg = g_ptr_array_index(j->segments, i);
+		held = MAX(pos, seg->first);
+	}
+	g_mutex_unlock(&j->lock);
+	return held;
+}
+
+guint64 journal_next_unheld(journal *j, guint64 pos)
+{
+	g_mutex_lock(&j->lock);
+	for (guint i = first_ending_after(j, pos); i < j->segments->len; i++) {
+		struct segment *seg = g_ptr_array_index(j->segments, i);
+		guint64 count = segment_count(seg);
+		if (seg->first > pos)
+			break;
+		if (count)
+			pos = MAX(pos, seg->first + count);
+	}
+	g_mutex_unlock(&j->lock);
+	return pos;
 }
 
 guint64 journal_held_between(journal *j, guint64 from, guint64 to)
 {
 	guint64 held = 0;
 
+	g_mutex_lock(&j->lock);
 	for (guint i = first_ending_after(j, from); i < j->segments->len; i++) {
 		struct segment *seg = g_ptr_array_index(j->segments, i);
-		guint64 a = MAX(from, seg->first), b = MIN(to, seg->first + seg->count);
+		guint64 a = MAX(from, seg->first), b = MIN(to, seg->first + segment_count(seg));
 		if (seg->first >= to)
 			break;
 		if (b > a)
 			held += b - a;
 	}
+	g_mutex_unlock(&j->lock);
 	return held;
 }
 
+/* The appender's, without the lock: only it sets the tail and its count. */
 guint64 journal_tail_room(journal *j)
 {
 	struct segment *t = j->tail;
@@ -660,22 +716,12 @@ guint64 journal_tail_room(journal *j)
 	return j->segment_records - t->count;
 }
 
-void journal_push(journal *j, struct segment *seg)
-{
-	/* what the old tail got since the last commit is synced with it */
-	journal_commit(j, g_get_monotonic_time());
-	if (j->tail)
-		j->tail->sealed = TRUE;
-	g_ptr_array_add(j->segments, seg);
-	j->tail = seg;
-}
-
 void journal_publish(journal *j, guint64 n)
 {
-	j->tail->count += n;
+	segment_publish(j->tail, n);
 }
 
-struct segment *journal_remove(journal *j, guint index)
+static struct segment *detach_at(journal *j, guint index)
 {
 	struct segment *seg = g_ptr_array_remove_index(j->segments, index);
 
@@ -684,16 +730,61 @@ struct segment *journal_remove(journal *j, guint index)
 	return seg;
 }
 
-void journal_discard(journal *j, struct segment *seg)
+void journal_detach_before(journal *j, guint64 pos, GPtrArray *detached)
+{
+	g_mutex_lock(&j->lock);
+	while (j->segments->len > 1) {
+		struct segment *seg = g_ptr_array_index(j->segments, 0);
+		if (seg->first + segment_count(seg) > pos)
+			break;
+		g_ptr_array_add(detached, detach_at(j, 0));
+	}
+	g_mutex_unlock(&j->lock);
+}
+
+gboolean journal_at_bound(journal *j)
+{
+	g_mutex_lock(&j->lock);
+	gboolean full = j->segments->len >= j->max_segments;
+	g_mutex_unlock(&j->lock);
+	return full;
+}
+
+const char *journal_detach_oldest(journal *j, GPtrArray *detached, guint64 *first,
+				  guint64 *end)
+{
+	g_mutex_lock(&j->lock);
+	struct segment *seg = j->segments->len ? detach_at(j, 0) : NULL;
+	g_mutex_unlock(&j->lock);
+	if (!seg) {
+		*first = *end = 0;
+		return NULL;
+	}
+	g_ptr_array_add(detached, seg);
+	*first = seg->first;
+	*end = seg->first + segment_count(seg);
+	return seg->name;
+}
+
+/* Deletes the file of a segment off the list and drops the list's reference
+ * (without the lock: the segment is no one else's to find). */
+static void delete_segment(journal *j, struct segment *seg)
 {
 	if (unlinkat(j->dirfd, seg->name, 0) < 0 && errno != ENOENT)
 		g_warning("spool: cannot delete %s/%s: %s", j->dir, seg->name, g_strerror(errno));
 	segment_unref(seg);
 }
 
+void journal_discard(journal *j, GPtrArray *detached)
+{
+	for (guint i = 0; i < detached->len; i++)
+		delete_segment(j, g_ptr_array_index(detached, i));
+	g_ptr_array_free(detached, TRUE);
+}
+
 /* ---- appending ------------------------------------------------------------ */
 
-struct segment *journal_create_segment(journal *j, guint64 first, GError **error)
+static struct segment *create_segment(journal *j, guint64 first, GError **error)
 {
 	struct journal_segment_header h;
 	g_autofree char *name = journal_segment_name(first);
@@ -713,6 +804,23 @@ struct segment *journal_create_segment(journal *j, guint64 first, GError **error
 	}
 	reserve_space(j, fd, JOURNAL_HEADER_SIZE);
 	return segment_new(g_steal_pointer(&name), fd, first);
+}
+
+gboolean journal_add_segment(journal *j, guint64 first, GError **error)
+{
+	struct segment *seg = create_segment(j, first, error);
+
+	if (!seg)
+		return FALSE;
+	/* what the old tail got since the last commit is synced with it */
+	journal_commit(j, g_get_monotonic_time());
+	if (j->tail)
+		j->tail->sealed = TRUE;
+	g_mutex_lock(&j->lock);
+	g_ptr_array_add(j->segments, seg);
+	j->tail = seg;
+	g_mutex_unlock(&j->lock);
+	return TRUE;
 }
 
 static void build_frames(guint8 *out, guint64 pos, const struct flow_record *records, size_t n)
@@ -872,15 +980,22 @@ fail:;
 		g_warning("spool: cannot cut %s/%s back to %lld bytes: %s", j->dir, t->name,
 			  (long long)start, g_strerror(errno));
 	t->sealed = TRUE;
+	/* a segment that never got a record is no use to anyone */
+	if (!t->count) {
+		g_mutex_lock(&j->lock);
+		g_ptr_array_remove(j->segments, t);
+		j->tail = NULL;
+		g_mutex_unlock(&j->lock);
+		delete_segment(j, t);
+	}
 	return FALSE;
 }
 
 /* ---- reading ---------------------------------------------------------------- */
 
-size_t journal_read(journal *j, struct segment *seg, guint64 pos, struct flow_record *out,
-		    size_t n, GError **error)
+static size_t read_frames(journal *j, struct segment *seg, guint64 pos, struct flow_record *out,
+			  size_t n, GError **error)
 {
-	n = MIN(n, (size_t)READ_FRAMES);
 	g_autofree guint8 *buf = g_malloc(n * JOURNAL_FRAME_SIZE);
 	guint64 off = JOURNAL_HEADER_SIZE + (pos - seg->first) * JOURNAL_FRAME_SIZE;
 	gssize got = pread_full(seg->fd, buf, n * JOURNAL_FRAME_SIZE, (off_t)off);
@@ -907,4 +1022,39 @@ size_t journal_read(journal *j, struct segment *seg, guint64 pos, struct flow_re
 			    " bytes), before position %" G_GUINT64_FORMAT,
 			    j->dir, seg->name, off + (guint64)got, got, pos + frames);
 	return frames;
+}
+
+/* The segment holding @pos, referenced, and how many positions from @pos on
+ * it holds; NULL if none. */
+static struct segment *ref_segment_at(journal *j, guint64 pos, guint64 *held)
+{
+	struct segment *seg = NULL;
+
+	g_mutex_lock(&j->lock);
+	guint i = first_ending_after(j, pos);
+	if (i < j->segments->len) {
+		seg = g_ptr_array_index(j->segments, i);
+		if (pos >= seg->first) {
+			*held = seg->first + segment_count(seg) - pos;
+			segment_ref(seg);
+		} else {
+			seg = NULL;
+		}
+	}
+	g_mutex_unlock(&j->lock);
+	return seg;
+}
+
+size_t journal_read(journal *j, guint64 pos, struct flow_record *out, size_t n,
+		    GError **error)
+{
+	guint64 held = 0;
+	struct segment *seg = ref_segment_at(j, pos, &held);
+
+	if (!seg)
+		return 0;
+	n = (size_t)MIN((guint64)MIN(n, (size_t)READ_FRAMES), held);
+	size_t got = read_frames(j, seg, pos, out, n, error);
+	segment_unref(seg);
+	return got;
 }

@@ -15,10 +15,18 @@
  * frame.  The journal is local to the host: byte order and record layout
  * are fixed by the version (and flow.h pins the record size).
  *
- * Locking: the journal has no lock of its own.  The segment list and
- * segment counts are guarded by the spool's mutex; file I/O runs without it
- * on segments the caller holds a reference to.  Only the appending thread
- * writes frames or creates segments.
+ * Threads and locking: the journal has a lock of its own, private to
+ * journal.c, which guards the segment list.  Every function below takes it
+ * itself where it needs it, and never calls out of journal.c while holding
+ * it: the journal's lock is always the last one taken, so a caller may hold
+ * its own lock across any journal call.  File I/O runs without it.
+ *
+ * One thread appends (the functions under "appending"): only it writes
+ * frames, creates segments, takes the oldest off for the size bound and
+ * moves the newest segment's count, which it publishes with a release store, so that a reader that sees a count also
+ * sees the frames it covers.  An append therefore takes no lock of the
+ * journal's.  Any thread may ask what is held, read, and take segments off
+ * the list.
  */
 #pragma once
 
@@ -32,6 +40,10 @@
 #define JOURNAL_VERSION 1u
 #define JOURNAL_DEFAULT_SEGMENT_BYTES (64ull << 20)
 #define JOURNAL_CORRUPT_DIR "corrupt"
+/* Positions count records from 0, one per record: even a billion a second
+ * takes a century to pass 2^62.  A segment that claims to start beyond it
+ * was not written by ctflowd, and positions after it would wrap. */
+#define JOURNAL_MAX_FIRST (G_GUINT64_CONSTANT(1) << 62)
 
 struct journal_segment_header {
 	uint32_t magic;
@@ -57,30 +69,21 @@ struct journal_frame_header {
 _Static_assert(sizeof(struct journal_segment_header) == 32, "segment header layout");
 _Static_assert(sizeof(struct journal_frame_header) == 24, "frame header layout");
 
-/* One segment file.  first and sealed never change once it is listed;
- * count grows under the spool lock as the appender publishes frames. */
-struct segment {
-	guint64 first;
-	guint64 count;          /* good frames */
-	gboolean sealed;        /* no appends: full, or a write to it failed */
-	int fd;
-	char *name;             /* journal-%016llx */
-	gint refs;              /* atomic */
-};
-
 typedef struct journal journal;
 
 /**
  * journal_open:
  * Locks @dir (one process per state directory), recovers every segment in
- * it and makes sure the last one can take appends.  What fails a check is
- * moved to @dir/corrupt/ and logged; a gap in positions is logged.  Fails
- * only if the directory cannot be used at all.
+ * it and makes sure the last one can take appends.  Segments take
+ * @segment_bytes (0: JOURNAL_DEFAULT_SEGMENT_BYTES), at most half of
+ * @max_bytes.  What fails a check is moved to @dir/corrupt/ and logged; a
+ * gap in positions is logged.  Fails only if the directory cannot be used
+ * at all.
  */
 journal *journal_open(const char *dir, guint64 max_bytes, guint64 segment_bytes,
 		      enum spool_sync sync, GError **error);
 
-/** journal_free: closes everything (NULL is fine); segments still referenced stay open. */
+/** journal_free: closes everything (NULL is fine); no other thread may use @j any more. */
 void journal_free(journal *j);
 
 /** journal_dir: the directory the journal lives in. */
@@ -92,53 +95,89 @@ int journal_dir_fd(const journal *j);
 /** journal_end: one past the newest good record found by journal_open(). */
 guint64 journal_end(const journal *j);
 
-/** journal_segment_bytes: the size a full segment has. */
-guint64 journal_segment_bytes(const journal *j);
+/* ---- what is held (any thread) -------------------------------------------- */
 
-/* ---- the segment list (under the spool lock) ---------------------------- */
-
-/** journal_segments: segments oldest first; the last one takes appends. */
-GPtrArray *journal_segments(journal *j);
-
-/** journal_segment_at: the segment holding @pos, or NULL. */
-struct segment *journal_segment_at(journal *j, guint64 pos);
-
-/**
- * journal_held_between:
- * How many positions in [@from, @to) segments hold.
- */
+/** journal_held_between: how many positions in [@from, @to) segments hold. */
 guint64 journal_held_between(journal *j, guint64 from, guint64 to);
 
-/**
- * journal_next_held:
- * The lowest position >= @pos a segment holds, or G_MAXUINT64.
- */
+/** journal_next_held: the lowest position >= @pos a segment holds, or G_MAXUINT64. */
 guint64 journal_next_held(journal *j, guint64 pos);
 
-/** journal_max_segments: how many segments the size bound allows (>= 2). */
-guint journal_max_segments(const journal *j);
+/** journal_next_unheld: the lowest position >= @pos no segment holds. */
+guint64 journal_next_unheld(journal *j, guint64 pos);
 
 /**
- * journal_tail_room:
- * Frames the last segment can still take (0 when sealed, full or missing).
- * Appending thread only.
+ * journal_read:
+ * Reads up to @n records at @pos.. from the segment holding @pos, checking
+ * each frame; never past that segment's end.  Returns how many good records
+ * lead the range.  0 without @error: no segment holds @pos (any more).
+ * Fewer than asked with @error: the next frame is bad (@error says why and
+ * where) or the read failed.
  */
+size_t journal_read(journal *j, guint64 pos, struct flow_record *out, size_t n,
+		    GError **error);
+
+/* ---- taking segments off the list (any thread) ----------------------------- */
+
+/*
+ * Segments taken off the list go to a GPtrArray of the caller's (its
+ * elements are the journal's: only journal_discard() looks at them), so that
+ * their files are deleted once the caller has let go of its own lock.
+ */
+
+/**
+ * journal_detach_before:
+ * Takes off the list the segments that end at or before @pos, but never the
+ * newest one, and adds them to @detached.
+ */
+void journal_detach_before(journal *j, guint64 pos, GPtrArray *detached);
+
+/** journal_discard: deletes the files of the segments in @detached and frees the array. */
+void journal_discard(journal *j, GPtrArray *detached);
+
+/* ---- appending (appender) ---------------------------------------------------- */
+
+/**
+ * journal_at_bound:
+ * TRUE when the segments listed are as many as the size bound allows: a new
+ * one needs the oldest gone first (journal_detach_oldest()).
+ */
+gboolean journal_at_bound(journal *j);
+
+/**
+ * journal_detach_oldest:
+ * Takes the oldest segment off the list and adds it to @detached; it held
+ * positions [*@first, *@end).  Returns its file name (for messages; valid
+ * until journal_discard()).
+ */
+const char *journal_detach_oldest(journal *j, GPtrArray *detached, guint64 *first,
+				  guint64 *end);
+
+/** journal_tail_room: frames the newest segment can still take (0 when sealed, full or missing). */
 guint64 journal_tail_room(journal *j);
 
-/* ---- file work (without the spool lock) --------------------------------- */
-
-void segment_ref(struct segment *seg);
-void segment_unref(struct segment *seg);
+/**
+ * journal_add_segment:
+ * Creates the file for a segment starting at @first, writes its header
+ * (synced unless SPOOL_SYNC_NONE) and lists it as the newest, sealing the
+ * one before.  The caller makes room first (journal_at_bound()).
+ */
+gboolean journal_add_segment(journal *j, guint64 first, GError **error);
 
 /**
- * journal_create_segment:
- * Creates the file for a segment starting at @first and writes its header
- * (synced unless SPOOL_SYNC_NONE).  Not listed yet: see journal_push().
+ * journal_write:
+ * Appends @n records at positions @pos.. to the newest segment, which must
+ * have room: one write() for all of them, followed by a sync with
+ * SPOOL_SYNC_RECORD (SPOOL_SYNC_BATCH leaves it to journal_commit()).
+ * They are not held until journal_publish().  On failure the file is cut
+ * back to what it held before and the segment is sealed, so a later append
+ * never follows a torn frame (one that never held a record is deleted).
  */
-struct segment *journal_create_segment(journal *j, guint64 first, GError **error);
+gboolean journal_write(journal *j, guint64 pos, const struct flow_record *records, size_t n,
+		       GError **error);
 
-/** journal_push: (lock) lists @seg as the new last segment, sealing the previous one. */
-void journal_push(journal *j, struct segment *seg);
+/** journal_publish: the @n records journal_write() wrote last are now held. */
+void journal_publish(journal *j, guint64 n);
 
 /* SPOOL_SYNC_BATCH: records are synced in groups, at most this long after
  * they were written (group commit; a power loss can take at most this much). */
@@ -146,16 +185,16 @@ void journal_push(journal *j, struct segment *seg);
 
 /**
  * journal_commit:
- * (appender) SPOOL_SYNC_BATCH: hands what was written since the last commit
- * to the journal's sync thread and returns at once; @now_us (monotonic)
- * starts the next group-commit interval.
+ * SPOOL_SYNC_BATCH: hands what was written since the last commit to the
+ * journal's sync thread and returns at once; @now_us (monotonic) starts the
+ * next group-commit interval.
  */
 void journal_commit(journal *j, gint64 now_us);
 
 /**
  * journal_sync:
- * (appender) Returns once everything written is on disk: waits for the
- * commits handed on, then syncs the rest.
+ * (appender, or once it has stopped) Returns once everything written is on
+ * disk: waits for the commits handed on, then syncs the rest.
  */
 gboolean journal_sync(journal *j, GError **error);
 
@@ -165,55 +204,7 @@ gboolean journal_sync(journal *j, GError **error);
  */
 gint64 journal_sync_due_us(const journal *j, gint64 now_us);
 
-/** journal_publish: (lock) @n records journal_write() wrote are now held. */
-void journal_publish(journal *j, guint64 n);
-
-/**
- * journal_remove:
- * (lock) Takes the segment at @index off the list and returns it; the
- * caller passes it to journal_discard() once the lock is released.
- */
-struct segment *journal_remove(journal *j, guint index);
-
-/** journal_discard: deletes the file of a removed segment and drops the list's reference. */
-void journal_discard(journal *j, struct segment *seg);
-
-/**
- * journal_write:
- * Appends @n records at positions @pos.. to the last segment, which must
- * have room: one write() for all of them, followed by a sync with
- * SPOOL_SYNC_RECORD (SPOOL_SYNC_BATCH leaves it to journal_commit()).
- * The caller publishes them by adding @n to the segment's count under the
- * lock.  On failure the file is cut back to what it held before and the
- * segment is sealed, so a later append never follows a torn frame.
- */
-gboolean journal_write(journal *j, guint64 pos, const struct flow_record *records, size_t n,
-		       GError **error);
-
-/**
- * journal_read:
- * Reads up to @n records at @pos.. from @seg (referenced by the caller),
- * checking each frame.  Returns how many good records lead the range;
- * fewer than @n means the next frame is bad (@error says why) or the read
- * failed.
- */
-size_t journal_read(journal *j, struct segment *seg, guint64 pos, struct flow_record *out,
-		    size_t n, GError **error);
-
 /* ---- for tests ------------------------------------------------------------ */
-
-struct spool_tuning {
-	guint64 segment_bytes;   /* journal segment size; 0: 64 MiB */
-	guint64 cache_bytes;     /* records kept in memory; 0: 64 MiB (at most max_bytes) */
-};
-
-/**
- * spool_open_tuned:
- * spool_open() with segment and cache sizes of the caller's choosing, so
- * that tests reach segment and cache boundaries with few records.
- */
-spool *spool_open_tuned(const char *dir, guint64 max_bytes, enum spool_sync sync,
-			const struct spool_tuning *tuning, GError **error);
 
 /** journal_segment_name: "journal-%016llx" for @first (free with g_free). */
 char *journal_segment_name(guint64 first);

@@ -7,9 +7,16 @@
  * chunk, an allocation; a chunk is freed when every reader has confirmed all
  * of it.  In a durable spool the chunks are a bounded cache of the newest
  * records, so a reader that keeps up never touches the disk; older records
- * are read back from the journal.  One mutex guards the bookkeeping; file
- * I/O runs outside it, so a reader busy on the disk never holds up the
- * netlink thread.
+ * are read back from the journal.
+ *
+ * Locking: the spool's mutex guards its own state: the chunks, the readers
+ * and the end.  It also keeps what is held consistent across cache and
+ * journal: everything that changes which positions the journal holds (an
+ * append made visible, a segment taken off the list) happens with it held,
+ * so that a decision taken under it sees cache and journal as one.  The
+ * journal guards its own segment list with its own lock, which is always
+ * taken last (journal.h).  File I/O runs outside the spool's mutex, so a
+ * reader busy on the disk never holds up the netlink thread.
  *
  * A position is held while it is in a journal segment or in the cache.
  * When a held position stops being held before every reader confirmed it
@@ -22,6 +29,7 @@
 #include "ctflowd/spool.h"
 #include "cursor.h"
 #include "journal.h"
+#include "spool_tuning.h"
 
 #define CHUNK_RECORDS 4096u
 #define DEFAULT_CACHE_BYTES (64ull << 20)
@@ -99,8 +107,7 @@ spool *spool_new(guint64 max_bytes)
 spool *spool_open_tuned(const char *dir, guint64 max_bytes, enum spool_sync sync,
 			const struct spool_tuning *tuning, GError **error)
 {
-	guint64 segment_bytes = tuning && tuning->segment_bytes ? tuning->segment_bytes :
-								  JOURNAL_DEFAULT_SEGMENT_BYTES;
+	guint64 segment_bytes = tuning ? tuning->segment_bytes : 0;
 	guint64 cache_bytes = tuning && tuning->cache_bytes ? tuning->cache_bytes :
 							      DEFAULT_CACHE_BYTES;
 	journal *j = journal_open(dir, max_bytes, segment_bytes, sync, error);
@@ -147,7 +154,11 @@ static guint64 next_held(spool *s, guint64 pos)
 {
 	if (!s->journal)
 		return MAX(pos, s->base);
-	guint64 held = MIN(journal_next_held(s->journal, pos), MAX(pos, cache_first(s)));
+	/* a reader that keeps up is served from the cache without asking the
+	 * journal (and taking its lock) */
+	if (pos >= cache_first(s))
+		return MIN(pos, s->end);
+	guint64 held = MIN(journal_next_held(s->journal, pos), cache_first(s));
 	return MIN(held, s->end);
 }
 
@@ -240,8 +251,7 @@ static void evict_oldest_chunk(spool *s)
 				 "records the journal could not take left the memory cache");
 		if (q >= b)
 			break;
-		struct segment *seg = journal_segment_at(s->journal, q);
-		p = seg->first + seg->count;
+		p = journal_next_unheld(s->journal, q);
 	}
 	g_ptr_array_remove_index(s->chunks, 0);
 	release_chunk(s, c);
@@ -326,7 +336,6 @@ static void free_confirmed_chunks(spool *s)
  * (lock held); the caller deletes them without the lock. */
 static void collect_confirmed_segments(spool *s, GPtrArray *gone)
 {
-	GPtrArray *segs = journal_segments(s->journal);
 	guint64 low = G_MAXUINT64;
 
 	/* with no reader yet, nothing is confirmed: readers of the last run
@@ -335,36 +344,23 @@ static void collect_confirmed_segments(spool *s, GPtrArray *gone)
 		return;
 	for (guint i = 0; i < s->readers->len; i++)
 		low = MIN(low, reader_at(s, i)->stored);
-	while (segs->len > 1) {
-		struct segment *seg = g_ptr_array_index(segs, 0);
-		if (seg->first + seg->count > low)
-			break;
-		g_ptr_array_add(gone, journal_remove(s->journal, 0));
-	}
+	journal_detach_before(s->journal, low, gone);
 }
 
 /* The size bound: the oldest segment goes (lock held). */
 static void drop_oldest_segment(spool *s, GPtrArray *gone)
 {
-	struct segment *seg = journal_remove(s->journal, 0);
-	guint64 a = seg->first;
+	guint64 a, end;
+	const char *name = journal_detach_oldest(s->journal, gone, &a, &end);
 	/* what the cache still holds stays readable */
-	guint64 b = MIN(seg->first + seg->count, cache_first(s));
+	guint64 b = MIN(end, cache_first(s));
 
 	if (b > a) {
 		g_autofree char *why =
 			g_strdup_printf("size bound (%" G_GUINT64_FORMAT " bytes) reached, deleted %s",
-					s->max_bytes, seg->name);
+					s->max_bytes, name);
 		release(s, a, b, why);
 	}
-	g_ptr_array_add(gone, seg);
-}
-
-static void discard_segments(spool *s, GPtrArray *gone)
-{
-	for (guint i = 0; i < gone->len; i++)
-		journal_discard(s->journal, g_ptr_array_index(gone, i));
-	g_ptr_array_free(gone, TRUE);
 }
 
 /* A new last segment starting at @pos, making room for it first. */
@@ -374,45 +370,29 @@ static gboolean rotate(spool *s, guint64 pos, GError **error)
 
 	g_mutex_lock(&s->lock);
 	collect_confirmed_segments(s, gone);
-	while (journal_segments(s->journal)->len >= journal_max_segments(s->journal))
+	while (journal_at_bound(s->journal))
 		drop_oldest_segment(s, gone);
 	g_mutex_unlock(&s->lock);
-	discard_segments(s, gone);
+	journal_discard(s->journal, gone);
 
-	struct segment *seg = journal_create_segment(s->journal, pos, error);
-	if (!seg)
+	if (!journal_add_segment(s->journal, pos, error))
 		return FALSE;
 	gone = g_ptr_array_new();
 	g_mutex_lock(&s->lock);
-	journal_push(s->journal, seg);
 	/* the segment just filled may be confirmed already */
 	collect_confirmed_segments(s, gone);
 	g_mutex_unlock(&s->lock);
-	discard_segments(s, gone);
+	journal_discard(s->journal, gone);
 	return TRUE;
 }
 
 static void journal_failed(spool *s, GError *error)
 {
-	struct segment *empty = NULL;
-
 	if (!s->journal_retry_us)
 		g_warning("%s; records are kept in memory only (%" G_GUINT64_FORMAT
 			  " at most) until the journal can be written again",
 			  error->message, s->max_records);
 	s->journal_retry_us = g_get_monotonic_time() + JOURNAL_RETRY_US;
-
-	/* a segment that never got a record is no use to anyone */
-	g_mutex_lock(&s->lock);
-	GPtrArray *segs = journal_segments(s->journal);
-	if (segs->len) {
-		struct segment *last = g_ptr_array_index(segs, segs->len - 1);
-		if (last->sealed && last->count == 0)
-			empty = journal_remove(s->journal, segs->len - 1);
-	}
-	g_mutex_unlock(&s->lock);
-	if (empty)
-		journal_discard(s->journal, empty);
 }
 
 /* Frames the journal can take at @pos now; 0 while it fails. */
@@ -596,27 +576,20 @@ static size_t take_held(spool *s, guint reader, guint64 *pos, struct flow_record
 		*pos += n;
 		return n;
 	}
-	struct segment *seg = journal_segment_at(s->journal, *pos);
 	guint64 at = *pos;
-	if (!seg) {
-		/* next_held() said it is held: the cache or a segment must have it */
-		g_critical("spool: position %" G_GUINT64_FORMAT " is neither cached nor in the"
-			   " journal", at);
-		*pos = cache_first(s);
-		return 0;
-	}
-	size_t want = (size_t)MIN((guint64)max, seg->first + seg->count - at);
+	size_t want = (size_t)MIN((guint64)max, cache_first(s) - at);
 	g_autoptr(GError) error = NULL;
 
-	segment_ref(seg);
 	g_mutex_unlock(&s->lock);
-	size_t got = journal_read(s->journal, seg, at, out, want, &error);
-	segment_unref(seg);
+	size_t got = journal_read(s->journal, at, out, want, &error);
 	g_mutex_lock(&s->lock);
 	if (got) {
 		*pos = at + got;
 		return got;
 	}
+	/* the size bound took it meanwhile: the caller moves on to what is held */
+	if (!error)
+		return 0;
 	g_warning("spool: %s; record %" G_GUINT64_FORMAT " skipped", error->message, at);
 	if (reader != NO_READER)
 		reader_at(s, reader)->lost++;
@@ -686,7 +659,7 @@ void spool_confirm(spool *s, guint reader, guint64 upto)
 	GPtrArray *gone = g_ptr_array_new();
 	collect_confirmed_segments(s, gone);
 	g_mutex_unlock(&s->lock);
-	discard_segments(s, gone);
+	journal_discard(s->journal, gone);
 }
 
 guint64 spool_confirmed(spool *s, guint reader)

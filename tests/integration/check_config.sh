@@ -44,9 +44,11 @@ run() {
 
 stdout_has() { grep -qF -- "$1" "$tmp/out"; }
 stderr_has() { grep -qF -- "$1" "$tmp/err"; }
-# One line, "ctflowd: " then the message (the form of every fatal error).
-stderr_is_error() { [[ $(wc -l <"$tmp/err") -eq 1 && $(head -c 9 "$tmp/err") == "ctflowd: " ]]; }
 status_is() { [[ $status -eq $1 ]]; }
+# N lines, the first "ctflowd: " then the message (a run reports every problem).
+stderr_lines_are() { [[ $(wc -l <"$tmp/err") -eq $1 && $(head -c 9 "$tmp/err") == "ctflowd: " ]]; }
+stderr_line_has() { sed -n "$1p" "$tmp/err" | grep -qF -- "$2"; }
+further_lines_name() { ! tail -n +2 "$tmp/err" | grep -qvF -- "$1:"; }
 
 # The effective settings, loaded again, print the same (OpenBGPD-style).
 reloads_same() {
@@ -86,15 +88,21 @@ for conf in "${good[@]}"; do
 	check "$name: printed settings load back unchanged" reloads_same
 done
 
+# A bad sample starts with one "# expect: TEXT" line per problem; ctflowd
+# reports them one a line, in that order, the first after "ctflowd: ".
 for conf in "${bad[@]}"; do
 	name=${conf##*/}
-	expect=$(sed -n '1s/^# expect: //p' "$conf")
-	check "$name: has an '# expect: ' first line" test -n "$expect"
+	mapfile -t expects < <(sed -n '/^# expect: /!q; s/^# expect: //p' "$conf")
+	check "$name: has an '# expect: ' first line" test ${#expects[@]} -gt 0
 	run -n -c "$conf"
 	check "$name: -n exits 1" status_is 1
-	check "$name: one line on stderr starting with 'ctflowd: '" stderr_is_error
+	check "$name: ${#expects[@]} line(s) on stderr, the first starting with 'ctflowd: '" \
+		stderr_lines_are ${#expects[@]}
 	check "$name: the message names the file" stderr_has "ctflowd: $conf"
-	check "$name: stderr has: $expect" stderr_has "$expect"
+	check "$name: every further line names the file" further_lines_name "$conf"
+	for i in "${!expects[@]}"; do
+		check "$name: stderr line $((i + 1)) has: ${expects[i]}" stderr_line_has $((i + 1)) "${expects[i]}"
+	done
 	check "$name: nothing on stdout" test ! -s "$tmp/out"
 done
 

@@ -4,8 +4,10 @@
 # the right per-direction counters and times, and SIGTERM loses nothing.
 #
 # In fresh namespaces (lib.sh) the router runs ctflowd with a 16 KiB reliable
-# netlink source and two IPFIX exports: UDP to nfcapd on 127.0.0.1, and a
-# file.  The client then makes
+# netlink source and three IPFIX exports: UDP to nfcapd on 127.0.0.1, the
+# same over UDP to pmacct's nfacctd, and a file.  Both UDP exports use the
+# default mtu = auto, which on loopback (MTU 65536) must still give
+# datagrams of at most 1472 bytes, as nfacctd reads only about 10 KB of one.  The client then makes
 #   20,000 IPv4 UDP flows  2 packets x 78 bytes forward (the server drops
 #                          them: reply direction 0/0)
 #      500 TCP connections 200 bytes client -> server; the expected counts of
@@ -15,8 +17,9 @@
 # after which `conntrack -F` ends everything still in the table.  Once ctflowd
 # is idle it gets SIGTERM and must exit 0 having exported everything.
 #
-# Judges, each on its own: nfdump (what nfcapd received), ipfixDump (fixbuf
-# reading the file), ipfix_verify.py (this project's decoder, also checking
+# Judges, each on its own: nfdump (what nfcapd received), nfacctd (what it
+# accounted, flow by flow; it has no reverse counters, so only the forward
+# ones are compared there), ipfixDump (fixbuf reading the file), ipfix_verify.py (this project's decoder, also checking
 # flowId, sequence numbers and times).  A plain netlink listener (ctlisten)
 # records what the kernel reported, to tell daemon faults from harness ones.
 #
@@ -29,7 +32,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ctf_require_root
-ctf_require_cmd nfcapd nfdump ipfixDump "$PYTHON" "$CTLISTEN"
+ctf_require_cmd nfcapd nfdump nfacctd ipfixDump "$PYTHON" "$CTLISTEN"
 PARTS=${CTF_PARTS:-ctflowd ulogd}
 VERIFY=("$PYTHON" "$CTF_LIB_DIR/ipfix_verify.py")
 export TZ=UTC   # nfdump and ipfixDump print local time; the scorer reads UTC
@@ -41,6 +44,7 @@ UDP6_DPORT=21000 UDP6_SPORT=30000
 TCP_PORT=5001
 SENTINEL_DPORT=19999
 COLLECTOR_PORT=4739
+PMACCT_PORT=4740
 N_ALL=$((N_UDP + N_TCP + N_UDP6))
 UDP_FWD_BYTES=$((PKTS * (28 + LEN)))
 UDP6_FWD_BYTES=$((PKTS * (48 + LEN)))
@@ -102,7 +106,7 @@ judge() {
 	rc=$?
 	echo "$out" >"$file.verdict"
 	if [ $rc = 0 ]; then
-		ctf_ok "$name: $N_ALL flows ($N_UDP udp4, $N_TCP tcp, $N_UDP6 udp6) once each, counters exact both ways, times in window"
+		ctf_ok "$name: $N_ALL flows ($N_UDP udp4, $N_TCP tcp, $N_UDP6 udp6) once each, counters exact ${JUDGE_WAYS:-both ways}, times in window"
 		printf '%s\n' "$out" | grep '^cls=' | sed 's/^/# /'
 	else
 		local lines
@@ -131,15 +135,24 @@ witness_check() {
 # ------------------------------------------------------------------ ctflowd
 
 run_ctflowd() {
-	local dir=$CTF_WORK/ctflowd conf log pid nfcapd witness t_flush t_idle t_term rc0
+	local dir=$CTF_WORK/ctflowd conf log pid nfcapd nfacctd witness t_flush t_idle t_term rc0
 	mkdir -p "$dir"
 	conf=$dir/ctflowd.conf log=$dir/ctflowd.log
 	ctf_ct_flush
 	ctf_start_nfcapd "$dir/nf" $COLLECTOR_PORT; nfcapd=$CTF_LAST_PID
+	ctf_start_nfacctd "$dir/pmacct" $PMACCT_PORT; nfacctd=$CTF_LAST_PID
 	ctf_start_witness "$dir"; witness=$CTF_LAST_PID
 
 	ctf_ctflowd_conf "$conf"
 	ctf_conf_udp_and_file "$conf" $COLLECTOR_PORT "$dir/export.ipfix"
+	cat >>"$conf" <<-EOF
+
+	[export pmacct]
+	format = ipfix
+	transport = udp
+	destination = 127.0.0.1:$PMACCT_PORT
+	flush_interval = 1s
+	EOF
 	if ! ctf_start_ctflowd "$conf" "$log"; then
 		ctf_not_ok "ctflowd starts and listens for DESTROY events" "config: $conf"
 		return 1
@@ -174,7 +187,7 @@ run_ctflowd() {
 	grep -iE 'critical|error|warn' "$log" | head -5 | sed 's/^/# ctflowd log: /'
 	WINDOW=$(awk -v a="$W_T1" -v b="$(ctf_now)" 'BEGIN { printf "%d", b - a + 2 }')
 	sleep 0.5   # the last datagrams reach nfcapd
-	ctf_stop "$witness"; ctf_stop "$nfcapd"
+	ctf_stop "$witness"; ctf_stop "$nfcapd"; ctf_stop_nfacctd "$nfacctd" "$dir/pmacct"
 	local rcverr=$(($(ctf_udp_rcvbuf_errors) - rcverr0))
 	[ "$rcverr" = 0 ] || ctf_diag "UDP receive buffer errors in the router during the run: $rcverr (collector drops)"
 
@@ -192,6 +205,18 @@ run_ctflowd() {
 	local seqf
 	seqf=$(nfdump -R "$dir/nf" -I 2>/dev/null | awk '/^Sequence failures:/ { print $3 }')
 	ctf_is "${seqf:-none}" 0 "nfcapd saw no IPFIX sequence failures"
+	# nfacctd: what pmacct accounted from the other UDP export
+	ctf_nfacctd_flows "$dir/pmacct" "$dir/nfacctd.txt"
+	awk '{ print $1, $2, $3, $4, $5, $6, $7, 0, 0 }' "$dir/tcp-flows.txt" >"$dir/tcp-forward.txt"
+	expect_args "$dir/tcp-forward.txt"
+	JUDGE_WAYS="forward (nfacctd keeps no reverse counters)" \
+		judge "nfacctd (UDP export via pmacct)" nfdump "$dir/nfacctd.txt"
+	expect_args "$dir/tcp-flows.txt"
+	local troubles
+	troubles=$(ctf_nfacctd_troubles "$dir/pmacct")
+	ctf_check "nfacctd lost nothing: every datagram read whole, no queue or cache overflow" [ -z "$troubles" ]
+	[ -z "$troubles" ] || printf '%s\n' "$troubles" | head -3 | sed 's/^/# nfacctd: /'
+	grep -E 'obtained' "$dir/pmacct/nfacctd.log" | head -1 | sed 's/^/# nfacctd: /'
 	# ipfixDump: fixbuf's reading of the file export
 	if [ -s "$dir/export.ipfix" ]; then
 		ipfixDump --in "$dir/export.ipfix" >"$dir/ipfixdump.txt" 2>"$dir/ipfixdump.err"

@@ -28,6 +28,30 @@
 # every one of the 10,000 flows is exported exactly once and nothing is left
 # parked.
 #
+# Part 3, how soon it acts, guard = 64000 (the entry-count form: this kernel
+# keeps nf_conntrack_max read-only in a child namespace), receive_buffer
+# 16 KiB, the worker stopped (SIGSTOP), and new TCP connections arriving
+# all along (rounds of 20 through the router):
+#   * 60,000 UDP flows (dport 22001) are created and flushed: all of them
+#     parked, the table still below the threshold, no GUARD line
+#   * 8,000 more (dport 22002) take the table past the threshold; the
+#     guard must log "reliable delivery is OFF" within REACT_MAX s of the
+#     first sample of nf_conntrack_count (every 50 ms) at or past the
+#     threshold.  A dump of the whole dying list at this size takes about
+#     30 s here (the kernel resumes it by walking the list from its head),
+#     so a guard that counted it would be that late.  Then the table falls
+#     below the threshold while the worker is still stopped
+#   * every TCP connection of the stream succeeded, and the router's
+#     `conntrack -S` counts no drop, early_drop or insert_failed
+#   * SIGCONT: "back on ... N events were dropped" with N at least 90 % of
+#     the flushed flows: the lost events are counted and logged
+# Part 4, a worker that reads is left alone, guard = 3000, the worker
+# running: 40,000 UDP flows (dport 23001..23020) and a flush.  With a
+# 16 KiB buffer the kernel parks what does not fit and the table stays past
+# the threshold for seconds while the worker empties it; the guard must see
+# the table falling and the worker reading, and leave reliable delivery on:
+# no "reliable delivery is OFF", and all 40,000 flows exported once.
+#
 # Exports are IPFIX files, judged with ipfix_verify.py.
 #
 # Environment: see lib.sh.
@@ -153,6 +177,20 @@ exported() {
 	echo "$(ctf_kv distinct "$cls") $(ctf_kv duplicates "$cls") $((w + s + e)) $(ctf_kv flowid_dups "$sum") $(ctf_kv parse_errors "$sum")"
 }
 
+# wait_log PATTERN: the first line of $LOG that matches, waiting up to 10 s
+wait_log() {
+	local i l=
+	for ((i = 0; i < 100; i++)); do
+		l=$(grep "$1" "$LOG" | head -1)
+		[ -n "$l" ] && break
+		sleep 0.1
+	done
+	printf '%s\n' "$l"
+}
+
+# dropped_in LINE: N of the guard's "... N events were dropped meanwhile"
+dropped_in() { printf '%s\n' "$1" | sed -n 's/.*; \([0-9]*\) events were dropped meanwhile.*/\1/p'; }
+
 # wait_parked_zero MAX_S: wait until nothing is parked and the table is empty
 wait_parked_zero() {
 	local i
@@ -192,13 +230,8 @@ ctf_is "$(proc_state "$WORKER")" T "the worker was stopped all along"
 
 T_CONT=$(ctf_now)
 kill -CONT "$WORKER"
-line=
-for ((i = 0; i < 100; i++)); do
-	line=$(grep 'GUARD: reliable delivery is back on' "$LOG" | head -1)
-	[ -n "$line" ] && break
-	sleep 0.1
-done
-dropped=$(printf '%s\n' "$line" | sed -n 's/.*; \([0-9]*\) events were dropped meanwhile.*/\1/p')
+line=$(wait_log 'GUARD: reliable delivery is back on')
+dropped=$(dropped_in "$line")
 if [ -n "$line" ] && [ "${dropped:-0}" -gt 0 ]; then
 	ctf_ok "after SIGCONT the guard logs: ${line#* warning: }"
 else
@@ -263,6 +296,134 @@ read -r got dup wrong fdup perr <<<"$(exported "$EXPORT" $CONTROL_DPORT $((CONTR
 ctf_is "$got/$dup/$wrong" "$((ROUNDS * N_ROUND))/0/0" \
 	"control: all $((ROUNDS * N_ROUND)) flows exported once, counters and times right (distinct/twice/wrong)"
 ctf_is "$fdup/$perr" 0/0 "control: the export decodes cleanly, no flowId twice (flowId repeats/parse errors)"
+
+# ------------------------------------------------------------------ part 3: how soon it acts
+
+R_THRESHOLD=64000 R_PARKED=60000 R_CROSS=8000 REACT_MAX=2.5
+R_PARKED_DPORT=22001 R_CROSS_DPORT=22002 STREAM_PORT=5201
+
+# log_epoch LINE: the epoch time of a log line's timestamp
+log_epoch() { date -d "$(printf '%s\n' "$1" | awk '{ print $1, $2 }')" +%s.%N; }
+
+# count_sampler FILE: "time count" every ~50 ms until killed
+count_sampler() {
+	while :; do
+		echo "$(ctf_now) $(ctf_ct_count)" >>"$1"
+		sleep 0.05
+	done
+}
+
+# stream FILE: rounds of 20 new TCP connections until killed; one flowgen
+# result line per round, "FAILED" after a round that did not all succeed
+stream() {
+	while :; do
+		ctf_nsx "$NS_CLI" "$FLOWGEN" tcp -d $SRV_IP -n 20 -p $STREAM_PORT -l 100 -c 4 \
+			>>"$1" 2>&1 || echo FAILED >>"$1"
+		sleep 0.1
+	done
+}
+
+ctf_wait_ct_empty 10
+ctf_spawn "$NS_SRV" "$DIR/stream-server.log" "$FLOWGEN" tcp-server -p $STREAM_PORT -t 600
+for ((i = 0; i < 50; i++)); do
+	[ -n "$(ctf_nsx "$NS_SRV" ss -H -tln "sport = :$STREAM_PORT")" ] && break
+	sleep 0.1
+done
+start_daemon reaction $R_THRESHOLD
+ctf_check "reaction: the worker stops on SIGSTOP" stop_worker
+drop0=$(ctf_ct_stat drop) early0=$(ctf_ct_stat early_drop) insf0=$(ctf_ct_stat insert_failed)
+STREAM_LOG=$DIR/stream.log
+stream "$STREAM_LOG" & STREAM=$!; CTF_PIDS+=("$STREAM")
+COUNTS=$DIR/reaction.counts
+count_sampler "$COUNTS" & COUNTER=$!; CTF_PIDS+=("$COUNTER")
+
+out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $R_PARKED -P 1 -l $LEN -p $R_PARKED_DPORT -S $SPORT 2>&1) ||
+	ctf_diag "flowgen: $out"
+ctf_ct_flush
+# what a flush leaves in the table is parked (listing the dying list
+# instead would take half a minute at this size)
+parked=$(ctf_ct_count)
+ctf_check "reaction: the flush of $R_PARKED flows leaves at least 90 % of them parked ($parked)" \
+	[ "$parked" -ge $((R_PARKED * 9 / 10)) ] && [ "$parked" -lt $R_THRESHOLD ]
+sleep 0.5
+ctf_is "$(grep -c 'GUARD:' "$LOG")" 0 "reaction: below the threshold ($(ctf_ct_count) entries) the guard does nothing"
+
+out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $R_CROSS -P 1 -l $LEN -p $R_CROSS_DPORT -S $SPORT 2>&1) ||
+	ctf_diag "flowgen: $out"
+line=$(wait_log 'GUARD: .*reliable delivery is OFF')
+fell=
+for ((i = 0; i < 100; i++)); do
+	[ "$(ctf_ct_count)" -lt $R_THRESHOLD ] && { fell=$(ctf_now); break; }
+	sleep 0.1
+done
+sleep 1
+kill "$COUNTER" 2>/dev/null; wait "$COUNTER" 2>/dev/null
+kill "$STREAM" 2>/dev/null; wait "$STREAM" 2>/dev/null
+crossed=$(awk -v t=$R_THRESHOLD '$2 >= t { print $1; exit }' "$COUNTS")
+if [ -n "$line" ] && [ -n "$crossed" ]; then
+	react=$(awk -v a="$crossed" -v b="$(log_epoch "$line")" 'BEGIN { printf "%.2f", b - a }')
+	ctf_diag "the table reached $R_THRESHOLD entries at $crossed; the guard acted $react s later: ${line#* warning: }"
+	ctf_check "reaction: the guard switches reliable delivery off within $REACT_MAX s of the crossing ($react s)" \
+		awk -v r="$react" -v m=$REACT_MAX 'BEGIN { exit !(r <= m) }'
+else
+	ctf_not_ok "reaction: the table crosses $R_THRESHOLD entries and the guard logs 'reliable delivery is OFF'" \
+		"crossed at ${crossed:-never}, line: ${line:-none}"
+	ctf_diag_file "$LOG" 10
+fi
+ctf_check "reaction: then the table falls below the threshold with the worker still stopped (at ${fell:-never})" \
+	[ -n "$fell" ] && [ "$(proc_state "$WORKER")" = T ]
+rounds_ok=$(grep -c '^mode=tcp flows=20 failed=0 ' "$STREAM_LOG")
+rounds_bad=$(grep -c '^FAILED' "$STREAM_LOG")
+retrans=$(grep '^mode=tcp' "$STREAM_LOG" | tr ' ' '\n' | awk -F= '$1 == "retrans" { s += $2 } END { print s + 0 }')
+ctf_diag "new TCP connections meanwhile: $((rounds_ok * 20)) in $rounds_ok rounds, $retrans retransmissions"
+ctf_check "reaction: every new TCP connection succeeded ($rounds_ok rounds of 20, $rounds_bad failed)" \
+	[ "$rounds_ok" -ge 10 ] && [ "$rounds_bad" = 0 ]
+ctf_is "$(($(ctf_ct_stat drop) - drop0))/$(($(ctf_ct_stat early_drop) - early0))/$(($(ctf_ct_stat insert_failed) - insf0))" 0/0/0 \
+	"reaction: the firewall dropped no connection (conntrack -S drop/early_drop/insert_failed)"
+
+kill -CONT "$WORKER"
+line=$(wait_log 'GUARD: reliable delivery is back on')
+dropped=$(dropped_in "$line")
+ctf_check "reaction: after SIGCONT the guard logs the lost events, at least 90 % of the $R_PARKED flushed: ${line#* warning: }" \
+	[ -n "$line" ] && [ "${dropped:-0}" -ge $((R_PARKED * 9 / 10)) ]
+ctf_ct_flush
+wait_parked_zero 60 || ctf_diag "still $(ctf_ct_count) entries, $(ctf_ct_dying) parked 60 s after the last flush"
+ctf_wait_idle "$SUP" 1.5 30
+T_TERM=$(ctf_now)
+ctf_stop "$SUP" 30
+ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "reaction: ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM") s; status/killed)"
+grep ' final: ' "$LOG" | sed 's/^.*\] /# reaction: /'
+
+# ------------------------------------------------------------------ part 4: a reading worker is left alone
+
+L_THRESHOLD=3000 L_FLOWS=40000 L_DPORT=23001
+ctf_wait_ct_empty 10
+start_daemon reading $L_THRESHOLD
+COUNTS=$DIR/reading.counts
+count_sampler "$COUNTS" & COUNTER=$!; CTF_PIDS+=("$COUNTER")
+L_T0=$(ctf_now)
+for ((r = 0; r < L_FLOWS / N_ROUND; r++)); do
+	out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $N_ROUND -P $PKTS -l $LEN -p $((L_DPORT + r)) \
+		-S $SPORT 2>&1) || ctf_diag "flowgen: $out"
+done
+T_FLUSH=$(ctf_now)
+ctf_ct_flush
+wait_parked_zero 60 || ctf_diag "still $(ctf_ct_count) entries, $(ctf_ct_dying) parked 60 s after the flush"
+kill "$COUNTER" 2>/dev/null; wait "$COUNTER" 2>/dev/null
+ctf_diag "the worker emptied the table in $(ctf_elapsed "$T_FLUSH") s after the flush"
+# the guard must have had to decide: several of its checks (every 200 ms)
+# saw the table past the threshold with entries parked
+above=$(awk -v t0="$T_FLUSH" -v th=$L_THRESHOLD '$1 >= t0 && $2 >= th { last = $1 } END { printf "%.2f", last ? last - t0 : 0 }' "$COUNTS")
+ctf_check "reading: after the flush the table stays past the threshold for a while ($above s >= 0.6 s)" \
+	awk -v a="$above" 'BEGIN { exit !(a >= 0.6) }'
+grep -E 'guard:|GUARD:' "$LOG" | sed 's/^.*\] /# reading: /'
+ctf_is "$(grep -c 'GUARD: .*reliable delivery is OFF' "$LOG")" 0 \
+	"reading: a worker that reads and empties the table is left alone (no 'reliable delivery is OFF')"
+ctf_wait_idle "$SUP" 1.5 30
+ctf_stop "$SUP" 30
+ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "reading: ctflowd exits 0 on SIGTERM (status/killed)"
+read -r got dup wrong fdup perr <<<"$(exported "$EXPORT" $L_DPORT $((L_DPORT + L_FLOWS / N_ROUND - 1)) "$L_T0" "$(ctf_now)")"
+ctf_is "$got/$dup/$wrong" "$L_FLOWS/0/0" "reading: all $L_FLOWS flows exported once (distinct/twice/wrong)"
 
 ctf_diag "total $(ctf_elapsed "$T_BEGIN") s"
 ctf_done

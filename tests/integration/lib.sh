@@ -25,6 +25,7 @@ SRCDIR=${SRCDIR:-$(cd "$CTF_LIB_DIR/../.." && pwd)}
 CTFLOWD=${CTFLOWD:-$SRCDIR/build/ctflowd}
 FLOWGEN=${FLOWGEN:-$SRCDIR/build/tests/flowgen}
 CTLISTEN=${CTLISTEN:-$SRCDIR/build/tests/ctlisten}
+NLFORGE=${NLFORGE:-$SRCDIR/build/tests/nlforge}
 PYTHON=${PYTHON:-python3}
 
 CTF_PREFIX=ctf-$$
@@ -268,7 +269,7 @@ ctf_nsx() { ip netns exec "$@"; }
 # and the cleanup trap.  Bails out when anything fails.
 ctf_setup() {
 	ctf_require_root
-	ctf_require_cmd ip nft conntrack sysctl ss awk "$FLOWGEN"
+	ctf_require_cmd ip nft conntrack sysctl ss awk ping "$FLOWGEN"
 	trap ctf_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -741,6 +742,87 @@ ctf_verify_exact() {
 		ctf_is "$(ctf_kv parse_errors "$sum")/$(ctf_kv truncated "$sum")/$(ctf_kv data_sets_without_template "$sum")" 0/0/0 \
 			"$view: the file decodes cleanly, $(ctf_kv sessions "$sum") sessions (parse errors/truncated/data sets without template)"
 	fi
+}
+
+# ------------------------------------------------------------------ pmacct's nfacctd
+
+# ctf_start_nfacctd DIR PORT: pmacct's nfacctd in the router on
+# 127.0.0.1:PORT (UDP), accounting every flow on its own (5-tuple and times)
+# into DIR/flows.csv; config DIR/nfacctd.conf, log DIR/nfacctd.log; pid in
+# CTF_LAST_PID.  Bails out when it does not listen within 10 s.
+# Sized so that it is a fair judge: a socket buffer for a burst of a few
+# thousand datagrams (its default overflows at about 100; the kernel grants
+# up to twice net.core.rmem_max), a queue to its print plugin of 32 MiB (it
+# logs "missing data detected" when that overflows), and a cache of 65,537
+# buckets (about 650,000 flows a second; 16,411 by default).  The plugin
+# gets each record at once: with plugin_buffer_size set it waits for a full
+# buffer, and a test's last records would stay there.  "flows" counts the
+# records that went into each line, so a flow exported twice shows as 2.
+ctf_start_nfacctd() {
+	local dir=$1 port=$2 pid
+	ctf_require_cmd nfacctd
+	mkdir -p "$dir"
+	cat >"$dir/nfacctd.conf" <<-EOF2
+	daemonize: false
+	logfile: $dir/nfacctd.log
+	nfacctd_ip: 127.0.0.1
+	nfacctd_port: $port
+	nfacctd_pipe_size: 33554432
+	plugins: print[flows]
+	aggregate[flows]: proto, src_host, src_port, dst_host, dst_port, timestamp_start, timestamp_end, flows
+	print_output[flows]: csv
+	print_output_file[flows]: $dir/flows.csv
+	print_output_file_append[flows]: true
+	print_refresh_time[flows]: 1
+	print_cache_entries[flows]: 65537
+	print_num_protos[flows]: true
+	plugin_pipe_size[flows]: 33554432
+	timestamps_utc: true
+	EOF2
+	ctf_spawn "$NS_RTR" "$dir/nfacctd.stdout" nfacctd -f "$dir/nfacctd.conf"
+	pid=$CTF_LAST_PID
+	ctf_wait_udp_port "$NS_RTR" "$port" 10 ||
+		{ ctf_diag_file "$dir/nfacctd.log"; ctf_bail "nfacctd does not listen on $port"; }
+	CTF_LAST_PID=$pid
+}
+
+# ctf_stop_nfacctd PID DIR: lets nfacctd write what it holds (its print
+# plugin empties its cache every second: wait until DIR/flows.csv has not
+# grown for 3 s, at most 60 s), then stops it.
+ctf_stop_nfacctd() {
+	local pid=$1 f=$2/flows.csv i last=-1 cur same=0
+	for ((i = 0; i < 600 && same < 30; i++)); do
+		cur=$(stat -c %s "$f" 2>/dev/null || echo 0)
+		if [ "$cur" = "$last" ]; then same=$((same + 1)); else same=0; last=$cur; fi
+		sleep 0.1
+	done
+	ctf_stop "$pid"
+}
+
+# ctf_nfacctd_troubles DIR: the lines of nfacctd's log that say it lost
+# something (a datagram it read only in part, a full queue to its plugin, a
+# full cache); "no log" when nfacctd wrote none.  Empty when all is well.
+ctf_nfacctd_troubles() {
+	[ -s "$1/nfacctd.log" ] || { echo "no log"; return; }
+	grep -E 'incomplete NetFlow|missing data detected|Finished cache entries' "$1/nfacctd.log"
+}
+
+# ctf_nfacctd_flows DIR OUT: what nfacctd accounted, one line per line of
+# DIR/flows.csv in the field order ipfix_verify.py's --input nfdump reads.
+# nfacctd keeps no reverse (RFC 5103) counters: they read as 0 0.  A line
+# that counts more than one record ("flows" above 1: the same flow twice)
+# is written that many times, so that the scorer sees the duplicate.
+ctf_nfacctd_flows() {
+	awk -F, '
+		NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+		/^$/ || $col["SRC_IP"] == "SRC_IP" { next }
+		{
+			n = $col["FLOWS"] + 0; if (n < 1) n = 1
+			for (k = 0; k < n; k++)
+				print $col["PROTOCOL"], $col["SRC_IP"], $col["SRC_PORT"], $col["DST_IP"],
+				      $col["DST_PORT"], $col["PACKETS"], $col["BYTES"], 0, 0,
+				      $col["TIMESTAMP_START"], $col["TIMESTAMP_END"]
+		}' "$1/flows.csv" >"$2"
 }
 
 # ------------------------------------------------------------------ socket holders

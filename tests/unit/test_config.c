@@ -951,6 +951,166 @@ static void test_missing(void)
 		    ORIGIN ":1: [export   ]: the section needs a name", NULL);
 }
 
+/* Loads @text expecting failure with @code and exactly the problems in
+ * @expected (NULL-terminated), one a line, each after "test.conf". */
+static void check_errors(const char *text, int code, const char *const *expected)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GString) want = g_string_new(NULL);
+	struct ctflowd_config *config = config_load_data(text, ORIGIN, &error);
+
+	g_assert_null(config);
+	for (int i = 0; expected[i]; i++)
+		g_string_append_printf(want, "%s" ORIGIN "%s", i ? "\n" : "", expected[i]);
+	g_assert_error(error, CONFIG_ERROR, code);
+	g_assert_cmpstr(error->message, ==, want->str);
+}
+
+/* One run shows every problem: in file order, what is left out after what
+ * is written wrong, the code that of the first. */
+static void test_several_errors(void)
+{
+	/* A bad value and no export: both, the value first. */
+	check_errors("[source]\nreliable = maybe\n", CONFIG_ERROR_VALUE, (const char *const[]){
+		":2: [source] reliable: expected yes or no, got \"maybe\"",
+		": no [export NAME] section; at least one destination is required",
+		NULL });
+
+	/* Two bad values in two sections: file order, not the order they are
+	 * read in ([daemon] is read first wherever it is). */
+	check_errors("[source]\nreceive_buffer = 2G\n" MINIMAL_EXPORT "[daemon]\nstats_interval = 500ms\n",
+		     CONFIG_ERROR_VALUE, (const char *const[]){
+		":2: [source] receive_buffer: expected a size from 4K to 1G, got \"2G\"",
+		":7: [daemon] stats_interval: expected 0 (off) or a duration from 1s to 24h, got \"500ms\"",
+		NULL });
+
+	/* Two in one section, written in the opposite order of the table. */
+	check_errors(MINIMAL_EXPORT "sync = perhaps\nflush_interval = 2h\n", CONFIG_ERROR_VALUE,
+		     (const char *const[]){
+		":4: [export out] sync: expected yes or no, got \"perhaps\"",
+		":5: [export out] flush_interval: expected a duration from 10ms to 1h, got \"2h\"",
+		NULL });
+
+	/* A missing key comes after a bad value that follows its section. */
+	check_errors("[export a]\ntransport = udp\ndestination = h:1\n"
+		     "[export b]\nformat = json\ntransport = stdout\nobservation_domain = -1\n",
+		     CONFIG_ERROR_VALUE, (const char *const[]){
+		":7: [export b] observation_domain: expected a whole number from 0 to 4294967295, got \"-1\"",
+		":1: [export a] format: missing; expected ipfix or json",
+		NULL });
+
+	/* The code is the first problem's: an unknown section before a value. */
+	check_errors("[collector]\nhost = x\n[source]\nevents = new\n" MINIMAL_EXPORT, CONFIG_ERROR_UNKNOWN,
+		     (const char *const[]){
+		":1: unknown section [collector]; expected [daemon], [source] or [export NAME]",
+		":4: [source] events: expected destroy or destroy,new (destroy events carry the counters), "
+		"got \"new\"",
+		NULL });
+
+	/* A syntax error does not stop the reading: the lines after it are
+	 * checked as well. */
+	check_errors("[source]\nreceive_buffer 8M\nreliable = maybe\n" MINIMAL_EXPORT "[daemon\n",
+		     CONFIG_ERROR_SYNTAX, (const char *const[]){
+		":2: syntax error: expected KEY = VALUE, a [section] or a # comment, got \"receive_buffer 8M\"",
+		":3: [source] reliable: expected yes or no, got \"maybe\"",
+		":7: syntax error: expected \"]\" to end the section header, got \"[daemon\"",
+		NULL });
+
+	/* Keys under a header that cannot be read belong to no section: they
+	 * are not blamed on the section before it. */
+	check_errors(MINIMAL_EXPORT "[source] x\nreliable = maybe\nfoo = 1\n", CONFIG_ERROR_SYNTAX,
+		     (const char *const[]){
+		":4: syntax error: expected nothing after the section header's \"]\", got \"[source] x\"",
+		NULL });
+
+	/* A repeated key: the value checked is that of the line the message
+	 * names, the first. */
+	check_errors("[source]\nreliable = maybe\nreliable = yes\n" MINIMAL_EXPORT, CONFIG_ERROR_VALUE,
+		     (const char *const[]){
+		":2: [source] reliable: expected yes or no, got \"maybe\"",
+		":3: [source] reliable: given twice (first on line 2)",
+		NULL });
+
+	/* A key the transport does not use is reported as such, once, whatever
+	 * its value. */
+	check_errors("[export c]\nformat = ipfix\ntransport = stdout\npath = logs/\ndestination = x\n",
+		     CONFIG_ERROR_VALUE, (const char *const[]){
+		":4: [export c] path: not used with transport stdout (a path is for transport file)",
+		":5: [export c] destination: not used with transport stdout (a destination is for udp or tcp)",
+		NULL });
+
+	/* A transport that is not one leaves open which keys belong to it; the
+	 * others are still checked. */
+	check_errors("[export c]\nformat = ipfix\ntransport = udpp\npath = f\nmtu = 1\n", CONFIG_ERROR_VALUE,
+		     (const char *const[]){
+		":3: [export c] transport: expected one of udp, tcp, file, stdout, got \"udpp\"",
+		":5: [export c] mtu: expected a size from 512 to 65000, got \"1\"",
+		NULL });
+
+	/* Every missing key of every export, in file order, then no export
+	 * named at all. */
+	check_errors("[export a]\n[export b]\ntransport = file\n[export]\nformat = json\ntransport = stdout\n",
+		     CONFIG_ERROR_MISSING, (const char *const[]){
+		":4: [export]: the section needs a name, as in [export collector]",
+		":1: [export a] format: missing; expected ipfix or json",
+		":1: [export a] transport: missing; expected one of udp, tcp, file, stdout "
+		"(file is implied only by a path)",
+		":2: [export b] format: missing; expected ipfix or json",
+		":2: [export b] path: missing; transport file needs a path",
+		NULL });
+}
+
+/* The tables' own account of the keys: each documented in the shipped
+ * file, and each default the one a file without the key gets. */
+static void test_describe_keys(void)
+{
+	g_autofree char *described = config_describe_keys();
+	g_autofree char *path = shipped_config_path();
+	g_autofree char *shipped = NULL;
+	g_autoptr(GError) error = NULL;
+	guint keys = 0;
+
+	g_file_get_contents(path, &shipped, NULL, &error);
+	g_assert_no_error(error);
+
+	g_auto(GStrv) lines = g_strsplit(described, "\n", -1);
+	g_autoptr(GString) settings = g_string_new(NULL);
+	gboolean in_export = FALSE;
+	for (int i = 0; lines[i]; i++) {
+		const char *line = lines[i];
+		if (g_str_has_prefix(line, "# ")) {
+			g_autofree char *key = g_strndup(line + 2, strcspn(line + 2, ":"));
+			g_autofree char *documented = g_strdup_printf("%s =", key);
+			g_autofree char *listed = g_strdup_printf("#   %s ", key);
+			/* A help text, and a word on what the key takes. */
+			g_assert_cmpuint(strlen(line), >, strlen(key) + 12);
+			g_assert_nonnull(strstr(line, ". Takes "));
+			if (!strstr(shipped, documented) && !strstr(shipped, listed))
+				g_error("etc/ctflowd.conf does not document %s", key);
+			keys++;
+			continue;
+		}
+		in_export = in_export || g_str_has_prefix(line, "[export");
+		if (!in_export && line[0] != '#')
+			g_string_append_printf(settings, "%s\n", line);
+	}
+	g_assert_cmpuint(keys, >=, 25);
+
+	/* [daemon] and [source] with every default written out load to what
+	 * nothing written gives. */
+	g_string_append(settings, MINIMAL_EXPORT);
+	struct ctflowd_config *written = load_ok(settings->str);
+	struct ctflowd_config *defaults = load_ok(MINIMAL_EXPORT);
+	g_autofree char *a = config_to_string(written);
+	g_autofree char *b = config_to_string(defaults);
+	g_assert_cmpstr(a, ==, b);
+	config_free(written);
+	config_free(defaults);
+
+	g_assert_nonnull(strstr(described, "#format = (required)\n"));
+	g_assert_nonnull(strstr(described, "\nguard = 90%\n"));
+}
+
 static void test_load_file(void)
 {
 	g_autoptr(GError) error = NULL;
@@ -1073,15 +1233,32 @@ static void test_round_trip(void)
 	config_free(config);
 }
 
-/* tests/config: each bad-*.conf starts with "# expect: TEXT" and fails with
- * a message that contains TEXT and starts with its own path; each good-*.conf
- * loads and prints back to itself. */
+/* The "# expect: TEXT" lines a bad sample starts with, one per problem. */
+static GPtrArray *sample_expectations(const char *text)
+{
+	GPtrArray *expect = g_ptr_array_new_with_free_func(g_free);
+	const char *line = text;
+
+	while (g_str_has_prefix(line, "# expect: ")) {
+		size_t len = strcspn(line + 10, "\n");
+		g_ptr_array_add(expect, g_strndup(line + 10, len));
+		line += 10 + len;
+		if (*line == '\n')
+			line++;
+	}
+	return expect;
+}
+
+/* tests/config: each bad-*.conf starts with one "# expect: TEXT" line per
+ * problem and fails with a message of that many lines, each starting with
+ * its own path and containing its TEXT, in order; each good-*.conf loads and
+ * prints back to itself. */
 static void test_samples(void)
 {
 	g_autofree char *dir = g_test_build_filename(G_TEST_DIST, "config", NULL);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GDir) listing = g_dir_open(dir, 0, &error);
-	guint good = 0, bad = 0;
+	guint good = 0, bad = 0, several = 0;
 	const char *name;
 
 	g_assert_no_error(error);
@@ -1101,21 +1278,29 @@ static void test_samples(void)
 			g_autofree char *text = NULL;
 			g_file_get_contents(path, &text, NULL, NULL);
 			g_assert_nonnull(text);
-			g_assert_true(g_str_has_prefix(text, "# expect: "));
-			g_autofree char *expect = g_strndup(text + 10, strcspn(text + 10, "\n"));
-			g_assert_cmpstr(expect, !=, "");
+			g_autoptr(GPtrArray) expect = sample_expectations(text);
+			g_assert_cmpuint(expect->len, >, 0);
 			if (config)
 				g_error("%s loaded", path);
 			g_assert_nonnull(error);
-			g_assert_true(g_str_has_prefix(error->message, path));
-			if (!strstr(error->message, expect))
-				g_error("%s: message \"%s\" lacks \"%s\"", name, error->message, expect);
+			g_auto(GStrv) lines = g_strsplit(error->message, "\n", -1);
+			if (g_strv_length(lines) != expect->len)
+				g_error("%s: %u problems expected, got:\n%s", name, expect->len, error->message);
+			for (guint i = 0; i < expect->len; i++) {
+				const char *want = g_ptr_array_index(expect, i);
+				g_assert_cmpstr(want, !=, "");
+				g_assert_true(g_str_has_prefix(lines[i], path));
+				if (!strstr(lines[i], want))
+					g_error("%s: line %u \"%s\" lacks \"%s\"", name, i + 1, lines[i], want);
+			}
+			several += expect->len > 1;
 			g_clear_error(&error);
 			bad++;
 		}
 	}
 	g_assert_cmpuint(good, >=, 3);
 	g_assert_cmpuint(bad, >=, 20);
+	g_assert_cmpuint(several, >=, 5);
 }
 
 static void test_names(void)
@@ -1159,6 +1344,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/repeats", test_repeats);
 	g_test_add_func("/config/unknown", test_unknown);
 	g_test_add_func("/config/missing", test_missing);
+	g_test_add_func("/config/several-errors", test_several_errors);
+	g_test_add_func("/config/describe-keys", test_describe_keys);
 	g_test_add_func("/config/load-file", test_load_file);
 	g_test_add_func("/config/round-trip", test_round_trip);
 	g_test_add_func("/config/samples", test_samples);

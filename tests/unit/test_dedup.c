@@ -10,12 +10,26 @@
  * unreachable, and the filter then answers FALSE for a remembered identity.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <glib.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "ctflowd/dedup.h"
+#include "ctflowd/error.h"
+
+static dedup *new_filter(guint window)
+{
+	g_autoptr(GError) error = NULL;
+	dedup *d = dedup_new(window, &error);
+
+	g_assert_no_error(error);
+	g_assert_nonnull(d);
+	return d;
+}
 
 static struct flow_record udp4_record(void)
 {
@@ -64,7 +78,7 @@ static struct flow_record tcp6_record(void)
 
 static void test_repeat_detected(void)
 {
-	dedup *d = dedup_new(16);
+	dedup *d = new_filter(16);
 	struct flow_record v4 = udp4_record();
 	struct flow_record v6 = tcp6_record();
 
@@ -88,7 +102,7 @@ static void test_repeat_detected(void)
  * filter take a repeat for a new flow. */
 static void test_repeat_ignores_other_fields(void)
 {
-	dedup *d = dedup_new(16);
+	dedup *d = new_filter(16);
 	struct flow_record r = udp4_record();
 
 	g_assert_false(dedup_seen(d, &r));
@@ -176,7 +190,7 @@ static void test_differs_not_repeat(void)
 			const struct mutation *m = &mutations[i];
 			if (fam == 0 ? !m->v4 : !m->v6)
 				continue;
-			dedup *d = dedup_new(64);
+			dedup *d = new_filter(64);
 			struct flow_record base = fam == 0 ? udp4_record() : tcp6_record();
 			struct flow_record other = base;
 
@@ -210,7 +224,7 @@ static struct flow_record identity(guint64 n)
 
 static void check_fifo_window(guint window)
 {
-	dedup *d = dedup_new(window);
+	dedup *d = new_filter(window);
 
 	for (guint64 i = 0; i < window; i++) {
 		struct flow_record r = identity(i);
@@ -256,7 +270,7 @@ static void test_fifo_eviction(void)
 
 static void test_window_one(void)
 {
-	dedup *d = dedup_new(1);
+	dedup *d = new_filter(1);
 	struct flow_record a = identity(1), b = identity(2);
 
 	g_assert_false(dedup_seen(d, &a));
@@ -273,7 +287,7 @@ static void test_window_one(void)
 
 	/* the header asks for >= 1; 0 must not give a filter that cannot hold
 	 * anything (or divides by zero) */
-	d = dedup_new(0);
+	d = new_filter(0);
 	g_assert_false(dedup_seen(d, &a));
 	g_assert_true(dedup_seen(d, &a));
 	g_assert_false(dedup_seen(d, &b));
@@ -305,7 +319,7 @@ static gboolean model_seen(struct model *m, guint64 n)
 static void run_random(guint window, guint64 steps, guint32 seed)
 {
 	GRand *rand = g_rand_new_with_seed(seed);
-	dedup *d = dedup_new(window);
+	dedup *d = new_filter(window);
 	struct model m = {.set = g_hash_table_new(g_direct_hash, g_direct_equal), .window = window};
 	guint64 next = 0;
 	guint64 repeats_hit = 0, repeats_missed = 0;
@@ -379,7 +393,7 @@ static void test_random_small_windows(void)
 static void run_filter_random(guint window, guint64 steps, guint32 seed)
 {
 	GRand *rand = g_rand_new_with_seed(seed);
-	dedup *d = dedup_new(window);
+	dedup *d = new_filter(window);
 	struct model m = {.set = g_hash_table_new(g_direct_hash, g_direct_equal), .window = window};
 	g_autofree struct flow_record *batch = g_new(struct flow_record, 1100);
 	g_autofree guint64 *want = g_new(guint64, 1100);
@@ -442,7 +456,7 @@ static void test_filter_random(void)
 
 static void test_filter_batch(void)
 {
-	dedup *d = dedup_new(64);
+	dedup *d = new_filter(64);
 	struct flow_record recs[6] = {identity(1), identity(2), identity(1),
 				      identity(3), identity(2), identity(4)};
 
@@ -468,6 +482,42 @@ static void test_filter_batch(void)
 	dedup_free(d);
 }
 
+/* Bytes of address space this process maps now. */
+static guint64 mapped_bytes(void)
+{
+	g_autofree char *statm = NULL;
+
+	g_assert_true(g_file_get_contents("/proc/self/statm", &statm, NULL, NULL));
+	return g_ascii_strtoull(statm, NULL, 10) * (guint64)sysconf(_SC_PAGESIZE);
+}
+
+/* A filter that cannot get its memory is an error the caller sees (the
+ * worker then exits as fatal), not an abort that gets it restarted in a
+ * loop.  The address space is capped in a child so the mapping fails. */
+static void test_no_memory(void)
+{
+	if (g_test_subprocess()) {
+		struct rlimit cap;
+		g_autoptr(GError) error = NULL;
+		cap.rlim_cur = cap.rlim_max = mapped_bytes() + (64u << 20);
+		g_assert_cmpint(setrlimit(RLIMIT_AS, &cap), ==, 0);
+		/* 2^26 identities: a 1 GiB table, far past the cap */
+		dedup *d = dedup_new(1u << 26, &error);
+		g_assert_null(d);
+		g_assert_error(error, CTFLOWD_ERROR, ENOMEM);
+		g_assert_nonnull(strstr(error->message, "cannot map 1073741824 bytes for the table"
+						       " of a window of 67108864 identities"));
+		/* a small one still works afterwards */
+		d = new_filter(16);
+		dedup_free(d);
+		g_print("returned: %s\n", error->message);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+	g_test_trap_assert_stdout("*returned: dedup: cannot map*");
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -483,6 +533,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/dedup/random/small-windows", test_random_small_windows);
 	g_test_add_func("/dedup/filter/batch", test_filter_batch);
 	g_test_add_func("/dedup/filter/random", test_filter_random);
+	g_test_add_func("/dedup/no-memory", test_no_memory);
 
 	return g_test_run();
 }

@@ -1,0 +1,44 @@
+/*
+ * format.h - the contract between encoder.c and the formats (one file
+ * each: encoder_ipfix.c, encoder_json.c).  Private to src/export: the rest
+ * of the daemon sees only encoder.h.
+ *
+ * A format keeps its own state and writes messages into its own buffer.
+ * encoder.c owns what every format shares: the emit callback, the count of
+ * records waiting in the unfinished message and the message limit.
+ */
+#pragma once
+
+#include "ctflowd/encoder.h"
+
+/*
+ * One format.  Every function but create gets the state create returned.
+ * start_session drops any unfinished message and emits what a collector
+ * needs first; add buffers one record (and may emit the full message before
+ * it); flush emits the unfinished message.  report_not_sent may be NULL for
+ * a format that cannot say it.
+ */
+struct encoder_ops {
+	void *(*create)(const struct export_config *cfg, encoder *enc, GError **error);
+	gboolean (*start_session)(void *state, guint message_limit, GError **error);
+	gboolean (*add)(void *state, const struct flow_record *record, GError **error);
+	gboolean (*flush)(void *state, GError **error);
+	gboolean (*refresh_templates)(void *state, GError **error);
+	gboolean (*report_not_sent)(void *state, guint64 total, GError **error);
+	void (*destroy)(void *state);
+};
+
+extern const struct encoder_ops encoder_ipfix_ops;
+extern const struct encoder_ops encoder_json_ops;
+
+/**
+ * encoder_emit:
+ * Hands a finished message of @len bytes holding @records flow records to
+ * the emit callback and keeps the pending count right.  FALSE with @error
+ * when the callback could not deliver it.
+ */
+gboolean encoder_emit(encoder *enc, const uint8_t *msg, size_t len, guint records,
+		      GError **error);
+
+/** encoder_note_added: one more record is buffered in the unfinished message. */
+void encoder_note_added(encoder *enc);

@@ -1,0 +1,349 @@
+/*
+ * test_intake.c - what the daemon accepts: duplicate filter, flowId and
+ * spool append, as the netlink thread runs them.
+ *
+ * The delivery guarantee rests here: every DESTROY that reaches intake is
+ * journaled exactly once, repeats (the kernel's resends, the landing zone's
+ * recovery after a kill) are dropped, each accepted record keeps the flowId
+ * it was given, and a batch that goes wrong takes nothing accepted before
+ * it.  The records are read back from the spool, the way the destinations
+ * see them.
+ */
+#include <glib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctflowd/flow_id.h"
+#include "ctflowd/intake.h"
+#include "ctflowd/spool.h"
+#include "test_files.h"
+#include "src/spool/journal.h"
+
+#define WINDOW 4096u
+#define START_NS 1700000000000000000ull
+
+/* ---- records ------------------------------------------------------------------ */
+
+/* The DESTROY of flow @k: its identity (id, tuple, start) and its counters
+ * derive from @k, so a record read back says which flow it is. */
+static struct flow_record destroy_of(guint32 k)
+{
+	struct flow_record r = {
+		.start_ns = START_NS + k,
+		.end_ns = START_NS + k + 30000000000ull,
+		.packets = 2,
+		.bytes = 1000ull + k,
+		.orig = {.sport = (uint16_t)(1024 + k % 60000), .dport = 53},
+		.ct_id = 0x10000u + k,
+		.family = AF_INET,
+		.proto = 17,
+		.flags = FLOW_HAS_COUNTERS | FLOW_HAS_TIMESTAMPS | FLOW_HAS_ID,
+		.event = FLOW_EVENT_DESTROY,
+	};
+
+	r.orig.src[0] = 10;
+	r.orig.src[3] = (uint8_t)(k >> 16);
+	r.orig.dst[0] = 10;
+	r.orig.dst[3] = 1;
+	r.flow_id = r.ct_id;   /* as the parser leaves it; intake renumbers */
+	return r;
+}
+
+static guint32 flow_of(const struct flow_record *r)
+{
+	g_assert_cmpuint(r->ct_id, >=, 0x10000u);
+	guint32 k = r->ct_id - 0x10000u;
+	g_assert_cmpuint(r->bytes, ==, 1000ull + k);
+	g_assert_cmpuint(r->start_ns, ==, START_NS + k);
+	return k;
+}
+
+/* ---- the pipeline's tail: flowIds, intake, a spool ------------------------------- */
+
+struct pipeline {
+	char *dir;
+	spool *spool;
+	flow_ids *ids;
+	intake *in;
+	guint reader;
+};
+
+static void pipeline_open(struct pipeline *p, const char *dir, gboolean durable)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *id_path = path_in(dir, "flow-id");
+	g_autofree char *spool_dir = path_in(dir, "spool");
+
+	p->dir = g_strdup(dir);
+	p->spool = durable ? spool_open(spool_dir, 1ull << 30, SPOOL_SYNC_NONE, &error) :
+			     spool_new(64ull << 20);
+	g_assert_no_error(error);
+	g_assert_nonnull(p->spool);
+	p->ids = flow_ids_open(id_path, &error);
+	g_assert_no_error(error);
+	p->in = intake_new(p->spool, p->ids, WINDOW, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(p->in);
+	/* what the worker does at start: the filter learns what was taken */
+	spool_recent(p->spool, WINDOW, intake_remember, p->in);
+	p->reader = spool_add_reader_named(p->spool, "collector");
+}
+
+static void pipeline_close(struct pipeline *p)
+{
+	intake_free(p->in);
+	flow_ids_free(p->ids);
+	spool_free(p->spool);
+	g_free(p->dir);
+}
+
+/* Everything the spool holds from position @from, in order. */
+static GArray *spooled(struct pipeline *p, guint64 from)
+{
+	GArray *all = g_array_new(FALSE, FALSE, sizeof(struct flow_record));
+	struct flow_record out[256];
+	guint64 pos = from;
+	size_t n;
+
+	while ((n = spool_read(p->spool, p->reader, &pos, out, G_N_ELEMENTS(out), 0)))
+		g_array_append_vals(all, out, (guint)n);
+	g_assert_cmpuint(pos, ==, spool_end(p->spool));
+	return all;
+}
+
+/* Asserts @got holds flows @want[0..@n) in that order, with distinct
+ * flowIds that grow with the position (numbered once, in order). */
+static void assert_flows(GArray *got, const guint32 *want, size_t n)
+{
+	g_assert_cmpuint(got->len, ==, n);
+	for (guint i = 0; i < got->len; i++) {
+		const struct flow_record *r = &g_array_index(got, struct flow_record, i);
+		g_assert_cmpuint(flow_of(r), ==, want[i]);
+		g_assert_cmpint(r->event, ==, FLOW_EVENT_DESTROY);
+		if (i)
+			g_assert_cmpuint(r->flow_id, >, g_array_index(got, struct flow_record,
+								      i - 1).flow_id);
+	}
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+/* DESTROYs are journaled once each, in arrival order; repeats in a batch
+ * and across batches are dropped; NEW and dump entries are counted, not
+ * exported, and do not make a later DESTROY of the same flow a repeat. */
+static void test_accepts_each_once(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+
+	pipeline_open(&p, dir, FALSE);
+	struct flow_record batch[8] = {
+		destroy_of(1), destroy_of(2), destroy_of(5), destroy_of(1),
+		destroy_of(3), destroy_of(5), destroy_of(2), destroy_of(6),
+	};
+	batch[2].event = FLOW_EVENT_NEW;    /* flow 5 starts */
+	batch[5].event = FLOW_EVENT_DUMP;   /* still running in a resync dump */
+	batch[7].event = FLOW_EVENT_UPDATE;
+	intake_records(batch, G_N_ELEMENTS(batch), p.in);
+	const struct intake_stats *st = intake_get_stats(p.in);
+	g_assert_cmpuint(st->accepted, ==, 3);
+	g_assert_cmpuint(st->duplicates, ==, 2);
+	g_assert_cmpuint(st->not_exported, ==, 3);
+
+	struct flow_record more[4] = {destroy_of(3), destroy_of(5), destroy_of(4), destroy_of(5)};
+	intake_records(more, G_N_ELEMENTS(more), p.in);
+	intake_records(more, 0, p.in);
+	g_assert_cmpuint(st->accepted, ==, 5);
+	g_assert_cmpuint(st->duplicates, ==, 4);
+	g_assert_cmpuint(spool_end(p.spool), ==, 5);
+
+	g_autoptr(GArray) got = spooled(&p, 0);
+	const guint32 want[] = {1, 2, 3, 5, 4};
+	assert_flows(got, want, G_N_ELEMENTS(want));
+	/* the caller's records are left as they were */
+	g_assert_cmpuint(batch[0].flow_id, ==, destroy_of(1).flow_id);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+/* A call larger than intake's own batch, with repeats across its inner
+ * batch boundaries: still each flow once, in order. */
+static void test_large_call(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+	const guint n = 3500;
+	g_autofree struct flow_record *recs = g_new(struct flow_record, n);
+	g_autofree guint32 *want = g_new(guint32, n);
+	guint unique = 0;
+
+	pipeline_open(&p, dir, FALSE);
+	/* flows 0..2499, then 1000 repeats of flows 1000..1999 */
+	for (guint i = 0; i < n; i++) {
+		guint32 k = i < 2500 ? i : i - 1500;
+		recs[i] = destroy_of(k);
+		if (i < 2500)
+			want[unique++] = k;
+	}
+	intake_records(recs, n, p.in);
+	g_assert_cmpuint(intake_get_stats(p.in)->accepted, ==, 2500);
+	g_assert_cmpuint(intake_get_stats(p.in)->duplicates, ==, 1000);
+	g_autoptr(GArray) got = spooled(&p, 0);
+	assert_flows(got, want, unique);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+/* An entry created before nf_conntrack_timestamp was on has no times: it
+ * is still accepted, placed at the moment intake saw it. */
+static void test_without_timestamps(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+	struct flow_record r = destroy_of(7);
+
+	pipeline_open(&p, dir, FALSE);
+	r.flags &= (uint8_t)~FLOW_HAS_TIMESTAMPS;
+	r.start_ns = r.end_ns = 0;
+	guint64 before = (guint64)g_get_real_time() * 1000;
+	intake_records(&r, 1, p.in);
+	guint64 after = (guint64)g_get_real_time() * 1000;
+
+	struct flow_record out;
+	guint64 pos = 0;
+	g_assert_cmpuint(spool_read(p.spool, p.reader, &pos, &out, 1, 0), ==, 1);
+	g_assert_cmpuint(out.ct_id, ==, r.ct_id);
+	g_assert_cmpuint(out.start_ns, >=, before);
+	g_assert_cmpuint(out.start_ns, <=, after);
+	g_assert_cmpuint(out.end_ns, ==, out.start_ns);
+	g_assert_false(out.flags & FLOW_HAS_TIMESTAMPS);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+/*
+ * A worker killed in the middle of a batch: the part it had appended is in
+ * the journal; the next worker gets the whole batch again (landing zone or
+ * kernel resend) and journals only the rest.  Every flow ends up in the
+ * journal once, and what was journaled keeps its flowId.
+ */
+static void test_killed_mid_batch(void)
+{
+	g_autofree char *dir = make_dir();
+	const guint n = 3000, first_part = 1024;
+	g_autofree struct flow_record *recs = g_new(struct flow_record, n);
+	g_autofree guint32 *want = g_new(guint32, n);
+
+	for (guint i = 0; i < n; i++) {
+		recs[i] = destroy_of(i);
+		want[i] = i;
+	}
+	pid_t child = fork();
+	g_assert_cmpint(child, >=, 0);
+	if (child == 0) {
+		struct pipeline p;
+		pipeline_open(&p, dir, TRUE);
+		intake_records(recs, first_part, p.in);
+		raise(SIGKILL);
+		_exit(1);
+	}
+	int status;
+	g_assert_cmpint(waitpid(child, &status, 0), ==, child);
+	g_assert_true(WIFSIGNALED(status));
+
+	struct pipeline p;
+	pipeline_open(&p, dir, TRUE);
+	g_assert_cmpuint(spool_end(p.spool), ==, first_part);
+	g_autoptr(GArray) before = spooled(&p, 0);
+	assert_flows(before, want, first_part);
+
+	intake_records(recs, n, p.in);
+	g_assert_cmpuint(intake_get_stats(p.in)->duplicates, ==, first_part);
+	g_assert_cmpuint(intake_get_stats(p.in)->accepted, ==, n - first_part);
+	g_autoptr(GArray) all = spooled(&p, 0);
+	assert_flows(all, want, n);
+	for (guint i = 0; i < first_part; i++)
+		g_assert_cmpuint(g_array_index(all, struct flow_record, i).flow_id, ==,
+				 g_array_index(before, struct flow_record, i).flow_id);
+	pipeline_close(&p);
+
+	/* and once more: a third start accepts none of them */
+	pipeline_open(&p, dir, TRUE);
+	intake_records(recs, n, p.in);
+	g_assert_cmpuint(intake_get_stats(p.in)->accepted, ==, 0);
+	g_assert_cmpuint(spool_end(p.spool), ==, n);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+/*
+ * A batch the journal refuses (a file size limit stands in for a full
+ * disk): that batch is kept in memory and still delivered, and the batch
+ * accepted before it stays whole in the journal, where the next start
+ * finds it.
+ */
+static void test_failed_batch_keeps_accepted(void)
+{
+	g_autofree char *dir = make_dir();
+	const guint accepted = 100, refused = 50;
+	/* the header, the first batch's frames, and less than a frame more */
+	const rlim_t limit = (rlim_t)(JOURNAL_HEADER_SIZE + accepted * JOURNAL_FRAME_SIZE + 100);
+	guint32 want[150];
+
+	for (guint i = 0; i < G_N_ELEMENTS(want); i++)
+		want[i] = i;
+	pid_t child = fork();
+	g_assert_cmpint(child, >=, 0);
+	if (child == 0) {
+		struct rlimit rl = {limit, limit};
+		struct flow_record recs[150];
+		struct pipeline p;
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+			_exit(10);
+		for (guint i = 0; i < G_N_ELEMENTS(recs); i++)
+			recs[i] = destroy_of(i);
+		pipeline_open(&p, dir, TRUE);
+		intake_records(recs, accepted, p.in);
+		g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
+				      "*cannot write*journal-0000000000000000*File too large;"
+				      " records are kept in memory only*");
+		intake_records(recs + accepted, refused, p.in);
+		g_test_assert_expected_messages();
+		if (intake_get_stats(p.in)->accepted != accepted + refused)
+			_exit(11);
+		g_autoptr(GArray) got = spooled(&p, 0);
+		assert_flows(got, want, accepted + refused);
+		raise(SIGKILL);
+		_exit(12);
+	}
+	int status;
+	g_assert_cmpint(waitpid(child, &status, 0), ==, child);
+	g_assert_true(WIFSIGNALED(status));
+	g_assert_cmpint(WTERMSIG(status), ==, SIGKILL);
+
+	struct pipeline p;
+	pipeline_open(&p, dir, TRUE);
+	g_assert_cmpuint(spool_end(p.spool), ==, accepted);
+	g_autoptr(GArray) got = spooled(&p, 0);
+	assert_flows(got, want, accepted);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+
+	g_test_add_func("/intake/accepts-each-once", test_accepts_each_once);
+	g_test_add_func("/intake/large-call", test_large_call);
+	g_test_add_func("/intake/without-timestamps", test_without_timestamps);
+	g_test_add_func("/intake/killed-mid-batch", test_killed_mid_batch);
+	g_test_add_func("/intake/failed-batch-keeps-accepted", test_failed_batch_keeps_accepted);
+
+	return g_test_run();
+}

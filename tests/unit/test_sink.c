@@ -1,0 +1,348 @@
+/*
+ * test_sink.c - a destination's confirmed position against the spool.
+ *
+ * The real export thread, spool, JSON encoder and file transport, with a
+ * file in a temporary directory.  Each record's flow_id is its position plus
+ * one, so every line in an export file says which record it is.  The
+ * export's path is DIR/cur/full, where cur is a symbolic link to a
+ * directory (ctflowd never follows a link in the file's own name, but the
+ * directories on the way are the operator's).  A destination that fails
+ * has cur point at /dev, so the file is /dev/full, where every write fails
+ * with ENOSPC; pointing cur at a directory of the test is the collector
+ * coming back.  What the tests hold the sink to:
+ *   - the spool's confirmed position for the destination is exactly what
+ *     the files hold, never more (it advances only with delivery);
+ *   - after a failure, what was not confirmed is sent again from there;
+ *   - in the end every record is in the files exactly once.
+ */
+#include <errno.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ctflowd/sink.h"
+#include "ctflowd/spool.h"
+#include "test_files.h"
+
+#define ROOMY (64ull * 1024 * 1024)
+/* generous: a loaded machine may take long; the tests never wait this out */
+#define WAIT_US (20 * G_USEC_PER_SEC)
+
+struct fixture {
+	char *dir;
+	char *link;                 /* the export's path: DIR/cur/full */
+	struct export_config cfg;
+	spool *spool;
+	sink *sink;
+	guint64 appended;
+};
+
+static void fixture_set_up(struct fixture *f, const char *name, guint flush_ms, guint mtu)
+{
+	GError *error = NULL;
+
+	f->dir = g_dir_make_tmp("test_sink-XXXXXX", &error);
+	g_assert_no_error(error);
+	f->link = g_build_filename(f->dir, "cur", "full", NULL);
+	f->cfg = (struct export_config){
+		.name = (char *)name,
+		.format = EXPORT_FORMAT_JSON,
+		.transport = EXPORT_TRANSPORT_FILE,
+		.path = f->link,
+		.flush_interval_ms = flush_ms,
+		.template_refresh_ms = 60000,
+		.mtu = mtu,
+		.observation_domain = 1,
+		.reconnect_min_ms = 10,
+		.reconnect_max_ms = 50,
+	};
+	f->spool = spool_new(ROOMY);
+	f->sink = sink_new(&f->cfg, f->spool, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(f->sink);
+}
+
+/* Where the file named @name in the tests is: "flows.json" and its
+ * renamed forms are in the directory cur points at first, any other name
+ * is the file in a directory of its own, DIR/NAME.d/full. */
+G_GNUC_NO_INLINE static char *path_of(struct fixture *f, const char *name)
+{
+	if (g_str_has_prefix(name, "flows.json"))
+		return g_strconcat(f->dir, "/flows.d/full", name + strlen("flows.json"), NULL);
+	return g_strdup_printf("%s/%s.d/full", f->dir, name);
+}
+
+/* Points the export's directory at the one holding @target (a name as in
+ * path_of(), or "/dev/full") in one rename, as the export thread may open
+ * the file any time. */
+static void point_at(struct fixture *f, const char *target)
+{
+	g_autofree char *tmp = g_build_filename(f->dir, "cur.new", NULL);
+	g_autofree char *cur = g_build_filename(f->dir, "cur", NULL);
+	g_autofree char *file = g_str_equal(target, "/dev/full") ? g_strdup(target)
+								  : path_of(f, target);
+	g_autofree char *dir = g_path_get_dirname(file);
+
+	g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+	g_assert_cmpint(symlink(dir, tmp), ==, 0);
+	g_assert_cmpint(rename(tmp, cur), ==, 0);
+}
+
+/* A running sink named @name whose path points at @target (NULL: a plain
+ * file the sink creates). */
+static void fixture_start(struct fixture *f, const char *name, guint flush_ms, guint mtu,
+			  const char *target)
+{
+	fixture_set_up(f, name, flush_ms, mtu);
+	point_at(f, target ? target : "flows.json");
+	g_assert_true(sink_start(f->sink, NULL));
+}
+
+static void append(struct fixture *f, guint n)
+{
+	struct flow_record *recs = g_new0(struct flow_record, n);
+
+	for (guint i = 0; i < n; i++) {
+		struct flow_record *r = &recs[i];
+		guint64 pos = f->appended + i;
+		r->flow_id = pos + 1;
+		r->family = AF_INET;
+		r->proto = 17;
+		r->orig.src[0] = 198, r->orig.src[1] = 18, r->orig.src[3] = 2;
+		r->orig.dst[0] = 198, r->orig.dst[1] = 19, r->orig.dst[3] = 2;
+		r->orig.sport = (uint16_t)(1024 + pos % 50000);
+		r->orig.dport = 20000;
+		r->reply = r->orig;
+		r->packets = 2;
+		r->bytes = 156 + pos;
+		r->flags = FLOW_HAS_COUNTERS;
+	}
+	spool_append(f->spool, recs, n);
+	f->appended += n;
+	g_free(recs);
+}
+
+/* flow_ids in a JSON export file, in file order; adds each to @seen */
+static guint count_lines(const char *path, GHashTable *seen, guint *twice)
+{
+	g_autofree char *text = NULL;
+	guint n = 0;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return 0;
+	for (char *line = text; *line;) {
+		char *end = strchr(line, '\n');
+		g_assert_nonnull(end);   /* a file export never holds half a line */
+		guint64 id;
+		g_assert_cmpint(sscanf(line, "{\"flow_id\":%" SCNu64 ",", &id), ==, 1);
+		g_assert_cmpuint(id, >=, 1);
+		if (seen) {
+			if (g_hash_table_contains(seen, GSIZE_TO_POINTER(id)))
+				(*twice)++;
+			g_hash_table_add(seen, GSIZE_TO_POINTER(id));
+		}
+		n++;
+		line = end + 1;
+	}
+	return n;
+}
+
+static guint file_lines(struct fixture *f, const char *name)
+{
+	g_autofree char *path = path_of(f, name);
+
+	return count_lines(path, NULL, NULL);
+}
+
+/* Waits until the sink's confirmed position reaches @pos (the sink is the
+ * spool's only reader, index 0). */
+static gboolean wait_confirmed(struct fixture *f, guint64 pos)
+{
+	gint64 until = g_get_monotonic_time() + WAIT_US;
+
+	while (spool_confirmed(f->spool, 0) < pos) {
+		if (g_get_monotonic_time() > until)
+			return FALSE;
+		g_usleep(2000);
+	}
+	return TRUE;
+}
+
+static struct sink_stats stats(struct fixture *f)
+{
+	struct sink_stats st;
+
+	sink_get_stats(f->sink, &st);
+	return st;
+}
+
+/* Waits until the counter at @offset in struct sink_stats reaches @n. */
+static void wait_stat(struct fixture *f, glong offset, guint64 n)
+{
+	gint64 until = g_get_monotonic_time() + WAIT_US;
+	struct sink_stats st = stats(f);
+
+	while (G_STRUCT_MEMBER(guint64, &st, offset) < n && g_get_monotonic_time() < until) {
+		g_usleep(2000);
+		st = stats(f);
+	}
+	g_assert_cmpuint(G_STRUCT_MEMBER(guint64, &st, offset), >=, n);
+}
+
+/* Every record appended is in the files named, exactly once. */
+static void assert_each_once(struct fixture *f, const char *const *names)
+{
+	g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+	guint twice = 0, total = 0;
+
+	for (guint i = 0; names[i]; i++) {
+		g_autofree char *path = path_of(f, names[i]);
+		total += count_lines(path, seen, &twice);
+	}
+	g_assert_cmpuint(twice, ==, 0);
+	g_assert_cmpuint(total, ==, f->appended);
+	for (guint64 id = 1; id <= f->appended; id++)
+		g_assert_true(g_hash_table_contains(seen, GSIZE_TO_POINTER(id)));
+}
+
+static void fixture_tear_down(struct fixture *f)
+{
+	spool_close(f->spool);
+	sink_stop(f->sink, 2000);
+	sink_free(f->sink);
+	spool_free(f->spool);
+	remove_tree(f->dir);
+	g_free(f->dir);
+	g_free(f->link);
+}
+
+/*
+ * Small messages (mtu 512: a few records each) and a long flush interval:
+ * full messages go out, the last partial one waits.  At every quiet point
+ * the confirmed position is exactly the records in the file.
+ */
+static void test_confirms_what_is_written(void)
+{
+	struct fixture f = {0};
+
+	fixture_start(&f, "written", 3600 * 1000, 512, "a.json");
+
+	append(&f, 1000);
+	/* the full messages are written; the partial one stays in the encoder */
+	g_assert_true(wait_confirmed(&f, 990));
+	g_usleep(200 * 1000);
+	guint64 confirmed = spool_confirmed(f.spool, 0);
+	g_assert_cmpuint(confirmed, <, 1000);
+	g_assert_cmpuint(confirmed, ==, file_lines(&f, "a.json"));
+	g_assert_cmpuint(stats(&f).records, ==, confirmed);
+
+	/* the stop sends the rest, and only then is it confirmed */
+	spool_close(f.spool);
+	sink_stop(f.sink, 2000);
+	g_assert_cmpuint(spool_confirmed(f.spool, 0), ==, 1000);
+	g_assert_cmpuint(file_lines(&f, "a.json"), ==, 1000);
+	assert_each_once(&f, (const char *const[]){ "a.json", NULL });
+	fixture_tear_down(&f);
+}
+
+/*
+ * A destination that refuses every write: nothing is confirmed, however
+ * long it lasts.  Once it takes writes again, everything comes from the
+ * confirmed position, once.
+ */
+static void test_nothing_confirmed_while_failing(void)
+{
+	struct fixture f = {0};
+
+	fixture_start(&f, "failing", 20, 0, "/dev/full");
+
+	append(&f, 500);
+	wait_stat(&f, G_STRUCT_OFFSET(struct sink_stats, send_errors), 3);
+	g_assert_cmpuint(spool_confirmed(f.spool, 0), ==, 0);
+	g_assert_cmpuint(stats(&f).records, ==, 0);
+
+	point_at(&f, "b.json");
+	append(&f, 300);
+	g_assert_true(wait_confirmed(&f, 800));
+	g_assert_cmpuint(stats(&f).records, ==, 800);
+	g_assert_cmpuint(stats(&f).resent, >=, 500);
+	assert_each_once(&f, (const char *const[]){ "b.json", NULL });
+	fixture_tear_down(&f);
+}
+
+/*
+ * Delivered to one file, then the destination fails after a reopen, then
+ * comes back as another file: the first file keeps what was confirmed
+ * there, the second gets the rest from the confirmed position, and no
+ * record is in both or in neither.
+ */
+static void test_rewinds_to_confirmed_position(void)
+{
+	struct fixture f = {0};
+
+	fixture_start(&f, "rewind", 20, 0, "c1.json");
+
+	append(&f, 700);
+	g_assert_true(wait_confirmed(&f, 700));
+	g_assert_cmpuint(file_lines(&f, "c1.json"), ==, 700);
+
+	point_at(&f, "/dev/full");
+	sink_reopen(f.sink);
+	/* the reopen happens between two reads, within a second when idle */
+	wait_stat(&f, G_STRUCT_OFFSET(struct sink_stats, reconnects), 1);
+	append(&f, 600);
+	wait_stat(&f, G_STRUCT_OFFSET(struct sink_stats, send_errors), 2);
+	g_assert_cmpuint(spool_confirmed(f.spool, 0), ==, 700);
+
+	point_at(&f, "c2.json");
+	append(&f, 200);
+	g_assert_true(wait_confirmed(&f, 1500));
+	g_assert_cmpuint(file_lines(&f, "c1.json"), ==, 700);
+	g_assert_cmpuint(file_lines(&f, "c2.json"), ==, 800);
+	assert_each_once(&f, (const char *const[]){ "c1.json", "c2.json", NULL });
+	fixture_tear_down(&f);
+}
+
+/*
+ * sink_reopen() while records keep coming: what was written before the
+ * reopen stays in the renamed file, the rest goes to the new one, each
+ * record in exactly one of them.
+ */
+static void test_reopen_splits_without_loss(void)
+{
+	struct fixture f = {0};
+	g_autofree char *renamed = NULL;
+
+	fixture_start(&f, "reopen", 10, 0, NULL);
+	for (guint round = 0; round < 20; round++) {
+		append(&f, 97);
+		if (round == 10) {
+			g_autofree char *old = path_of(&f, "flows.json.1");
+			g_assert_cmpint(g_rename(f.link, old), ==, 0);
+			sink_reopen(f.sink);
+		}
+		g_usleep(3000);
+	}
+	g_assert_true(wait_confirmed(&f, f.appended));
+	g_assert_cmpuint(file_lines(&f, "flows.json.1"), >, 0);
+	g_assert_cmpuint(file_lines(&f, "flows.json"), >, 0);
+	g_assert_cmpuint(stats(&f).resent, ==, 0);
+	assert_each_once(&f, (const char *const[]){ "flows.json.1", "flows.json", NULL });
+	fixture_tear_down(&f);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	/* the failures these tests cause are logged as warnings, by design */
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+	g_test_add_func("/sink/confirms-what-is-written", test_confirms_what_is_written);
+	g_test_add_func("/sink/nothing-confirmed-while-failing", test_nothing_confirmed_while_failing);
+	g_test_add_func("/sink/rewinds-to-confirmed-position", test_rewinds_to_confirmed_position);
+	g_test_add_func("/sink/reopen-splits-without-loss", test_reopen_splits_without_loss);
+	return g_test_run();
+}
