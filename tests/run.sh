@@ -53,7 +53,7 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build-asan --print-errorlogs --num-processes 1 \
             test_coalesce test_config test_ct_parse test_dedup test_flow_id test_spool test_journal \
-            test_encoder_ipfix test_encoder_json fuzz_config fuzz_journal test_sink test_transport \
+            test_encoder_ipfix test_encoder_json fuzz_config fuzz_journal test_sink test_transport test_datagrams \
             flush-ipfix tcp-export json-stdout kill-worker graceful-restart
     count_results build-asan
 else
