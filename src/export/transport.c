@@ -142,9 +142,9 @@ static gboolean bound_tcp_sends(int fd, int *err)
 
 /*
  * Setting UDP_SEGMENT to 0 (no size for every send) changes nothing; it
- * only fails on a kernel without UDP GSO (before 4.18), which would take
- * the per-send size for an unknown control message, ignore it and send a
- * whole run of messages as one datagram.
+ * only fails on a kernel without UDP GSO (before 4.18).  Such a kernel
+ * would skip the per-send size as a control message it does not know and
+ * send a whole run of messages as one datagram.
  */
 static gboolean kernel_has_udp_gso(int fd)
 {
