@@ -1293,6 +1293,17 @@ static const struct key export_keys[] = {
 		  " 1500, less headers: 1472 bytes to IPv4 collectors, 1452 to IPv6, also on loopback)" },
 	{ "observation_domain", &count_type, EXPORT(observation_domain),
 	  .fallback = 1, .min = 0, .max = G_MAXUINT32, .help = "the IPFIX Observation Domain ID" },
+	{ "statistics", &duration_type, EXPORT(statistics_ms),
+	  .fallback = 0, .min = SECOND_MS, .max = DAY_MS, .flags = KEY_ZERO_OFF,
+	  .help = "the exporter's statistics are sent this often and at stop (IPFIX: an options"
+		  " record, RFC 7011 section 4.3; JSON: an exporter_stats line); off: only losses,"
+		  " when they grow" },
+	/* No number is IANA's for ctflowd: its own elements go out only under
+	 * one the operator holds. */
+	{ "enterprise_number", &count_type, EXPORT(enterprise_number),
+	  .fallback = 0, .min = 0, .max = G_MAXUINT32,
+	  .help = "IPFIX, the private enterprise number ctflowd's own statistics elements are sent"
+		  " under (0: they are left out, only standard elements are sent)" },
 	{ "reconnect_min", &duration_type, EXPORT(reconnect_min_ms),
 	  .fallback = SECOND_MS, .min = 10, .max = HOUR_MS,
 	  .help = "tcp, the shortest wait before reconnecting to a collector" },

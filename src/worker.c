@@ -351,6 +351,22 @@ static void disarm_watchdog(struct daemon *d)
 
 /* ---- destinations --------------------------------------------------------- */
 
+/* For the export threads' statistics: the reader's counters as it last
+ * published them (the lock is held for a copy, so the reader never waits
+ * for an export), and the spool's own. */
+static void daemon_counters(struct export_statistics *out, void *user)
+{
+	struct daemon *d = user;
+
+	g_mutex_lock(&d->stats_lock);
+	out->destroy_events = d->source_stats.destroys;
+	out->duplicates = d->intake_stats.duplicates;
+	out->overruns = d->source_stats.overruns;
+	out->malformed = d->source_stats.malformed;
+	g_mutex_unlock(&d->stats_lock);
+	out->spool_dropped = spool_dropped_total(d->spool);
+}
+
 static gboolean start_sinks(struct daemon *d, GError **error)
 {
 	for (guint i = 0; i < d->config->exports->len; i++) {
@@ -360,6 +376,7 @@ static gboolean start_sinks(struct daemon *d, GError **error)
 			g_prefix_error(error, "export %s: ", ec->name);
 			return FALSE;
 		}
+		sink_set_statistics(s, i + 1, daemon_counters, d);
 		g_ptr_array_add(d->sinks, s);
 	}
 	for (guint i = 0; i < d->sinks->len; i++) {

@@ -77,6 +77,8 @@ struct export_config {
 	guint mtu;                 /* largest message; 0 (udp only, the default there):
 				    * the route's MTU to the collector, at most 1500 */
 	guint32 observation_domain;
+	guint statistics_ms;       /* statistics sent this often and at stop; 0: only losses */
+	guint32 enterprise_number; /* IPFIX: PEN of ctflowd's own elements, 0: none sent */
 	guint reconnect_min_ms;    /* tcp back-off */
 	guint reconnect_max_ms;
 	gboolean sync;             /* file: fdatasync after each flush */

@@ -60,15 +60,40 @@ gboolean encoder_flush(encoder *enc, GError **error);
  */
 gboolean encoder_refresh_templates(encoder *enc, GError **error);
 
-/**
- * encoder_report_not_sent:
- * Tells the collector how many flow records this export has lost so far
- * (dropped by the spool before they could be sent): in IPFIX an options
- * record with notSentFlowTotalCount (RFC 7011 section 4.2), scoped to the
- * observation domain; in JSON a line of its own without flow_id.  Formats
- * that cannot say it do nothing (the daemon logs and counts it anyway).
+/*
+ * What an export says about itself: RFC 7011 section 4.3 (exporting process
+ * reliability) with the counts of section 4.1, all for this destination,
+ * and the daemon's own counters, the same for every destination.  Every
+ * count is a total since init_ms, when the worker process started.
  */
-gboolean encoder_report_not_sent(encoder *enc, guint64 total, GError **error);
+struct export_statistics {
+	guint32 exporting_process_id;  /* the export's number, in file order from 1 */
+	guint64 init_ms;           /* since when these count, ms since the epoch */
+	guint64 messages;          /* exportedMessageTotalCount: messages sent before this one */
+	guint64 records;           /* exportedFlowRecordTotalCount: flow records sent, resends included */
+	guint64 octets;            /* exportedOctetTotalCount: bytes of those messages */
+	guint64 not_sent;          /* notSentFlowTotalCount: dropped by the spool before sent */
+	/* the daemon's own */
+	guint64 destroy_events;    /* DESTROY events read from the kernel */
+	guint64 duplicates;        /* DESTROYs dropped as repeats */
+	guint64 overruns;          /* times the event socket overflowed (ENOBUFS) */
+	guint64 malformed;         /* netlink messages rejected as malformed */
+	guint64 spool_dropped;     /* records the spool bound dropped, over all destinations */
+};
+
+/**
+ * encoder_report_statistics:
+ * Sends @stats in a message of its own, after the records added before it.
+ * IPFIX: an options record of template 258 (scope exportingProcessId and
+ * observationDomainId; the daemon's counters only under a configured
+ * enterprise_number, as enterprise-specific elements named by RFC 5610
+ * type records sent with the templates).  JSON: a line
+ * {"exporter_stats":{...},"time":...}, preceded by the line
+ * {"not_sent_flow_total_count":N,...} whenever that total changed in this
+ * session.
+ */
+gboolean encoder_report_statistics(encoder *enc, const struct export_statistics *stats,
+				   GError **error);
 
 /** encoder_pending: records added but not yet emitted. */
 guint encoder_pending(const encoder *enc);

@@ -9,6 +9,7 @@
 
 #include <glib.h>
 #include "ctflowd/config.h"
+#include "ctflowd/encoder.h"
 #include "ctflowd/spool.h"
 
 typedef struct sink sink;
@@ -31,6 +32,24 @@ struct sink_stats {
  * reader).  Fails if the format cannot be set up.
  */
 sink *sink_new(const struct export_config *cfg, spool *source, GError **error);
+
+/**
+ * sink_counters_fn:
+ * Fills the daemon's own counters in @out (destroy_events, duplicates,
+ * overruns, malformed, spool_dropped).  Runs on the export thread: it may
+ * take a lock for a copy, nothing longer.
+ */
+typedef void (*sink_counters_fn)(struct export_statistics *out, void *user);
+
+/**
+ * sink_set_statistics:
+ * (before sink_start) The statistics the destination reports
+ * (encoder_report_statistics(): every `statistics` and at stop, and
+ * whenever its losses grow) carry @process_id as exportingProcessId and
+ * the daemon's counters from @fn.  Without this call they carry 0 and
+ * zeros.
+ */
+void sink_set_statistics(sink *s, guint32 process_id, sink_counters_fn fn, void *user);
 
 /** sink_start: starts the export thread. */
 gboolean sink_start(sink *s, GError **error);

@@ -68,11 +68,12 @@ gboolean encoder_refresh_templates(encoder *enc, GError **error)
 	return enc->ops->refresh_templates(enc->state, error);
 }
 
-gboolean encoder_report_not_sent(encoder *enc, guint64 total, GError **error)
+gboolean encoder_report_statistics(encoder *enc, const struct export_statistics *stats,
+				   GError **error)
 {
-	if (!enc->ops->report_not_sent)
+	if (!enc->ops->report_statistics)
 		return TRUE;
-	return enc->ops->report_not_sent(enc->state, total, error);
+	return enc->ops->report_statistics(enc->state, stats, error);
 }
 
 guint encoder_pending(const encoder *enc)

@@ -22,6 +22,7 @@ struct json_state {
 	GString *msg;
 	guint in_message;
 	guint mtu;
+	guint64 reported_not_sent;   /* the not_sent line's total this session told */
 };
 
 static void put_time(GString *out, const char *key, uint64_t ns, gboolean known)
@@ -126,6 +127,7 @@ static gboolean json_start_session(void *state, guint message_limit, GError **er
 	st->mtu = message_limit;
 	g_string_truncate(st->msg, 0);
 	st->in_message = 0;
+	st->reported_not_sent = 0;   /* a new session learns the total again */
 	return TRUE;
 }
 
@@ -135,21 +137,52 @@ static gboolean json_refresh_templates(void *state, GError **error)
 }
 
 /*
- * A line of its own, in a message of its own, told apart from flows by
- * having no flow_id: how many records this export has lost so far, as
- * IPFIX says it with notSentFlowTotalCount.
+ * Lines of their own, in a message of their own, told apart from flows by
+ * having no flow_id.  The not_sent line says how many records this export
+ * has lost so far, as IPFIX says it with notSentFlowTotalCount, whenever
+ * that grew; the exporter_stats line carries every counter, with the names
+ * the log uses.
  */
-static gboolean json_report_not_sent(void *state, guint64 total, GError **error)
+static void put_not_sent(GString *out, guint64 total, guint64 now_ns)
+{
+	g_string_append_printf(out, "{\"not_sent_flow_total_count\":%" PRIu64, total);
+	put_time(out, "time", now_ns, TRUE);
+	g_string_append(out, "}\n");
+}
+
+static void put_statistics(GString *out, const struct export_statistics *st, guint64 now_ns)
+{
+	g_string_append_printf(out,
+			       "{\"exporter_stats\":{\"exporting_process_id\":%" PRIu32
+			       ",\"messages\":%" PRIu64 ",\"records\":%" PRIu64
+			       ",\"octets\":%" PRIu64 ",\"not_sent_flow_total_count\":%" PRIu64
+			       ",\"destroy_events\":%" PRIu64 ",\"duplicates\":%" PRIu64
+			       ",\"overruns\":%" PRIu64 ",\"malformed\":%" PRIu64
+			       ",\"spool_dropped\":%" PRIu64,
+			       st->exporting_process_id, st->messages, st->records, st->octets,
+			       st->not_sent, st->destroy_events, st->duplicates, st->overruns,
+			       st->malformed, st->spool_dropped);
+	put_time(out, "since", st->init_ms * 1000000u, TRUE);
+	g_string_append_c(out, '}');
+	put_time(out, "time", now_ns, TRUE);
+	g_string_append(out, "}\n");
+}
+
+static gboolean json_report_statistics(void *state, const struct export_statistics *stats,
+				       GError **error)
 {
 	struct json_state *st = state;
+	guint64 now_ns = (guint64)g_get_real_time() * 1000u;
 
 	if (!json_flush(st, error))
 		return FALSE;
-	g_string_append_printf(st->msg, "{\"not_sent_flow_total_count\":%" PRIu64, total);
-	put_time(st->msg, "time", (uint64_t)g_get_real_time() * 1000u, TRUE);
-	g_string_append(st->msg, "}\n");
+	if (stats->not_sent != st->reported_not_sent)
+		put_not_sent(st->msg, stats->not_sent, now_ns);
+	put_statistics(st->msg, stats, now_ns);
 	gboolean ok = encoder_emit(st->enc, (const uint8_t *)st->msg->str, st->msg->len, 0, error);
 	g_string_truncate(st->msg, 0);
+	if (ok)
+		st->reported_not_sent = stats->not_sent;
 	return ok;
 }
 
@@ -177,6 +210,6 @@ const struct encoder_ops encoder_json_ops = {
 	.add = json_add,
 	.flush = json_flush,
 	.refresh_templates = json_refresh_templates,
-	.report_not_sent = json_report_not_sent,
+	.report_statistics = json_report_statistics,
 	.destroy = json_destroy,
 };

@@ -15,8 +15,8 @@
  * One format.  Every function but create gets the state create returned.
  * start_session drops any unfinished message and emits what a collector
  * needs first; add buffers one record (and may emit the full message before
- * it); flush emits the unfinished message.  report_not_sent may be NULL for
- * a format that cannot say it.
+ * it); flush emits the unfinished message.  report_statistics may be NULL
+ * for a format that cannot say it.
  */
 struct encoder_ops {
 	void *(*create)(const struct export_config *cfg, encoder *enc, GError **error);
@@ -24,7 +24,8 @@ struct encoder_ops {
 	gboolean (*add)(void *state, const struct flow_record *record, GError **error);
 	gboolean (*flush)(void *state, GError **error);
 	gboolean (*refresh_templates)(void *state, GError **error);
-	gboolean (*report_not_sent)(void *state, guint64 total, GError **error);
+	gboolean (*report_statistics)(void *state, const struct export_statistics *stats,
+				  GError **error);
 	void (*destroy)(void *state);
 };
 

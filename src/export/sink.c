@@ -53,6 +53,11 @@ struct sink {
 	guint64 emitted_pos;
 	guint64 confirmed_pos;       /* what the spool has as confirmed for us */
 	guint64 reported_lost;       /* notSentFlowTotalCount the collector was told */
+	guint32 process_id;          /* exportingProcessId of the statistics */
+	guint64 init_ms;             /* since when the statistics count */
+	sink_counters_fn counters;   /* the daemon's counters, or NULL */
+	void *counters_user;
+	gint64 next_stats_us;        /* next periodic statistics, with `statistics` set */
 	gint64 message_started_us;   /* when the unfinished message got its first record */
 	gint64 next_refresh_us;      /* IPFIX over UDP: next template refresh */
 	guint backoff_ms;            /* wait before the next open; reset by a delivery */
@@ -296,12 +301,20 @@ sink *sink_new(const struct export_config *cfg, spool *source, GError **error)
 	s->unconfirmed = g_array_new(FALSE, FALSE, sizeof(struct sent_message));
 	s->runs = g_array_new(FALSE, FALSE, sizeof(struct run));
 	s->backoff_ms = cfg->reconnect_min_ms;
+	s->init_ms = (guint64)g_get_real_time() / 1000u;
 	/* named: a destination resumes where it stopped, across restarts */
 	s->reader = spool_add_reader_named(source, cfg->name);
 	s->read_pos = s->emitted_pos = s->confirmed_pos = spool_confirmed(source, s->reader);
 	g_mutex_init(&s->stop_lock);
 	g_cond_init(&s->stop_cond);
 	return s;
+}
+
+void sink_set_statistics(sink *s, guint32 process_id, sink_counters_fn fn, void *user)
+{
+	s->process_id = process_id;
+	s->counters = fn;
+	s->counters_user = user;
 }
 
 const char *sink_name(const sink *s)
@@ -400,23 +413,46 @@ static gint64 next_wake(sink *s, gint64 now)
 		wake = MIN(wake, s->message_started_us + (gint64)s->cfg->flush_interval_ms * 1000);
 	if (is_udp(s) && s->cfg->format == EXPORT_FORMAT_IPFIX)
 		wake = MIN(wake, s->next_refresh_us);
+	if (s->cfg->statistics_ms)
+		wake = MIN(wake, s->next_stats_us);
 	if (s->unconfirmed->len && s->cfg->transport == EXPORT_TRANSPORT_TCP)
 		wake = MIN(wake, now + ACK_POLL_US);
 	return wake;
+}
+
+/*
+ * The counts cover every message before the report: the flows waiting in
+ * the encoder go first, and over UDP the queued datagrams are sent, so that
+ * a collector can hold exportedMessageTotalCount against what it received.
+ */
+static gboolean report_statistics(sink *s, GError **error)
+{
+	struct export_statistics st = {0};
+
+	if (!encoder_flush(s->enc, error))
+		return FALSE;
+	send_queued(s);
+	if (s->counters)
+		s->counters(&st, s->counters_user);
+	st.exporting_process_id = s->process_id;
+	st.init_ms = s->init_ms;
+	st.messages = s->stats.messages;   /* only this thread writes them */
+	st.records = s->stats.sent;
+	st.octets = s->stats.bytes;
+	st.not_sent = spool_lost(s->source, s->reader);
+	if (!encoder_report_statistics(s->enc, &st, error))
+		return FALSE;
+	s->reported_lost = st.not_sent;
+	return TRUE;
 }
 
 /* Records the spool had to drop for us are reported, not only logged: a
  * collector can tell a gap from a quiet network only this way. */
 static gboolean report_losses(sink *s, GError **error)
 {
-	guint64 lost = spool_lost(s->source, s->reader);
-
-	if (lost == s->reported_lost)
+	if (spool_lost(s->source, s->reader) == s->reported_lost)
 		return TRUE;
-	if (!encoder_report_not_sent(s->enc, lost, error))
-		return FALSE;
-	s->reported_lost = lost;
-	return TRUE;
+	return report_statistics(s, error);
 }
 
 /* Timers: flush a message that has waited long enough, refresh templates,
@@ -432,6 +468,11 @@ static gboolean run_timers(sink *s, gint64 now, GError **error)
 	}
 	if (!poll_acknowledged(s, error))
 		return FALSE;
+	if (s->cfg->statistics_ms && now >= s->next_stats_us) {
+		s->next_stats_us = now + (gint64)s->cfg->statistics_ms * 1000;
+		if (!report_statistics(s, error))
+			return FALSE;
+	}
 	if (is_udp(s) && now >= s->next_refresh_us) {
 		s->next_refresh_us = now + (gint64)s->cfg->template_refresh_ms * 1000;
 		if (!encoder_refresh_templates(s->enc, error))
@@ -502,9 +543,12 @@ static gpointer sink_thread(gpointer data)
 			g_usleep(LINGER_US);
 		if (n == 0 && spool_is_closed(s->source) &&
 		    s->read_pos == spool_end(s->source)) {
-			/* Everything read: send the last message, wait until it
-			 * is confirmed, then leave. */
-			if (!encoder_flush(s->enc, &error) || !sync_and_confirm(s, &error)) {
+			/* Everything read: send the last message (and the
+			 * statistics that count it), wait until it is
+			 * confirmed, then leave. */
+			if (!(s->cfg->statistics_ms ? report_statistics(s, &error)
+						    : encoder_flush(s->enc, &error)) ||
+			    !sync_and_confirm(s, &error)) {
 				session_broke(s, error);
 				continue;
 			}
@@ -536,6 +580,7 @@ gboolean sink_start(sink *s, GError **error)
 	g_autofree char *full = g_strdup_printf("export-%s", s->cfg->name);
 	g_autofree char *name = g_strndup(full, 15);
 
+	s->next_stats_us = g_get_monotonic_time() + (gint64)s->cfg->statistics_ms * 1000;
 	s->thread = g_thread_try_new(name, sink_thread, s, error);
 	return s->thread != NULL;
 }

@@ -72,7 +72,7 @@ static guint capture_count(const struct capture *c, guint i)
 	return g_array_index(c->records, guint, i);
 }
 
-static encoder *new_encoder(guint mtu, struct capture *c)
+static encoder *new_encoder_pen(guint mtu, guint32 pen, struct capture *c)
 {
 	struct export_config cfg = {
 		.name = (char *)"test",
@@ -80,6 +80,7 @@ static encoder *new_encoder(guint mtu, struct capture *c)
 		.transport = EXPORT_TRANSPORT_FILE,
 		.mtu = mtu,
 		.observation_domain = DOMAIN,
+		.enterprise_number = pen,
 	};
 	g_autoptr(GError) error = NULL;
 
@@ -88,6 +89,11 @@ static encoder *new_encoder(guint mtu, struct capture *c)
 	g_assert_no_error(error);
 	g_assert_nonnull(enc);
 	return enc;
+}
+
+static encoder *new_encoder(guint mtu, struct capture *c)
+{
+	return new_encoder_pen(mtu, 0, c);
 }
 
 static void add_ok(encoder *enc, const struct flow_record *r)
@@ -1165,22 +1171,108 @@ static void test_ipfixdump(void)
 }
 
 
-/* Lost records are reported to the collector: an options template (set id
- * 3) scoped to the observation domain, and a record with the total. */
-static void test_not_sent_report(void)
+/* ------------------------------------------------------------------------ */
+/* The statistics options record                                              */
+/* ------------------------------------------------------------------------ */
+
+#define PEN_DOC 32473   /* RFC 5612: the enterprise number for documentation */
+
+static const struct export_statistics sample_stats = {
+	.exporting_process_id = 3,
+	.init_ms = 1764000000123,
+	.messages = 17,
+	.records = 1000,
+	.octets = 54321,
+	.not_sent = 1234,
+	.destroy_events = 1100,
+	.duplicates = 100,
+	.overruns = 2,
+	.malformed = 1,
+	.spool_dropped = 1300,
+};
+
+/* the fields of template 258, in order, as RFC 7011 puts them on the wire */
+static const struct {
+	uint16_t id, len;
+} stats_ies[] = {
+	{144, 4}, {149, 4}, {323, 8}, {160, 8}, {41, 8}, {42, 8}, {40, 8}, {166, 8},
+};
+
+static void report_ok(encoder *enc, const struct export_statistics *st)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(encoder_report_statistics(enc, st, &error));
+	g_assert_no_error(error);
+}
+
+/*
+ * Finds template 258 and its record on the wire: an options template set
+ * (id 3) with the RFC 7011 section 4.3 scope, and a data set of its own.
+ * Returns the record's message, or -1.
+ */
+static int find_stats(const struct capture *c, gboolean own, const uint8_t **record)
+{
+	int found = -1;
+	gboolean saw_template = FALSE;
+	guint nfields = G_N_ELEMENTS(stats_ies) + (own ? 5 : 0);
+
+	for (guint m = 0; m < c->msgs->len; m++) {
+		gsize len;
+		const uint8_t *msg = g_bytes_get_data(g_ptr_array_index(c->msgs, m), &len);
+		for (gsize off = 16; off + 4 <= len;) {
+			uint16_t set_id = get16(msg + off), set_len = get16(msg + off + 2);
+			g_assert_cmpuint(set_len, >=, 4);
+			const uint8_t *body = msg + off + 4;
+			if (set_id == OPTIONS_TEMPLATE_SET_ID && get16(body) == 258) {
+				g_assert_cmpuint(get16(body + 2), ==, nfields);
+				g_assert_cmpuint(get16(body + 4), ==, 2);   /* scope */
+				const uint8_t *f = body + 6;
+				for (size_t i = 0; i < G_N_ELEMENTS(stats_ies); i++, f += 4) {
+					g_assert_cmpuint(get16(f), ==, stats_ies[i].id);
+					g_assert_cmpuint(get16(f + 2), ==, stats_ies[i].len);
+				}
+				for (guint i = 0; own && i < 5; i++, f += 8) {
+					/* enterprise bit, element 100 + i, 8 bytes, the PEN */
+					g_assert_cmpuint(get16(f), ==, 0x8000 | (100 + i));
+					g_assert_cmpuint(get16(f + 2), ==, 8);
+					g_assert_cmpuint(get32(f + 4), ==, PEN_DOC);
+				}
+				saw_template = TRUE;
+			} else if (set_id == 258) {
+				g_assert_cmpuint(set_len, ==, 4 + 8 + 6 * 8 + (own ? 5 * 8 : 0));
+				/* a message of its own: no flow records counted with it */
+				g_assert_cmpuint(capture_count(c, m), ==, 0);
+				*record = body;
+				found = (int)m;
+			}
+			off += set_len;
+		}
+	}
+	g_assert_true(saw_template);
+	return found;
+}
+
+static guint64 get64(const uint8_t *p)
+{
+	return (guint64)get32(p) << 32 | get32(p + 4);
+}
+
+/* The counters go out as RFC 7011 section 4.3 says, after the flows that
+ * were waiting, and fixbuf reads them back by name. */
+static void test_statistics_report(void)
 {
 	struct capture c;
 	encoder *enc = new_encoder(1400, &c);
-	g_autoptr(GError) error = NULL;
-	gboolean saw_template = FALSE, saw_record = FALSE;
+	const uint8_t *rec = NULL;
+	guint64 before_ms = (guint64)g_get_real_time() / 1000;
 
 	start_ok(enc);
 	for (guint i = 0; i < 3; i++) {
 		struct flow_record r = rec_numbered(i);
 		add_ok(enc, &r);
 	}
-	g_assert_true(encoder_report_not_sent(enc, 1234, &error));
-	g_assert_no_error(error);
+	report_ok(enc, &sample_stats);
 	/* the flows pending before it went out first, with their count */
 	g_assert_cmpuint(encoder_pending(enc), ==, 0);
 	guint counted = 0;
@@ -1188,36 +1280,148 @@ static void test_not_sent_report(void)
 		counted += capture_count(&c, m);
 	g_assert_cmpuint(counted, ==, 3);
 
+	int m = find_stats(&c, FALSE, &rec);
+	g_assert_cmpint(m, ==, (int)c.msgs->len - 1);
+	g_assert_cmpuint(get32(rec), ==, 3);                 /* exportingProcessId */
+	g_assert_cmpuint(get32(rec + 4), ==, DOMAIN);        /* observationDomainId */
+	guint64 obs = get64(rec + 8);                        /* observationTimeMilliseconds */
+	g_assert_cmpuint(obs, >=, before_ms);
+	g_assert_cmpuint(obs, <=, (guint64)g_get_real_time() / 1000);
+	g_assert_cmpuint(get64(rec + 16), ==, sample_stats.init_ms);
+	g_assert_cmpuint(get64(rec + 24), ==, 17);           /* exportedMessageTotalCount */
+	g_assert_cmpuint(get64(rec + 32), ==, 1000);         /* exportedFlowRecordTotalCount */
+	g_assert_cmpuint(get64(rec + 40), ==, 54321);        /* exportedOctetTotalCount */
+	g_assert_cmpuint(get64(rec + 48), ==, 1234);         /* notSentFlowTotalCount */
+
+	/* and fixbuf, as a collector, reads it by element name */
+	struct {
+		uint64_t notSent, flows, messages, octets, init;
+		uint32_t process, domain;
+	} got = {0};
+	static fbInfoElementSpec_t spec[] = {
+		IE("notSentFlowTotalCount", 8), IE("exportedFlowRecordTotalCount", 8),
+		IE("exportedMessageTotalCount", 8), IE("exportedOctetTotalCount", 8),
+		IE("systemInitTimeMilliseconds", 8), IE("exportingProcessId", 4),
+		IE("observationDomainId", 4), FB_IESPEC_NULL
+	};
+	g_autoptr(GError) error = NULL;
+	fbInfoModel_t *model = fbInfoModelAlloc();
+	fbSession_t *session = fbSessionAlloc(model);
+	fbTemplate_t *tmpl = fbTemplateAlloc(model);
+	g_assert_true(fbTemplateAppendSpecArray(tmpl, spec, UINT32_MAX, &error));
+	g_assert_cmpuint(fbSessionAddTemplate(session, TRUE, 999, tmpl, &error), ==, 999);
+	fBuf_t *fbuf = fBufAllocForCollection(session, NULL);
+	g_assert_true(fBufSetInternalTemplate(fbuf, 999, &error));
+	gboolean read = FALSE;
+	for (guint i = 0; i < c.msgs->len; i++) {
+		gsize len;
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c.msgs, i), &len);
+		g_autofree uint8_t *copy = g_memdup2(data, len);
+		fBufSetBuffer(fbuf, copy, len);
+		for (;;) {
+			size_t reclen = sizeof(got);
+			uint16_t tid = 0;
+			if (!fBufNext(fbuf, (uint8_t *)&got, &reclen, &error)) {
+				g_assert_error(error, FB_ERROR_DOMAIN, FB_ERROR_BUFSZ);
+				g_clear_error(&error);
+				break;
+			}
+			fBufGetCollectionTemplate(fbuf, &tid);
+			if (tid == 258)
+				read = TRUE;
+		}
+		if (read)
+			break;
+	}
+	g_assert_true(read);
+	g_assert_cmpuint(got.notSent, ==, 1234);
+	g_assert_cmpuint(got.flows, ==, 1000);
+	g_assert_cmpuint(got.messages, ==, 17);
+	g_assert_cmpuint(got.octets, ==, 54321);
+	g_assert_cmpuint(got.init, ==, sample_stats.init_ms);
+	g_assert_cmpuint(got.process, ==, 3);
+	g_assert_cmpuint(got.domain, ==, DOMAIN);
+	fBufFree(fbuf);
+	fbInfoModelFree(model);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+static char *run_ipfixdump(const char *ipfixdump, const struct capture *c, gboolean rfc5610)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = NULL;
+	int fd = g_file_open_tmp("ctflowd-ipfix-XXXXXX", &path, &error);
+	g_assert_no_error(error);
+	g_close(fd, NULL);
+	g_autoptr(GByteArray) all = g_byte_array_new();
+	for (guint m = 0; m < c->msgs->len; m++) {
+		gsize len;
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c->msgs, m), &len);
+		g_byte_array_append(all, data, (guint)len);
+	}
+	g_assert_true(g_file_set_contents(path, (const char *)all->data, all->len, &error));
+	const char *argv[] = {ipfixdump, "--in", path, rfc5610 ? "--rfc5610" : NULL, NULL};
+	char *out = NULL;
+	int status;
+	g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL,
+				   NULL, &out, NULL, &status, &error));
+	g_assert_no_error(error);
+	g_unlink(path);
+	return out;
+}
+
+/* Under a PEN the daemon's counters follow as enterprise-specific
+ * elements, and the RFC 5610 type records sent with the templates let
+ * ipfixDump name them; without one, nothing enterprise-specific goes out. */
+static void test_statistics_own_elements(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder_pen(1400, PEN_DOC, &c);
+	const uint8_t *rec = NULL;
+
+	start_ok(enc);
+	report_ok(enc, &sample_stats);
+	g_assert_cmpint(find_stats(&c, TRUE, &rec), >=, 0);
+	g_assert_cmpuint(get64(rec + 56), ==, 1100);   /* DESTROY events */
+	g_assert_cmpuint(get64(rec + 64), ==, 100);    /* duplicates */
+	g_assert_cmpuint(get64(rec + 72), ==, 2);      /* overruns */
+	g_assert_cmpuint(get64(rec + 80), ==, 1);      /* malformed */
+	g_assert_cmpuint(get64(rec + 88), ==, 1300);   /* spool dropped */
+
+	g_autofree char *ipfixdump = g_find_program_in_path("ipfixDump");
+	if (!ipfixdump) {
+		g_test_skip("ipfixDump (libfixbuf-tools) not installed");
+	} else {
+		g_autofree char *out = run_ipfixdump(ipfixdump, &c, TRUE);
+		static const char *want[] = {
+			"ctflowdDestroyEventTotalCount", "ctflowdDuplicateTotalCount",
+			"ctflowdOverrunTotalCount", "ctflowdMalformedTotalCount",
+			"ctflowdSpoolDroppedTotalCount", "exportedFlowRecordTotalCount",
+			"notSentFlowTotalCount",
+		};
+		for (size_t i = 0; i < G_N_ELEMENTS(want); i++)
+			if (!strstr(out, want[i]))
+				g_error("ipfixDump --rfc5610 output lacks %s:\n%s", want[i], out);
+		g_autoptr(GRegex) re = g_regex_new("ctflowdDestroyEventTotalCount\\s*:\\s*1100\\b",
+						   0, 0, NULL);
+		if (!g_regex_match(re, out, 0, NULL))
+			g_error("ipfixDump does not show 1100 DESTROY events:\n%s", out);
+	}
+	encoder_free(enc);
+	capture_clear(&c);
+
+	/* no PEN: only IANA's elements on the wire */
+	enc = new_encoder(1400, &c);
+	start_ok(enc);
+	report_ok(enc, &sample_stats);
+	g_assert_cmpint(find_stats(&c, FALSE, &rec), >=, 0);
 	for (guint m = 0; m < c.msgs->len; m++) {
 		gsize len;
 		const uint8_t *msg = g_bytes_get_data(g_ptr_array_index(c.msgs, m), &len);
-		for (gsize off = 16; off + 4 <= len;) {
-			uint16_t set_id = get16(msg + off), set_len = get16(msg + off + 2);
-			g_assert_cmpuint(set_len, >=, 4);
-			const uint8_t *body = msg + off + 4;
-			if (set_id == 3) {
-				/* template id, field count, scope count, then fields */
-				g_assert_cmpuint(get16(body), ==, 258);
-				g_assert_cmpuint(get16(body + 2), ==, 2);
-				g_assert_cmpuint(get16(body + 4), ==, 1);
-				g_assert_cmpuint(get16(body + 6), ==, 149);    /* observationDomainId */
-				g_assert_cmpuint(get16(body + 8), ==, 4);
-				g_assert_cmpuint(get16(body + 10), ==, 166);   /* notSentFlowTotalCount */
-				g_assert_cmpuint(get16(body + 12), ==, 8);
-				saw_template = TRUE;
-			} else if (set_id == 258) {
-				g_assert_cmpuint(set_len, >=, 4 + 12);
-				g_assert_cmpuint(get32(body), ==, DOMAIN);
-				guint64 total = (guint64)get32(body + 4) << 32 | get32(body + 8);
-				g_assert_cmpuint(total, ==, 1234);
-				g_assert_cmpuint(capture_count(&c, m), ==, 0);
-				saw_record = TRUE;
-			}
-			off += set_len;
-		}
+		for (gsize off = 16; off + 4 <= len; off += get16(msg + off + 2))
+			g_assert_cmpuint(get16(msg + off), !=, 259);   /* no type records */
 	}
-	g_assert_true(saw_template);
-	g_assert_true(saw_record);
 	encoder_free(enc);
 	capture_clear(&c);
 }
@@ -1231,7 +1435,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_ipfix/session-starts-with-templates",
 			test_session_starts_with_templates);
 	g_test_add_func("/encoder_ipfix/fields", test_fields);
-	g_test_add_func("/encoder_ipfix/not-sent-report", test_not_sent_report);
+	g_test_add_func("/encoder_ipfix/statistics-report", test_statistics_report);
+	g_test_add_func("/encoder_ipfix/statistics-own-elements", test_statistics_own_elements);
 	g_test_add_func("/encoder_ipfix/mixed-families", test_mixed_families);
 	g_test_add_func("/encoder_ipfix/mtu/packing", test_mtu_packing);
 	g_test_add_func("/encoder_ipfix/mtu/512", test_mtu_small);

@@ -869,44 +869,96 @@ static void test_flush(void)
 	capture_clear(&c);
 }
 
+static void report_ok(encoder *enc, const struct export_statistics *st)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(encoder_report_statistics(enc, st, &error));
+	g_assert_no_error(error);
+}
+
+/* "time":"...","time_ns":N}: N, checked to lie in [before, now] */
+static void check_time_ns(const char *line, const char *key, gint64 before)
+{
+	g_autofree char *pattern = g_strdup_printf(
+		"\"%s\":\"\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{9}Z\",\"%s_ns\":(\\d+)\\}\n$",
+		key, key);
+	g_autoptr(GRegex) re = g_regex_new(pattern, 0, 0, NULL);
+	g_autoptr(GMatchInfo) m = NULL;
+	if (!g_regex_match(re, line, 0, &m))
+		g_error("no %s at the end of %s", key, line);
+	g_autofree char *ns = g_match_info_fetch(m, 1);
+	guint64 t = g_ascii_strtoull(ns, NULL, 10);
+	g_assert_cmpuint(t, >=, (guint64)before * 1000);
+	g_assert_cmpuint(t, <=, (guint64)g_get_real_time() * 1000);
+}
+
 /* Records the spool dropped are said in a line of their own, after the
- * records before it, and told apart from flows by having no flow_id. */
-static void test_not_sent(void)
+ * records before it, and told apart from flows by having no flow_id; the
+ * statistics follow in a line of their own with every counter. */
+static void test_statistics(void)
 {
 	struct capture c;
 	encoder *enc = new_encoder(65000, &c);
 	struct flow_record r = rec_udp4_snat();
-	g_autoptr(GError) error = NULL;
 	gint64 before = g_get_real_time();
+	struct export_statistics st = {
+		.exporting_process_id = 2,
+		.init_ms = 1764000000123,
+		.messages = 5,
+		.records = 700,
+		.octets = 9000,
+		.not_sent = 12288,
+		.destroy_events = 13000,
+		.duplicates = 12,
+		.overruns = 3,
+		.malformed = 1,
+		.spool_dropped = 12288,
+	};
 
 	start_ok(enc);
 	add_ok(enc, &r);
 	add_ok(enc, &r);
-	g_assert_true(encoder_report_not_sent(enc, 12288, &error));
-	g_assert_no_error(error);
+	report_ok(enc, &st);
 	g_assert_cmpuint(c.msgs->len, ==, 2);
 	g_assert_cmpuint(capture_count(&c, 0), ==, 2);
 	g_assert_cmpuint(capture_count(&c, 1), ==, 0);
 	g_assert_cmpuint(encoder_pending(enc), ==, 0);
 
-	const char *line = capture_msg(&c, 1);
-	g_autoptr(GRegex) re = g_regex_new(
-		"^\\{\"not_sent_flow_total_count\":12288,\"time\":\"\\d{4}-\\d\\d-\\d\\dT"
-		"\\d\\d:\\d\\d:\\d\\d\\.\\d{9}Z\",\"time_ns\":(\\d+)\\}\n$",
-		0, 0, NULL);
-	g_autoptr(GMatchInfo) m = NULL;
-	g_assert_true(g_regex_match(re, line, 0, &m));
-	g_autofree char *ns = g_match_info_fetch(m, 1);
-	guint64 t = g_ascii_strtoull(ns, NULL, 10);
-	g_assert_cmpuint(t, >=, (guint64)before * 1000);
-	g_assert_cmpuint(t, <=, (guint64)g_get_real_time() * 1000);
-	g_assert_null(strstr(line, "flow_id"));
+	g_auto(GStrv) lines = g_strsplit(capture_msg(&c, 1), "\n", -1);
+	g_assert_cmpuint(g_strv_length(lines), ==, 3);   /* two lines and the empty rest */
+	g_autofree char *not_sent = g_strconcat(lines[0], "\n", NULL);
+	g_autofree char *stats = g_strconcat(lines[1], "\n", NULL);
+	g_assert_true(g_str_has_prefix(not_sent, "{\"not_sent_flow_total_count\":12288,\"time\":"));
+	check_time_ns(not_sent, "time", before);
+	const char *want =
+		"{\"exporter_stats\":{\"exporting_process_id\":2,\"messages\":5,\"records\":700,"
+		"\"octets\":9000,\"not_sent_flow_total_count\":12288,\"destroy_events\":13000,"
+		"\"duplicates\":12,\"overruns\":3,\"malformed\":1,\"spool_dropped\":12288,"
+		"\"since\":\"2025-11-24T16:00:00.123000000Z\",\"since_ns\":1764000000123000000},"
+		"\"time\":";
+	g_assert_true(g_str_has_prefix(stats, want));
+	check_time_ns(stats, "time", before);
+	g_assert_null(strstr(capture_msg(&c, 1), "flow_id"));
 
-	/* records after it go on as before */
+	/* records after it go on as before; with no new loss, only the
+	 * statistics line */
 	add_ok(enc, &r);
 	flush_ok(enc);
 	g_assert_cmpuint(c.msgs->len, ==, 3);
 	g_assert_cmpstr(capture_msg(&c, 2), ==, line_udp4_snat);
+	st.records = 701;
+	report_ok(enc, &st);
+	g_assert_cmpuint(c.msgs->len, ==, 4);
+	g_assert_true(g_str_has_prefix(capture_msg(&c, 3), "{\"exporter_stats\":"));
+	g_assert_nonnull(strstr(capture_msg(&c, 3), "\"records\":701,"));
+	g_assert_cmpuint(strlen(capture_msg(&c, 3)), ==, strchr(capture_msg(&c, 3), '\n') + 1 - capture_msg(&c, 3));
+
+	/* a new session (a reopened file) is told the loss again */
+	start_ok(enc);
+	report_ok(enc, &st);
+	g_assert_true(g_str_has_prefix(capture_msg(&c, c.msgs->len - 1),
+				       "{\"not_sent_flow_total_count\":12288,"));
 	encoder_free(enc);
 	capture_clear(&c);
 }
@@ -930,7 +982,7 @@ int main(int argc, char **argv)
 	g_test_add_data_func("/encoder_json/mtu/auto", GUINT_TO_POINTER(0), test_mtu);
 	g_test_add_func("/encoder_json/message-limit", test_message_limit);
 	g_test_add_func("/encoder_json/flush", test_flush);
-	g_test_add_func("/encoder_json/not-sent", test_not_sent);
+	g_test_add_func("/encoder_json/statistics", test_statistics);
 
 	return g_test_run();
 }
