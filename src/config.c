@@ -1477,12 +1477,25 @@ static void check_export_reconnect(struct section_pass *sp, const struct export_
 		     "expected at most reconnect_max (%s, the default), got %s", hi, q);
 }
 
-/* The rules between keys of an export, all about its transport. */
+/* RFC 5103 gives 29305 to reverse elements: own elements under it would
+ * read as the reverse of IANA's elements of the same number. */
+#define PEN_REVERSE 29305
+
+static void check_export_enterprise(struct section_pass *sp, const struct export_config *e)
+{
+	if (is_bad(sp, "enterprise_number") || e->enterprise_number != PEN_REVERSE)
+		return;
+	fail(sp->p, CONFIG_ERROR_VALUE, sp->group, "enterprise_number",
+	     "29305 is the enterprise number of RFC 5103 reverse elements; expected one of your own");
+}
+
+/* The rules between keys of an export, most about its transport. */
 static void check_export(struct section_pass *sp)
 {
 	struct export_config *e = sp->object;
 
 	check_export_reconnect(sp, e);
+	check_export_enterprise(sp, e);
 	/* With a refused transport, which keys belong is not known. */
 	if (is_bad(sp, "transport"))
 		return;

@@ -31,7 +31,8 @@
 # the expected 12,288; the JSON file holds all 20,000 flows with exact
 # counters.  Then the collector starts: ctflowd delivers what the spool still
 # holds, and the IPFIX stream carries an options record (template 258, scope
-# observationDomainId) whose notSentFlowTotalCount (IANA element 166)
+# exportingProcessId 1, the first export, and observationDomainId; RFC 7011
+# section 4.3) whose notSentFlowTotalCount (IANA element 166)
 # equals the records lost for tcp; decoded flows + notSentFlowTotalCount =
 # 20,000, every decoded flow is one of the workload's with exact counters,
 # and the flows decoded are the newest ones (the bound drops the oldest).
@@ -136,17 +137,18 @@ res(not split and (not ndup or broken),
     "ipfix: no flow twice, or only resends with the same flowId after a broken connection (%d duplicates)" % ndup,
     *(["%d repeats with another flowId" % split] if split else []))
 
-# the options record: template 258, scope observationDomainId, and
-# notSentFlowTotalCount, which IANA numbers 166 (167 is notSentPacketTotalCount)
+# the options record: template 258, scope exportingProcessId (144) and
+# observationDomainId (149), and notSentFlowTotalCount, which IANA numbers
+# 166 (167 is notSentPacketTotalCount)
 for f, tid, scope, rec in options:
     name = lambda e, i: "notSentFlowTotalCount" if (e, i) == (0, 166) else iv.ie_name(e, i)
     print("# options record in %s: template %d, scope %s, %s" % (
         f, tid, [name(e, i) for e, i, _ in scope],
         ", ".join("%s=%s" % (name(*k), v) for k, v in rec.items())))
 ns = [(f, tid, scope, rec) for f, tid, scope, rec in options if (0, 166) in rec]
-good = [o for o in ns if o[1] == 258 and [(e, i) for e, i, _ in o[2]] == [(0, 149)]
-        and o[3].get((0, 149)) == domain]
-res(bool(good), "ipfix: an options record (template 258, scope observationDomainId %d) carries notSentFlowTotalCount (IE 166)" % domain,
+good = [o for o in ns if o[1] == 258 and [(e, i) for e, i, _ in o[2]] == [(0, 144), (0, 149)]
+        and o[3].get((0, 144)) == 1 and o[3].get((0, 149)) == domain]
+res(bool(good), "ipfix: an options record (template 258, scope exportingProcessId 1, observationDomainId %d) carries notSentFlowTotalCount (IE 166)" % domain,
     *([] if good else ["%d options records, %d with IE 166: %s" % (
         len(options), len(ns), [(o[0], o[1], o[3]) for o in options[:3]])]))
 reported = max((o[3][(0, 166)] for o in good), default=None)
