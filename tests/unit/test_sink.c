@@ -450,6 +450,97 @@ static void test_udp_confirms_what_was_sent(void)
 	fixture_tear_down(&f);
 }
 
+/* what the daemon's counters say in test_statistics() */
+static void fake_counters(struct export_statistics *out, void *user)
+{
+	guint *calls = user;
+
+	__atomic_add_fetch(calls, 1, __ATOMIC_SEQ_CST);
+	out->destroy_events = 777;
+	out->duplicates = 7;
+	out->overruns = 3;
+	out->malformed = 2;
+	out->spool_dropped = 1;
+}
+
+/* the number after "KEY": in @line, or -1 */
+static gint64 json_number(const char *line, const char *key)
+{
+	g_autofree char *k = g_strdup_printf("\"%s\":", key);
+	const char *p = strstr(line, k);
+
+	return p ? g_ascii_strtoll(p + strlen(k), NULL, 10) : -1;
+}
+
+/*
+ * With `statistics`, the export thread reports every interval and at stop,
+ * after its last records: the counts are its own (records sent, messages,
+ * the bytes before the report), the daemon's come from the callback, and
+ * the exporting process id is the one it was given.
+ */
+static void test_statistics(void)
+{
+	struct fixture f = {0};
+	guint calls = 0;
+
+	fixture_configure(&f, "stats", 50, 512);
+	f.cfg.statistics_ms = 1000;
+	fixture_create(&f);
+	sink_set_statistics(f.sink, 4, fake_counters, &calls);
+	point_at(&f, "flows.json");
+	g_assert_true(sink_start(f.sink, NULL));
+
+	append(&f, 300);
+	g_assert_true(wait_confirmed(&f, 300));
+	/* a periodic report comes within the interval (and some slack) */
+	gint64 until = g_get_monotonic_time() + WAIT_US;
+	while (!__atomic_load_n(&calls, __ATOMIC_SEQ_CST) && g_get_monotonic_time() < until)
+		g_usleep(10 * 1000);
+	g_assert_cmpuint(__atomic_load_n(&calls, __ATOMIC_SEQ_CST), >=, 1);
+	append(&f, 200);
+	spool_close(f.spool);
+	sink_stop(f.sink, 2000);
+
+	g_autofree char *path = path_of(&f, "flows.json");
+	g_autofree char *text = NULL;
+	gsize len = 0;
+	g_assert_true(g_file_get_contents(path, &text, &len, NULL));
+	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+	guint flows = 0, reports = 0;
+	gsize offset = 0;
+	gint64 last_records = -1, last_octets = -1;
+	gsize last_at = 0;
+	for (char **l = lines; *l && **l; l++) {
+		if (strstr(*l, "\"flow_id\":")) {
+			flows++;
+		} else {
+			g_assert_true(g_str_has_prefix(*l, "{\"exporter_stats\":"));
+			g_assert_cmpint(json_number(*l, "exporting_process_id"), ==, 4);
+			g_assert_cmpint(json_number(*l, "destroy_events"), ==, 777);
+			g_assert_cmpint(json_number(*l, "duplicates"), ==, 7);
+			g_assert_cmpint(json_number(*l, "overruns"), ==, 3);
+			g_assert_cmpint(json_number(*l, "malformed"), ==, 2);
+			g_assert_cmpint(json_number(*l, "spool_dropped"), ==, 1);
+			g_assert_cmpint(json_number(*l, "not_sent_flow_total_count"), ==, 0);
+			/* every flow line before it is counted */
+			g_assert_cmpint(json_number(*l, "records"), ==, flows);
+			last_records = json_number(*l, "records");
+			last_octets = json_number(*l, "octets");
+			last_at = offset;
+			reports++;
+		}
+		offset += strlen(*l) + 1;
+	}
+	g_assert_cmpuint(flows, ==, 500);
+	g_assert_cmpuint(reports, >=, 2);
+	/* the last line is the report at stop, counting everything before it */
+	g_assert_cmpint(last_records, ==, 500);
+	g_assert_cmpint(last_octets, ==, (gint64)last_at);
+	g_assert_cmpuint(offset, ==, len);
+	g_assert_cmpuint(last_at + strlen(lines[g_strv_length(lines) - 2]) + 1, ==, len);
+	fixture_tear_down(&f);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -460,5 +551,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/sink/rewinds-to-confirmed-position", test_rewinds_to_confirmed_position);
 	g_test_add_func("/sink/reopen-splits-without-loss", test_reopen_splits_without_loss);
 	g_test_add_func("/sink/udp-confirms-what-was-sent", test_udp_confirms_what_was_sent);
+	g_test_add_func("/sink/statistics", test_statistics);
 	return g_test_run();
 }
