@@ -443,7 +443,9 @@ static gboolean report_statistics(sink *s, GError **error)
 	if (!encoder_report_statistics(s->enc, &st, error))
 		return FALSE;
 	s->reported_lost = st.not_sent;
-	return TRUE;
+	/* the records flushed here are confirmed like any others, not only
+	 * when the next flow comes */
+	return sync_and_confirm(s, error);
 }
 
 /* Records the spool had to drop for us are reported, not only logged: a
@@ -479,6 +481,15 @@ static gboolean run_timers(sink *s, gint64 now, GError **error)
 			return FALSE;
 	}
 	return TRUE;
+}
+
+/* The last message of a stop, and with `statistics` the report that
+ * counts it, synced and confirmed as far as the transport can. */
+static gboolean send_last(sink *s, GError **error)
+{
+	if (s->cfg->statistics_ms)
+		return report_statistics(s, error);
+	return encoder_flush(s->enc, error) && sync_and_confirm(s, error);
 }
 
 static gboolean export_batch(sink *s, size_t n, GError **error)
@@ -543,12 +554,9 @@ static gpointer sink_thread(gpointer data)
 			g_usleep(LINGER_US);
 		if (n == 0 && spool_is_closed(s->source) &&
 		    s->read_pos == spool_end(s->source)) {
-			/* Everything read: send the last message (and the
-			 * statistics that count it), wait until it is
-			 * confirmed, then leave. */
-			if (!(s->cfg->statistics_ms ? report_statistics(s, &error)
-						    : encoder_flush(s->enc, &error)) ||
-			    !sync_and_confirm(s, &error)) {
+			/* Everything read: send the last message, wait until it
+			 * is confirmed, then leave. */
+			if (!send_last(s, &error)) {
 				session_broke(s, error);
 				continue;
 			}

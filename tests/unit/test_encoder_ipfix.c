@@ -1388,6 +1388,37 @@ static void test_statistics_own_elements(void)
 	g_assert_cmpuint(get64(rec + 72), ==, 2);      /* overruns */
 	g_assert_cmpuint(get64(rec + 80), ==, 1);      /* malformed */
 	g_assert_cmpuint(get64(rec + 88), ==, 1300);   /* spool dropped */
+	/* a template refresh (UDP) sends the type records again, before the
+	 * templates that use them */
+	guint before = c.msgs->len;
+	g_autoptr(GError) error = NULL;
+	g_assert_true(encoder_refresh_templates(enc, &error));
+	g_assert_no_error(error);
+	guint type_sets = 0, stats_templates = 0;
+	for (guint m = before; m < c.msgs->len; m++) {
+		gsize len;
+		const uint8_t *msg = g_bytes_get_data(g_ptr_array_index(c.msgs, m), &len);
+		for (gsize off = 16; off + 4 <= len; off += get16(msg + off + 2)) {
+			if (get16(msg + off) == 259) {
+				g_assert_cmpuint(stats_templates, ==, 0);
+				type_sets++;
+			} else if (get16(msg + off) == OPTIONS_TEMPLATE_SET_ID) {
+				const uint8_t *body = msg + off + 4, *end = msg + off + get16(msg + off + 2);
+				/* 258 among the options templates of the set */
+				for (const uint8_t *t = body; t + 6 <= end;) {
+					uint16_t count = get16(t + 2);
+					if (get16(t) == 258)
+						stats_templates++;
+					const uint8_t *f = t + 6;
+					for (uint16_t i = 0; i < count; i++)
+						f += (get16(f) & 0x8000) ? 8 : 4;
+					t = f;
+				}
+			}
+		}
+	}
+	g_assert_cmpuint(type_sets, >=, 1);
+	g_assert_cmpuint(stats_templates, ==, 1);
 
 	g_autofree char *ipfixdump = g_find_program_in_path("ipfixDump");
 	if (!ipfixdump) {
