@@ -488,7 +488,7 @@ static void test_damaged_file(void)
 
 	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
 			      "landing zone *landing: slot 1 says 4294967280 bytes, not a message a"
-			      " slot holds (16 to 8192); dropped");
+			      " slot holds (16 to 8176); dropped");
 	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
 			      "landing zone *landing: slot 3 says 3 bytes,*dropped");
 	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
