@@ -448,6 +448,15 @@ static void put_slot(int fd, guint slot, guint32 k, size_t n)
 	g_assert_cmpint(pwrite(fd, buf, len, (off_t)slot * SLOT_SIZE), ==, (ssize_t)len);
 }
 
+/* A rig whose landing file the test writes itself: the file's descriptor. */
+static int rig_init_file(struct rig *r)
+{
+	rig_init(r);
+	int fd = open(r->landing, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	g_assert_cmpint(fd, >=, 0);
+	return fd;
+}
+
 static void put_header(int fd, guint slot, uint32_t len, uint16_t type)
 {
 	struct nlmsghdr h = {.nlmsg_len = len, .nlmsg_type = type};
@@ -468,9 +477,7 @@ static void test_damaged_file(void)
 
 	if (!can_open_source())
 		return;
-	rig_init(&r);
-	int fd = open(r.landing, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	g_assert_cmpint(fd, >=, 0);
+	int fd = rig_init_file(&r);
 	put_slot(fd, 0, 0, 0);
 	put_header(fd, 1, 0xfffffff0u, delete);          /* past the slot */
 	put_slot(fd, 2, 2, 0);
@@ -657,9 +664,7 @@ static void test_foreign_sender_recovered(void)
 
 	if (!can_open_source())
 		return;
-	rig_init(&r);
-	int fd = open(r.landing, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	g_assert_cmpint(fd, >=, 0);
+	int fd = rig_init_file(&r);
 	g_assert_cmpint(ftruncate(fd, SLOTS * SLOT_SIZE), ==, 0);
 	put_slot(fd, 0, 0, 0);
 	put_sender(fd, 0, AF_NETLINK, 4242);
@@ -735,9 +740,7 @@ static void test_forged_lengths_recovered(void)
 
 	if (!can_open_source())
 		return;
-	rig_init(&r);
-	int fd = open(r.landing, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	g_assert_cmpint(fd, >=, 0);
+	int fd = rig_init_file(&r);
 	for (guint i = 0; i < G_N_ELEMENTS(lengths); i++) {
 		guint8 buf[EVENT_MAX];
 		size_t len = put_lying_destroy(buf, i, lengths[i]);
