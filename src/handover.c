@@ -98,8 +98,10 @@ gboolean handover_offer(int fd, const char *path, guint timeout_ms, guard *g, GE
 		return FALSE;
 	unlink(path);
 	int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    chmod(path, 0600) < 0 || listen(listener, 1) < 0) {
+	/* the mode of the socket's inode is what bind() gives the file
+	 * (less the umask); chmod() on the path after it would follow a link */
+	if (listener < 0 || fchmod(listener, 0600) < 0 ||
+	    bind(listener, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(listener, 1) < 0) {
 		int e = errno;
 		if (listener >= 0)
 			close(listener);

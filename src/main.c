@@ -7,9 +7,12 @@
  * ctflowd (handover.c), so that no restart loses events.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config-build.h"
@@ -21,6 +24,7 @@
 #include "ctflowd/host_check.h"
 #include "ctflowd/log.h"
 #include "ctflowd/netns.h"
+#include "ctflowd/state_dir.h"
 #include "ctflowd/supervisor.h"
 #include "ctflowd/systemd.h"
 #include "ctflowd/worker.h"
@@ -87,13 +91,11 @@ static gboolean parse_command_line(int *argc, char ***argv, struct options *opts
 
 static gboolean prepare_state_directory(const struct daemon_config *dc, GError **error)
 {
-	if (g_mkdir_with_parents(dc->state_directory, 0750) < 0) {
-		int e = errno;
-		g_set_error(error, CTFLOWD_ERROR, e, "cannot create state directory %s: %s",
-			    dc->state_directory, g_strerror(e));
-		return FALSE;
-	}
-	return TRUE;
+	/* nothing ctflowd creates from here on (pid file, journal, export
+	 * files, the handover socket, in the worker and the holder too) is
+	 * writable by group or others, or readable by others */
+	umask(027);
+	return state_dir_prepare(dc->state_directory, error);
 }
 
 static char *handover_path(const struct ctflowd_config *config)
@@ -190,11 +192,28 @@ static void offer_socket(const struct ctflowd_config *config, int fd, guard *g)
 			  error->message);
 }
 
+/* The pid file may be anywhere (/run, the state directory): written to a
+ * new file and renamed into place, so that whatever is at its name, a
+ * symbolic link included, is replaced and never written through. */
 static gboolean write_pid_file(const char *path, GError **error)
 {
 	g_autofree char *text = g_strdup_printf("%d\n", (int)getpid());
+	g_autofree char *dir = NULL, *name = NULL;
 
-	return !path || g_file_set_contents(path, text, -1, error);
+	if (!path)
+		return TRUE;
+	dir = g_path_get_dirname(path);
+	name = g_path_get_basename(path);
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		int e = errno;
+		g_set_error(error, CTFLOWD_ERROR, e, "cannot write pid file %s: %s", path,
+			    g_strerror(e));
+		return FALSE;
+	}
+	gboolean ok = state_dir_replace_file(dirfd, dir, name, text, strlen(text), 0644, error);
+	close(dirfd);
+	return ok;
 }
 
 static void guard_tick(void *data)

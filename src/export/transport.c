@@ -173,9 +173,12 @@ static gboolean open_socket(transport *t, GError **error)
 
 static gboolean open_file(transport *t, GError **error)
 {
-	int fd = open(t->cfg->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	/* a link at the export path may point at any file of the host */
+	int fd = open(t->cfg->path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (fd < 0)
-		return fail_errno(t, error, errno, "cannot open for appending");
+		return fail_errno(t, error, errno,
+				  errno == ELOOP ? "a symbolic link, not followed" :
+						   "cannot open for appending");
 	t->fd = fd;
 	return TRUE;
 }

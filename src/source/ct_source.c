@@ -23,6 +23,7 @@
 #include "ctflowd/ct_parse.h"
 #include "ctflowd/ct_request.h"
 #include "ctflowd/ct_source.h"
+#include "ctflowd/state_dir.h"
 
 #define RECV_BATCH 256           /* datagrams per recvmmsg() */
 #define SLOT_SIZE 8192           /* an event is a few hundred bytes */
@@ -92,12 +93,15 @@ struct ct_source {
 static gboolean map_landing_zone(ct_source *src, const char *path, GError **error)
 {
 	const size_t size = sizeof(*src->slots) * RECV_BATCH;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = state_dir_open_path(path, O_RDWR | O_CREAT, 0600, error);
 
-	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+	if (fd < 0) {
+		g_prefix_error(error, "landing zone: ");
+		return FALSE;
+	}
+	if (ftruncate(fd, (off_t)size) < 0) {
 		int e = errno;
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		g_set_error(error, CTFLOWD_ERROR, e, "landing zone %s: %s", path, g_strerror(e));
 		return FALSE;
 	}

@@ -103,7 +103,18 @@ cursor *cursor_open(int dirfd, const char *dir, const char *name, guint64 initia
 
 	c->path = g_build_filename(dir, file, NULL);
 	*problem = NULL;
-	c->fd = openat(dirfd, file, O_RDWR | O_CLOEXEC);
+	c->fd = openat(dirfd, file, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (c->fd < 0 && errno == ELOOP && unlinkat(dirfd, file, 0) == 0) {
+		/* a link holds no position of ours, and what it points to is
+		 * never written: a new cursor replaces the link, and the reader
+		 * starts from the oldest record, as after a damaged cursor */
+		c->fd = openat(dirfd, file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (c->fd < 0)
+			goto fail;
+		*state = CURSOR_DAMAGED;
+		*problem = g_strdup("a symbolic link, not followed: replaced by a new cursor");
+		return c;
+	}
 	if (c->fd < 0 && errno == ENOENT) {
 		c->fd = openat(dirfd, file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 		if (c->fd < 0)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ctflowd/error.h"
+#include "ctflowd/state_dir.h"
 #include "crc32c.h"
 #include "journal.h"
 
@@ -206,6 +207,12 @@ static void fill_segment_header(struct journal_segment_header *h, guint64 first)
 	h->crc = crc32c(0, h, sizeof(*h));
 }
 
+/* bytes of a full segment of this journal */
+static guint64 segment_full_bytes(const journal *j)
+{
+	return JOURNAL_HEADER_SIZE + j->segment_records * JOURNAL_FRAME_SIZE;
+}
+
 /*
  * Allocates the blocks a segment will fill, beyond its size (which keeps
  * saying where the frames end).  Extending a file costs the kernel a block
@@ -214,7 +221,7 @@ static void fill_segment_header(struct journal_segment_header *h, guint64 first)
  */
 static void reserve_space(journal *j, int fd, guint64 from)
 {
-	guint64 full = JOURNAL_HEADER_SIZE + j->segment_records * JOURNAL_FRAME_SIZE;
+	guint64 full = segment_full_bytes(j);
 
 	if (from < full)
 		(void)fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(full - from));
@@ -226,7 +233,7 @@ static int open_corrupt_dir(journal *j)
 {
 	if (mkdirat(j->dirfd, JOURNAL_CORRUPT_DIR, 0750) < 0 && errno != EEXIST)
 		return -1;
-	return openat(j->dirfd, JOURNAL_CORRUPT_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return openat(j->dirfd, JOURNAL_CORRUPT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
 /* A name in corrupt/ not taken yet: @base, else @base.1, @base.2, ... (the
@@ -260,7 +267,9 @@ static char *set_aside_file(journal *j, const char *name)
 }
 
 /* Copies [@from, @size) of a segment to corrupt/NAME.from-OFFSET; the
- * caller truncates only once the copy is safely written. */
+ * caller truncates only once the copy is safely written.  Blocks of zeros
+ * are left as holes: a damaged tail can be a hole of any length, and the
+ * copy must not take real disk space for it. */
 static char *set_aside_tail(journal *j, int fd, const char *name, guint64 from, guint64 size)
 {
 	int cdir = open_corrupt_dir(j);
@@ -284,12 +293,13 @@ static char *set_aside_tail(journal *j, int fd, const char *name, guint64 from, 
 				errno = EIO;
 			goto done;
 		}
-		if (!pwrite_all(out, buf, (size_t)got, (off_t)(off - from)))
+		gboolean zeros = buf[0] == 0 && memcmp(buf, buf + 1, (size_t)got - 1) == 0;
+		if (!zeros && !pwrite_all(out, buf, (size_t)got, (off_t)(off - from)))
 			goto done;
 		off += (guint64)got;
 	}
 	/* the original bytes go once truncated: the copy must be on disk first */
-	if (fsync(out) < 0)
+	if (ftruncate(out, (off_t)(size - from)) < 0 || fsync(out) < 0)
 		goto done;
 	rel = g_build_filename(JOURNAL_CORRUPT_DIR, target, NULL);
 done:;
@@ -402,8 +412,14 @@ static struct segment *recover_segment(journal *j, const char *name, guint64 nam
 {
 	struct journal_segment_header h;
 	struct stat st;
-	int fd = openat(j->dirfd, name, O_RDWR | O_CLOEXEC);
+	int fd = openat(j->dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 
+	if (fd < 0 && errno == ELOOP) {
+		/* not a segment of this journal's, and what it points to is
+		 * never opened: the link itself goes to corrupt/ */
+		reject_file(j, name, 0, "a symbolic link, not followed");
+		return NULL;
+	}
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		g_warning("spool: %s/%s: cannot open: %s; not used", j->dir, name,
 			  g_strerror(errno));
@@ -436,13 +452,22 @@ static struct segment *recover_segment(journal *j, const char *name, guint64 nam
 	guint64 good_end = scan_frames(fd, named_first, size, &bad);
 	seg->count = (good_end - JOURNAL_HEADER_SIZE) / JOURNAL_FRAME_SIZE;
 	if (good_end < size) {
-		g_autofree char *moved = set_aside_tail(j, fd, name, good_end, size);
+		/* more than a whole segment is no records of this journal's
+		 * (unless spool_max was lowered since), and copied in full, a
+		 * hole of any size would become real bytes outside spool_max */
+		guint64 kept = MIN(size - good_end, segment_full_bytes(j));
+		g_autofree char *moved = set_aside_tail(j, fd, name, good_end, good_end + kept);
+		g_autofree char *dropped = kept < size - good_end ?
+			g_strdup_printf(" (the %" G_GUINT64_FORMAT " bytes past a segment's size"
+					" of %" G_GUINT64_FORMAT " are dropped)",
+					size - good_end - kept, segment_full_bytes(j)) :
+			g_strdup("");
 		if (moved && ftruncate(fd, (off_t)good_end) == 0 &&
 		    (!must_sync(j) || fdatasync(fd) == 0)) {
 			g_warning("spool: %s/%s: %s at offset %" G_GUINT64_FORMAT
-				  "; moved the %" G_GUINT64_FORMAT " bytes from there to %s/%s"
+				  "; moved the %" G_GUINT64_FORMAT " bytes from there to %s/%s%s"
 				  " and kept the %" G_GUINT64_FORMAT " records before it",
-				  j->dir, name, bad, good_end, size - good_end, j->dir, moved,
+				  j->dir, name, bad, good_end, kept, j->dir, moved, dropped,
 				  seg->count);
 		} else {
 			/* appends must not follow bad bytes: the next ones go to a
@@ -485,7 +510,8 @@ static gboolean recover(journal *j, GError **error)
 			continue;
 		}
 		struct stat st;
-		guint64 size = fstatat(j->dirfd, name, &st, 0) == 0 ? (guint64)st.st_size : 0;
+		guint64 size = fstatat(j->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ?
+			(guint64)st.st_size : 0;
 		reject_file(j, name, size, "not a segment name (journal- and 16 hex digits)");
 	}
 	g_dir_close(d);
@@ -528,7 +554,7 @@ static gboolean recover(journal *j, GError **error)
 
 static gboolean lock_directory(journal *j, GError **error)
 {
-	j->lockfd = openat(j->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	j->lockfd = openat(j->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (j->lockfd < 0) {
 		set_errno_error(error, errno, "spool: cannot create %s/%s", j->dir, LOCK_NAME);
 		return FALSE;
@@ -564,13 +590,9 @@ journal *journal_open(const char *dir, guint64 max_bytes, guint64 segment_bytes,
 	j->segment_records = (segment_bytes - JOURNAL_HEADER_SIZE) / JOURNAL_FRAME_SIZE;
 	j->max_segments = (guint)MIN(MAX(max_bytes / segment_bytes, 2), G_MAXUINT);
 
-	if (g_mkdir_with_parents(dir, 0750) < 0) {
-		set_errno_error(error, errno, "spool: cannot create %s", dir);
-		goto fail;
-	}
-	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	j->dirfd = state_dir_open(dir, TRUE, error);
 	if (j->dirfd < 0) {
-		set_errno_error(error, errno, "spool: cannot open %s", dir);
+		g_prefix_error(error, "spool: ");
 		goto fail;
 	}
 	if (!lock_directory(j, error) || !recover(j, error))

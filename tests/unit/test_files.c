@@ -15,7 +15,9 @@ void remove_tree(const char *path)
 	if (d) {
 		while ((name = g_dir_read_name(d))) {
 			g_autofree char *child = g_build_filename(path, name, NULL);
-			if (g_file_test(child, G_FILE_TEST_IS_DIR))
+			/* never into a link: a test may point one at /dev */
+			if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
+			    !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
 				remove_tree(child);
 			else
 				g_unlink(child);

@@ -969,6 +969,103 @@ static void test_threads_lossy(void)
 	remove_tree(dir);
 }
 
+/*
+ * A damaged tail is set aside up to what a segment holds, and a hole in it
+ * takes no disk space: a segment with a valid header followed by a 512 MiB
+ * hole once became 512 MiB really written to corrupt/, outside spool_max.
+ */
+static void test_sparse_tail(void)
+{
+	g_autofree char *dir = make_dir();
+	make_journal(dir, 100, 250, 0);
+	g_autofree char *last = segment_path(dir, 200);
+	g_assert_cmpint(truncate(last, (off_t)(512ull << 20)), ==, 0);
+
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
+			      "*journal-00000000000000c8: no frame (magic 0x00000000) at offset 9232;"
+			      " moved the 18432 bytes from there to*corrupt/journal-00000000000000c8"
+			      ".from-9232 (the 536843248 bytes past a segment's size of 18432 are"
+			      " dropped) and kept the 50 records before it");
+	spool *s = open_small(dir, 100, 1000, SPOOL_SYNC_NONE);
+	g_test_assert_expected_messages();
+	g_assert_cmpuint(spool_end(s), ==, 250);
+	g_assert_cmpuint(file_size(last), ==, frame_offset(200, 250));
+	g_assert_cmpuint(set_aside_size(dir, "journal-00000000000000c8.from-9232"), ==,
+			 segment_bytes_for(100));
+	g_autofree char *kept = path_in(dir, "corrupt/journal-00000000000000c8.from-9232");
+	GStatBuf st;
+	g_assert_cmpint(g_stat(kept, &st), ==, 0);
+	/* zeros are left as a hole: no block of the copy is allocated */
+	g_assert_cmpint(st.st_blocks, ==, 0);
+	guint a = spool_add_reader_named(s, "a");
+	const guint64 all[] = {0, 250};
+	assert_reads(s, a, 0, all, 1);
+	spool_free(s);
+	remove_tree(dir);
+}
+
+/* A file outside the journal with known contents, for links to point at. */
+static char *make_target(const char *dir)
+{
+	char *target = g_strdup_printf("%s-target", dir);
+
+	g_assert_true(g_file_set_contents(target, "not ctflowd's\n", -1, NULL));
+	return target;
+}
+
+static void assert_target_unchanged(const char *target)
+{
+	g_autofree char *text = NULL;
+
+	g_assert_true(g_file_get_contents(target, &text, NULL, NULL));
+	g_assert_cmpstr(text, ==, "not ctflowd's\n");
+}
+
+/* Symbolic links where the journal keeps its files are never followed: a
+ * segment name is moved to corrupt/ as it is, a cursor is replaced (and
+ * its reader replays from the oldest record), and what they point to stays
+ * as it was. */
+static void test_symbolic_links(void)
+{
+	g_autofree char *dir = make_dir();
+	g_autofree char *target = make_target(dir);
+	/* the first segment goes once a confirmed all of it */
+	make_journal(dir, 100, 250, 120);
+	g_autofree char *cursor_a = path_in(dir, "cursor-a");
+	g_autofree char *next_seg = segment_path(dir, 250);
+	g_assert_cmpint(g_unlink(cursor_a), ==, 0);
+	g_assert_cmpint(symlink(target, cursor_a), ==, 0);
+	g_assert_cmpint(symlink(target, next_seg), ==, 0);
+
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
+			      "*journal-00000000000000fa: a symbolic link, not followed; moved the"
+			      " file*corrupt/journal-00000000000000fa");
+	spool *s = open_small(dir, 100, 1000, SPOOL_SYNC_NONE);
+	g_test_assert_expected_messages();
+	g_assert_cmpuint(spool_end(s), ==, 250);
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
+			      "*cursor-a: a symbolic link, not followed: replaced by a new cursor;"
+			      " a starts from the oldest record held*");
+	guint a = spool_add_reader_named(s, "a");
+	g_test_assert_expected_messages();
+	g_assert_cmpuint(spool_confirmed(s, a), ==, 100);
+	append_range(s, 250, 10, 10);
+	const guint64 held[] = {100, 260};
+	assert_reads(s, a, 100, held, 1);
+	spool_free(s);
+
+	GStatBuf st;
+	g_assert_cmpint(g_lstat(cursor_a, &st), ==, 0);
+	g_assert_true(S_ISREG(st.st_mode));
+	g_assert_cmpint(g_lstat(next_seg, &st), ==, -1);
+	g_autofree char *moved = path_in(dir, "corrupt/journal-00000000000000fa");
+	g_assert_cmpint(g_lstat(moved, &st), ==, 0);
+	g_assert_true(S_ISLNK(st.st_mode));
+	assert_target_unchanged(target);
+	g_unlink(target);
+	remove_tree(dir);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -989,6 +1086,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/journal/damage/wrong-version", test_wrong_version);
 	g_test_add_func("/journal/damage/garbage-files", test_garbage_files);
 	g_test_add_func("/journal/damage/cursor", test_corrupt_cursor);
+	g_test_add_func("/journal/damage/sparse-tail", test_sparse_tail);
+	g_test_add_func("/journal/damage/symbolic-links", test_symbolic_links);
 	g_test_add_func("/journal/sync-modes", test_sync_modes);
 	g_test_add_func("/journal/group-commit", test_group_commit);
 	g_test_add_func("/journal/directory-lock", test_directory_lock);

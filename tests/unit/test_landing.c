@@ -547,7 +547,7 @@ static void test_unusable_path(void)
 	ct_source *src = ct_source_new(r.fds[0], r.landing, &options, collect, NULL, &error);
 	g_assert_null(src);
 	g_assert_error(error, CTFLOWD_ERROR, EISDIR);
-	g_autofree char *want = g_strdup_printf("landing zone %s: %s", r.landing,
+	g_autofree char *want = g_strdup_printf("landing zone: cannot open %s: %s", r.landing,
 						g_strerror(EISDIR));
 	g_assert_cmpstr(error->message, ==, want);
 	rig_clear(&r);

@@ -3,9 +3,12 @@
  *
  * The real export thread, spool, JSON encoder and file transport, with a
  * file in a temporary directory.  Each record's flow_id is its position plus
- * one, so every line in an export file says which record it is.  A
- * destination that fails is a symbolic link to /dev/full, where every write
- * fails with ENOSPC; pointing the link at a regular file is the collector
+ * one, so every line in an export file says which record it is.  The
+ * export's path is DIR/cur/full, where cur is a symbolic link to a
+ * directory (ctflowd never follows a link in the file's own name, but the
+ * directories on the way are the operator's).  A destination that fails
+ * has cur point at /dev, so the file is /dev/full, where every write fails
+ * with ENOSPC; pointing cur at a directory of the test is the collector
  * coming back.  What the tests hold the sink to:
  *   - the spool's confirmed position for the destination is exactly what
  *     the files hold, never more (it advances only with delivery);
@@ -23,6 +26,7 @@
 
 #include "ctflowd/sink.h"
 #include "ctflowd/spool.h"
+#include "test_files.h"
 
 #define ROOMY (64ull * 1024 * 1024)
 /* generous: a loaded machine may take long; the tests never wait this out */
@@ -30,7 +34,7 @@
 
 struct fixture {
 	char *dir;
-	char *link;                 /* the export's path */
+	char *link;                 /* the export's path: DIR/cur/full */
 	struct export_config cfg;
 	spool *spool;
 	sink *sink;
@@ -43,7 +47,7 @@ static void fixture_set_up(struct fixture *f, const char *name, guint flush_ms, 
 
 	f->dir = g_dir_make_tmp("test_sink-XXXXXX", &error);
 	g_assert_no_error(error);
-	f->link = g_build_filename(f->dir, "flows.json", NULL);
+	f->link = g_build_filename(f->dir, "cur", "full", NULL);
 	f->cfg = (struct export_config){
 		.name = (char *)name,
 		.format = EXPORT_FORMAT_JSON,
@@ -62,16 +66,30 @@ static void fixture_set_up(struct fixture *f, const char *name, guint flush_ms, 
 	g_assert_nonnull(f->sink);
 }
 
-/* Points the export's path at @target (a name in the test directory, or an
- * absolute path) in one rename, as the export thread may open it any time. */
+/* Where the file named @name in the tests is: "flows.json" and its
+ * renamed forms are in the directory cur points at first, any other name
+ * is the file in a directory of its own, DIR/NAME.d/full. */
+G_GNUC_NO_INLINE static char *path_of(struct fixture *f, const char *name)
+{
+	if (g_str_has_prefix(name, "flows.json"))
+		return g_strconcat(f->dir, "/flows.d/full", name + strlen("flows.json"), NULL);
+	return g_strdup_printf("%s/%s.d/full", f->dir, name);
+}
+
+/* Points the export's directory at the one holding @target (a name as in
+ * path_of(), or "/dev/full") in one rename, as the export thread may open
+ * the file any time. */
 static void point_at(struct fixture *f, const char *target)
 {
-	g_autofree char *tmp = g_build_filename(f->dir, "link.new", NULL);
-	g_autofree char *abs = g_path_is_absolute(target) ? g_strdup(target)
-							  : g_build_filename(f->dir, target, NULL);
+	g_autofree char *tmp = g_build_filename(f->dir, "cur.new", NULL);
+	g_autofree char *cur = g_build_filename(f->dir, "cur", NULL);
+	g_autofree char *file = g_str_equal(target, "/dev/full") ? g_strdup(target)
+								  : path_of(f, target);
+	g_autofree char *dir = g_path_get_dirname(file);
 
-	g_assert_cmpint(symlink(abs, tmp), ==, 0);
-	g_assert_cmpint(rename(tmp, f->link), ==, 0);
+	g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+	g_assert_cmpint(symlink(dir, tmp), ==, 0);
+	g_assert_cmpint(rename(tmp, cur), ==, 0);
 }
 
 /* A running sink named @name whose path points at @target (NULL: a plain
@@ -80,8 +98,7 @@ static void fixture_start(struct fixture *f, const char *name, guint flush_ms, g
 			  const char *target)
 {
 	fixture_set_up(f, name, flush_ms, mtu);
-	if (target)
-		point_at(f, target);
+	point_at(f, target ? target : "flows.json");
 	g_assert_true(sink_start(f->sink, NULL));
 }
 
@@ -136,7 +153,7 @@ static guint count_lines(const char *path, GHashTable *seen, guint *twice)
 
 static guint file_lines(struct fixture *f, const char *name)
 {
-	g_autofree char *path = g_build_filename(f->dir, name, NULL);
+	g_autofree char *path = path_of(f, name);
 
 	return count_lines(path, NULL, NULL);
 }
@@ -183,7 +200,7 @@ static void assert_each_once(struct fixture *f, const char *const *names)
 	guint twice = 0, total = 0;
 
 	for (guint i = 0; names[i]; i++) {
-		g_autofree char *path = g_build_filename(f->dir, names[i], NULL);
+		g_autofree char *path = path_of(f, names[i]);
 		total += count_lines(path, seen, &twice);
 	}
 	g_assert_cmpuint(twice, ==, 0);
@@ -198,12 +215,7 @@ static void fixture_tear_down(struct fixture *f)
 	sink_stop(f->sink, 2000);
 	sink_free(f->sink);
 	spool_free(f->spool);
-	g_autoptr(GDir) d = g_dir_open(f->dir, 0, NULL);
-	for (const char *e; d && (e = g_dir_read_name(d));) {
-		g_autofree char *p = g_build_filename(f->dir, e, NULL);
-		g_unlink(p);
-	}
-	g_rmdir(f->dir);
+	remove_tree(f->dir);
 	g_free(f->dir);
 	g_free(f->link);
 }
@@ -309,7 +321,7 @@ static void test_reopen_splits_without_loss(void)
 	for (guint round = 0; round < 20; round++) {
 		append(&f, 97);
 		if (round == 10) {
-			g_autofree char *old = g_build_filename(f.dir, "flows.json.1", NULL);
+			g_autofree char *old = path_of(&f, "flows.json.1");
 			g_assert_cmpint(g_rename(f.link, old), ==, 0);
 			sink_reopen(f.sink);
 		}
