@@ -79,20 +79,19 @@ static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *s
 	return pid;
 }
 
-/* Kills @worker if its reader stopped making progress; TRUE if it did. */
-static gboolean kill_if_stalled(pid_t worker)
+/* Kills @worker if its reader stopped making progress. */
+static void kill_if_stalled(pid_t worker)
 {
 	gint64 last_us = supervisor_worker_last_alive();
 
 	if (last_us == 0 || now_ms() - last_us / 1000 < STALL_LIMIT_MS)
-		return FALSE;
+		return;
 	g_warning("worker %d has not read conntrack events for %" G_GINT64_FORMAT
 		  " s (its reader is stuck; the bound is %d s); killing it",
 		  (int)worker, (now_ms() - last_us / 1000) / 1000, STALL_LIMIT_MS / 1000);
 	kill(worker, SIGKILL);
 	/* it beats no more: the check waits for the next worker's first read */
 	forget_heartbeat();
-	return TRUE;
 }
 
 static char *describe_status(int status)

@@ -63,9 +63,10 @@ typedef void (*ct_source_records_fn)(const struct flow_record *records, size_t n
  * @fn has taken them; events a killed predecessor left there are delivered
  * first.  The table-dump socket is opened in the calling thread's current
  * network namespace (see netns_enter()).  On a netlink socket only datagrams
- * from the kernel are taken, in the drain and in the recovery alike; a
- * socket of another family (a connected socketpair in tests) has no
- * netlink sender, and what its peer sends is taken.
+ * from the kernel are taken, in the drain and in the recovery alike.  A
+ * socket of another family has no netlink sender: it is taken only when
+ * connected (a socketpair in tests), and then what its one peer sends is
+ * taken; an unconnected one is refused (ENOTCONN).
  */
 ct_source *ct_source_new(int events_fd, const char *landing_path,
 			 const struct ct_source_options *opts, ct_source_records_fn fn,

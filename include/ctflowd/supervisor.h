@@ -37,8 +37,8 @@ struct supervisor_options {
  * Forks a worker running @fn(@user) and keeps one running until SIGTERM or
  * SIGINT, which it forwards (as SIGTERM) and waits for.  SIGUSR1 and SIGHUP
  * are forwarded.  A worker that read once and then has not read for 60 s
- * is killed (SIGKILL) and restarted.  A worker tells the supervisor it is up by sending it
- * SIGUSR2 (see supervisor_worker_ready()).  Every tick_ms it calls tick.
+ * is killed (SIGKILL) and restarted.  A worker tells the supervisor it is
+ * up by sending it SIGUSR2 (see supervisor_worker_ready()).  Every tick_ms it calls tick.
  * Returns the exit status for the daemon: the stopped worker's, or 1 after
  * SUPERVISOR_EXIT_FATAL.
  */

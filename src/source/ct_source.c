@@ -147,16 +147,19 @@ static void note_not_kernel(ct_source *src, const struct sockaddr_nl *from, gint
 	src->not_kernel_unlogged++;
 	if (src->not_kernel_logged && now_us - src->not_kernel_logged_us < NOT_KERNEL_LOG_US)
 		return;
+	/* a landing slot a build without senders wrote has none recorded */
+	g_autofree char *who = from->nl_family == AF_NETLINK
+				       ? g_strdup_printf("port id %u", from->nl_pid)
+				       : g_strdup("a sender not recorded");
 	if (!src->not_kernel_logged)
-		g_warning("conntrack event socket: dropped a message from port id %u, not from the "
+		g_warning("conntrack event socket: dropped a message from %s, not from the "
 			  "kernel: a local process with CAP_NET_ADMIN in the watched namespace "
 			  "sends forged events (more are logged at most once a minute)",
-			  from->nl_pid);
+			  who);
 	else
 		g_warning("conntrack event socket: dropped %" G_GUINT64_FORMAT " more messages not "
-			  "from the kernel, the latest from port id %u (%" G_GUINT64_FORMAT
-			  " in all)",
-			  src->not_kernel_unlogged, from->nl_pid, src->stats.not_kernel);
+			  "from the kernel, the latest from %s (%" G_GUINT64_FORMAT " in all)",
+			  src->not_kernel_unlogged, who, src->stats.not_kernel);
 	src->not_kernel_logged = TRUE;
 	src->not_kernel_logged_us = now_us;
 	src->not_kernel_unlogged = 0;
