@@ -6,10 +6,7 @@
  * the parent only forks, waits and forwards signals, so it does not crash
  * with it.  While no worker runs, the kernel keeps queueing events into the
  * socket the parent holds (and parks DESTROYs in reliable mode), and the
- * next worker reads them: a `kill -9` of the worker loses nothing.  That is
- * also how a worker whose reader stopped making progress (its heartbeat,
- * supervisor_worker_alive(), stands still for 60 s) is dealt with: the
- * supervisor logs why, kills it and starts another.
+ * next worker reads them: a `kill -9` of the worker loses nothing.
  */
 #pragma once
 
@@ -36,9 +33,11 @@ struct supervisor_options {
  * supervisor_run:
  * Forks a worker running @fn(@user) and keeps one running until SIGTERM or
  * SIGINT, which it forwards (as SIGTERM) and waits for.  SIGUSR1 and SIGHUP
- * are forwarded.  A worker that read once and then has not read for 60 s
- * is killed (SIGKILL) and restarted.  A worker tells the supervisor it is
- * up by sending it SIGUSR2 (see supervisor_worker_ready()).  Every tick_ms it calls tick.
+ * are forwarded.  A worker whose reader stopped making progress (its
+ * heartbeat, supervisor_worker_alive(), stood still for 60 s after its
+ * first read) is killed the same way, SIGKILL after a log line saying why,
+ * and restarted: the loss-free path of a `kill -9`.  A worker tells the
+ * supervisor it is up by sending it SIGUSR2 (see supervisor_worker_ready()).  Every tick_ms it calls tick.
  * Returns the exit status for the daemon: the stopped worker's, or 1 after
  * SUPERVISOR_EXIT_FATAL.
  */
