@@ -4,7 +4,9 @@
  * The process that starts owns the conntrack event socket and supervises a
  * worker that reads it (worker.c); the socket outlives any worker, and on a
  * stop it is left to systemd's descriptor store or to a holder for the next
- * ctflowd (handover.c), so that no restart loses events.
+ * ctflowd (handover.c), so that no restart loses events.  A worker whose
+ * supervisor was killed outright stops by itself and leaves the socket the
+ * same way.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +36,8 @@
 #define SYSCTL_DIR "/proc/sys/net/netfilter"
 #define FDSTORE_NAME "ctnetlink"
 #define GUARD_INTERVAL_MS 200
+/* past the worker's own bound on a stop, before the supervisor kills it */
+#define SUPERVISOR_STOP_SLACK_MS 5000
 
 struct options {
 	char *config_path;
@@ -46,6 +50,7 @@ struct options {
 struct worker_args {
 	const struct ctflowd_config *config;
 	int events_fd;
+	guard *host_guard;   /* the supervisor's, for a holder left by an orphan */
 };
 
 static gboolean count_verbose(const char *name, const char *value, gpointer data, GError **error)
@@ -78,10 +83,12 @@ static gboolean parse_command_line(int *argc, char ***argv, struct options *opts
 	g_option_context_set_main_group(ctx, main_group);
 	if (!g_option_context_parse(ctx, argc, argv, &error)) {
 		fprintf(stderr, "ctflowd: %s (try --help)\n", error->message);
+		g_clear_pointer(&opts->config_path, g_free);
 		return FALSE;
 	}
 	if (*argc > 1) {
 		fprintf(stderr, "ctflowd: unexpected argument \"%s\" (try --help)\n", (*argv)[1]);
+		g_clear_pointer(&opts->config_path, g_free);
 		return FALSE;
 	}
 	if (!opts->config_path)
@@ -98,11 +105,6 @@ static gboolean prepare_state_directory(const struct daemon_config *dc, GError *
 	return state_dir_prepare(dc->state_directory, error);
 }
 
-static char *handover_path(const struct ctflowd_config *config)
-{
-	return g_build_filename(config->daemon.state_directory, "handover.sock", NULL);
-}
-
 /*
  * The event socket, from the first place that has one: systemd's
  * descriptor store, a holder left by the previous ctflowd, or a new one.
@@ -117,7 +119,7 @@ static int acquire_socket(const struct ctflowd_config *config, guard **guard_out
 		.reliable = sc->reliable,
 		.subscribe_new = sc->subscribe_new,
 	};
-	g_autofree char *handover = handover_path(config);
+	g_autofree char *handover = handover_path(&config->daemon);
 	int fd = systemd_take_listen_fd(FDSTORE_NAME);
 	const char *origin = "the service manager's descriptor store";
 
@@ -179,17 +181,14 @@ static void store_socket(int fd)
 		g_warning("%s; a restart will lose the events of its gap", error->message);
 }
 
-/* Without a service manager to keep it, the socket goes to a holder. */
-static void offer_socket(const struct ctflowd_config *config, int fd, guard *g)
+/* Whoever has the last copy of the socket keeps it for the next ctflowd:
+ * the supervisor, or a worker that outlived it. */
+static void leave_socket(const struct ctflowd_config *config, int fd, guard *g)
 {
-	g_autofree char *path = handover_path(config);
 	g_autoptr(GError) error = NULL;
 
-	if (systemd_notify_available() || !config->daemon.handover_timeout_ms)
-		return;
-	if (!handover_offer(fd, path, config->daemon.handover_timeout_ms, g, &error))
-		g_warning("%s; events of flows ending before the next start are lost",
-			  error->message);
+	if (!handover_leave(&config->daemon, fd, g, &error))
+		g_warning("%s", error->message);
 }
 
 /* The pid file may be anywhere (/run, the state directory): written to a
@@ -224,8 +223,11 @@ static void guard_tick(void *data)
 static int run_worker(void *data)
 {
 	struct worker_args *args = data;
+	int status = worker_run(args->config, args->events_fd, TRUE);
 
-	return worker_run(args->config, args->events_fd, TRUE);
+	if (supervisor_worker_orphaned())
+		leave_socket(args->config, args->events_fd, args->host_guard);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -237,6 +239,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	if (opts.version) {
 		printf("ctflowd %s\n", CTFLOWD_VERSION);
+		g_free(opts.config_path);
 		return EXIT_SUCCESS;
 	}
 	log_init(opts.foreground || opts.check_only, opts.verbosity);
@@ -246,7 +249,10 @@ int main(int argc, char **argv)
 	struct ctflowd_config *config = config_load(opts.config_path, &error);
 	g_free(opts.config_path);
 	if (!config) {
-		fprintf(stderr, "ctflowd: %s\n", error->message);
+		/* one line per problem in the file, each said by ctflowd */
+		g_auto(GStrv) lines = g_strsplit(error->message, "\n", -1);
+		for (guint i = 0; lines[i]; i++)
+			fprintf(stderr, "ctflowd: %s\n", lines[i]);
 		return EXIT_CONFIG;
 	}
 	if (opts.check_only) {
@@ -274,11 +280,16 @@ int main(int argc, char **argv)
 		g_warning("%s", error->message);
 	store_socket(events_fd);
 
-	struct worker_args args = { .config = config, .events_fd = events_fd };
+	struct worker_args args = {
+		.config = config,
+		.events_fd = events_fd,
+		.host_guard = host_guard,
+	};
 	struct supervisor_options sup = {
 		.restart_min_ms = 100,
 		.restart_max_ms = 5000,
-		.stop_timeout_ms = 60000,
+		/* the worker bounds its own stop; this is for one that cannot */
+		.stop_timeout_ms = WORKER_STOP_LIMIT_MS + SUPERVISOR_STOP_SLACK_MS,
 		.notify = systemd_notify_available(),
 		.tick_ms = host_guard ? GUARD_INTERVAL_MS : 0,
 		.tick = guard_tick,
@@ -290,7 +301,7 @@ int main(int argc, char **argv)
 			  guard_threshold(host_guard));
 	int status = supervisor_run(run_worker, &args, &sup);
 
-	offer_socket(config, events_fd, host_guard);
+	leave_socket(config, events_fd, host_guard);
 	guard_free(host_guard);
 	close(events_fd);
 	if (config->daemon.pid_file)

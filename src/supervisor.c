@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,10 @@
 
 /* One word shared with the worker across fork: when it last drained. */
 static gint64 *worker_alive;
+/* The supervisor's pid, taken before it forks: a worker that reads it from
+ * getppid() could read its adoptive parent's. */
+static pid_t supervisor_pid;
+static gboolean in_worker;
 
 static gint64 now_ms(void)
 {
@@ -73,6 +78,7 @@ static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *s
 		return -1;
 	}
 	if (pid == 0) {
+		in_worker = TRUE;
 		sigprocmask(SIG_SETMASK, saved, NULL);
 		_exit(fn(user));
 	}
@@ -113,6 +119,7 @@ int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_
 
 	signal_set(&set);
 	sigprocmask(SIG_BLOCK, &set, &saved);
+	supervisor_pid = getpid();
 	if (!worker_alive) {
 		void *page = mmap(NULL, sizeof(gint64), PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -233,7 +240,9 @@ out:
 
 void supervisor_worker_ready(void)
 {
-	kill(getppid(), SIGUSR2);
+	/* not to whoever adopted an orphan */
+	if (!supervisor_worker_orphaned())
+		kill(supervisor_pid, SIGUSR2);
 }
 
 gint64 supervisor_worker_last_alive(void)
@@ -245,4 +254,17 @@ void supervisor_worker_alive(gint64 now_us)
 {
 	if (worker_alive)
 		__atomic_store_n(worker_alive, now_us, __ATOMIC_RELAXED);
+}
+
+gboolean supervisor_worker_watch(void)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		g_warning("cannot ask to be told of the supervisor's death: %s", g_strerror(errno));
+	/* a supervisor that died before the request was made sent nothing */
+	return !supervisor_worker_orphaned();
+}
+
+gboolean supervisor_worker_orphaned(void)
+{
+	return in_worker && getppid() != supervisor_pid;
 }

@@ -21,6 +21,7 @@
 #include "ctflowd/ct_source.h"
 #include "ctflowd/error.h"
 #include "ctflowd/flow_id.h"
+#include "ctflowd/handover.h"
 #include "ctflowd/intake.h"
 #include "ctflowd/netns.h"
 #include "ctflowd/sink.h"
@@ -28,10 +29,13 @@
 #include "ctflowd/supervisor.h"
 #include "ctflowd/worker.h"
 
-#define STOP_GRACE_MS 10000
+#define STOP_GRACE_MS 10000      /* a stop delivers for this long, to all destinations */
 #define HELD_BACK_CHECK_MS 250   /* how often a stop lists what the kernel holds back */
-#define HELD_BACK_IDLE_MS 2000    /* ... gives up when nothing came for this long */
+#define HELD_BACK_IDLE_MS 2000    /* ... gives up when no new flow came for this long */
 #define HELD_BACK_MAX_MS 30000    /* ... and after this in any case */
+/* the tail of a stop (joining threads, closing files) fits in what is left */
+_Static_assert(HELD_BACK_MAX_MS + STOP_GRACE_MS + 2000 <= WORKER_STOP_LIMIT_MS,
+	       "the phases of a stop fit in its bound");
 #define HEARTBEAT_MS 250
 /* how stale the counters the main loop logs may be */
 #define STATS_PUBLISH_US (50 * 1000)
@@ -52,6 +56,11 @@ struct daemon {
 	struct ct_source_stats source_stats;
 	struct intake_stats intake_stats;
 	int exit_status;
+	GThread *watchdog;           /* ends a stop that overruns WORKER_STOP_LIMIT_MS */
+	GMutex watchdog_lock;
+	GCond watchdog_cond;
+	gboolean stop_done;          /* under watchdog_lock */
+	gint64 stop_started_us;
 };
 
 /* ---- the kernel side ---------------------------------------------------- */
@@ -274,9 +283,71 @@ static gboolean on_terminate(gpointer data)
 {
 	struct daemon *d = data;
 
-	g_message("stopping on signal");
+	if (d->supervised && supervisor_worker_orphaned())
+		g_warning("the supervisor is gone; stopping, and leaving the event socket for "
+			  "the next ctflowd");
+	else
+		g_message("stopping on signal");
 	g_main_loop_quit(d->loop);
 	return G_SOURCE_CONTINUE;
+}
+
+/* ---- the bound of a stop ------------------------------------------------ */
+
+/*
+ * Each phase of a stop has a bound of its own, but a call can still block
+ * past it (a TCP send to a stalled collector, a dump the kernel is slow to
+ * walk), and an orphaned worker has no supervisor to kill it.  Ending early
+ * is what a kill does: the journal keeps what was not delivered.  An orphan
+ * leaves the socket first, so that the next ctflowd loses no event.
+ */
+static gpointer watchdog_thread(gpointer data)
+{
+	struct daemon *d = data;
+	gint64 deadline = d->stop_started_us + (gint64)WORKER_STOP_LIMIT_MS * 1000;
+
+	g_mutex_lock(&d->watchdog_lock);
+	while (!d->stop_done && g_get_monotonic_time() < deadline)
+		g_cond_wait_until(&d->watchdog_cond, &d->watchdog_lock, deadline);
+	gboolean done = d->stop_done;
+	g_mutex_unlock(&d->watchdog_lock);
+	if (done)
+		return NULL;
+	g_critical("the stop did not end within %d ms; ending it now (records not delivered "
+		   "stay in the journal for the next start)",
+		   WORKER_STOP_LIMIT_MS);
+	if (d->supervised && supervisor_worker_orphaned()) {
+		g_autoptr(GError) error = NULL;
+		if (!handover_leave(&d->config->daemon, d->events_fd, NULL, &error))
+			g_warning("%s", error->message);
+	}
+	_exit(EXIT_FAILURE);
+}
+
+static void arm_watchdog(struct daemon *d)
+{
+	g_autoptr(GError) error = NULL;
+
+	d->stop_started_us = g_get_monotonic_time();
+	g_mutex_init(&d->watchdog_lock);
+	g_cond_init(&d->watchdog_cond);
+	d->watchdog = g_thread_try_new("stop-watchdog", watchdog_thread, d, &error);
+	if (!d->watchdog)
+		g_warning("%s: only the supervisor bounds this stop", error->message);
+}
+
+static void disarm_watchdog(struct daemon *d)
+{
+	if (!d->watchdog)
+		return;
+	g_mutex_lock(&d->watchdog_lock);
+	d->stop_done = TRUE;
+	g_cond_broadcast(&d->watchdog_cond);
+	g_mutex_unlock(&d->watchdog_lock);
+	g_thread_join(d->watchdog);
+	d->watchdog = NULL;
+	g_mutex_clear(&d->watchdog_lock);
+	g_cond_clear(&d->watchdog_cond);
 }
 
 /* ---- destinations --------------------------------------------------------- */
@@ -303,14 +374,22 @@ static gboolean start_sinks(struct daemon *d, GError **error)
  * Reliable delivery keeps DESTROYs the socket had no room for on the
  * kernel's dying list and resends them as the socket drains.  Closing the
  * socket before they come loses them, so a stop keeps reading until that
- * list is empty: as long as events keep coming (a large backlog takes a
- * while), and no longer than HELD_BACK_MAX_MS.
+ * list is empty: as long as flows it had not taken yet keep coming (a large
+ * backlog takes a while), and no longer than HELD_BACK_MAX_MS.  Entries
+ * that another reliable listener does not take stay on the list, and the
+ * kernel keeps resending them to every socket: repeats are no progress.
+ *
+ * A worker whose supervisor was killed does not wait for them when the
+ * socket goes on to the next ctflowd, which reads them there: until this
+ * worker is gone, the next one cannot have the journal.
  */
 static void drain_kernel(struct daemon *d)
 {
+	gboolean leave_held_back = d->supervised && supervisor_worker_orphaned() &&
+				   handover_keeps_socket(&d->config->daemon);
 	gint64 start = g_get_monotonic_time();
 	gint64 progress = start, next_check = start;
-	guint64 before = ct_source_get_stats(d->source)->messages;
+	guint64 before = intake_get_stats(d->intake)->accepted;
 	/* one look at the dying list is one reply: this only bounds a kernel
 	 * that does not answer */
 	const gint64 look_us = 1000 * 1000;
@@ -322,10 +401,14 @@ static void drain_kernel(struct daemon *d)
 			g_warning("last read of conntrack events: %s", error->message);
 			break;
 		}
+		if (leave_held_back)
+			break;
+		/* through the filter at once, which tells new flows from repeats */
+		ct_source_deliver_landed(d->source);
 		gint64 now = g_get_monotonic_time();
-		guint64 read = ct_source_get_stats(d->source)->messages;
-		if (read != before) {
-			before = read;
+		guint64 taken = intake_get_stats(d->intake)->accepted;
+		if (taken != before) {
+			before = taken;
 			progress = now;
 		}
 		if (!d->config->source.reliable)
@@ -361,6 +444,7 @@ static void drain_kernel(struct daemon *d)
  * send what it holds before the threads end. */
 static void stop_pipeline(struct daemon *d)
 {
+	arm_watchdog(d);
 	stop_reader(d);
 	if (d->source) {
 		drain_kernel(d);
@@ -369,8 +453,12 @@ static void stop_pipeline(struct daemon *d)
 	if (!d->spool)
 		return;
 	spool_close(d->spool);
-	for (guint i = 0; i < d->sinks->len; i++)
-		sink_stop(g_ptr_array_index(d->sinks, i), STOP_GRACE_MS);
+	/* one deadline for all: the destinations stop one after the other */
+	gint64 deliver_by = g_get_monotonic_time() + (gint64)STOP_GRACE_MS * 1000;
+	for (guint i = 0; i < d->sinks->len; i++) {
+		gint64 left_ms = MAX(deliver_by - g_get_monotonic_time(), 0) / 1000;
+		sink_stop(g_ptr_array_index(d->sinks, i), (guint)left_ms);
+	}
 }
 
 /* ---- running -------------------------------------------------------------- */
@@ -420,6 +508,7 @@ static void tear_down(struct daemon *d)
 	if (d->stop_fd >= 0)
 		close(d->stop_fd);
 	g_mutex_clear(&d->stats_lock);
+	disarm_watchdog(d);
 }
 
 int worker_run(const struct ctflowd_config *config, int events_fd, gboolean supervised)
@@ -450,8 +539,13 @@ int worker_run(const struct ctflowd_config *config, int events_fd, gboolean supe
 	g_message("ctflowd %s running: %s delivery, %u destination%s", CTFLOWD_VERSION,
 		  config->source.reliable ? "reliable" : "UNRELIABLE", d.sinks->len,
 		  d.sinks->len == 1 ? "" : "s");
-	if (supervised)
+	if (supervised) {
+		/* a supervisor killed outright must not leave this worker reading
+		 * on, holding the journal from the next ctflowd */
+		if (!supervisor_worker_watch())
+			raise(SIGTERM);
 		supervisor_worker_ready();
+	}
 
 	g_main_loop_run(d.loop);
 

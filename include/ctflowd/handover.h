@@ -8,20 +8,46 @@
  * not fit), and the next ctflowd takes it over a Unix socket in the state
  * directory.  If no successor comes within the timeout, the holder closes
  * the socket and says how much it lets go.
+ *
+ * Whoever holds the last copy of the socket when it stops leaves it this
+ * way: the supervisor, or a worker whose supervisor was killed outright.
  */
 #pragma once
 
 #include <glib.h>
+#include "ctflowd/config.h"
 #include "ctflowd/guard.h"
 
 /**
  * handover_offer:
  * Starts a detached holder for @fd, listening on @path, that lives at most
  * @timeout_ms and meanwhile runs @g (may be NULL): with nobody reading, the
- * guard is what keeps parked events from filling the table.  Returns once
- * the holder is listening.
+ * guard is what keeps parked events from filling the table.  Without @g the
+ * holder closes every other descriptor it inherited (a journal's lock among
+ * them).  Returns once the holder is listening.
  */
 gboolean handover_offer(int fd, const char *path, guint timeout_ms, guard *g, GError **error);
+
+/** handover_path: where a holder for the state directory of @dc listens. */
+char *handover_path(const struct daemon_config *dc);
+
+/**
+ * handover_keeps_socket:
+ * TRUE when a stop of ctflowd started with @dc leaves the socket for the
+ * next one (a service manager's descriptor store, or a holder), so that
+ * what the kernel still queues or holds back for it is not lost.
+ */
+gboolean handover_keeps_socket(const struct daemon_config *dc);
+
+/**
+ * handover_leave:
+ * Leaves @fd for the next ctflowd started with @dc: under a service manager
+ * nothing needs doing (its descriptor store has had the socket since the
+ * start); otherwise a holder keeps it for handover_timeout, unless that is 0.
+ * FALSE with @error, which says what is lost, when no holder could be
+ * started.
+ */
+gboolean handover_leave(const struct daemon_config *dc, int fd, guard *g, GError **error);
 
 /**
  * handover_take:

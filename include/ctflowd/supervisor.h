@@ -7,6 +7,10 @@
  * with it.  While no worker runs, the kernel keeps queueing events into the
  * socket the parent holds (and parks DESTROYs in reliable mode), and the
  * next worker reads them: a `kill -9` of the worker loses nothing.
+ *
+ * The other way round, a worker whose supervisor was killed outright learns
+ * it from the kernel (PR_SET_PDEATHSIG): it then stops as on SIGTERM and,
+ * holding the last copy of the socket, leaves it for the next ctflowd.
  */
 #pragma once
 
@@ -61,3 +65,19 @@ gint64 supervisor_worker_last_alive(void);
  * tick sees when the worker last read.
  */
 void supervisor_worker_alive(gint64 now_us);
+
+/**
+ * supervisor_worker_watch:
+ * Called by the worker once SIGTERM stops it cleanly: from then on the death
+ * of its supervisor sends it SIGTERM.  Returns FALSE when the supervisor is
+ * already gone, before the kernel could be asked to tell.
+ */
+gboolean supervisor_worker_watch(void);
+
+/**
+ * supervisor_worker_orphaned:
+ * TRUE in a worker whose supervisor is gone: nobody else holds the event
+ * socket then (and supervisor_worker_ready() tells nobody).  FALSE outside
+ * a worker.
+ */
+gboolean supervisor_worker_orphaned(void);

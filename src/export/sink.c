@@ -403,12 +403,14 @@ static gpointer sink_thread(gpointer data)
 {
 	sink *s = data;
 	for (;;) {
+		/* a stop gives the destination a deadline, also for a backlog it
+		 * is still sending: the rest stays in the journal */
+		if (stop_expired(s))
+			break;
 		if (g_atomic_int_compare_and_exchange(&s->reopen_requested, 1, 0) &&
 		    transport_is_open(s->tr))
 			close_for_reopen(s);
 		if (!transport_is_open(s->tr)) {
-			if (stop_expired(s))
-				break;
 			if (!open_session(s))
 				continue;
 		}

@@ -49,19 +49,6 @@ HANDOVER_SOCK=$CTF_WORK/state/handover.sock
 
 # ------------------------------------------------------------------ helpers
 
-# holders [EXCEPT_PID]: ctflowd processes in the router that hold a DESTROY
-# listener and are not EXCEPT_PID or one of its descendants (a holder is
-# double-forked: nobody's child)
-holders() {
-	local p skip=" "
-	[ -n "${1:-}" ] && skip=" $(ctf_tree_pids "$1" | tr '\n' ' ')"
-	for p in $(ip netns pids "$NS_RTR" 2>/dev/null); do
-		[[ $skip == *" $p "* ]] && continue
-		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = ctflowd ] && ctf_alive "$p" &&
-			ctf_ct_listener_inode "$p" >/dev/null && echo "$p"
-	done
-}
-
 # verify VIEW INPUT FILE [EXTRA...]: one decoder's view of the export, as
 # separate checks
 verify() {
@@ -124,33 +111,15 @@ else
 	ctf_diag_file "$LOG1" 10
 fi
 grep -E 'warning|critical' "$LOG1" | head -5 | sed 's/^/# ctflowd 1 log: /'
-mapfile -t H < <(holders)
-if [ ${#H[@]} = 1 ] && [ "$(ctf_ct_listener_inode "${H[0]}")" = "$INODE1" ]; then
-	HOLDER1=${H[0]}
-	ctf_ok "a holder ($HOLDER1) keeps the first ctflowd's socket (inode $INODE1) while no ctflowd runs"
-else
-	HOLDER1=${H[0]:-}
-	ctf_not_ok "a holder keeps the first ctflowd's socket while no ctflowd runs" \
-		"holders: ${H[*]:-none}; their socket: $( [ -n "$HOLDER1" ] && ctf_ct_listener_inode "$HOLDER1")"
-fi
+ctf_check_holder "$INODE1" "the first ctflowd's socket while no ctflowd runs"
+HOLDER1=$CTF_HOLDER
 ctf_check "the holder listens at $HANDOVER_SOCK" [ -S "$HANDOVER_SOCK" ]
 
 sleep $GAP
 T_START2=$(ctf_now)
 ctf_start_ctflowd "$CONF" "$LOG2" || ctf_bail "the second ctflowd did not start (config $CONF)"
 PID2=$CTF_LAST_PID
-line=$(grep 'took over the conntrack event socket' "$LOG2")
-if printf '%s\n' "$line" | grep -q 'from the previous ctflowd'; then
-	ctf_ok "the second ctflowd logs: ${line#* notice: }"
-else
-	ctf_not_ok "the second ctflowd logs that it took the socket over from the previous ctflowd" \
-		"log: ${line:-no 'took over' line}"
-	ctf_diag_file "$LOG2" 10
-fi
-ctf_is "$(ctf_ct_listener_inode "$PID2")" "$INODE1" "the second ctflowd ($PID2) reads the socket the first one opened"
-for ((i = 0; i < 50; i++)); do [ -n "$HOLDER1" ] && ctf_alive "$HOLDER1" || break; sleep 0.1; done
-ctf_is "$( [ -n "$HOLDER1" ] && ctf_alive "$HOLDER1" && echo alive || echo gone)/$( [ -e "$HANDOVER_SOCK" ] && echo present || echo removed)" \
-	gone/removed "after the takeover the holder is gone and handover.sock removed"
+ctf_check_takeover "$PID2" "$LOG2" "$INODE1" "$HOLDER1" "$HANDOVER_SOCK"
 
 wait "$WL"
 W_T1=$(ctf_now)
@@ -166,34 +135,24 @@ ctf_diag "the first ctflowd took $(ctf_elapsed "$T_TERM" "$T_EXIT") s to stop; n
 ctf_check "batch $GAP_BATCH ended its flows while only the holder had the socket" \
 	awk -v b=$GAP_BATCH -v s="$T_EXIT" -v e="$T_START2" '$1 == b { f = ($3 >= s && $4 <= e) } END { exit !f }' "$TL"
 
-ctf_wait_ct_empty 60 || ctf_diag "router table not empty after 60 s: $(ctf_ct_count) entries"
-for ((i = 0; i < 300; i++)); do [ "$(ctf_ct_dying)" = 0 ] && break; sleep 0.2; done
-ctf_wait_idle "$PID2" 2 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
-ctf_is "$(ctf_ct_count)/$(ctf_ct_dying)" 0/0 "router table empty, no entry parked waiting for delivery (count/dying)"
+ctf_settle "$PID2"
 
 # ------------------------------------------------------------------ stop for good
 
-T_TERM2=$(ctf_now)
-ctf_stop "$PID2" 30
-if [ "$CTF_STOP_KILLED" = 0 ] && [ "$CTF_STOP_STATUS" = 0 ]; then
-	ctf_ok "the second ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM2") s)"
-else
-	ctf_not_ok "the second ctflowd exits 0 on SIGTERM" "exit status $CTF_STOP_STATUS, needed SIGKILL: $CTF_STOP_KILLED"
-	ctf_diag_file "$LOG2" 20
-fi
+ctf_stop_clean "$PID2" "the second ctflowd" "$LOG2"
 grep ' final: ' "$LOG1" "$LOG2" | sed 's/^.*ctflowd-\([0-9]\)\.log:.*\] /# ctflowd \1: /'
 grep -E 'warning|critical' "$LOG2" | head -5 | sed 's/^/# ctflowd 2 log: /'
 # The second ctflowd leaves a holder too (handover_timeout is 30 s): it must
 # exist, and this test ends it rather than leave it to its timeout.
-mapfile -t H < <(holders)
+mapfile -t H < <(ctf_holders)
 if [ ${#H[@]} = 1 ] && [ "$(ctf_ct_listener_inode "${H[0]}")" = "$INODE1" ]; then
 	ctf_ok "after the final stop a holder (${H[0]}) keeps the socket"
 else
 	ctf_not_ok "after the final stop one holder keeps the socket" "holders: ${H[*]:-none}"
 fi
 for h in "${H[@]}"; do kill -TERM "$h" 2>/dev/null; done
-for ((i = 0; i < 50; i++)); do [ -z "$(holders)" ] && break; sleep 0.1; done
-left=$(holders)
+for ((i = 0; i < 50; i++)); do [ -z "$(ctf_holders)" ] && break; sleep 0.1; done
+left=$(ctf_holders)
 ctf_is "${left:-none}" none "the holder ends on SIGTERM (holders left)"
 for h in $left; do kill -KILL "$h" 2>/dev/null; done
 
@@ -206,13 +165,7 @@ ctf_stop "$WITNESS"; ctf_stop "$NFCAPD"
 wit=$(ctf_witness_exact "$DIR/witness.txt" $DPORT $((DPORT + BATCHES - 1)) $PKTS $FWD_BYTES)
 ctf_is "$wit" "$N $N" "the kernel reported all $N flows (ctlisten: distinct exact)"
 
-ctf_nfdump_flows "$DIR/nf" "$DIR/nfdump.txt"
-verify "nfdump (UDP export via nfcapd)" nfdump "$DIR/nfdump.txt"
-if [ -s "$EXPORT" ]; then
-	verify "ipfix_verify.py (file export)" ipfix "$EXPORT" --require-flowid
-else
-	ctf_not_ok "ipfix_verify.py (file export)" "no export file at $EXPORT"
-fi
+ctf_verify_views "$DIR/nf" "$EXPORT"
 
 ctf_diag "total $(ctf_elapsed "$T_BEGIN") s"
 ctf_done

@@ -831,3 +831,143 @@ ctf_nfacctd_flows() {
 				      $col["TIMESTAMP_START"], $col["TIMESTAMP_END"]
 		}' "$1/flows.csv" >"$2"
 }
+
+# ------------------------------------------------------------------ socket holders
+
+# ctf_holders [EXCEPT_PID]: ctflowd processes in the router that hold a
+# DESTROY listener and are not EXCEPT_PID or one of its descendants (a
+# holder, which keeps a stopped ctflowd's socket for the next one, is
+# double-forked: nobody's child)
+ctf_holders() {
+	local p skip=" "
+	[ -n "${1:-}" ] && skip=" $(ctf_tree_pids "$1" | tr '\n' ' ')"
+	for p in $(ip netns pids "$NS_RTR" 2>/dev/null); do
+		[[ $skip == *" $p "* ]] && continue
+		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = ctflowd ] && ctf_alive "$p" &&
+			ctf_ct_listener_inode "$p" >/dev/null && echo "$p"
+	done
+}
+
+# ------------------------------------------------------------------ common steps
+
+# ctf_wait_worker SUP LOG [MAX_S]: wait until the ctflowd supervisor SUP
+# logged (in LOG) that a worker runs and has one; its pid lands in
+# CTF_WORKER.  1 on timeout (default 10 s).
+ctf_wait_worker() {
+	local i
+	CTF_WORKER=
+	for ((i = 0; i < ${3:-10} * 10; i++)); do
+		grep -q ' running: ' "$2" && CTF_WORKER=$(ctf_worker_of "$1") && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ctf_conf_ipfix_file CONF NAME PATH [FLUSH]: appends an IPFIX file export
+# NAME writing PATH, flushed every FLUSH (default 1s)
+ctf_conf_ipfix_file() {
+	cat >>"$1" <<-EOF
+
+	[export $2]
+	format = ipfix
+	transport = file
+	path = $3
+	flush_interval = ${4:-1s}
+	EOF
+}
+
+# ctf_settle PID: wait until the router's table is empty, nothing is parked
+# and ctflowd PID is idle, then check the first two
+ctf_settle() {
+	local i
+	ctf_wait_ct_empty 60 || ctf_diag "router table not empty after 60 s: $(ctf_ct_count) entries"
+	for ((i = 0; i < 300; i++)); do [ "$(ctf_ct_dying)" = 0 ] && break; sleep 0.2; done
+	ctf_wait_idle "$1" 2 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
+	ctf_is "$(ctf_ct_count)/$(ctf_ct_dying)" 0/0 "router table empty, no entry parked waiting for delivery (count/dying)"
+}
+
+# ctf_stop_clean PID WHO LOG [TIMEOUT_S]: SIGTERM ctflowd PID (WHO names it
+# in the check) and check that it exits 0 by itself within TIMEOUT_S
+# (default 30); its log's tail is shown when not
+ctf_stop_clean() {
+	local t0
+	t0=$(ctf_now)
+	ctf_stop "$1" "${4:-30}"
+	if [ "$CTF_STOP_KILLED" = 0 ] && [ "$CTF_STOP_STATUS" = 0 ]; then
+		ctf_ok "$2 exits 0 on SIGTERM ($(ctf_elapsed "$t0") s)"
+	else
+		ctf_not_ok "$2 exits 0 on SIGTERM" "exit status $CTF_STOP_STATUS, needed SIGKILL: $CTF_STOP_KILLED"
+		ctf_diag_file "$3" 20
+	fi
+}
+
+# ctf_check_holder INODE WHAT: check that one holder keeps the socket INODE
+# (WHAT describes it); the holder's pid lands in CTF_HOLDER (empty: none)
+ctf_check_holder() {
+	local h
+	mapfile -t h < <(ctf_holders)
+	CTF_HOLDER=${h[0]:-}
+	if [ ${#h[@]} = 1 ] && [ "$(ctf_ct_listener_inode "$CTF_HOLDER")" = "$1" ]; then
+		ctf_ok "a holder ($CTF_HOLDER) keeps $2 (inode $1)"
+	else
+		ctf_not_ok "a holder keeps $2" \
+			"holders: ${h[*]:-none}; their socket: $( [ -n "$CTF_HOLDER" ] && ctf_ct_listener_inode "$CTF_HOLDER")"
+	fi
+}
+
+# ctf_check_takeover PID LOG INODE HOLDER SOCK: check that ctflowd PID
+# (logging to LOG) took the socket INODE over from the holder HOLDER, which
+# is gone then, its listening socket SOCK removed
+ctf_check_takeover() {
+	local pid=$1 log=$2 inode=$3 holder=$4 sock=$5 line i
+	line=$(grep 'took over the conntrack event socket' "$log")
+	if printf '%s\n' "$line" | grep -q 'from the previous ctflowd'; then
+		ctf_ok "ctflowd $pid logs: ${line#* notice: }"
+	else
+		ctf_not_ok "ctflowd $pid logs that it took the socket over from the previous ctflowd" \
+			"log: ${line:-no 'took over' line}"
+		ctf_diag_file "$log" 10
+	fi
+	ctf_is "$(ctf_ct_listener_inode "$pid")" "$inode" "ctflowd $pid reads the socket the first one opened"
+	for ((i = 0; i < 50; i++)); do [ -n "$holder" ] && ctf_alive "$holder" || break; sleep 0.1; done
+	ctf_is "$( [ -n "$holder" ] && ctf_alive "$holder" && echo alive || echo gone)/$( [ -e "$sock" ] && echo present || echo removed)" \
+		gone/removed "after the takeover the holder is gone and $(basename "$sock") removed"
+}
+
+# ctf_verify_views NFDIR EXPORT: the caller's `verify VIEW INPUT FILE
+# [EXTRA...]` on what nfcapd stored in NFDIR and on the IPFIX file EXPORT
+ctf_verify_views() {
+	local out
+	out=$(dirname "$1")/nfdump.txt
+	ctf_nfdump_flows "$1" "$out"
+	verify "nfdump (UDP export via nfcapd)" nfdump "$out"
+	if [ -s "$2" ]; then
+		verify "ipfix_verify.py (file export)" ipfix "$2" --require-flowid
+	else
+		ctf_not_ok "ipfix_verify.py (file export)" "no export file at $2"
+	fi
+}
+
+# ctf_end_holders: end every holder in the router (SIGTERM, then SIGKILL
+# after 5 s), so that none outlives the test waiting for a successor
+ctf_end_holders() {
+	local h i
+	for h in $(ctf_holders); do kill -TERM "$h" 2>/dev/null; done
+	for ((i = 0; i < 50; i++)); do [ -z "$(ctf_holders)" ] && break; sleep 0.1; done
+	for h in $(ctf_holders); do kill -KILL "$h" 2>/dev/null; done
+}
+
+# ctf_cont_at_exit PID...: make the EXIT trap resume these processes before
+# the cleanup ends everything: a stopped process ignores the SIGTERM that
+# cleanup sends, and a stopped reliable listener keeps the kernel resending
+CTF_CONT_PIDS=()
+ctf_cont_at_exit() {
+	CTF_CONT_PIDS+=("$@")
+	trap ctf_cont_and_clean EXIT
+}
+ctf_cont_and_clean() {
+	local rc=$? p
+	for p in "${CTF_CONT_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; done
+	(exit $rc)
+	ctf_cleanup
+}
