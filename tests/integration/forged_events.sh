@@ -58,11 +58,8 @@ flush_interval = 200ms
 EOF
 ctf_start_ctflowd "$CONF" "$LOG" || ctf_bail "ctflowd did not start (config $CONF)"
 SUP=$CTF_LAST_PID
-for ((i = 0; i < 100; i++)); do
-	grep -q ' running: ' "$LOG" && WORKER=$(ctf_worker_of "$SUP") && break
-	sleep 0.1
-done
-[ -n "${WORKER:-}" ] || { ctf_diag_file "$LOG"; ctf_bail "no worker running under supervisor $SUP"; }
+ctf_wait_worker "$SUP" "$LOG" || { ctf_diag_file "$LOG"; ctf_bail "no worker running under supervisor $SUP"; }
+WORKER=$CTF_WORKER
 PORTID=$(ctf_ct_listener_portid "$SUP" "$NS_RTR")
 if [ -n "$PORTID" ] && [ "$PORTID" != 0 ]; then
 	ctf_ok "ctflowd runs (supervisor $SUP, worker $WORKER); its event socket has port id $PORTID"
@@ -133,9 +130,7 @@ ctf_is "$(ctf_worker_of "$SUP")" "$WORKER" "the worker $WORKER ran throughout"
 restarts=$(grep -c 'restarting it in' "$LOG")
 ctf_is "$restarts" 0 "the supervisor restarted no worker"
 
-T_TERM=$(ctf_now)
-ctf_stop "$SUP" 30
-ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM") s; status/killed)"
+ctf_stop_clean "$SUP" ctflowd "$LOG"
 grep ' final: ' "$LOG" | sed 's/^.*\] /# /'
 WINDOW=$(awk -v a="$W_T1" -v b="$(ctf_now)" 'BEGIN { printf "%d", b - a + 2 }')
 sleep 0.5   # the last datagrams reach nfcapd

@@ -40,14 +40,7 @@ CONF=$DIR/ctflowd.conf LOG=$DIR/ctflowd.log EXPORT=$DIR/export.ipfix
 export CTF_LIB_DIR
 
 ctf_ctflowd_conf "$CONF"
-cat >>"$CONF" <<EOF
-
-[export file]
-format = ipfix
-transport = file
-path = $EXPORT
-flush_interval = 1s
-EOF
+ctf_conf_ipfix_file "$CONF" file "$EXPORT"
 ctf_start_ctflowd "$CONF" "$LOG" || ctf_bail "ctflowd did not start (config $CONF)"
 SUP=$CTF_LAST_PID
 
@@ -65,8 +58,8 @@ wait_worker() {
 # stats_lines PID: how many statistics lines worker PID logged so far
 stats_lines() { grep -c "ctflowd\[$1\] .* statistics: " "$LOG"; }
 
-wait_worker 1 10 || { ctf_diag_file "$LOG"; ctf_bail "no worker running under supervisor $SUP"; }
-W1=$WORKER
+ctf_wait_worker "$SUP" "$LOG" || { ctf_diag_file "$LOG"; ctf_bail "no worker running under supervisor $SUP"; }
+W1=$CTF_WORKER
 ctf_ok "ctflowd runs: supervisor $SUP, worker $W1"
 
 # --- the reader reads
@@ -125,14 +118,8 @@ ctf_check "the supervisor logs the kill and the restart: ${line#* warning: }" [ 
 ctf_alive "$W1" && ctf_not_ok "worker $W1 is gone" || ctf_ok "worker $W1 is gone"
 ctf_stop "$STOPPER"
 
-ctf_wait_ct_empty 60 || ctf_diag "router table not empty after 60 s: $(ctf_ct_count) entries"
-for ((i = 0; i < 300; i++)); do [ "$(ctf_ct_dying)" = 0 ] && break; sleep 0.2; done
-ctf_wait_idle "$SUP" 2 60 || ctf_diag "ctflowd not idle after 60 s (or gone)"
-ctf_is "$(ctf_ct_count)/$(ctf_ct_dying)" 0/0 "router table empty, nothing parked (count/dying)"
-
-T_TERM=$(ctf_now)
-ctf_stop "$SUP" 30
-ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM") s; status/killed)"
+ctf_settle "$SUP"
+ctf_stop_clean "$SUP" ctflowd "$LOG"
 grep -E 'recovered [0-9]+ conntrack events' "$LOG" | sed 's/^.*\] /# ctflowd log: /'
 grep ' final: ' "$LOG" | sed 's/^.*\] /# /'
 WINDOW=$(awk -v a="$W_T1" -v b="$(ctf_now)" 'BEGIN { printf "%d", b - a + 2 }')
