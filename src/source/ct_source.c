@@ -147,10 +147,9 @@ static void note_not_kernel(ct_source *src, const struct sockaddr_nl *from, gint
 	src->not_kernel_unlogged++;
 	if (src->not_kernel_logged && now_us - src->not_kernel_logged_us < NOT_KERNEL_LOG_US)
 		return;
-	/* a landing slot a build without senders wrote has none recorded */
 	g_autofree char *who = from->nl_family == AF_NETLINK
 				       ? g_strdup_printf("port id %u", from->nl_pid)
-				       : g_strdup("a sender not recorded");
+				       : g_strdup_printf("address family %u", from->nl_family);
 	if (!src->not_kernel_logged)
 		g_warning("conntrack event socket: dropped a message from %s, not from the "
 			  "kernel: a local process with CAP_NET_ADMIN in the watched namespace "
@@ -172,14 +171,23 @@ static void coalesce_setup(ct_source *src);
 static void recover_landing_zone(ct_source *src, const char *path)
 {
 	size_t n = 0;
-	guint found = 0;
+	guint found = 0, unrecorded = 0;
 
 	for (guint i = 0; i < RECV_BATCH; i++) {
 		const struct nlmsghdr *nlh = (const struct nlmsghdr *)src->slots[i].event;
 		if (nlh->nlmsg_len == 0)
 			continue;
-		if (src->check_sender && !sent_by_kernel(&src->slots[i].sender)) {
-			note_not_kernel(src, &src->slots[i].sender, g_get_monotonic_time());
+		const struct sockaddr_nl *from = &src->slots[i].sender;
+		if (src->check_sender && from->nl_family == AF_UNSPEC) {
+			/* written by a build that recorded no senders: it took
+			 * every event as this one would have, and dropping them
+			 * would lose flows across an upgrade */
+			if (!unrecorded++)
+				g_message("landing zone %s: events without a recorded sender,"
+					  " left by an earlier version; taken as the kernel's",
+					  path);
+		} else if (src->check_sender && !sent_by_kernel(from)) {
+			note_not_kernel(src, from, g_get_monotonic_time());
 			continue;
 		}
 		found++;
