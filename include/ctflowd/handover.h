@@ -52,7 +52,24 @@ gboolean handover_leave(const struct daemon_config *dc, int fd, guard *g, GError
 /**
  * handover_take:
  * Takes the socket a holder offers at @path.  Returns the descriptor, or -1:
- * with @error unset when no holder is there, set when one was there but the
- * transfer failed.
+ * with @error unset when no holder is there or the one there is not of
+ * ctflowd's own uid (refused with a warning), set when one was there but the
+ * transfer failed.  With a descriptor, *@holder is the connection to the
+ * holder, which keeps its copy of the socket until handover_answer() (else
+ * -1).
  */
-int handover_take(const char *path, GError **error);
+int handover_take(const char *path, int *holder, GError **error);
+
+enum handover_answer {
+	HANDOVER_TAKEN,        /* ctflowd runs on the socket: the holder ends */
+	HANDOVER_REFUSED,      /* the socket failed its checks: the holder closes it */
+	HANDOVER_GIVEN_BACK,   /* ctflowd could not start: the holder keeps it */
+};
+
+/**
+ * handover_answer:
+ * Tells the holder behind @holder (from handover_take(); -1 does nothing)
+ * what became of the socket, and closes @holder.  A successor that ends
+ * without answering gives the socket back as HANDOVER_GIVEN_BACK does.
+ */
+void handover_answer(int holder, enum handover_answer answer);
