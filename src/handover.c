@@ -5,10 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
-#include <stdlib.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -17,6 +17,7 @@
 #include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "ctflowd/error.h"
@@ -138,6 +139,9 @@ static void close_all_but_guard(int fd, int listener)
  */
 static void close_inherited(int fd, int listener, gboolean keep_guard)
 {
+	/* a connection to syslog is among what goes: closed here first, so
+	 * that syslog() does not write to whatever reuses its number */
+	closelog();
 	if (keep_guard)
 		close_all_but_guard(fd, listener);
 	else
@@ -190,12 +194,14 @@ G_GNUC_NORETURN static void hold(int fd, int listener, const char *path, guint t
 	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 	int conn = -1;   /* a successor that has the socket and has not answered yet */
 
-	/* a successor checking the socket at the deadline gets the time a
-	 * take may last to answer: it may be running on it already */
-	while (g_get_monotonic_time() < deadline + (conn >= 0 ? TAKE_TIMEOUT_MS * 1000 : 0)) {
-		struct pollfd p = { .fd = conn >= 0 ? conn : listener, .events = POLLIN };
+	for (;;) {
+		/* a successor checking the socket at the deadline gets the time
+		 * a take may last to answer: it may be running on it already */
 		gint64 end = deadline + (conn >= 0 ? TAKE_TIMEOUT_MS * 1000 : 0);
-		gint64 left_ms = MAX((end - g_get_monotonic_time()) / 1000, 0);
+		gint64 left_ms = (end - g_get_monotonic_time()) / 1000;
+		if (left_ms <= 0)
+			break;
+		struct pollfd p = { .fd = conn >= 0 ? conn : listener, .events = POLLIN };
 		int rc = poll(&p, 1, (int)MIN(left_ms, (gint64)HOLD_TICK_MS));
 		if (rc == 0 && g)
 			guard_check(g, 0);
@@ -400,7 +406,7 @@ void handover_answer(int holder, enum handover_answer answer)
 			  "and what it queues, for the next start");
 	else if (send(holder, &byte, 1, MSG_NOSIGNAL) != 1)
 		g_warning("cannot tell the holder of the conntrack event socket that it was %s: "
-			  "%s; it keeps its copy until its timeout",
+			  "%s; it lets go of its copy at its timeout at the latest",
 			  answer == HANDOVER_TAKEN ? "taken" : "refused", g_strerror(errno));
 	close(holder);
 }

@@ -94,7 +94,6 @@ void log_init(gboolean foreground, int verbosity)
 
 void log_use_syslog(void)
 {
-	if (log_foreground)
-		openlog("ctflowd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	openlog("ctflowd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	log_foreground = FALSE;
 }

@@ -142,13 +142,13 @@ gboolean ct_socket_verify(int fd, GError **error)
  * have no SO_NETNS_COOKIE. */
 static int same_netns_by_inode(int fd, int probe)
 {
-	struct stat a, b;
 	int ns_a = ioctl(fd, SIOCGSKNS), ns_b = ioctl(probe, SIOCGSKNS);
-	int same = ns_a >= 0 && ns_b >= 0 && fstat(ns_a, &a) == 0 && fstat(ns_b, &b) == 0
-			   ? a.st_dev == b.st_dev && a.st_ino == b.st_ino
-			   : -1;
-	int e = errno;
+	int same = -1;
+	struct stat a, b;
 
+	if (ns_a >= 0 && ns_b >= 0 && fstat(ns_a, &a) == 0 && fstat(ns_b, &b) == 0)
+		same = a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	int e = errno;
 	if (ns_a >= 0)
 		close(ns_a);
 	if (ns_b >= 0)
