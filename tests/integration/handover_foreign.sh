@@ -17,11 +17,18 @@
 # the fake's inode), and exports every one of N flows that end afterwards
 # exactly once with exact counters.
 #
+#   case asker    the other way round: a holder left by a stopped ctflowd
+#                 is asked for its socket by a process of uid nobody (given
+#                 CAP_DAC_OVERRIDE, so that it reaches handover.sock)
+#
+# Judged: the asker gets no descriptor, the holder keeps the socket, and the
+# next ctflowd takes it over from it.
+#
 # Environment: see lib.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ctf_require_root
-ctf_require_cmd "$PYTHON" "$CTFLOWD" id
+ctf_require_cmd "$PYTHON" "$CTFLOWD" id setpriv
 id nobody >/dev/null 2>&1 || { echo "1..0 # SKIP no user nobody"; exit 77; }
 
 N=300 PKTS=2 LEN=50 SPORT=1024
@@ -73,5 +80,36 @@ run_case() {
 
 run_case uid 21000 "by a process of uid $NOBODY" --uid nobody
 run_case filter 21001 "a socket filter of 1 instructions" --filter
+
+# ------------------------------------------------------------------ asker
+DIR=$CTF_WORK/asker
+mkdir -p "$DIR"
+CONF=$DIR/ctflowd.conf
+CTF_HANDOVER=30s ctf_ctflowd_conf "$CONF"
+ctf_conf_json_file "$CONF" json "$DIR/flows.json"
+ctf_start_ctflowd "$CONF" "$DIR/ctflowd-1.log" || ctf_bail "asker: ctflowd did not start"
+PID1=$CTF_LAST_PID
+INODE1=$(ctf_ct_listener_inode "$PID1")
+ctf_stop_clean "$PID1" "asker: the first ctflowd" "$DIR/ctflowd-1.log"
+ctf_check_holder "$INODE1" "the first ctflowd's socket"
+HOLDER=$CTF_HOLDER
+got=$(ctf_nsx "$NS_RTR" setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups \
+	--inh-caps=+dac_override --ambient-caps=+dac_override "$PYTHON" -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect(sys.argv[1])
+try:
+    msg, fds, _, _ = socket.recv_fds(s, 16, 4)
+except socket.timeout:
+    fds = []
+print("uid=%d fds=%d" % (os.geteuid(), len(fds)))' "$SOCK" 2>&1)
+ctf_is "$got" "uid=$NOBODY fds=0" "asker: a process of uid nobody that asks the holder gets no descriptor"
+ctf_check_holder "$INODE1" "the socket after it refused the asker"
+ctf_start_ctflowd "$CONF" "$DIR/ctflowd-2.log" || ctf_bail "asker: the second ctflowd did not start"
+PID2=$CTF_LAST_PID
+ctf_check_takeover "$PID2" "$DIR/ctflowd-2.log" "$INODE1" "$HOLDER" "$SOCK"
+ctf_stop_clean "$PID2" "asker: the second ctflowd" "$DIR/ctflowd-2.log"
+ctf_end_holders
 
 ctf_done
