@@ -57,9 +57,10 @@
 #   PKTS [2] LEN [50]  packets per flow, UDP payload bytes (28 + LEN at L3)
 #   MTU [default]      IPFIX message size.  "default": each exporter its own
 #                      (ulogd: no mtu key, its IPFIX plugin's 512; ctflowd:
-#                      no mtu key, auto = the path MTU, ~64 KiB datagrams on
-#                      lo).  A number, e.g. 1400: that size for both, so that
-#                      neither saves system calls the other cannot
+#                      no mtu key, auto = the route's MTU capped at 1500,
+#                      i.e. 1472-byte datagrams, on lo too).  A number, e.g.
+#                      1400: that size for both, so that neither saves system
+#                      calls the other cannot
 #   CTFLOWD_MTU []     ctflowd's alone, overriding MTU: a number or "auto"
 #   QUIET_S [2]        the exporter counts as idle once its CPU time has not
 #                      moved for this long (longer than ctflowd's 1 s flush
@@ -72,6 +73,10 @@
 #   RESULTS_DIR [bench/results]  where the results file and logs go
 #   KEEP [0]           1: keep the work directory (nfcapd files, nfdump text)
 #   CTFLOWD, CTLISTEN, FLOWGEN   binaries [build/ctflowd, build/tests/...]
+#   CTFLOWD_ALT []     a second ctflowd binary, the exporter "ctflowd-alt",
+#                      configured as "ctflowd": with both in EXPORTERS, two
+#                      builds alternate within each round
+#                      (EXPORTERS="bare bare-batched ctflowd-alt ctflowd")
 #
 # Output: one key=value line per run on stdout and in
 # RESULTS_DIR/flush-<time>-n<N>-r<ROUNDS>-rb<RCVBUF>-mtu<MTU>.txt, followed
@@ -94,7 +99,9 @@ CTFLOWD_MTU=${CTFLOWD_MTU:-}
 # commit, the default), record (synced per read); ctflowd-MODE sets its own
 SPOOL_SYNC=${SPOOL_SYNC:-batch}
 CTFLOWD_VARIANTS="ctflowd ctflowd-none ctflowd-batch ctflowd-record"
-ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS"
+# ctflowd-alt: the binary CTFLOWD_ALT (another build) set up as "ctflowd"
+CTFLOWD_ALT=${CTFLOWD_ALT:-}
+ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS ctflowd-alt"
 QUIET_S=${QUIET_S:-2}
 MAX_DRAIN_S=${MAX_DRAIN_S:-300}
 SENTINELS=${SENTINELS:-128}
@@ -238,7 +245,7 @@ summary() {
 	echo "lost in total: bare ${tot_lost[bare]:-na}, bare-batched ${tot_lost[bare-batched]:-na}," \
 		"ulogd ${tot_lost[ulogd]:-na}, $ct ${tot_lost[$ct]:-na};" \
 		"duplicated in total: ulogd ${tot_dup[ulogd]:-na}, $ct ${tot_dup[$ct]:-na}"
-	for v in $CTFLOWD_VARIANTS; do
+	for v in $CTFLOWD_VARIANTS ctflowd-alt; do
 		[ "$v" != "$ct" ] && [ -n "${tot_lost[$v]:-}" ] &&
 			echo "lost / duplicated in total, $v: ${tot_lost[$v]} / ${tot_dup[$v]}"
 	done
@@ -280,7 +287,7 @@ fi
 if [ -n "$CTFLOWD_MTU_SET" ]; then
 	MTU_MODE+=", ctflowd mtu = $CTFLOWD_MTU_SET"
 else
-	MTU_MODE+=", ctflowd no mtu key (auto: the path MTU, ~64 KiB on lo)"
+	MTU_MODE+=", ctflowd no mtu key (auto: the route's MTU, at most 1500: 1472-byte datagrams on lo)"
 fi
 
 # lib.sh names its namespaces ctf-PID; a distinct prefix tells a benchmark's
@@ -297,6 +304,7 @@ PLUGDIR=
 for e in $EXPORTERS; do
 	case $e in
 	bare | bare-batched) ctf_require_cmd "$CTLISTEN" ;;
+	ctflowd-alt) ctf_require_cmd "$CTFLOWD_ALT" ;;
 	ctflowd*) ctf_require_cmd "$CTFLOWD" ;;
 	ulogd)
 		ctf_require_cmd ulogd
@@ -322,6 +330,7 @@ mkdir -p "$ART" || exit 2
 	echo "# flush-bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ROUNDS=$ROUNDS N=$N RCVBUF=$RCVBUF PKTS=$PKTS LEN=$LEN MTU=$MTU CTFLOWD_MTU=$CTFLOWD_MTU SPOOL_SYNC=$SPOOL_SYNC QUIET_S=$QUIET_S EXPORTERS=\"$EXPORTERS\""
 	echo "# MTU mode: $MTU_MODE"
 	echo "# kernel $(uname -r), $(getconf _NPROCESSORS_ONLN) CPUs; ctflowd: $("$CTFLOWD" -V 2>/dev/null) ($CTFLOWD, git $(git -C "$SRCDIR" describe --always --dirty 2>/dev/null))"
+	[ -z "$CTFLOWD_ALT" ] || echo "# ctflowd-alt: $CTFLOWD_ALT"
 	echo "# $(dpkg-query -W -f '${Package} ${Version}; ' ulogd2 nfdump conntrack nftables 2>/dev/null)"
 } >"$RAW"
 cat "$RAW"
@@ -332,8 +341,8 @@ ctf_setup
 # Others rebuild build/ while a benchmark runs: every round must run the
 # same binaries, so run copies taken now.
 mkdir -p "$CTF_WORK/bin"
-for v in CTFLOWD CTLISTEN FLOWGEN; do
-	[ -x "${!v}" ] || continue
+for v in CTFLOWD CTFLOWD_ALT CTLISTEN FLOWGEN; do
+	[ -n "${!v}" ] && [ -x "${!v}" ] || continue
 	cp "${!v}" "$CTF_WORK/bin/${v,,}" || ctf_bail "cannot copy ${!v}"
 	# the hash of the copy: the one that runs, even if build/ changed since
 	echo "# $v ${!v} sha256 $(sha256sum "$CTF_WORK/bin/${v,,}" | cut -c1-16)" | tee -a "$RAW"
@@ -422,10 +431,11 @@ run_one() {
 	ctf_ct_flush
 	bench_wait_ct_empty 30 || ctf_bail "$tag: the router's table does not empty"
 
+	# nfcapd refuses a directory that is not there yet
+	mkdir -p "$dir/nf"
 	ctf_spawn "$NS_RTR" "$dir/nfcapd.log" "${GEN_TS[@]}" nfcapd -w "$dir/nf" -p "$PORT" \
 		-b 127.0.0.1 -B 33554432 -t 3600
 	nfcapd=$CTF_LAST_PID
-	mkdir -p "$dir/nf"
 	ctf_wait_udp_port "$NS_RTR" "$PORT" 10 || { cat "$dir/nfcapd.log"; ctf_bail "$tag: nfcapd does not listen"; }
 
 	case $exp in
@@ -452,10 +462,11 @@ run_one() {
 		;;
 	ctflowd*)
 		log=$dir/ctflowd.log conf=$dir/ctflowd.conf
-		local sync=${exp#ctflowd-}
+		local sync=${exp#ctflowd-} bin=$CTFLOWD
 		[ "$exp" = ctflowd ] && sync=$SPOOL_SYNC
+		[ "$exp" = ctflowd-alt ] && sync=$SPOOL_SYNC bin=$CTFLOWD_ALT
 		write_ctflowd_conf "$conf" "$dir/state" "$sync"
-		ctf_spawn "$NS_RTR" "$log" "${EXP_TS[@]}" "$CTFLOWD" -f -c "$conf"
+		ctf_spawn "$NS_RTR" "$log" "${EXP_TS[@]}" "$bin" -f -c "$conf"
 		pid=$CTF_LAST_PID
 		ctf_wait_ct_listener "$pid" 10 || { cat "$log"; ctf_bail "$tag: ctflowd did not start"; }
 		# the supervisor opens the socket, then forks the worker that reads
@@ -486,6 +497,7 @@ run_one() {
 	ns0=$(bench_runtime_ns $tree0)
 	top0=$(bench_runtime_ns "$pid")
 	bench_tree_detail $tree0 >"$ART/$tag/cpu-tree-start.txt"
+	bench_thread_detail $tree0 >"$ART/$tag/cpu-threads-start.txt"
 	gen=$(ctf_nsx "$NS_CLI" "${GEN_TS[@]}" "$FLOWGEN" udp -d "$SRV_IP" -n "$N" -P "$PKTS" -l "$LEN" \
 		-p $DPORT_LO -S $SPORT_LO 2>&1)
 	gen_rc=$?
@@ -507,6 +519,7 @@ run_one() {
 	ns1=$(bench_runtime_ns $tree1)
 	top1=$(bench_runtime_ns "$pid")
 	bench_tree_detail $tree1 >"$ART/$tag/cpu-tree-end.txt"
+	bench_thread_detail $tree1 >"$ART/$tag/cpu-threads-end.txt"
 	[ "$tree0" = "$tree1" ] ||
 		echo "# warning: $tag: the process tree changed during the run: $tree0 -> $tree1" | tee -a "$RAW"
 	local rss drain_us

@@ -84,6 +84,21 @@ bench_tree_detail() {
 	done
 }
 
+# bench_thread_detail PID...: one line per thread of the given processes,
+#   pid tid comm runtime_ns
+# so that a run's CPU can be split between ctflowd's reader, journal and
+# export threads (each export thread is named export-NAME, cut to 15 bytes)
+bench_thread_detail() {
+	local p f d t comm
+	for p; do
+		for f in /proc/"$p"/task/*/schedstat; do
+			d=${f%/schedstat}
+			{ read -r t _ <"$f" && comm=$(<"$d/comm"); } 2>/dev/null || continue
+			echo "$p ${d##*/} $comm $t"
+		done
+	done
+}
+
 # bench_now_us: wall clock in microseconds (integer arithmetic in the shell)
 bench_now_us() { echo "${EPOCHREALTIME/./}"; }
 

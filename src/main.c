@@ -83,10 +83,12 @@ static gboolean parse_command_line(int *argc, char ***argv, struct options *opts
 	g_option_context_set_main_group(ctx, main_group);
 	if (!g_option_context_parse(ctx, argc, argv, &error)) {
 		fprintf(stderr, "ctflowd: %s (try --help)\n", error->message);
+		g_clear_pointer(&opts->config_path, g_free);
 		return FALSE;
 	}
 	if (*argc > 1) {
 		fprintf(stderr, "ctflowd: unexpected argument \"%s\" (try --help)\n", (*argv)[1]);
+		g_clear_pointer(&opts->config_path, g_free);
 		return FALSE;
 	}
 	if (!opts->config_path)
@@ -272,6 +274,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	if (opts.version) {
 		printf("ctflowd %s\n", CTFLOWD_VERSION);
+		g_free(opts.config_path);
 		return EXIT_SUCCESS;
 	}
 	log_init(opts.foreground || opts.check_only, opts.verbosity);
@@ -281,7 +284,10 @@ int main(int argc, char **argv)
 	struct ctflowd_config *config = config_load(opts.config_path, &error);
 	g_free(opts.config_path);
 	if (!config) {
-		fprintf(stderr, "ctflowd: %s\n", error->message);
+		/* one line per problem in the file, each said by ctflowd */
+		g_auto(GStrv) lines = g_strsplit(error->message, "\n", -1);
+		for (guint i = 0; lines[i]; i++)
+			fprintf(stderr, "ctflowd: %s\n", lines[i]);
 		return EXIT_CONFIG;
 	}
 	if (opts.check_only) {

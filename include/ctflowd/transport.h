@@ -42,6 +42,28 @@ gboolean transport_is_open(const transport *t);
 gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **error);
 
 /**
+ * transport_queue:
+ * UDP: keeps a copy of the datagram @msg for the next transport_flush().
+ * FALSE, keeping nothing, when the transport is not UDP or not open, or its
+ * queue is full (flush first; an empty queue takes any message).
+ */
+gboolean transport_queue(transport *t, const uint8_t *msg, size_t len);
+
+/** transport_queued: UDP: datagrams waiting for transport_flush(). */
+guint transport_queued(const transport *t);
+
+/**
+ * transport_flush:
+ * UDP: sends the queued datagrams, in order, in as few system calls and
+ * trips through the IP stack as the path allows (see datagrams.h).  Each
+ * one is either taken by the kernel or refused (no collector listening):
+ * returns how many were refused, with the first reason in @error; the
+ * transport stays open.  The queue is empty afterwards.  Closing the
+ * transport drops what is queued, unsent.
+ */
+guint transport_flush(transport *t, GError **error);
+
+/**
  * transport_message_limit:
  * The largest message to send over the open transport: cfg->mtu, or for
  * mtu = auto on UDP the MTU of the route to the collector (IP_MTU), at most

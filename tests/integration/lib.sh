@@ -209,13 +209,14 @@ ctf_wait_file() {
 	return 1
 }
 
-# ctf_ct_listener_inode PID [NS]: the inode of a ctnetlink socket PID holds
+# ctf_ct_listener PID [NS]: "INODE PORTID" of a ctnetlink socket PID holds
 # subscribed to DESTROY events; 1 when it holds none.  The socket is looked
 # up in PID's own namespace, or in NS: a socket is listed in the namespace
 # it was created in, which after setns() is not the process's.
 # /proc/net/netlink columns: sk Eth Pid Groups ... Inode; Eth 12 is
-# NETLINK_NETFILTER, group bit 0x4 is NFNLGRP_CONNTRACK_DESTROY.
-ctf_ct_listener_inode() {
+# NETLINK_NETFILTER, group bit 0x4 is NFNLGRP_CONNTRACK_DESTROY, and Pid is
+# the socket's port id (what a sender addresses).
+ctf_ct_listener() {
 	local pid=$1 ns=${2:-} link sk eth port groups rest inode
 	local -A mine=()
 	for link in /proc/"$pid"/fd/*; do
@@ -226,11 +227,17 @@ ctf_ct_listener_inode() {
 	while read -r sk eth port groups rest; do
 		[ "$eth" = 12 ] && [[ $groups =~ ^[0-9a-fA-F]+$ ]] || continue
 		inode=${rest##* }
-		((16#$groups & 4)) && [ -n "${mine[$inode]:-}" ] && { echo "$inode"; return 0; }
+		((16#$groups & 4)) && [ -n "${mine[$inode]:-}" ] && { echo "$inode $port"; return 0; }
 	done < <(if [ -n "$ns" ]; then ctf_nsx "$ns" cat /proc/net/netlink
 		 else cat "/proc/$pid/net/netlink"; fi 2>/dev/null)
 	return 1
 }
+
+# ctf_ct_listener_inode PID [NS]: the inode of that socket (see ctf_ct_listener)
+ctf_ct_listener_inode() { local l; l=$(ctf_ct_listener "$@") && echo "${l% *}"; }
+
+# ctf_ct_listener_portid PID [NS]: its port id, where netlink messages to it go
+ctf_ct_listener_portid() { local l; l=$(ctf_ct_listener "$@") && echo "${l#* }"; }
 
 # ctf_has_ct_listener PID: PID holds a ctnetlink socket subscribed to DESTROY
 # events (in its own namespace)

@@ -19,6 +19,8 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -41,7 +43,19 @@ struct fixture {
 	guint64 appended;
 };
 
-static void fixture_set_up(struct fixture *f, const char *name, guint flush_ms, guint mtu)
+/* The spool and the sink for f->cfg. */
+static void fixture_create(struct fixture *f)
+{
+	GError *error = NULL;
+
+	f->spool = spool_new(ROOMY);
+	f->sink = sink_new(&f->cfg, f->spool, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(f->sink);
+}
+
+/* A JSON export to a file; the sink is created by fixture_create(). */
+static void fixture_configure(struct fixture *f, const char *name, guint flush_ms, guint mtu)
 {
 	GError *error = NULL;
 
@@ -60,10 +74,12 @@ static void fixture_set_up(struct fixture *f, const char *name, guint flush_ms, 
 		.reconnect_min_ms = 10,
 		.reconnect_max_ms = 50,
 	};
-	f->spool = spool_new(ROOMY);
-	f->sink = sink_new(&f->cfg, f->spool, &error);
-	g_assert_no_error(error);
-	g_assert_nonnull(f->sink);
+}
+
+static void fixture_set_up(struct fixture *f, const char *name, guint flush_ms, guint mtu)
+{
+	fixture_configure(f, name, flush_ms, mtu);
+	fixture_create(f);
 }
 
 /* Where the file named @name in the tests is: "flows.json" and its
@@ -335,6 +351,105 @@ static void test_reopen_splits_without_loss(void)
 	fixture_tear_down(&f);
 }
 
+/* A socket on 127.0.0.1 that takes the export's datagrams; its port in @port. */
+static int collector_socket(char **port)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sa, &sl), ==, 0);
+	*port = g_strdup_printf("%u", ntohs(sa.sin_port));
+	return fd;
+}
+
+/* Reads datagrams for up to @wait_us until @want flow records came (each a
+ * JSON line, the flow_id its position plus one), checking that they come
+ * in order, each once, after the @got already read.  Returns the number of
+ * datagrams read. */
+static guint receive_records(int fd, guint64 *got, guint64 want, gint64 wait_us)
+{
+	static char buf[65536];
+	gint64 until = g_get_monotonic_time() + wait_us;
+	guint datagrams = 0;
+
+	while (*got < want) {
+		gint64 left = until - g_get_monotonic_time();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (left <= 0 || poll(&p, 1, (int)(left / 1000) + 1) <= 0)
+			break;
+		ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+		g_assert_cmpint(n, >, 0);
+		g_assert_cmpint(n, <=, 1472);   /* mtu = auto on loopback */
+		buf[n] = '\0';
+		g_assert_cmpint(buf[n - 1], ==, '\n');   /* whole lines only */
+		datagrams++;
+		for (char *line = buf; *line; line = strchr(line, '\n') + 1) {
+			guint64 id;
+			g_assert_cmpint(sscanf(line, "{\"flow_id\":%" SCNu64 ",", &id), ==, 1);
+			g_assert_cmpuint(id, ==, *got + 1);
+			(*got)++;
+		}
+	}
+	return datagrams;
+}
+
+/*
+ * UDP, where the messages of a wake-up go out together: every record
+ * reaches the collector once and in order, in datagrams of at most the
+ * path's size, and the position follows what was sent.  Records in a
+ * message not yet sent (the partial one, with a long flush interval) are
+ * not confirmed; the stop sends it, and only then are they.
+ */
+static void test_udp_confirms_what_was_sent(void)
+{
+	struct fixture f = {0};
+	g_autofree char *port = NULL;
+	int rx = collector_socket(&port);
+	guint64 got = 0;
+	guint datagrams = 0;
+
+	fixture_configure(&f, "udp", 3600 * 1000, 0);
+	f.cfg.transport = EXPORT_TRANSPORT_UDP;
+	f.cfg.host = (char *)"127.0.0.1";
+	f.cfg.port = port;
+	fixture_create(&f);
+	g_assert_true(sink_start(f.sink, NULL));
+
+	/* 100 records at a time, each read before the next: the socket's
+	 * buffer never has to hold more than that */
+	for (guint round = 0; round < 30; round++) {
+		append(&f, 100);
+		datagrams += receive_records(rx, &got, f.appended - 10, WAIT_US);
+		g_assert_cmpuint(got, >=, f.appended - 10);
+	}
+	g_assert_true(wait_confirmed(&f, f.appended - 10));
+	/* what is confirmed was sent: it all arrives */
+	guint64 confirmed = spool_confirmed(f.spool, 0);
+	datagrams += receive_records(rx, &got, confirmed, WAIT_US);
+	g_assert_cmpuint(got, >=, confirmed);
+	/* the last record waits in the unfinished message: neither sent nor
+	 * confirmed */
+	datagrams += receive_records(rx, &got, f.appended, 200 * 1000);
+	g_assert_cmpuint(got, <, f.appended);
+	g_assert_cmpuint(spool_confirmed(f.spool, 0), <, f.appended);
+
+	spool_close(f.spool);
+	sink_stop(f.sink, 2000);
+	datagrams += receive_records(rx, &got, f.appended, WAIT_US);
+	g_assert_cmpuint(got, ==, f.appended);
+	g_assert_cmpuint(spool_confirmed(f.spool, 0), ==, f.appended);
+	struct sink_stats st = stats(&f);
+	g_assert_cmpuint(st.records, ==, f.appended);
+	g_assert_cmpuint(st.sent, ==, f.appended);
+	g_assert_cmpuint(st.messages, ==, datagrams);
+	g_assert_cmpuint(st.send_errors, ==, 0);
+	close(rx);
+	fixture_tear_down(&f);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -344,5 +459,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/sink/nothing-confirmed-while-failing", test_nothing_confirmed_while_failing);
 	g_test_add_func("/sink/rewinds-to-confirmed-position", test_rewinds_to_confirmed_position);
 	g_test_add_func("/sink/reopen-splits-without-loss", test_reopen_splits_without_loss);
+	g_test_add_func("/sink/udp-confirms-what-was-sent", test_udp_confirms_what_was_sent);
 	return g_test_run();
 }
