@@ -129,17 +129,6 @@ static void clear_slots(ct_source *src, guint n)
 		clear_slot(src, i);
 }
 
-/*
- * Any process with CAP_NET_ADMIN in the watched namespace can unicast to the
- * event socket's port id, and the owner of a rootless container has that
- * capability in it.  Only the kernel sends from port id 0, and the sender's
- * address is filled in by the kernel, not by the sender.
- */
-static gboolean sent_by_kernel(const struct sockaddr_nl *from)
-{
-	return from->nl_family == AF_NETLINK && from->nl_pid == 0;
-}
-
 /* Counts and logs, rate-limited, a datagram from another sender. */
 static void note_not_kernel(ct_source *src, const struct sockaddr_nl *from, gint64 now_us)
 {
@@ -186,7 +175,7 @@ static void recover_landing_zone(ct_source *src, const char *path)
 				g_message("landing zone %s: events without a recorded sender,"
 					  " left by an earlier version; taken as the kernel's",
 					  path);
-		} else if (src->check_sender && !sent_by_kernel(from)) {
+		} else if (src->check_sender && !ct_netlink_from_kernel(from)) {
 			note_not_kernel(src, from, g_get_monotonic_time());
 			continue;
 		}
@@ -425,7 +414,7 @@ static gboolean drain_once(ct_source *src, gint64 now_us, guint *taken, GError *
 			const struct msghdr *mh = &src->msgs[i].msg_hdr;
 			/* neither parsed nor left for a recovery to find */
 			if (src->check_sender && (mh->msg_namelen < sizeof(struct sockaddr_nl) ||
-						  !sent_by_kernel(&src->slots[i].sender))) {
+						  !ct_netlink_from_kernel(&src->slots[i].sender))) {
 				note_not_kernel(src, &src->slots[i].sender, now_us);
 				clear_slot(src, i);
 				continue;
