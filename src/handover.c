@@ -1,22 +1,28 @@
 /*
  * handover.c - a holder process that keeps the event socket for a successor.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "ctflowd/error.h"
 #include "ctflowd/handover.h"
+#include "ctflowd/log.h"
 #include "ctflowd/systemd.h"
 
 #define HOLD_TICK_MS 200
@@ -25,6 +31,10 @@
 #define TAKE_TIMEOUT_MS 5000
 /* the exit status of the holder's first fork when it could not fork again */
 #define HOLDER_NOT_STARTED 1
+/* what a successor that took the socket tells the holder; closing the
+ * connection without either means it gives the socket back */
+#define HANDOVER_ANSWER_TAKEN 'T'
+#define HANDOVER_ANSWER_REFUSED 'R'
 
 static gboolean fill_address(struct sockaddr_un *addr, const char *path, GError **error)
 {
@@ -64,23 +74,35 @@ static gboolean send_fd(int conn, int fd, const char *path)
 	return FALSE;
 }
 
-/* Waits until the successor closes the connection: from then on it holds
- * the socket, and the holder may let go of its own copy. */
-static void wait_taken(int conn)
+/* Only ctflowd itself may ask for the socket or offer one: anyone else
+ * would read other users' connections, or blind ctflowd. */
+static gboolean peer_is_ctflowd(int conn, uid_t *uid)
 {
-	char b;
-	ssize_t n;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
 
-	while ((n = read(conn, &b, 1)) > 0 || (n < 0 && errno == EINTR))
-		;
+	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		*uid = (uid_t)-1;
+		return FALSE;
+	}
+	*uid = cred.uid;
+	return cred.uid == geteuid();
 }
 
-/*
- * A holder started by a worker whose stop overran runs beside a journal
- * that is still open: keeping nothing but its two descriptors, it cannot
- * keep the journal's lock from the next ctflowd.
- */
-static void close_others(int a, int b)
+/* With a guard, the holder keeps what the guard reads through: files in
+ * /proc and netlink sockets. */
+static gboolean kept_for_guard(int n)
+{
+	struct statfs fs;
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+
+	if (fstatfs(n, &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC)
+		return TRUE;
+	return getsockopt(n, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_NETLINK;
+}
+
+static void close_all_but(int a, int b)
 {
 	int lo = MIN(a, b), hi = MAX(a, b);
 
@@ -91,32 +113,126 @@ static void close_others(int a, int b)
 	close_range(hi + 1, ~0U, 0);
 }
 
+static void close_all_but_guard(int fd, int listener)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	GArray *doomed = g_array_new(FALSE, FALSE, sizeof(int));
+	struct dirent *e;
+
+	while (dir && (e = readdir(dir))) {
+		int n = atoi(e->d_name);
+		if (n > 2 && n != fd && n != listener && n != dirfd(dir) && !kept_for_guard(n))
+			g_array_append_val(doomed, n);
+	}
+	if (dir)
+		closedir(dir);
+	for (guint i = 0; i < doomed->len; i++)
+		close(g_array_index(doomed, int, i));
+	g_array_free(doomed, TRUE);
+}
+
+/*
+ * What the holder inherited from whoever started ctflowd (its stdout, a
+ * pipe, a file with a lock on it, a journal's lock when a worker leaves the
+ * holder) must not live on in it: a pipe would not reach its end, and a
+ * lock would not be released, until the holder ends.
+ */
+static void close_inherited(int fd, int listener, gboolean keep_guard)
+{
+	/* a connection to syslog is among what goes: closed here first, so
+	 * that syslog() does not write to whatever reuses its number */
+	closelog();
+	if (keep_guard)
+		close_all_but_guard(fd, listener);
+	else
+		close_all_but(fd, listener);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		for (int i = 0; i <= 2; i++)
+			if (i != fd && i != listener)
+				dup2(null, i);
+		if (null > 2)
+			close(null);
+	}
+	/* stderr leads nowhere now: the holder logs as a daemon does */
+	log_use_syslog();
+}
+
+/*
+ * The successor keeps the connection open until it runs, then says so.
+ * Until then the holder keeps its copy of the socket, so that a successor
+ * that fails after taking it (a namespace it cannot enter, a sysctl set
+ * wrong) loses nothing: the holder waits for the next one, for the time it
+ * has left.  Returns TRUE when the holder is done.
+ */
+static gboolean hear_successor(int conn, const char *path)
+{
+	char answer = 0;
+	ssize_t n;
+
+	while ((n = read(conn, &answer, 1)) < 0 && errno == EINTR)
+		;
+	if (n == 1 && answer == HANDOVER_ANSWER_TAKEN)
+		return TRUE;
+	if (n == 1 && answer == HANDOVER_ANSWER_REFUSED) {
+		g_warning("the ctflowd that connected to %s refused the conntrack event socket "
+			  "(its log says why) and opened its own; closing this one with the "
+			  "events it still queued",
+			  path);
+		return TRUE;
+	}
+	g_warning("the ctflowd that took the conntrack event socket at %s did not start; "
+		  "keeping the socket for the next one",
+		  path);
+	return FALSE;
+}
+
 /* The holder: no GLib main loop, no threads; it only waits. */
 G_GNUC_NORETURN static void hold(int fd, int listener, const char *path, guint timeout_ms,
 				  guard *g)
 {
-	struct pollfd p = { .fd = listener, .events = POLLIN };
 	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+	int conn = -1;   /* a successor that has the socket and has not answered yet */
 
-	while (g_get_monotonic_time() < deadline) {
-		gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
+	for (;;) {
+		/* a successor checking the socket at the deadline gets the time
+		 * a take may last to answer: it may be running on it already */
+		gint64 end = deadline + (conn >= 0 ? TAKE_TIMEOUT_MS * 1000 : 0);
+		gint64 left_ms = (end - g_get_monotonic_time()) / 1000;
+		if (left_ms <= 0)
+			break;
+		struct pollfd p = { .fd = conn >= 0 ? conn : listener, .events = POLLIN };
 		int rc = poll(&p, 1, (int)MIN(left_ms, (gint64)HOLD_TICK_MS));
 		if (rc == 0 && g)
 			guard_check(g, 0);
 		if (rc <= 0)
 			continue;
-		int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
-		if (conn < 0)
+		if (conn >= 0) {
+			gboolean done = hear_successor(conn, path);
+			close(conn);
+			conn = -1;
+			if (done) {
+				unlink(path);
+				_exit(0);
+			}
 			continue;
-		gboolean sent = send_fd(conn, fd, path);
-		if (sent)
-			wait_taken(conn);
-		close(conn);
-		if (sent) {
-			unlink(path);
-			_exit(0);
+		}
+		if ((conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC)) < 0)
+			continue;
+		uid_t uid;
+		if (!peer_is_ctflowd(conn, &uid)) {
+			g_warning("refusing the conntrack event socket held at %s to a process of "
+				  "uid %d: only ctflowd's own uid %u may take it",
+				  path, (int)uid, (guint)geteuid());
+			close(conn);
+			conn = -1;
+		} else if (!send_fd(conn, fd, path)) {
+			close(conn);
+			conn = -1;
 		}
 	}
+	if (conn >= 0)
+		close(conn);
 	int queued = 0;
 	if (ioctl(fd, FIONREAD, &queued) < 0)
 		g_warning("no ctflowd took over the conntrack event socket within %u ms; closing "
@@ -180,8 +296,7 @@ gboolean handover_offer(int fd, const char *path, guint timeout_ms, guard *g, GE
 		signal(SIGHUP, SIG_IGN);
 		/* forked by a worker's thread, it would carry that thread's name */
 		prctl(PR_SET_NAME, "ctflowd");
-		if (!g)
-			close_others(fd, listener);
+		close_inherited(fd, listener, g != NULL);
 		hold(fd, listener, path, timeout_ms, g);
 	}
 	close(listener);
@@ -225,10 +340,11 @@ gboolean handover_leave(const struct daemon_config *dc, int fd, guard *g, GError
 	return FALSE;
 }
 
-int handover_take(const char *path, GError **error)
+int handover_take(const char *path, int *holder, GError **error)
 {
 	struct sockaddr_un addr;
 
+	*holder = -1;
 	if (!fill_address(&addr, path, error))
 		return -1;
 	int conn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -240,6 +356,14 @@ int handover_take(const char *path, GError **error)
 	}
 	if (connect(conn, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		/* nobody holds a socket: the normal first start */
+		close(conn);
+		return -1;
+	}
+	uid_t uid;
+	if (!peer_is_ctflowd(conn, &uid)) {
+		g_warning("refusing the conntrack event socket offered at %s by a process of uid "
+			  "%d: only one of ctflowd's own uid %u is taken; opening a new one",
+			  path, (int)uid, (guint)geteuid());
 		close(conn);
 		return -1;
 	}
@@ -261,9 +385,28 @@ int handover_take(const char *path, GError **error)
 		    c->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	}
-	close(conn);
-	if (fd < 0)
+	if (fd < 0) {
+		close(conn);
 		g_set_error(error, CTFLOWD_ERROR, EPROTO,
 			    "a holder answered at %s but passed no socket", path);
+		return -1;
+	}
+	*holder = conn;
 	return fd;
+}
+
+void handover_answer(int holder, enum handover_answer answer)
+{
+	char byte = answer == HANDOVER_TAKEN ? HANDOVER_ANSWER_TAKEN : HANDOVER_ANSWER_REFUSED;
+
+	if (holder < 0)
+		return;
+	if (answer == HANDOVER_GIVEN_BACK)
+		g_warning("giving the conntrack event socket back to the holder, which keeps it, "
+			  "and what it queues, for the next start");
+	else if (send(holder, &byte, 1, MSG_NOSIGNAL) != 1)
+		g_warning("cannot tell the holder of the conntrack event socket that it was %s: "
+			  "%s; it lets go of its copy at its timeout at the latest",
+			  answer == HANDOVER_TAKEN ? "taken" : "refused", g_strerror(errno));
+	close(holder);
 }

@@ -91,3 +91,9 @@ void log_init(gboolean foreground, int verbosity)
 		openlog("ctflowd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	g_log_set_writer_func(write_log, NULL, NULL);
 }
+
+void log_use_syslog(void)
+{
+	openlog("ctflowd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_foreground = FALSE;
+}

@@ -106,9 +106,35 @@ static gboolean prepare_state_directory(const struct daemon_config *dc, GError *
 }
 
 /*
+ * A socket another process kept is used only when it is one ctflowd would
+ * have opened itself: else it is closed and a new one opened.  A socket
+ * from another namespace (left by a run with another `netns`) would export
+ * that namespace's flows and none of ours; a filter ctflowd did not attach
+ * would hide events.  The holder's groups are ctflowd's own; the service
+ * manager's socket may come from an older ctflowd, and configuring sets
+ * the groups anyway.  Called in the watched namespace.
+ */
+static gboolean held_socket_fits(int fd, const char *origin, gboolean from_holder)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (ct_socket_check_held(fd, from_holder, &error))
+		return TRUE;
+	g_warning("refusing the conntrack event socket from %s: %s; closing it (the events "
+		  "it still queued are lost) and opening a new one",
+		  origin, error->message);
+	if (!from_holder && systemd_notify_available() &&
+	    !systemd_notify("FDSTOREREMOVE=1\nFDNAME=" FDSTORE_NAME, NULL, 0, &error))
+		g_warning("%s; the service manager may keep the refused socket", error->message);
+	return FALSE;
+}
+
+/*
  * The event socket, from the first place that has one: systemd's
  * descriptor store, a holder left by the previous ctflowd, or a new one.
- * The sysctls are checked in the watched namespace whichever it is.
+ * The sysctls are checked in the watched namespace whichever it is.  A
+ * holder keeps its copy until this ctflowd has all it needs to run, so
+ * that a failure here gives the socket back rather than losing it.
  */
 static int acquire_socket(const struct ctflowd_config *config, guard **guard_out,
 			  GError **error)
@@ -122,9 +148,10 @@ static int acquire_socket(const struct ctflowd_config *config, guard **guard_out
 	g_autofree char *handover = handover_path(&config->daemon);
 	int fd = systemd_take_listen_fd(FDSTORE_NAME);
 	const char *origin = "the service manager's descriptor store";
+	int holder = -1;
 
 	if (fd < 0) {
-		fd = handover_take(handover, error);
+		fd = handover_take(handover, &holder, error);
 		origin = "the previous ctflowd";
 		if (fd < 0 && *error)
 			return -1;
@@ -132,6 +159,12 @@ static int acquire_socket(const struct ctflowd_config *config, guard **guard_out
 	int saved = -1;
 	if (sc->netns && (saved = netns_enter(sc->netns, error)) < 0)
 		goto fail;
+	if (fd >= 0 && !held_socket_fits(fd, origin, holder >= 0)) {
+		close(fd);
+		fd = -1;
+		handover_answer(holder, HANDOVER_REFUSED);
+		holder = -1;
+	}
 	if (!host_check_sysctls(SYSCTL_DIR, sc->manage_sysctls, error))
 		goto fail;
 	if (fd < 0) {
@@ -157,11 +190,13 @@ static int acquire_socket(const struct ctflowd_config *config, guard **guard_out
 	saved = -1;
 	if (origin)
 		g_message("took over the conntrack event socket from %s", origin);
+	handover_answer(holder, HANDOVER_TAKEN);
 	return fd;
 
 fail:
 	if (saved >= 0)
 		netns_leave(saved, NULL);
+	handover_answer(holder, HANDOVER_GIVEN_BACK);
 	if (fd >= 0)
 		close(fd);
 	return -1;

@@ -18,6 +18,19 @@
 
 /* a worker that lived this long was not failing at start-up */
 #define HEALTHY_RUN_MS 10000
+/*
+ * A worker whose reader has not beaten for this long is stuck, and is
+ * killed and restarted (the landing zone and the journal make a kill
+ * lossless).  The reader's longest legitimate pause is a resync dump,
+ * bounded at 30 s (ct_source.h), together with the journal appends and
+ * syncs it makes (spool_sync = record syncs every read, which a slow disk
+ * can stretch to seconds); twice the dump's bound leaves room for both.
+ * Before its first read a worker may be recovering its journal for a
+ * while, which this does not bound.
+ */
+#define STALL_LIMIT_MS 60000
+/* how often a running worker's heartbeat is looked at */
+#define STALL_CHECK_MS 1000
 
 /* One word shared with the worker across fork: when it last drained. */
 static gint64 *worker_alive;
@@ -72,6 +85,21 @@ static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *s
 	return pid;
 }
 
+/* Kills @worker if its reader stopped making progress. */
+static void kill_if_stalled(pid_t worker)
+{
+	gint64 last_us = supervisor_worker_last_alive();
+
+	if (last_us == 0 || now_ms() - last_us / 1000 < STALL_LIMIT_MS)
+		return;
+	g_warning("worker %d has not read conntrack events for %" G_GINT64_FORMAT
+		  " s (its reader is stuck; the bound is %d s); killing it",
+		  (int)worker, (now_ms() - last_us / 1000) / 1000, STALL_LIMIT_MS / 1000);
+	kill(worker, SIGKILL);
+	/* it beats no more: the check waits for the next worker's first read */
+	forget_heartbeat();
+}
+
 static char *describe_status(int status)
 {
 	if (WIFSIGNALED(status))
@@ -110,6 +138,9 @@ int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_
 			wake = restart_at;
 		if (kill_at >= 0 && (wake < 0 || kill_at < wake))
 			wake = kill_at;
+		gint64 stall_check = worker > 0 && !stopping ? now_ms() + STALL_CHECK_MS : -1;
+		if (stall_check >= 0 && (wake < 0 || stall_check < wake))
+			wake = stall_check;
 		struct timespec ts, *tsp = NULL;
 		if (wake >= 0) {
 			gint64 left = MAX(wake - now_ms(), 0);
@@ -124,6 +155,9 @@ int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_
 			next_tick = now_ms() + opts->tick_ms;
 			opts->tick(opts->tick_user);
 		}
+		/* its death (SIGCHLD) restarts it as any other */
+		if (worker > 0 && !stopping)
+			kill_if_stalled(worker);
 		if (sig < 0 && errno == EAGAIN) {
 			if (kill_at >= 0 && now_ms() >= kill_at && worker > 0) {
 				g_warning("worker %d did not stop in %u ms; killing it", (int)worker,

@@ -234,10 +234,11 @@ static void log_stats(struct daemon *d, const char *when)
 			       ", accepted %" G_GUINT64_FORMAT ", malformed %" G_GUINT64_FORMAT
 			       ", overruns %" G_GUINT64_FORMAT " in %" G_GUINT64_FORMAT
 			       " bursts, without counters %" G_GUINT64_FORMAT
-			       ", without timestamps %" G_GUINT64_FORMAT ", recovered %" G_GUINT64_FORMAT,
+			       ", without timestamps %" G_GUINT64_FORMAT ", recovered %" G_GUINT64_FORMAT
+			       ", not from the kernel %" G_GUINT64_FORMAT,
 			       when, cs->destroys, is->duplicates, is->accepted, cs->malformed,
 			       cs->overruns, cs->overrun_bursts, cs->no_counters, cs->no_timestamps,
-			       cs->recovered);
+			       cs->recovered, cs->not_kernel);
 	for (guint i = 0; i < d->sinks->len; i++) {
 		sink *s = g_ptr_array_index(d->sinks, i);
 		struct sink_stats st;

@@ -54,9 +54,9 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
         meson test -C build-asan --print-errorlogs --num-processes 1 \
             test_coalesce test_config test_ct_parse test_dedup test_flow_id test_spool test_journal \
             test_encoder_ipfix test_encoder_json fuzz_config fuzz_journal fuzz_landing test_sink test_transport \
-            test_intake test_cursor test_landing test_ct_request test_state_dir test_datagrams \
+            test_intake test_cursor test_landing test_ct_request test_state_dir test_datagrams test_ct_socket \
             flush-ipfix tcp-export json-stdout kill-worker graceful-restart \
-            supervisor-killed
+            supervisor-killed forged-events
     count_results build-asan
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))

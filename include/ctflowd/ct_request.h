@@ -21,6 +21,7 @@
 
 #include <glib.h>
 #include <linux/netlink.h>
+#include <sys/socket.h>
 #include <stddef.h>
 
 typedef struct ct_request ct_request;
@@ -98,3 +99,16 @@ gboolean ct_request_collect(int fd, guint32 seq, gint64 deadline_us, ct_request_
  * that are not a whole message.
  */
 const struct nlmsghdr *ct_request_next_message(const void *buf, size_t len, size_t *offset);
+
+/**
+ * ct_netlink_from_kernel:
+ * Whether a datagram's sender address (as recvmsg() filled it in) is the
+ * kernel's.  Any process with CAP_NET_ADMIN in the namespace, the owner of
+ * a rootless container among them, can unicast to a socket's port id; only
+ * the kernel sends from port id 0, and the kernel, not the sender, writes
+ * the address.
+ */
+static inline gboolean ct_netlink_from_kernel(const struct sockaddr_nl *from)
+{
+	return from->nl_family == AF_NETLINK && from->nl_pid == 0;
+}

@@ -40,5 +40,17 @@ gboolean ct_socket_configure(int fd, const struct ct_socket_options *opts, GErro
  */
 gboolean ct_socket_verify(int fd, GError **error);
 
+/**
+ * ct_socket_check_held:
+ * Checks a socket that another process held before ctflowd got it (systemd's
+ * descriptor store, a holder): a netfilter netlink socket of the calling
+ * thread's network namespace (call it there, see netns_enter()), with no
+ * socket filter attached and, when @check_groups, subscribed to conntrack
+ * DESTROY events (and NEW at most), as ctflowd leaves it.  FALSE with @error
+ * saying what is wrong; a filter found is detached on the way, as the socket
+ * is then not to be used.
+ */
+gboolean ct_socket_check_held(int fd, gboolean check_groups, GError **error);
+
 /** ct_socket_set_reliable: switches NETLINK_BROADCAST_ERROR on or off. */
 gboolean ct_socket_set_reliable(int fd, gboolean on, GError **error);

@@ -6,7 +6,10 @@
  * could not queue on this socket and resend it until it is queued; the
  * source drains the socket in batches (recvmmsg) into a landing zone that
  * survives the process, parses each message and hands the records to the
- * caller, which must have made them durable when it returns.  An overrun
+ * caller, which must have made them durable when it returns.  Only what the
+ * kernel sent is taken: a datagram another local process sent to the
+ * socket's port id is dropped before it is parsed, counted and logged
+ * (rate-limited).  An overrun
  * (ENOBUFS) is counted and logged once per burst.  In reliable mode the
  * DESTROYs that did not fit come again, so only when NEW events are
  * subscribed, or delivery is not reliable, does a table dump (resync)
@@ -43,6 +46,7 @@ struct ct_source_stats {
 	guint64 no_counters;        /* DESTROYs without counters (acct off at creation) */
 	guint64 no_timestamps;      /* DESTROYs without timestamps */
 	guint64 recovered;          /* events found in the landing zone at start */
+	guint64 not_kernel;         /* datagrams another process sent (dropped unread) */
 };
 
 /**
@@ -58,7 +62,11 @@ typedef void (*ct_source_records_fn)(const struct flow_record *records, size_t n
  * caller).  Events land in the file @landing_path (NULL: in memory) until
  * @fn has taken them; events a killed predecessor left there are delivered
  * first.  The table-dump socket is opened in the calling thread's current
- * network namespace (see netns_enter()).
+ * network namespace (see netns_enter()).  On a netlink socket only datagrams
+ * from the kernel are taken, in the drain and in the recovery alike.  A
+ * socket of another family has no netlink sender: it is taken only when
+ * connected (a socketpair in tests), and then what its one peer sends is
+ * taken; an unconnected one is refused (ENOTCONN).
  */
 ct_source *ct_source_new(int events_fd, const char *landing_path,
 			 const struct ct_source_options *opts, ct_source_records_fn fn,

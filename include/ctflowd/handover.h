@@ -7,7 +7,9 @@
  * the kernel keeps queueing into it (and, in reliable mode, parks what does
  * not fit), and the next ctflowd takes it over a Unix socket in the state
  * directory.  If no successor comes within the timeout, the holder closes
- * the socket and says how much it lets go.
+ * the socket and says how much it lets go.  Both ends check that the other
+ * runs as ctflowd's uid: a socket from anyone else could be read by them
+ * too, or filtered.
  *
  * Whoever holds the last copy of the socket when it stops leaves it this
  * way: the supervisor, or a worker whose supervisor was killed outright.
@@ -22,9 +24,12 @@
  * handover_offer:
  * Starts a detached holder for @fd, listening on @path, that lives at most
  * @timeout_ms and meanwhile runs @g (may be NULL): with nobody reading, the
- * guard is what keeps parked events from filling the table.  Without @g the
- * holder closes every other descriptor it inherited (a journal's lock among
- * them).  Returns once the holder is listening.
+ * guard is what keeps parked events from filling the table.  The holder
+ * keeps nothing else it inherited (the caller's stdio, a pipe, a journal's
+ * lock): descriptors 0-2 lead to /dev/null and it logs to syslog.  It hands
+ * the socket only to a process of its own uid, and lets go of its copy only
+ * once that one answers (see handover_answer()).  Returns once the holder is
+ * listening.
  */
 gboolean handover_offer(int fd, const char *path, guint timeout_ms, guard *g, GError **error);
 
@@ -52,7 +57,24 @@ gboolean handover_leave(const struct daemon_config *dc, int fd, guard *g, GError
 /**
  * handover_take:
  * Takes the socket a holder offers at @path.  Returns the descriptor, or -1:
- * with @error unset when no holder is there, set when one was there but the
- * transfer failed.
+ * with @error unset when no holder is there or the one there is not of
+ * ctflowd's own uid (refused with a warning), set when one was there but the
+ * transfer failed.  With a descriptor, *@holder is the connection to the
+ * holder, which keeps its copy of the socket until handover_answer() (else
+ * -1).
  */
-int handover_take(const char *path, GError **error);
+int handover_take(const char *path, int *holder, GError **error);
+
+enum handover_answer {
+	HANDOVER_TAKEN,        /* ctflowd runs on the socket: the holder ends */
+	HANDOVER_REFUSED,      /* the socket failed its checks: the holder closes it */
+	HANDOVER_GIVEN_BACK,   /* ctflowd could not start: the holder keeps it */
+};
+
+/**
+ * handover_answer:
+ * Tells the holder behind @holder (from handover_take(); -1 does nothing)
+ * what became of the socket, and closes @holder.  A successor that ends
+ * without answering gives the socket back as HANDOVER_GIVEN_BACK does.
+ */
+void handover_answer(int holder, enum handover_answer answer);

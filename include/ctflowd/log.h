@@ -13,3 +13,10 @@
  * @verbosity: 0 shows messages and worse, 1 adds info, 2 and more debug.
  */
 void log_init(gboolean foreground, int verbosity);
+
+/**
+ * log_use_syslog:
+ * From now on writes to syslog, as a daemon does: for a process that has
+ * let go of the stderr it was started with.
+ */
+void log_use_syslog(void);

@@ -37,8 +37,12 @@ struct supervisor_options {
  * supervisor_run:
  * Forks a worker running @fn(@user) and keeps one running until SIGTERM or
  * SIGINT, which it forwards (as SIGTERM) and waits for.  SIGUSR1 and SIGHUP
- * are forwarded.  A worker tells the supervisor it is up by sending it
- * SIGUSR2 (see supervisor_worker_ready()).  Every tick_ms it calls tick.
+ * are forwarded.  A worker whose reader stopped making progress (its
+ * heartbeat, supervisor_worker_alive(), stood still for 60 s after its
+ * first read) is killed the same way, SIGKILL after a log line saying why,
+ * and restarted: the loss-free path of a `kill -9`.  A worker tells the
+ * supervisor it is up by sending it SIGUSR2 (see supervisor_worker_ready()).
+ * Every tick_ms it calls tick.
  * Returns the exit status for the daemon: the stopped worker's, or 1 after
  * SUPERVISOR_EXIT_FATAL.
  */

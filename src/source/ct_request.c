@@ -251,8 +251,7 @@ static ssize_t receive_from_kernel(int fd, uint8_t *buf, size_t size, gint64 dea
 			return -1;
 		}
 		/* anything else is a forgery by a local process */
-		if (mh.msg_namelen >= sizeof(from) && from.nl_family == AF_NETLINK &&
-		    from.nl_pid == 0)
+		if (mh.msg_namelen >= sizeof(from) && ct_netlink_from_kernel(&from))
 			return len;
 		if (ms_until(deadline_us) == 0)
 			return 0;

@@ -6,7 +6,10 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <string.h>
 #include <linux/netlink.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctflowd/ct_socket.h"
@@ -15,6 +18,11 @@
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
 #endif
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+/* netlink multicast group n is bit n - 1 of the membership list */
+#define GROUP_BIT(n) (1u << ((n) - 1))
 
 static gboolean set_int(int fd, int level, int name, int value, const char *what, GError **error)
 {
@@ -102,18 +110,23 @@ gboolean ct_socket_configure(int fd, const struct ct_socket_options *opts, GErro
 	       set_membership(fd, NFNLGRP_CONNTRACK_NEW, opts->subscribe_new, error);
 }
 
-gboolean ct_socket_verify(int fd, GError **error)
+static gboolean is_netfilter_socket(int fd)
 {
 	int domain = 0, protocol = 0;
 	socklen_t len = sizeof(int);
 
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+	       getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0 &&
+	       domain == AF_NETLINK && protocol == NETLINK_NETFILTER;
+}
+
+gboolean ct_socket_verify(int fd, GError **error)
+{
 	if (fcntl(fd, F_GETFD) < 0) {
 		g_set_error(error, CTFLOWD_ERROR, EBADF, "descriptor %d is not open", fd);
 		return FALSE;
 	}
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) < 0 ||
-	    domain != AF_NETLINK || protocol != NETLINK_NETFILTER) {
+	if (!is_netfilter_socket(fd)) {
 		g_set_error(error, CTFLOWD_ERROR, ENOTSOCK,
 			    "descriptor %d is not a netfilter netlink socket", fd);
 		return FALSE;
@@ -123,4 +136,121 @@ gboolean ct_socket_verify(int fd, GError **error)
 	if (flags >= 0 && !(flags & O_NONBLOCK))
 		fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 	return TRUE;
+}
+
+/* The namespace of a socket by its inode, for kernels before 5.14, which
+ * have no SO_NETNS_COOKIE. */
+static int same_netns_by_inode(int fd, int probe)
+{
+	int ns_a = ioctl(fd, SIOCGSKNS), ns_b = ioctl(probe, SIOCGSKNS);
+	int same = -1;
+	struct stat a, b;
+
+	if (ns_a >= 0 && ns_b >= 0 && fstat(ns_a, &a) == 0 && fstat(ns_b, &b) == 0)
+		same = a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	int e = errno;
+	if (ns_a >= 0)
+		close(ns_a);
+	if (ns_b >= 0)
+		close(ns_b);
+	errno = e;
+	return same;
+}
+
+/* 1 when @fd lives in the calling thread's network namespace, 0 when not,
+ * -1 with errno when that cannot be told.  A socket keeps the namespace it
+ * was created in, so a socket made now is the yardstick. */
+static int in_current_netns(int fd)
+{
+	int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	guint64 mine = 0, now = 0;
+	socklen_t len = sizeof(guint64);
+	int same;
+
+	if (probe < 0)
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &mine, &len) == 0 &&
+	    getsockopt(probe, SOL_SOCKET, SO_NETNS_COOKIE, &now, &len) == 0)
+		same = mine == now;
+	else if (errno == ENOPROTOOPT)
+		same = same_netns_by_inode(fd, probe);
+	else
+		same = -1;
+	int e = errno;
+	close(probe);
+	errno = e;
+	return same;
+}
+
+/* A filter decides what the reader sees: one ctflowd did not attach would
+ * hide events from it.  SO_GET_FILTER only counts classic BPF instructions
+ * (0 for an eBPF program), so detaching is what tells for certain: ENOENT
+ * when there is none.  The socket is refused when there was one, so the
+ * detach changes nothing that is used. */
+static gboolean has_no_filter(int fd, GError **error)
+{
+	socklen_t instructions = 0;
+	int unused = 0;
+
+	getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &instructions);
+	if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused)) < 0 &&
+	    errno == ENOENT)
+		return TRUE;
+	if (instructions)
+		g_set_error(error, CTFLOWD_ERROR, EPERM,
+			    "a socket filter of %u instructions is attached to it",
+			    (guint)instructions);
+	else
+		g_set_error(error, CTFLOWD_ERROR, EPERM, "a socket filter is attached to it");
+	return FALSE;
+}
+
+static gboolean has_ctflowd_groups(int fd, GError **error)
+{
+	guint32 groups[8] = {0};
+	socklen_t len = sizeof(groups);
+	const guint32 wanted = GROUP_BIT(NFNLGRP_CONNTRACK_DESTROY);
+	const guint32 allowed = wanted | GROUP_BIT(NFNLGRP_CONNTRACK_NEW);
+
+	if (getsockopt(fd, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, groups, &len) < 0) {
+		int e = errno;
+		g_set_error(error, CTFLOWD_ERROR, e, "its groups cannot be read: %s",
+			    g_strerror(e));
+		return FALSE;
+	}
+	/* the kernel reports the length it needs, which may exceed the buffer */
+	gsize words = MIN(len, sizeof(groups)) / sizeof(guint32);
+	gboolean others = FALSE;
+	for (gsize i = 1; i < words; i++)
+		others |= groups[i] != 0;
+	if (words && (groups[0] & wanted) && !(groups[0] & ~allowed) && !others &&
+	    len <= sizeof(groups))
+		return TRUE;
+	g_set_error(error, CTFLOWD_ERROR, EPERM,
+		    "its netlink groups (0x%x%s) are not the conntrack DESTROY events (0x%x), "
+		    "with or without NEW (0x%x)",
+		    words ? groups[0] : 0, others || len > sizeof(groups) ? " and higher ones" : "",
+		    wanted, GROUP_BIT(NFNLGRP_CONNTRACK_NEW));
+	return FALSE;
+}
+
+gboolean ct_socket_check_held(int fd, gboolean check_groups, GError **error)
+{
+	if (!is_netfilter_socket(fd)) {
+		g_set_error(error, CTFLOWD_ERROR, ENOTSOCK,
+			    "it is not a netfilter netlink socket");
+		return FALSE;
+	}
+	int same = in_current_netns(fd);
+	if (same <= 0) {
+		int e = errno;
+		if (same < 0)
+			g_set_error(error, CTFLOWD_ERROR, e,
+				    "its network namespace cannot be told: %s", g_strerror(e));
+		else
+			g_set_error(error, CTFLOWD_ERROR, EXDEV,
+				    "it watches another network namespace than the configured one");
+		return FALSE;
+	}
+	return has_no_filter(fd, error) && (!check_groups || has_ctflowd_groups(fd, error));
 }

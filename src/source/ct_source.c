@@ -26,7 +26,7 @@
 #include "ctflowd/state_dir.h"
 
 #define RECV_BATCH 256           /* datagrams per recvmmsg() */
-#define RECV_SIZE 8192           /* an event is a few hundred bytes */
+#define SLOT_SIZE 8192           /* an event is a few hundred bytes */
 #define DRAIN_MAX_CALLS 16       /* per drain: about 4096 events */
 #define LANDING_BATCH 192        /* hand on once this many events landed */
 #define LANDING_HOLD_US 5000     /* or once the first has waited this long */
@@ -35,6 +35,23 @@
 /* A resync holds up the reader: past this the dump is given up, keeping
  * what it delivered, so a stuck or endless dump cannot stall reading. */
 #define RESYNC_MAX_MS 30000
+/* Messages from other senders come as fast as someone sends them: the
+ * first is logged, then one line a minute says how many followed. */
+#define NOT_KERNEL_LOG_US (60 * G_USEC_PER_SEC)
+
+/*
+ * A slot of the landing zone: one datagram from its start (its first word
+ * is the length the message claims, 0 when the slot is free) and, at its
+ * end, who sent it.  recvmmsg() writes both, so that a recovery judges the
+ * sender of what it finds exactly as the drain would have.
+ */
+struct landing_slot {
+	uint8_t event[SLOT_SIZE - 16];
+	struct sockaddr_nl sender;
+	uint32_t unused;
+};
+_Static_assert(sizeof(struct landing_slot) == SLOT_SIZE, "slots keep their size");
+#define RECV_SIZE sizeof(((struct landing_slot *)NULL)->event)
 
 struct ct_source {
 	int fd;                          /* events socket, owned by the caller */
@@ -46,7 +63,11 @@ struct ct_source {
 	gint64 last_overrun_us;          /* monotonic; 0 = not in a burst */
 	gboolean resync_pending;
 	guint malformed_logged;
-	uint8_t (*slots)[RECV_SIZE];     /* landing zone: one datagram per slot */
+	gboolean check_sender;           /* a netlink socket: only the kernel may send */
+	gboolean not_kernel_logged;
+	gint64 not_kernel_logged_us;     /* monotonic, the last such line */
+	guint64 not_kernel_unlogged;     /* dropped since that line */
+	struct landing_slot *slots;      /* landing zone: one datagram per slot */
 	guint used;                      /* slots holding events not yet handed on */
 	size_t pending;                  /* records parsed from them */
 	gint64 landed_us;                /* when the first of them arrived */
@@ -65,7 +86,9 @@ struct ct_source {
  * record was appended to the journal, so a worker killed at any point leaves
  * every event it took either in the journal or in a slot, where the next
  * worker finds it (ct_source_new), and the duplicate filter drops the ones
- * that made it into both.
+ * that made it into both.  A datagram not from the kernel is cleared as
+ * soon as recvmmsg() returns; a worker killed before that leaves it in its
+ * slot with its sender beside it, and the recovery drops it then.
  */
 static gboolean map_landing_zone(ct_source *src, const char *path, GError **error)
 {
@@ -95,10 +118,39 @@ static gboolean map_landing_zone(ct_source *src, const char *path, GError **erro
 	return TRUE;
 }
 
+static void clear_slot(ct_source *src, guint i)
+{
+	((struct nlmsghdr *)src->slots[i].event)->nlmsg_len = 0;
+}
+
 static void clear_slots(ct_source *src, guint n)
 {
 	for (guint i = 0; i < n; i++)
-		((struct nlmsghdr *)src->slots[i])->nlmsg_len = 0;
+		clear_slot(src, i);
+}
+
+/* Counts and logs, rate-limited, a datagram from another sender. */
+static void note_not_kernel(ct_source *src, const struct sockaddr_nl *from, gint64 now_us)
+{
+	src->stats.not_kernel++;
+	src->not_kernel_unlogged++;
+	if (src->not_kernel_logged && now_us - src->not_kernel_logged_us < NOT_KERNEL_LOG_US)
+		return;
+	g_autofree char *who = from->nl_family == AF_NETLINK
+				       ? g_strdup_printf("port id %u", from->nl_pid)
+				       : g_strdup_printf("address family %u", from->nl_family);
+	if (!src->not_kernel_logged)
+		g_warning("conntrack event socket: dropped a message from %s, not from the "
+			  "kernel: a local process with CAP_NET_ADMIN in the watched namespace "
+			  "sends forged events (more are logged at most once a minute)",
+			  who);
+	else
+		g_warning("conntrack event socket: dropped %" G_GUINT64_FORMAT " more messages not "
+			  "from the kernel, the latest from %s (%" G_GUINT64_FORMAT " in all)",
+			  src->not_kernel_unlogged, who, src->stats.not_kernel);
+	src->not_kernel_logged = TRUE;
+	src->not_kernel_logged_us = now_us;
+	src->not_kernel_unlogged = 0;
 }
 
 static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_t *n);
@@ -108,19 +160,32 @@ static void coalesce_setup(ct_source *src);
 static void recover_landing_zone(ct_source *src, const char *path)
 {
 	size_t n = 0;
-	guint found = 0;
+	guint found = 0, unrecorded = 0;
 
 	for (guint i = 0; i < RECV_BATCH; i++) {
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)src->slots[i];
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)src->slots[i].event;
 		if (nlh->nlmsg_len == 0)
 			continue;
+		const struct sockaddr_nl *from = &src->slots[i].sender;
+		if (src->check_sender && from->nl_family == AF_UNSPEC) {
+			/* written by a build that recorded no senders: it took
+			 * every event as this one would have, and dropping them
+			 * would lose flows across an upgrade */
+			if (!unrecorded++)
+				g_message("landing zone %s: events without a recorded sender,"
+					  " left by an earlier version; taken as the kernel's",
+					  path);
+		} else if (src->check_sender && !ct_netlink_from_kernel(from)) {
+			note_not_kernel(src, from, g_get_monotonic_time());
+			continue;
+		}
 		found++;
 		if (nlh->nlmsg_len >= sizeof(*nlh) && nlh->nlmsg_len <= RECV_SIZE) {
-			parse_datagram(src, src->slots[i], nlh->nlmsg_len, &n);
+			parse_datagram(src, src->slots[i].event, nlh->nlmsg_len, &n);
 		} else {
 			src->stats.malformed++;
 			g_warning("landing zone %s: slot %u says %u bytes, not a message a slot"
-				  " holds (%zu to %d); dropped",
+				  " holds (%zu to %zu); dropped",
 				  path, i, nlh->nlmsg_len, sizeof(*nlh), RECV_SIZE);
 		}
 	}
@@ -137,6 +202,31 @@ static void recover_landing_zone(ct_source *src, const char *path)
 	clear_slots(src, RECV_BATCH);
 }
 
+/*
+ * Whether senders are checked.  Production hands over only netfilter
+ * netlink sockets (ct_socket_verify), whose senders are checked one by one.
+ * A socket of another family has no netlink sender to judge: it is taken
+ * only when connected (a socketpair, as the tests and fuzzers use), as it
+ * then takes datagrams from its one peer, which whoever made it holds.
+ */
+static gboolean sender_check_for(int fd, gboolean *check, GError **error)
+{
+	int domain = 0;
+	socklen_t len = sizeof(domain);
+	struct sockaddr_storage peer;
+	socklen_t peer_len = sizeof(peer);
+
+	*check = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+		 domain == AF_NETLINK;
+	if (*check || getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0)
+		return TRUE;
+	g_set_error(error, CTFLOWD_ERROR, ENOTCONN,
+		    "conntrack event socket (descriptor %d) is neither a netlink socket nor "
+		    "connected: who sends to it cannot be told",
+		    fd);
+	return FALSE;
+}
+
 ct_source *ct_source_new(int events_fd, const char *landing_path,
 			 const struct ct_source_options *opts, ct_source_records_fn fn,
 			 void *user, GError **error)
@@ -149,7 +239,8 @@ ct_source *ct_source_new(int events_fd, const char *landing_path,
 	src->opts = *opts;
 	coalesce_setup(src);
 
-	if (!(src->requests = ct_request_new(error)))
+	if (!sender_check_for(events_fd, &src->check_sender, error) ||
+	    !(src->requests = ct_request_new(error)))
 		goto fail;
 	if (landing_path) {
 		if (!map_landing_zone(src, landing_path, error))
@@ -158,10 +249,12 @@ ct_source *ct_source_new(int events_fd, const char *landing_path,
 		src->slots = g_malloc0(sizeof(*src->slots) * RECV_BATCH);
 	}
 	for (guint i = 0; i < RECV_BATCH; i++) {
-		src->iov[i].iov_base = src->slots[i];
+		src->iov[i].iov_base = src->slots[i].event;
 		src->iov[i].iov_len = RECV_SIZE;
 		src->msgs[i].msg_hdr.msg_iov = &src->iov[i];
 		src->msgs[i].msg_hdr.msg_iovlen = 1;
+		if (src->check_sender)
+			src->msgs[i].msg_hdr.msg_name = &src->slots[i].sender;
 	}
 	recover_landing_zone(src, landing_path ? landing_path : "in memory");
 	return src;
@@ -294,6 +387,10 @@ static gboolean drain_once(ct_source *src, gint64 now_us, guint *taken, GError *
 		if (src->used == RECV_BATCH)
 			deliver_landed(src);
 		guint room = RECV_BATCH - src->used;
+		/* the kernel writes each sender's address length back */
+		if (src->check_sender)
+			for (guint i = src->used; i < RECV_BATCH; i++)
+				src->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_nl);
 		int got = recvmmsg(fd, &src->msgs[src->used], room, MSG_DONTWAIT, NULL);
 		if (got < 0) {
 			if (errno == EINTR)
@@ -314,12 +411,22 @@ static gboolean drain_once(ct_source *src, gint64 now_us, guint *taken, GError *
 			src->landed_us = now_us;
 		*taken += (guint)got;
 		for (guint i = src->used; i < src->used + (guint)got; i++) {
-			if (src->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-				src->stats.malformed++;
-				g_warning("conntrack event larger than %d bytes dropped", RECV_SIZE);
+			const struct msghdr *mh = &src->msgs[i].msg_hdr;
+			/* neither parsed nor left for a recovery to find */
+			if (src->check_sender && (mh->msg_namelen < sizeof(struct sockaddr_nl) ||
+						  !ct_netlink_from_kernel(&src->slots[i].sender))) {
+				note_not_kernel(src, &src->slots[i].sender, now_us);
+				clear_slot(src, i);
 				continue;
 			}
-			parse_datagram(src, src->slots[i], src->msgs[i].msg_len, &src->pending);
+			if (mh->msg_flags & MSG_TRUNC) {
+				src->stats.malformed++;
+				g_warning("conntrack event larger than %zu bytes dropped", RECV_SIZE);
+				clear_slot(src, i);
+				continue;
+			}
+			parse_datagram(src, src->slots[i].event, src->msgs[i].msg_len,
+				       &src->pending);
 		}
 		src->used += (guint)got;
 		/* spool_sync = record: durable before the next read */

@@ -209,13 +209,14 @@ ctf_wait_file() {
 	return 1
 }
 
-# ctf_ct_listener_inode PID [NS]: the inode of a ctnetlink socket PID holds
+# ctf_ct_listener PID [NS]: "INODE PORTID" of a ctnetlink socket PID holds
 # subscribed to DESTROY events; 1 when it holds none.  The socket is looked
 # up in PID's own namespace, or in NS: a socket is listed in the namespace
 # it was created in, which after setns() is not the process's.
 # /proc/net/netlink columns: sk Eth Pid Groups ... Inode; Eth 12 is
-# NETLINK_NETFILTER, group bit 0x4 is NFNLGRP_CONNTRACK_DESTROY.
-ctf_ct_listener_inode() {
+# NETLINK_NETFILTER, group bit 0x4 is NFNLGRP_CONNTRACK_DESTROY, and Pid is
+# the socket's port id (what a sender addresses).
+ctf_ct_listener() {
 	local pid=$1 ns=${2:-} link sk eth port groups rest inode
 	local -A mine=()
 	for link in /proc/"$pid"/fd/*; do
@@ -226,11 +227,17 @@ ctf_ct_listener_inode() {
 	while read -r sk eth port groups rest; do
 		[ "$eth" = 12 ] && [[ $groups =~ ^[0-9a-fA-F]+$ ]] || continue
 		inode=${rest##* }
-		((16#$groups & 4)) && [ -n "${mine[$inode]:-}" ] && { echo "$inode"; return 0; }
+		((16#$groups & 4)) && [ -n "${mine[$inode]:-}" ] && { echo "$inode $port"; return 0; }
 	done < <(if [ -n "$ns" ]; then ctf_nsx "$ns" cat /proc/net/netlink
 		 else cat "/proc/$pid/net/netlink"; fi 2>/dev/null)
 	return 1
 }
+
+# ctf_ct_listener_inode PID [NS]: the inode of that socket (see ctf_ct_listener)
+ctf_ct_listener_inode() { local l; l=$(ctf_ct_listener "$@") && echo "${l% *}"; }
+
+# ctf_ct_listener_portid PID [NS]: its port id, where netlink messages to it go
+ctf_ct_listener_portid() { local l; l=$(ctf_ct_listener "$@") && echo "${l#* }"; }
 
 # ctf_has_ct_listener PID: PID holds a ctnetlink socket subscribed to DESTROY
 # events (in its own namespace)
@@ -831,13 +838,17 @@ ctf_nfacctd_flows() {
 # DESTROY listener and are not EXCEPT_PID or one of its descendants (a
 # holder, which keeps a stopped ctflowd's socket for the next one, is
 # double-forked: nobody's child)
-ctf_holders() {
-	local p skip=" "
-	[ -n "${1:-}" ] && skip=" $(ctf_tree_pids "$1" | tr '\n' ' ')"
+ctf_holders() { ctf_holders_in "" "$@"; }
+
+# ctf_holders_in NS [EXCEPT_PID]: the same for a listener made in namespace
+# NS (a run with `netns = NS`); empty NS: the router's own
+ctf_holders_in() {
+	local ns=$1 p skip=" "
+	[ -n "${2:-}" ] && skip=" $(ctf_tree_pids "$2" | tr '\n' ' ')"
 	for p in $(ip netns pids "$NS_RTR" 2>/dev/null); do
 		[[ $skip == *" $p "* ]] && continue
 		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = ctflowd ] && ctf_alive "$p" &&
-			ctf_ct_listener_inode "$p" >/dev/null && echo "$p"
+			ctf_ct_listener_inode "$p" "$ns" >/dev/null && echo "$p"
 	done
 }
 
@@ -963,4 +974,76 @@ ctf_cont_and_clean() {
 	for p in "${CTF_CONT_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; done
 	(exit $rc)
 	ctf_cleanup
+}
+
+# ------------------------------------------------------------------ handover checks
+
+# ctf_conf_json_file CONF NAME PATH: appends a JSON lines file export NAME
+# writing PATH, flushed every second
+ctf_conf_json_file() {
+	cat >>"$1" <<-EOF
+
+	[export $2]
+	format = json
+	transport = file
+	path = $3
+	flush_interval = 1s
+	EOF
+}
+
+# ctf_json_flows FILE DPORT PKTS BYTES: "DISTINCT RECORDS EXACT" for the
+# UDP flows client -> server to DPORT in a JSON lines export: distinct
+# 5-tuples, records, and records with exactly PKTS packets and BYTES bytes
+ctf_json_flows() {
+	[ -e "$1" ] || { echo "0 0 0"; return; }
+	"$PYTHON" - "$@" <<-'PYEOF'
+	import json, sys
+	path, dport, pkts, nbytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+	seen, records, exact = set(), 0, 0
+	for line in open(path):
+	    try:
+	        o = json.loads(line)
+	    except ValueError:
+	        continue
+	    if o.get("proto") != 17 or o.get("dport") != dport:
+	        continue
+	    records += 1
+	    seen.add((o["src"], o["sport"], o["dst"], o["dport"]))
+	    exact += o.get("packets") == pkts and o.get("bytes") == nbytes
+	print(len(seen), records, exact)
+	PYEOF
+}
+
+# ctf_wait_json_flows FILE DPORT PKTS BYTES N MAX_S: wait until the export
+# has N distinct flows to DPORT; 1 when MAX_S passed first
+ctf_wait_json_flows() {
+	local i
+	for ((i = 0; i < $6 * 5; i++)); do
+		[ "$(ctf_json_flows "$1" "$2" "$3" "$4" | cut -d' ' -f1)" -ge "$5" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# ctf_start_fake_holder DIR SOCK ARGS...: fake_holder.py in the router,
+# listening at SOCK (ARGS: --uid USER, --filter); its ready and status files
+# are DIR/fake.ready and DIR/fake.status, its pid in CTF_LAST_PID.  Bails
+# out when it does not listen within 10 s.
+ctf_start_fake_holder() {
+	local dir=$1 sock=$2 pid; shift 2
+	rm -f "$dir/fake.ready" "$dir/fake.status"
+	ctf_spawn "$NS_RTR" "$dir/fake.log" "$PYTHON" "$CTF_LIB_DIR/fake_holder.py" \
+		--path "$sock" --ready "$dir/fake.ready" --status "$dir/fake.status" "$@"
+	pid=$CTF_LAST_PID
+	ctf_wait_file "$dir/fake.ready" 10 ||
+		{ ctf_diag_file "$dir/fake.log"; ctf_bail "the fake holder does not listen"; }
+	CTF_LAST_PID=$pid
+}
+
+# ctf_fd_targets PID: where PID's descriptors lead, one "N -> TARGET" a line
+ctf_fd_targets() {
+	local f
+	for f in /proc/"$1"/fd/*; do
+		printf '%s -> %s\n' "${f##*/}" "$(readlink "$f" 2>/dev/null)"
+	done | sort -n
 }

@@ -18,6 +18,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <libmnl/libmnl.h>
+#include <linux/netlink.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <netinet/in.h>
@@ -35,9 +36,11 @@
 #include "test_files.h"
 
 /* The file's layout (ct_source.c): this many slots of this many bytes, one
- * event at the start of each.  /landing/layout checks it. */
+ * event at the start of each and its sender's address at SENDER_AT.
+ * /landing/layout checks it. */
 #define SLOTS 256
 #define SLOT_SIZE 8192
+#define SENDER_AT (SLOT_SIZE - 16)
 #define EVENT_MAX 1024
 #define ID_BASE 0x20000u
 #define START_NS 1700000000000000000ull
@@ -445,6 +448,15 @@ static void put_slot(int fd, guint slot, guint32 k, size_t n)
 	g_assert_cmpint(pwrite(fd, buf, len, (off_t)slot * SLOT_SIZE), ==, (ssize_t)len);
 }
 
+/* A rig whose landing file the test writes itself: the file's descriptor. */
+static int rig_init_file(struct rig *r)
+{
+	rig_init(r);
+	int fd = open(r->landing, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	g_assert_cmpint(fd, >=, 0);
+	return fd;
+}
+
 static void put_header(int fd, guint slot, uint32_t len, uint16_t type)
 {
 	struct nlmsghdr h = {.nlmsg_len = len, .nlmsg_type = type};
@@ -465,9 +477,7 @@ static void test_damaged_file(void)
 
 	if (!can_open_source())
 		return;
-	rig_init(&r);
-	int fd = open(r.landing, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	g_assert_cmpint(fd, >=, 0);
+	int fd = rig_init_file(&r);
 	put_slot(fd, 0, 0, 0);
 	put_header(fd, 1, 0xfffffff0u, delete);          /* past the slot */
 	put_slot(fd, 2, 2, 0);
@@ -488,7 +498,7 @@ static void test_damaged_file(void)
 
 	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
 			      "landing zone *landing: slot 1 says 4294967280 bytes, not a message a"
-			      " slot holds (16 to 8192); dropped");
+			      " slot holds (16 to 8176); dropped");
 	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
 			      "landing zone *landing: slot 3 says 3 bytes,*dropped");
 	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
@@ -543,6 +553,239 @@ static void test_unusable_path(void)
 	rig_clear(&r);
 }
 
+/* ---- senders and lengths a local process forges ------------------------------------ */
+
+/*
+ * An events socket of the netlink family: [0] for the source, [1] a socket
+ * of another process's kind that sends to [0]'s port id, as any process
+ * with CAP_NET_ADMIN can to ctflowd's.  NETLINK_USERSOCK lets anyone
+ * unicast, so this needs no privilege.  Returns [1]'s port id.
+ */
+static guint32 netlink_pair(int fds[2])
+{
+	struct sockaddr_nl addr = { .nl_family = AF_NETLINK };
+	socklen_t len = sizeof(addr);
+
+	for (int i = 0; i < 2; i++) {
+		fds[i] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_USERSOCK);
+		g_assert_cmpint(fds[i], >=, 0);
+		g_assert_cmpint(bind(fds[i], (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+	}
+	g_assert_cmpint(getsockname(fds[0], (struct sockaddr *)&addr, &len), ==, 0);
+	g_assert_cmpint(connect(fds[1], (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+	len = sizeof(addr);
+	g_assert_cmpint(getsockname(fds[1], (struct sockaddr *)&addr, &len), ==, 0);
+	g_assert_cmpuint(addr.nl_pid, !=, 0);
+	return addr.nl_pid;
+}
+
+/* Every slot of the landing file is free (its length word 0). */
+static void assert_slots_free(const char *landing)
+{
+	g_autofree char *bytes = NULL;
+	gsize len = 0;
+
+	g_assert_true(g_file_get_contents(landing, &bytes, &len, NULL));
+	g_assert_cmpuint(len, ==, SLOTS * SLOT_SIZE);
+	for (gsize slot = 0; slot < SLOTS; slot++) {
+		guint32 word;
+		memcpy(&word, bytes + slot * SLOT_SIZE, sizeof(word));
+		g_assert_cmpuint(word, ==, 0);
+	}
+}
+
+/*
+ * DESTROYs sent to the event socket by another process are dropped before
+ * they are parsed: nothing is handed on, their slots are free at once (a
+ * worker killed now would leave nothing to recover), they are counted, and
+ * logged with the sender's port id, the first at once and then at most one
+ * line a minute with the number since.
+ */
+static void test_foreign_sender(void)
+{
+	struct rig r;
+	const gint64 t0 = g_get_monotonic_time();
+
+	if (!can_open_source())
+		return;
+	rig_init(&r);
+	guint32 forger = netlink_pair(r.fds);
+	r.src = source_new(r.fds[0], r.landing, collect, &r.sink);
+
+	send_destroys(r.fds[1], 0, 3);
+	g_autofree char *first = g_strdup_printf(
+		"conntrack event socket: dropped a message from port id %u, not from the kernel:*",
+		forger);
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, first);
+	g_assert_true(ct_source_drain(r.src, t0, NULL));
+	g_test_assert_expected_messages();
+	assert_slots_free(r.landing);
+	const struct ct_source_stats *st = ct_source_get_stats(r.src);
+	g_assert_cmpuint(st->not_kernel, ==, 3);
+	g_assert_cmpuint(st->messages, ==, 0);
+	g_assert_cmpuint(st->malformed, ==, 0);
+
+	/* within the minute: counted, not logged (a warning would fail the test) */
+	send_destroys(r.fds[1], 3, 5);
+	g_assert_true(ct_source_drain(r.src, t0 + 59 * G_USEC_PER_SEC, NULL));
+	g_assert_cmpuint(st->not_kernel, ==, 8);
+	/* a minute on: one line for the eight since the first */
+	send_destroys(r.fds[1], 8, 1);
+	g_autofree char *later = g_strdup_printf(
+		"conntrack event socket: dropped 8 more messages not from the kernel, the latest "
+		"from port id %u (9 in all)", forger);
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, later);
+	g_assert_true(ct_source_drain(r.src, t0 + 61 * G_USEC_PER_SEC, NULL));
+	g_test_assert_expected_messages();
+
+	ct_source_deliver_landed(r.src);
+	g_assert_cmpuint(r.sink.records->len, ==, 0);
+	g_assert_cmpuint(st->destroys, ==, 0);
+	rig_stop(&r);
+	rig_clear(&r);
+}
+
+static void put_sender(int fd, guint slot, guint16 family, guint32 port_id)
+{
+	struct sockaddr_nl from = { .nl_family = family, .nl_pid = port_id };
+
+	g_assert_cmpint(pwrite(fd, &from, sizeof(from), (off_t)slot * SLOT_SIZE + SENDER_AT), ==,
+			sizeof(from));
+}
+
+/*
+ * A worker killed between recvmmsg() and the sender check leaves a forged
+ * event in its slot, with the sender the kernel wrote beside it: the
+ * recovery drops it too.  Only the event the kernel sent is recovered.
+ */
+static void test_foreign_sender_recovered(void)
+{
+	struct rig r;
+
+	if (!can_open_source())
+		return;
+	int fd = rig_init_file(&r);
+	g_assert_cmpint(ftruncate(fd, SLOTS * SLOT_SIZE), ==, 0);
+	put_slot(fd, 0, 0, 0);
+	put_sender(fd, 0, AF_NETLINK, 4242);
+	put_slot(fd, 1, 1, 0);
+	put_sender(fd, 1, AF_NETLINK, 0);
+	/* no sender written: a build that recorded none took it, as this
+	 * one would have; dropping it would lose a flow across an upgrade */
+	put_slot(fd, 2, 2, 0);
+	put_slot(fd, 3, 3, 0);
+	put_sender(fd, 3, AF_INET, 0);         /* no netlink sender at all */
+	close(fd);
+
+	netlink_pair(r.fds);
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
+			      "conntrack event socket: dropped a message from port id 4242, not "
+			      "from the kernel:*");
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
+			      "landing zone *: events without a recorded sender, left by an "
+			      "earlier version*");
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "recovered 2 conntrack events*");
+	r.src = source_new(r.fds[0], r.landing, collect, &r.sink);
+	g_test_assert_expected_messages();
+	assert_flows(r.sink.records, 1, 2);
+	g_assert_cmpuint(ct_source_get_stats(r.src)->not_kernel, ==, 2);
+	g_assert_cmpuint(ct_source_get_stats(r.src)->recovered, ==, 2);
+	assert_slots_free(r.landing);
+	rig_clear(&r);
+}
+
+/* A DESTROY whose header claims @claimed bytes. */
+static size_t put_lying_destroy(void *buf, guint32 k, guint32 claimed)
+{
+	size_t len = put_destroy(buf, k);
+
+	((struct nlmsghdr *)buf)->nlmsg_len = claimed;
+	return len;
+}
+
+/*
+ * Lengths a forger writes, as the walk over a received datagram meets them
+ * (a socketpair: no sender check in the way).  0xFFFFFFF0 once jumped the
+ * walk out of the buffer, 0xFFFFFFFF made it stand still, 0 too.  Each
+ * datagram is dropped as malformed, a drain returns, and the events around
+ * them still arrive, also one packed behind a good message.
+ */
+static void test_forged_lengths(void)
+{
+	static const guint32 lengths[] = { 0xfffffff0u, 0xffffffffu, 0, 8, 0x80000000u };
+	struct rig r;
+	guint8 buf[2 * EVENT_MAX];
+
+	if (!can_open_source())
+		return;
+	rig_init(&r);
+	rig_start(&r, NULL, NULL);
+	send_destroys(r.fds[1], 0, 1);
+	for (guint i = 0; i < G_N_ELEMENTS(lengths); i++) {
+		size_t len = put_lying_destroy(buf, 100 + i, lengths[i]);
+		g_assert_cmpint(send(r.fds[1], buf, len, 0), ==, (ssize_t)len);
+	}
+	/* a good message, then a lying one in the same datagram */
+	size_t good = put_destroy(buf, 1);
+	size_t len = good + put_lying_destroy(buf + good, 200, 0xffffffffu);
+	g_assert_cmpint(send(r.fds[1], buf, len, 0), ==, (ssize_t)len);
+	send_destroys(r.fds[1], 2, 1);
+
+	g_assert_true(ct_source_drain(r.src, g_get_monotonic_time(), NULL));
+	ct_source_deliver_landed(r.src);
+	assert_flows(r.sink.records, 0, 3);
+	g_assert_cmpuint(ct_source_get_stats(r.src)->malformed, ==, G_N_ELEMENTS(lengths) + 1);
+	assert_slots_free(r.landing);
+	rig_clear(&r);
+}
+
+/* The same lengths left in the landing zone: each slot is dropped, logged. */
+static void test_forged_lengths_recovered(void)
+{
+	static const guint32 lengths[] = { 0xfffffff0u, 0xffffffffu, 8, 0x80000000u };
+	struct rig r;
+
+	if (!can_open_source())
+		return;
+	int fd = rig_init_file(&r);
+	for (guint i = 0; i < G_N_ELEMENTS(lengths); i++) {
+		guint8 buf[EVENT_MAX];
+		size_t len = put_lying_destroy(buf, i, lengths[i]);
+		g_assert_cmpint(pwrite(fd, buf, len, (off_t)i * SLOT_SIZE), ==, (ssize_t)len);
+		g_autofree char *want = g_strdup_printf(
+			"landing zone *landing: slot %u says %u bytes, not a message a slot holds*",
+			i, lengths[i]);
+		g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, want);
+	}
+	put_slot(fd, G_N_ELEMENTS(lengths), 7, 0);
+	close(fd);
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "recovered 5 conntrack events*");
+	rig_start(&r, NULL, NULL);
+	g_test_assert_expected_messages();
+	assert_flows(r.sink.records, 7, 1);
+	g_assert_cmpuint(ct_source_get_stats(r.src)->malformed, ==, G_N_ELEMENTS(lengths));
+	assert_restart_recovers_nothing(&r);
+	rig_clear(&r);
+}
+
+/* A socket that is neither netlink nor connected could take datagrams from
+ * anyone, and tells nothing about them: refused, naming it. */
+static void test_unconnected_socket(void)
+{
+	g_autoptr(GError) error = NULL;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	g_assert_cmpint(fd, >=, 0);
+	ct_source *src = ct_source_new(fd, NULL, &options, collect, NULL, &error);
+	g_assert_null(src);
+	g_assert_error(error, CTFLOWD_ERROR, ENOTCONN);
+	g_autofree char *want = g_strdup_printf(
+		"conntrack event socket (descriptor %d) is neither a netlink socket nor "
+		"connected: who sends to it cannot be told", fd);
+	g_assert_cmpstr(error->message, ==, want);
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -553,6 +796,11 @@ int main(int argc, char **argv)
 	g_test_add_func("/landing/damaged-file", test_damaged_file);
 	g_test_add_func("/landing/empty-file", test_empty_file);
 	g_test_add_func("/landing/unusable-path", test_unusable_path);
+	g_test_add_func("/landing/foreign-sender", test_foreign_sender);
+	g_test_add_func("/landing/foreign-sender-recovered", test_foreign_sender_recovered);
+	g_test_add_func("/landing/forged-lengths", test_forged_lengths);
+	g_test_add_func("/landing/forged-lengths-recovered", test_forged_lengths_recovered);
+	g_test_add_func("/landing/unconnected-socket", test_unconnected_socket);
 
 	return g_test_run();
 }
