@@ -12,6 +12,11 @@
  * One session per transport session: a new TCP connection or file starts
  * with templates and sequence number 0 (RFC 7011 section 3.1 counts data
  * records per session and observation domain).
+ *
+ * A translated connection (NAT) goes out with a template of its own that
+ * adds the post-NAT addresses and ports: records of connections without
+ * NAT keep their size and layout, and carry no elements that would only
+ * repeat the original tuple.
  */
 #include <arpa/inet.h>
 #include <fixbuf/public.h>
@@ -24,6 +29,8 @@
 #define TID_FLOW4 256
 #define TID_FLOW6 257
 #define TID_NOT_SENT 258   /* options: Exporting Process Reliability Statistics */
+#define TID_FLOW4_NAT 264
+#define TID_FLOW6_NAT 265
 
 /* Internal record layouts: fixbuf copies them field by field in template
  * order, so the structs must match the specs below exactly.  The two
@@ -65,6 +72,41 @@ struct ipfix_flow6 {
 };
 _Static_assert(offsetof(struct ipfix_flow6, tail.paddingOctets) == 100, "ipfix_flow6 layout");
 _Static_assert(sizeof(struct ipfix_flow6) == 104, "ipfix_flow6 size");
+
+/* What a NAT template adds after the flow (RFC 8158 / IANA 225-228,
+ * 281/282): the original direction after translation, from the reply
+ * tuple (flow_post_nat). */
+struct ipfix_nat4 {
+	uint32_t postNATSourceIPv4Address;
+	uint32_t postNATDestinationIPv4Address;
+	uint16_t postNAPTSourceTransportPort;
+	uint16_t postNAPTDestinationTransportPort;
+	uint8_t paddingOctets[4];
+};
+
+struct ipfix_flow4_nat {
+	struct ipfix_flow4 flow;
+	struct ipfix_nat4 nat;
+};
+_Static_assert(offsetof(struct ipfix_flow4_nat, nat.paddingOctets) == 92,
+	       "ipfix_flow4_nat layout");
+_Static_assert(sizeof(struct ipfix_flow4_nat) == 96, "ipfix_flow4_nat size");
+
+struct ipfix_nat6 {
+	uint8_t postNATSourceIPv6Address[16];
+	uint8_t postNATDestinationIPv6Address[16];
+	uint16_t postNAPTSourceTransportPort;
+	uint16_t postNAPTDestinationTransportPort;
+	uint8_t paddingOctets[4];
+};
+
+struct ipfix_flow6_nat {
+	struct ipfix_flow6 flow;
+	struct ipfix_nat6 nat;
+};
+_Static_assert(offsetof(struct ipfix_flow6_nat, nat.paddingOctets) == 140,
+	       "ipfix_flow6_nat layout");
+_Static_assert(sizeof(struct ipfix_flow6_nat) == 144, "ipfix_flow6_nat size");
 
 /* RFC 7011 section 4.2: what the exporting process could not send, scoped
  * to the observation domain. */
@@ -120,6 +162,26 @@ static fbInfoElementSpec_t flow6_spec[] = {
 	FB_IESPEC_NULL
 };
 
+static fbInfoElementSpec_t nat4_spec[] = {
+	IE("postNATSourceIPv4Address", 4, 0),
+	IE("postNATDestinationIPv4Address", 4, 0),
+	FB_IESPEC_NULL
+};
+
+static fbInfoElementSpec_t nat6_spec[] = {
+	IE("postNATSourceIPv6Address", 16, 0),
+	IE("postNATDestinationIPv6Address", 16, 0),
+	FB_IESPEC_NULL
+};
+
+/* after either family's post-NAT addresses */
+static fbInfoElementSpec_t napt_spec[] = {
+	IE("postNAPTSourceTransportPort", 2, 0),
+	IE("postNAPTDestinationTransportPort", 2, 0),
+	IE("paddingOctets", 4, INTERNAL_ONLY),
+	FB_IESPEC_NULL
+};
+
 static fbInfoElementSpec_t not_sent_spec[] = {
 	IE("observationDomainId", 4, 0),
 	IE("paddingOctets", 4, INTERNAL_ONLY),
@@ -140,32 +202,65 @@ struct ipfix_state {
 	guint capacity;          /* bytes of msgbuf */
 };
 
-static gboolean add_templates(fbSession_t *session, fbInfoModel_t *model, uint16_t tid,
-			      fbInfoElementSpec_t *spec, uint16_t scope, GError **error)
+/* One template of @specs in a row (a NULL-terminated list), as the internal
+ * (with @flags) or external one; NULL with @error. */
+static fbTemplate_t *build_template(fbInfoModel_t *model, fbInfoElementSpec_t *const *specs,
+				    uint32_t flags, uint16_t scope, GError **error)
 {
-	fbTemplate_t *internal = fbTemplateAlloc(model);
-	if (!fbTemplateAppendSpecArray(internal, spec, UINT32_MAX, error)) {
-		fbTemplateFreeUnused(internal);
-		return FALSE;
+	fbTemplate_t *t = fbTemplateAlloc(model);
+	for (; *specs; specs++) {
+		if (!fbTemplateAppendSpecArray(t, *specs, flags, error)) {
+			fbTemplateFreeUnused(t);
+			return NULL;
+		}
 	}
 	if (scope)
-		fbTemplateSetOptionsScope(internal, scope);
+		fbTemplateSetOptionsScope(t, scope);
+	return t;
+}
+
+static gboolean add_template_pair(fbSession_t *session, fbInfoModel_t *model, uint16_t tid,
+				  fbInfoElementSpec_t *const *specs, uint16_t scope,
+				  GError **error)
+{
+	fbTemplate_t *internal = build_template(model, specs, UINT32_MAX, scope, error);
+	if (!internal)
+		return FALSE;
 	if (!fbSessionAddTemplate(session, TRUE, tid, internal, error)) {
 		fbTemplateFreeUnused(internal);
 		return FALSE;
 	}
-	fbTemplate_t *external = fbTemplateAlloc(model);
-	if (!fbTemplateAppendSpecArray(external, spec, (uint32_t)~INTERNAL_ONLY, error)) {
-		fbTemplateFreeUnused(external);
+	fbTemplate_t *external = build_template(model, specs, (uint32_t)~INTERNAL_ONLY, scope,
+						error);
+	if (!external)
 		return FALSE;
-	}
-	if (scope)
-		fbTemplateSetOptionsScope(external, scope);
 	if (!fbSessionAddTemplate(session, FALSE, tid, external, error)) {
 		fbTemplateFreeUnused(external);
 		return FALSE;
 	}
 	return TRUE;
+}
+
+static gboolean add_templates(fbSession_t *session, fbInfoModel_t *model, uint16_t tid,
+			      fbInfoElementSpec_t *spec, uint16_t scope, GError **error)
+{
+	fbInfoElementSpec_t *const specs[] = {spec, NULL};
+
+	return add_template_pair(session, model, tid, specs, scope, error);
+}
+
+/* The flow templates: per family, one without and one with NAT. */
+static gboolean add_flow_templates(fbSession_t *session, fbInfoModel_t *model, GError **error)
+{
+	static fbInfoElementSpec_t *const flow4[] = {flow4_spec, NULL};
+	static fbInfoElementSpec_t *const flow6[] = {flow6_spec, NULL};
+	static fbInfoElementSpec_t *const flow4_nat[] = {flow4_spec, nat4_spec, napt_spec, NULL};
+	static fbInfoElementSpec_t *const flow6_nat[] = {flow6_spec, nat6_spec, napt_spec, NULL};
+
+	return add_template_pair(session, model, TID_FLOW4, flow4, 0, error) &&
+	       add_template_pair(session, model, TID_FLOW6, flow6, 0, error) &&
+	       add_template_pair(session, model, TID_FLOW4_NAT, flow4_nat, 0, error) &&
+	       add_template_pair(session, model, TID_FLOW6_NAT, flow6_nat, 0, error);
 }
 
 static gboolean emit_message(struct ipfix_state *st, GError **error)
@@ -222,8 +317,7 @@ static gboolean ipfix_start_session(void *state, guint message_limit, GError **e
 	fbSession_t *session = fbSessionAlloc(st->model);
 	/* External templates belong to an observation domain: pick it first. */
 	fbSessionSetDomain(session, st->domain);
-	if (!add_templates(session, st->model, TID_FLOW4, flow4_spec, 0, error) ||
-	    !add_templates(session, st->model, TID_FLOW6, flow6_spec, 0, error) ||
+	if (!add_flow_templates(session, st->model, error) ||
 	    !add_templates(session, st->model, TID_NOT_SENT, not_sent_spec, 1, error)) {
 		fbSessionFree(session);
 		return FALSE;
@@ -328,28 +422,72 @@ static void fill_tail(struct ipfix_flow_tail *t, const struct flow_record *r, ui
 	fill_ports(r, &t->sourceTransportPort, &t->destinationTransportPort);
 }
 
+static uint32_t v4_host(const uint8_t addr[16])
+{
+	uint32_t a;
+
+	memcpy(&a, addr, 4);
+	return ntohl(a);
+}
+
+static void fill_flow4(struct ipfix_flow4 *rec, const struct flow_record *r, uint32_t domain)
+{
+	fill_head(&rec->head, r);
+	rec->sourceIPv4Address = v4_host(r->orig.src);
+	rec->destinationIPv4Address = v4_host(r->orig.dst);
+	fill_tail(&rec->tail, r, domain, 1);
+}
+
+static void fill_flow6(struct ipfix_flow6 *rec, const struct flow_record *r, uint32_t domain)
+{
+	fill_head(&rec->head, r);
+	memcpy(rec->sourceIPv6Address, r->orig.src, 16);
+	memcpy(rec->destinationIPv6Address, r->orig.dst, 16);
+	fill_tail(&rec->tail, r, domain, 58);
+}
+
+/* ICMP has no ports to translate (the echo id stands in the tuple's port
+ * place): its post-NAPT ports are 0, as its original ones are. */
+static void fill_nat_ports(const struct flow_record *r, const struct flow_tuple *post,
+			   uint16_t *sport, uint16_t *dport)
+{
+	*sport = flow_is_icmp(r) ? 0 : post->sport;
+	*dport = flow_is_icmp(r) ? 0 : post->dport;
+}
+
 static gboolean ipfix_add(void *state, const struct flow_record *r, GError **error)
 {
 	struct ipfix_state *st = state;
+	const bool nat = flow_is_translated(r);
 
-	if (r->family == AF_INET) {
+	if (r->family == AF_INET && !nat) {
 		struct ipfix_flow4 rec = {0};
-		uint32_t a;
-		fill_head(&rec.head, r);
-		memcpy(&a, r->orig.src, 4);
-		rec.sourceIPv4Address = ntohl(a);
-		memcpy(&a, r->orig.dst, 4);
-		rec.destinationIPv4Address = ntohl(a);
-		fill_tail(&rec.tail, r, st->domain, 1);
+		fill_flow4(&rec, r, st->domain);
 		return append_record(st, TID_FLOW4, &rec, sizeof(rec), error);
 	}
+	if (!nat) {
+		struct ipfix_flow6 rec = {0};
+		fill_flow6(&rec, r, st->domain);
+		return append_record(st, TID_FLOW6, &rec, sizeof(rec), error);
+	}
 
-	struct ipfix_flow6 rec = {0};
-	fill_head(&rec.head, r);
-	memcpy(rec.sourceIPv6Address, r->orig.src, 16);
-	memcpy(rec.destinationIPv6Address, r->orig.dst, 16);
-	fill_tail(&rec.tail, r, st->domain, 58);
-	return append_record(st, TID_FLOW6, &rec, sizeof(rec), error);
+	const struct flow_tuple post = flow_post_nat(r);
+	if (r->family == AF_INET) {
+		struct ipfix_flow4_nat rec = {0};
+		fill_flow4(&rec.flow, r, st->domain);
+		rec.nat.postNATSourceIPv4Address = v4_host(post.src);
+		rec.nat.postNATDestinationIPv4Address = v4_host(post.dst);
+		fill_nat_ports(r, &post, &rec.nat.postNAPTSourceTransportPort,
+			       &rec.nat.postNAPTDestinationTransportPort);
+		return append_record(st, TID_FLOW4_NAT, &rec, sizeof(rec), error);
+	}
+	struct ipfix_flow6_nat rec = {0};
+	fill_flow6(&rec.flow, r, st->domain);
+	memcpy(rec.nat.postNATSourceIPv6Address, post.src, 16);
+	memcpy(rec.nat.postNATDestinationIPv6Address, post.dst, 16);
+	fill_nat_ports(r, &post, &rec.nat.postNAPTSourceTransportPort,
+		       &rec.nat.postNAPTDestinationTransportPort);
+	return append_record(st, TID_FLOW6_NAT, &rec, sizeof(rec), error);
 }
 
 static gboolean ipfix_flush(void *state, GError **error)
@@ -380,8 +518,7 @@ static gboolean ipfix_refresh_templates(void *state, GError **error)
 static gboolean check_templates(struct ipfix_state *st, GError **error)
 {
 	fbSession_t *session = fbSessionAlloc(st->model);
-	gboolean ok = add_templates(session, st->model, TID_FLOW4, flow4_spec, 0, error) &&
-		      add_templates(session, st->model, TID_FLOW6, flow6_spec, 0, error) &&
+	gboolean ok = add_flow_templates(session, st->model, error) &&
 		      add_templates(session, st->model, TID_NOT_SENT, not_sent_spec, 1, error);
 	fbSessionFree(session);
 	return ok;

@@ -22,6 +22,8 @@
 #define DOMAIN 7
 #define TID_FLOW4 256
 #define TID_FLOW6 257
+#define TID_FLOW4_NAT 264
+#define TID_FLOW6_NAT 265
 #define IPFIX_HEADER_LEN 16
 #define SET_HEADER_LEN 4
 #define TEMPLATE_SET_ID 2
@@ -257,7 +259,8 @@ static struct flow_record rec_numbered(guint64 i)
 
 #define COLL_TID 0x9999
 
-/* Both families in one layout: elements a message lacks read as zeroes. */
+/* Both families, with and without NAT, in one layout: elements a message
+ * lacks read as zeroes. */
 struct coll_rec {
 	uint64_t flowStartMilliseconds;
 	uint64_t flowEndMilliseconds;
@@ -268,19 +271,25 @@ struct coll_rec {
 	uint64_t flowId;
 	uint8_t sourceIPv6Address[16];
 	uint8_t destinationIPv6Address[16];
+	uint8_t postNATSourceIPv6Address[16];
+	uint8_t postNATDestinationIPv6Address[16];
 	uint32_t sourceIPv4Address;
 	uint32_t destinationIPv4Address;
+	uint32_t postNATSourceIPv4Address;
+	uint32_t postNATDestinationIPv4Address;
 	uint32_t observationDomainId;
 	uint16_t sourceTransportPort;
 	uint16_t destinationTransportPort;
+	uint16_t postNAPTSourceTransportPort;
+	uint16_t postNAPTDestinationTransportPort;
 	uint16_t icmpTypeCodeIPv4;
 	uint16_t icmpTypeCodeIPv6;
 	uint8_t protocolIdentifier;
 	uint8_t flowEndReason;
-	uint8_t paddingOctets[2];
+	uint8_t paddingOctets[6];
 };
-_Static_assert(offsetof(struct coll_rec, paddingOctets) == 110, "coll_rec layout");
-_Static_assert(sizeof(struct coll_rec) == 112, "coll_rec size");
+_Static_assert(offsetof(struct coll_rec, paddingOctets) == 154, "coll_rec layout");
+_Static_assert(sizeof(struct coll_rec) == 160, "coll_rec size");
 
 #define IE(name, len) { (char *)(name), (len), 0 }
 static fbInfoElementSpec_t coll_spec[] = {
@@ -293,16 +302,22 @@ static fbInfoElementSpec_t coll_spec[] = {
 	IE("flowId", 8),
 	IE("sourceIPv6Address", 16),
 	IE("destinationIPv6Address", 16),
+	IE("postNATSourceIPv6Address", 16),
+	IE("postNATDestinationIPv6Address", 16),
 	IE("sourceIPv4Address", 4),
 	IE("destinationIPv4Address", 4),
+	IE("postNATSourceIPv4Address", 4),
+	IE("postNATDestinationIPv4Address", 4),
 	IE("observationDomainId", 4),
 	IE("sourceTransportPort", 2),
 	IE("destinationTransportPort", 2),
+	IE("postNAPTSourceTransportPort", 2),
+	IE("postNAPTDestinationTransportPort", 2),
 	IE("icmpTypeCodeIPv4", 2),
 	IE("icmpTypeCodeIPv6", 2),
 	IE("protocolIdentifier", 1),
 	IE("flowEndReason", 1),
-	IE("paddingOctets", 2),
+	IE("paddingOctets", 6),
 	FB_IESPEC_NULL
 };
 
@@ -383,14 +398,30 @@ static void check_collected(const struct collected *got, const struct flow_recor
 	g_assert_cmpuint(c->protocolIdentifier, ==, r->proto);
 	g_assert_cmpuint(c->flowEndReason, ==, r->end_reason);
 
+	/* NAT: the post-NAT elements hold the reply tuple turned around, in
+	 * a template of their own; without NAT none of them is sent */
+	const gboolean nat = flow_is_translated(r);
+	g_assert_cmpmem(c->postNATSourceIPv6Address, 16,
+			nat && r->family == AF_INET6 ? r->reply.dst : zero16, 16);
+	g_assert_cmpmem(c->postNATDestinationIPv6Address, 16,
+			nat && r->family == AF_INET6 ? r->reply.src : zero16, 16);
+	g_assert_cmphex(c->postNATSourceIPv4Address, ==,
+			nat && r->family == AF_INET ? v4_host(r->reply.dst) : 0);
+	g_assert_cmphex(c->postNATDestinationIPv4Address, ==,
+			nat && r->family == AF_INET ? v4_host(r->reply.src) : 0);
+	g_assert_cmpuint(c->postNAPTSourceTransportPort, ==,
+			 nat && !flow_is_icmp(r) ? r->reply.dport : 0);
+	g_assert_cmpuint(c->postNAPTDestinationTransportPort, ==,
+			 nat && !flow_is_icmp(r) ? r->reply.sport : 0);
+
 	if (r->family == AF_INET) {
-		g_assert_cmpuint(got->ext_tid, ==, TID_FLOW4);
+		g_assert_cmpuint(got->ext_tid, ==, nat ? TID_FLOW4_NAT : TID_FLOW4);
 		g_assert_cmphex(c->sourceIPv4Address, ==, v4_host(r->orig.src));
 		g_assert_cmphex(c->destinationIPv4Address, ==, v4_host(r->orig.dst));
 		g_assert_cmpmem(c->sourceIPv6Address, 16, zero16, 16);
 		g_assert_cmpmem(c->destinationIPv6Address, 16, zero16, 16);
 	} else {
-		g_assert_cmpuint(got->ext_tid, ==, TID_FLOW6);
+		g_assert_cmpuint(got->ext_tid, ==, nat ? TID_FLOW6_NAT : TID_FLOW6);
 		g_assert_cmpmem(c->sourceIPv6Address, 16, r->orig.src, 16);
 		g_assert_cmpmem(c->destinationIPv6Address, 16, r->orig.dst, 16);
 		g_assert_cmpuint(c->sourceIPv4Address, ==, 0);
@@ -619,13 +650,33 @@ static const struct expect_ie flow6_ies[] = {
 	{"protocolIdentifier", 1}, {"flowEndReason", 1},
 };
 
+/* what a NAT template adds after the flow's elements */
+static const struct expect_ie nat4_ies[] = {
+	{"postNATSourceIPv4Address", 4}, {"postNATDestinationIPv4Address", 4},
+	{"postNAPTSourceTransportPort", 2}, {"postNAPTDestinationTransportPort", 2},
+};
+
+static const struct expect_ie nat6_ies[] = {
+	{"postNATSourceIPv6Address", 16}, {"postNATDestinationIPv6Address", 16},
+	{"postNAPTSourceTransportPort", 2}, {"postNAPTDestinationTransportPort", 2},
+};
+
 /* The template on the wire holds exactly these elements (by the number and
- * enterprise the information model gives their names), no padding. */
-static void check_template(const struct tmpl *t, const struct expect_ie *want, size_t n)
+ * enterprise the information model gives their names), @want and then
+ * @more (NULL: nothing more), no padding. */
+static void check_template_with(const struct tmpl *t, const struct expect_ie *want,
+				size_t n_want, const struct expect_ie *more, size_t n_more)
 {
 	fbInfoModel_t *model = fbInfoModelAlloc();
 	guint reclen = 0;
+	struct expect_ie all[32];
+	size_t n = n_want + n_more;
 
+	g_assert_cmpuint(n, <=, G_N_ELEMENTS(all));
+	memcpy(all, want, n_want * sizeof(*want));
+	if (n_more)
+		memcpy(all + n_want, more, n_more * sizeof(*more));
+	want = all;
 	g_assert_cmpuint(t->fields->len, ==, n);
 	for (size_t i = 0; i < n; i++) {
 		const fbInfoElement_t *ie = fbInfoModelGetElementByName(model, want[i].name);
@@ -645,6 +696,11 @@ static void check_template(const struct tmpl *t, const struct expect_ie *want, s
 	}
 	g_assert_cmpuint(t->reclen, ==, reclen);
 	fbInfoModelFree(model);
+}
+
+static void check_template(const struct tmpl *t, const struct expect_ie *want, size_t n)
+{
+	check_template_with(t, want, n, NULL, 0);
 }
 
 static void test_session_starts_with_templates(void)
@@ -667,22 +723,34 @@ static void test_session_starts_with_templates(void)
 	g_assert_cmpuint(wm.domain, ==, DOMAIN);
 	g_assert_cmpuint(wm.data_records, ==, 0);
 	g_assert_cmpuint(wm.data_set_tids->len, ==, 0);
-	g_assert_cmpuint(wm.template_ids->len, ==, 2);
-	gboolean has4 = FALSE, has6 = FALSE;
+	g_assert_cmpuint(wm.template_ids->len, ==, 4);
+	gboolean has4 = FALSE, has6 = FALSE, has4nat = FALSE, has6nat = FALSE;
 	for (guint i = 0; i < wm.template_ids->len; i++) {
 		uint16_t tid = g_array_index(wm.template_ids, uint16_t, i);
 		has4 |= tid == TID_FLOW4;
 		has6 |= tid == TID_FLOW6;
+		has4nat |= tid == TID_FLOW4_NAT;
+		has6nat |= tid == TID_FLOW6_NAT;
 	}
 	g_assert_true(has4);
 	g_assert_true(has6);
+	g_assert_true(has4nat);
+	g_assert_true(has6nat);
 
 	struct tmpl *t4 = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW4));
 	struct tmpl *t6 = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW6));
+	struct tmpl *t4n = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW4_NAT));
+	struct tmpl *t6n = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW6_NAT));
 	g_assert_cmpuint(t4->reclen, ==, 76);
 	g_assert_cmpuint(t6->reclen, ==, 100);
+	g_assert_cmpuint(t4n->reclen, ==, 88);
+	g_assert_cmpuint(t6n->reclen, ==, 136);
 	check_template(t4, flow4_ies, G_N_ELEMENTS(flow4_ies));
 	check_template(t6, flow6_ies, G_N_ELEMENTS(flow6_ies));
+	check_template_with(t4n, flow4_ies, G_N_ELEMENTS(flow4_ies), nat4_ies,
+			    G_N_ELEMENTS(nat4_ies));
+	check_template_with(t6n, flow6_ies, G_N_ELEMENTS(flow6_ies), nat6_ies,
+			    G_N_ELEMENTS(nat6_ies));
 	wire_msg_clear(&wm);
 	wire_session_clear(&ws);
 
@@ -761,8 +829,9 @@ static void test_mixed_families(void)
 	parse_message(&ws, data, len, &wm);
 	g_assert_cmpuint(wm.data_records, ==, G_N_ELEMENTS(recs));
 	g_assert_cmpuint(wm.seq, ==, 0);
-	static const uint16_t sets[] = {TID_FLOW4, TID_FLOW6, TID_FLOW4, TID_FLOW6, TID_FLOW4,
-					TID_FLOW6};
+	/* rec_udp4 is masqueraded: its template is the IPv4 NAT one */
+	static const uint16_t sets[] = {TID_FLOW4_NAT, TID_FLOW6, TID_FLOW4_NAT, TID_FLOW6,
+					TID_FLOW4_NAT, TID_FLOW6};
 	g_assert_cmpmem(wm.data_set_tids->data, wm.data_set_tids->len * sizeof(uint16_t), sets,
 			sizeof(sets));
 	wire_msg_clear(&wm);
@@ -831,22 +900,24 @@ static void test_mtu_large(void)
 }
 
 /* Only IPv4 records and mtu 512: 16 + 4 + 6 * 76 = 476 fits, a seventh
- * (552) does not; the message must be full before it is sent. */
-static void test_mtu_packing(void)
+ * (552) does not; with NAT (88 bytes a record) 16 + 4 + 5 * 88 = 460 fits
+ * and a sixth (548) does not.  The message must be full before it is
+ * sent. */
+static void check_packing(const struct flow_record *r, guint fit, gsize full_len)
 {
 	struct capture c;
 	encoder *enc = new_encoder(512, &c);
-	struct flow_record r = rec_udp4();
 
+	g_assert_cmpuint(fit * (flow_is_translated(r) ? 88 : 76) + 20, ==, full_len);
 	start_ok(enc);
-	for (int i = 0; i < 6; i++)
-		add_ok(enc, &r);
+	for (guint i = 0; i < fit; i++)
+		add_ok(enc, r);
 	g_assert_cmpuint(c.msgs->len, ==, 1);
-	g_assert_cmpuint(encoder_pending(enc), ==, 6);
-	add_ok(enc, &r);
+	g_assert_cmpuint(encoder_pending(enc), ==, fit);
+	add_ok(enc, r);
 	g_assert_cmpuint(c.msgs->len, ==, 2);
-	g_assert_cmpuint(capture_count(&c, 1), ==, 6);
-	g_assert_cmpuint(g_bytes_get_size(g_ptr_array_index(c.msgs, 1)), ==, 476);
+	g_assert_cmpuint(capture_count(&c, 1), ==, fit);
+	g_assert_cmpuint(g_bytes_get_size(g_ptr_array_index(c.msgs, 1)), ==, full_len);
 	g_assert_cmpuint(encoder_pending(enc), ==, 1);
 	flush_ok(enc);
 	g_assert_cmpuint(c.msgs->len, ==, 3);
@@ -858,6 +929,22 @@ static void test_mtu_packing(void)
 	wire_session_clear(&ws);
 	encoder_free(enc);
 	capture_clear(&c);
+}
+
+static void test_mtu_packing(void)
+{
+	struct flow_record plain = rec_tcp6(), nat = rec_udp4();
+
+	/* rec_tcp6 as an IPv4 record without NAT */
+	plain.family = AF_INET;
+	set_addr(plain.orig.src, AF_INET, "192.0.2.10");
+	set_addr(plain.orig.dst, AF_INET, "198.51.100.20");
+	memcpy(plain.reply.src, plain.orig.dst, 16);
+	memcpy(plain.reply.dst, plain.orig.src, 16);
+	g_assert_false(flow_is_translated(&plain));
+	g_assert_true(flow_is_translated(&nat));
+	check_packing(&plain, 6, 476);
+	check_packing(&nat, 5, 460);
 }
 
 static void test_refresh_templates(void)
@@ -904,7 +991,7 @@ static void test_refresh_templates(void)
 		struct wire_msg wm;
 		wire_session_init(&fresh);
 		parse_message(&fresh, data, len, &wm);
-		g_assert_cmpuint(wm.template_ids->len, ==, 2);
+		g_assert_cmpuint(wm.template_ids->len, ==, 4);
 		g_assert_cmpuint(wm.data_records, ==, 0);
 		g_assert_cmpuint(wm.seq, ==, m == 2 ? 2 : 5);
 		wire_msg_clear(&wm);
@@ -1125,7 +1212,9 @@ static void test_ipfixdump(void)
 
 	static const char *names[] = {"reverseOctetTotalCount", "reversePacketTotalCount",
 				      "flowEndReason", "flowStartMilliseconds", "flowId",
-				      "sourceIPv6Address", "icmpTypeCodeIPv4"};
+				      "sourceIPv6Address", "icmpTypeCodeIPv4",
+				      "postNATSourceIPv4Address", "postNATDestinationIPv6Address",
+				      "postNAPTSourceTransportPort"};
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
 		if (!strstr(out, names[i]))
 			g_error("ipfixDump output lacks %s:\n%s", names[i], out);
