@@ -60,14 +60,7 @@ EOF
 ctf_start_nfcapd "$DIR/nf" "$PORT"; NFCAPD=$CTF_LAST_PID
 ctf_ctflowd_conf "$CONF"
 ctf_conf_udp_and_file "$CONF" "$PORT" "$DIR/export.ipfix"
-cat >>"$CONF" <<EOF
-
-[export json]
-format = json
-transport = file
-path = $DIR/export.json
-flush_interval = 1s
-EOF
+ctf_conf_json_file "$CONF" json "$DIR/export.json"
 ctf_start_ctflowd "$CONF" "$LOG" || ctf_bail "ctflowd did not start"
 PID=$CTF_LAST_PID
 ctf_ok "ctflowd runs with UDP, IPFIX file and JSON file exports"
