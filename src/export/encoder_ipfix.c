@@ -52,7 +52,7 @@ struct ipfix_flow_tail {
 	uint16_t icmpTypeCode;   /* icmpTypeCodeIPv4 or icmpTypeCodeIPv6 */
 	uint8_t protocolIdentifier;
 	uint8_t flowEndReason;
-	uint8_t paddingOctets[4];
+	uint32_t ingressVRFID;   /* the conntrack zone, or its VRF (zone_vrf) */
 };
 
 struct ipfix_flow4 {
@@ -61,7 +61,7 @@ struct ipfix_flow4 {
 	uint32_t destinationIPv4Address;
 	struct ipfix_flow_tail tail;
 };
-_Static_assert(offsetof(struct ipfix_flow4, tail.paddingOctets) == 76, "ipfix_flow4 layout");
+_Static_assert(offsetof(struct ipfix_flow4, tail.ingressVRFID) == 76, "ipfix_flow4 layout");
 _Static_assert(sizeof(struct ipfix_flow4) == 80, "ipfix_flow4 size");
 
 struct ipfix_flow6 {
@@ -70,7 +70,7 @@ struct ipfix_flow6 {
 	uint8_t destinationIPv6Address[16];
 	struct ipfix_flow_tail tail;
 };
-_Static_assert(offsetof(struct ipfix_flow6, tail.paddingOctets) == 100, "ipfix_flow6 layout");
+_Static_assert(offsetof(struct ipfix_flow6, tail.ingressVRFID) == 100, "ipfix_flow6 layout");
 _Static_assert(sizeof(struct ipfix_flow6) == 104, "ipfix_flow6 size");
 
 /* What a NAT template adds after the flow (RFC 8158 / IANA 225-228,
@@ -138,7 +138,7 @@ static fbInfoElementSpec_t flow4_spec[] = {
 	IE("icmpTypeCodeIPv4", 2, 0),
 	IE("protocolIdentifier", 1, 0),
 	IE("flowEndReason", 1, 0),
-	IE("paddingOctets", 4, INTERNAL_ONLY),
+	IE("ingressVRFID", 4, 0),
 	FB_IESPEC_NULL
 };
 
@@ -158,7 +158,7 @@ static fbInfoElementSpec_t flow6_spec[] = {
 	IE("icmpTypeCodeIPv6", 2, 0),
 	IE("protocolIdentifier", 1, 0),
 	IE("flowEndReason", 1, 0),
-	IE("paddingOctets", 4, INTERNAL_ONLY),
+	IE("ingressVRFID", 4, 0),
 	FB_IESPEC_NULL
 };
 
@@ -200,6 +200,7 @@ struct ipfix_state {
 	gboolean has_content;    /* the unfinished message holds templates or records */
 	uint8_t *msgbuf;
 	guint capacity;          /* bytes of msgbuf */
+	GArray *zone_vrf;        /* struct zone_vrf, sorted by zone */
 };
 
 /* One template of @specs in a row (a NULL-terminated list), as the internal
@@ -412,10 +413,13 @@ static void fill_head(struct ipfix_flow_head *h, const struct flow_record *r)
 	h->flowId = r->flow_id;
 }
 
-static void fill_tail(struct ipfix_flow_tail *t, const struct flow_record *r, uint32_t domain,
-		      uint8_t icmp_proto)
+static void fill_tail(struct ipfix_flow_tail *t, const struct flow_record *r,
+		      const struct ipfix_state *st, uint8_t icmp_proto)
 {
-	t->observationDomainId = domain;
+	t->observationDomainId = st->domain;
+	t->ingressVRFID = st->zone_vrf->len ?
+		zone_vrf_lookup((const struct zone_vrf *)(const void *)st->zone_vrf->data,
+				st->zone_vrf->len, r->zone) : r->zone;
 	t->icmpTypeCode = r->proto == icmp_proto ? icmp_type_code(r) : 0;
 	t->protocolIdentifier = r->proto;
 	t->flowEndReason = r->end_reason;
@@ -430,20 +434,22 @@ static uint32_t v4_host(const uint8_t addr[16])
 	return ntohl(a);
 }
 
-static void fill_flow4(struct ipfix_flow4 *rec, const struct flow_record *r, uint32_t domain)
+static void fill_flow4(struct ipfix_flow4 *rec, const struct flow_record *r,
+		       const struct ipfix_state *st)
 {
 	fill_head(&rec->head, r);
 	rec->sourceIPv4Address = v4_host(r->orig.src);
 	rec->destinationIPv4Address = v4_host(r->orig.dst);
-	fill_tail(&rec->tail, r, domain, 1);
+	fill_tail(&rec->tail, r, st, 1);
 }
 
-static void fill_flow6(struct ipfix_flow6 *rec, const struct flow_record *r, uint32_t domain)
+static void fill_flow6(struct ipfix_flow6 *rec, const struct flow_record *r,
+		       const struct ipfix_state *st)
 {
 	fill_head(&rec->head, r);
 	memcpy(rec->sourceIPv6Address, r->orig.src, 16);
 	memcpy(rec->destinationIPv6Address, r->orig.dst, 16);
-	fill_tail(&rec->tail, r, domain, 58);
+	fill_tail(&rec->tail, r, st, 58);
 }
 
 /* ICMP has no ports to translate (the echo id stands in the tuple's port
@@ -462,19 +468,19 @@ static gboolean ipfix_add(void *state, const struct flow_record *r, GError **err
 
 	if (r->family == AF_INET && !nat) {
 		struct ipfix_flow4 rec = {0};
-		fill_flow4(&rec, r, st->domain);
+		fill_flow4(&rec, r, st);
 		return append_record(st, TID_FLOW4, &rec, sizeof(rec), error);
 	}
 	if (!nat) {
 		struct ipfix_flow6 rec = {0};
-		fill_flow6(&rec, r, st->domain);
+		fill_flow6(&rec, r, st);
 		return append_record(st, TID_FLOW6, &rec, sizeof(rec), error);
 	}
 
 	const struct flow_tuple post = flow_post_nat(r);
 	if (r->family == AF_INET) {
 		struct ipfix_flow4_nat rec = {0};
-		fill_flow4(&rec.flow, r, st->domain);
+		fill_flow4(&rec.flow, r, st);
 		rec.nat.postNATSourceIPv4Address = v4_host(post.src);
 		rec.nat.postNATDestinationIPv4Address = v4_host(post.dst);
 		fill_nat_ports(r, &post, &rec.nat.postNAPTSourceTransportPort,
@@ -482,7 +488,7 @@ static gboolean ipfix_add(void *state, const struct flow_record *r, GError **err
 		return append_record(st, TID_FLOW4_NAT, &rec, sizeof(rec), error);
 	}
 	struct ipfix_flow6_nat rec = {0};
-	fill_flow6(&rec.flow, r, st->domain);
+	fill_flow6(&rec.flow, r, st);
 	memcpy(rec.nat.postNATSourceIPv6Address, post.src, 16);
 	memcpy(rec.nat.postNATDestinationIPv6Address, post.dst, 16);
 	fill_nat_ports(r, &post, &rec.nat.postNAPTSourceTransportPort,
@@ -552,6 +558,8 @@ static void ipfix_destroy(void *state)
 	if (st->model)
 		fbInfoModelFree(st->model);
 	g_free(st->msgbuf);
+	if (st->zone_vrf)
+		g_array_unref(st->zone_vrf);
 	g_free(st);
 }
 
@@ -564,7 +572,8 @@ static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError 
 	st->capacity = 65000;
 	st->msgbuf = g_malloc(st->capacity);
 	st->model = fbInfoModelAlloc();
-	if (!check_templates(st, error)) {
+	st->zone_vrf = zone_vrf_parse(cfg->zone_vrf, error);
+	if (!st->zone_vrf || !check_templates(st, error)) {
 		ipfix_destroy(st);
 		return NULL;
 	}

@@ -74,7 +74,8 @@ static guint capture_count(const struct capture *c, guint i)
 	return g_array_index(c->records, guint, i);
 }
 
-static encoder *new_encoder(guint mtu, struct capture *c)
+/* @zone_vrf: the export's zone_vrf (NULL: none) */
+static encoder *new_encoder_vrf(guint mtu, const char *zone_vrf, struct capture *c)
 {
 	struct export_config cfg = {
 		.name = (char *)"test",
@@ -82,6 +83,7 @@ static encoder *new_encoder(guint mtu, struct capture *c)
 		.transport = EXPORT_TRANSPORT_FILE,
 		.mtu = mtu,
 		.observation_domain = DOMAIN,
+		.zone_vrf = (char *)zone_vrf,
 	};
 	g_autoptr(GError) error = NULL;
 
@@ -90,6 +92,11 @@ static encoder *new_encoder(guint mtu, struct capture *c)
 	g_assert_no_error(error);
 	g_assert_nonnull(enc);
 	return enc;
+}
+
+static encoder *new_encoder(guint mtu, struct capture *c)
+{
+	return new_encoder_vrf(mtu, NULL, c);
 }
 
 static void add_ok(encoder *enc, const struct flow_record *r)
@@ -278,6 +285,7 @@ struct coll_rec {
 	uint32_t postNATSourceIPv4Address;
 	uint32_t postNATDestinationIPv4Address;
 	uint32_t observationDomainId;
+	uint32_t ingressVRFID;
 	uint16_t sourceTransportPort;
 	uint16_t destinationTransportPort;
 	uint16_t postNAPTSourceTransportPort;
@@ -286,9 +294,9 @@ struct coll_rec {
 	uint16_t icmpTypeCodeIPv6;
 	uint8_t protocolIdentifier;
 	uint8_t flowEndReason;
-	uint8_t paddingOctets[6];
+	uint8_t paddingOctets[2];
 };
-_Static_assert(offsetof(struct coll_rec, paddingOctets) == 154, "coll_rec layout");
+_Static_assert(offsetof(struct coll_rec, paddingOctets) == 158, "coll_rec layout");
 _Static_assert(sizeof(struct coll_rec) == 160, "coll_rec size");
 
 #define IE(name, len) { (char *)(name), (len), 0 }
@@ -309,6 +317,7 @@ static fbInfoElementSpec_t coll_spec[] = {
 	IE("postNATSourceIPv4Address", 4),
 	IE("postNATDestinationIPv4Address", 4),
 	IE("observationDomainId", 4),
+	IE("ingressVRFID", 4),
 	IE("sourceTransportPort", 2),
 	IE("destinationTransportPort", 2),
 	IE("postNAPTSourceTransportPort", 2),
@@ -317,7 +326,7 @@ static fbInfoElementSpec_t coll_spec[] = {
 	IE("icmpTypeCodeIPv6", 2),
 	IE("protocolIdentifier", 1),
 	IE("flowEndReason", 1),
-	IE("paddingOctets", 6),
+	IE("paddingOctets", 2),
 	FB_IESPEC_NULL
 };
 
@@ -381,10 +390,14 @@ static uint32_t v4_host(const uint8_t addr[16])
 	return ntohl(a);
 }
 
-static void check_collected(const struct collected *got, const struct flow_record *r)
+/* @vrf: the ingressVRFID the record must carry */
+static void check_collected_vrf(const struct collected *got, const struct flow_record *r,
+				uint32_t vrf)
 {
 	static const uint8_t zero16[16];
 	const struct coll_rec *c = &got->rec;
+
+	g_assert_cmpuint(c->ingressVRFID, ==, vrf);
 
 	g_assert_cmpuint(got->domain, ==, DOMAIN);
 	g_assert_cmpuint(c->observationDomainId, ==, DOMAIN);
@@ -440,6 +453,12 @@ static void check_collected(const struct collected *got, const struct flow_recor
 	}
 	g_assert_cmphex(c->icmpTypeCodeIPv4, ==, r->proto == IPPROTO_ICMP ? type_code : 0);
 	g_assert_cmphex(c->icmpTypeCodeIPv6, ==, r->proto == IPPROTO_ICMPV6 ? type_code : 0);
+}
+
+/* Without zone_vrf, the zone number is the VRF id. */
+static void check_collected(const struct collected *got, const struct flow_record *r)
+{
+	check_collected_vrf(got, r, r->zone);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -637,7 +656,7 @@ static const struct expect_ie flow4_ies[] = {
 	{"flowId", 8}, {"sourceIPv4Address", 4}, {"destinationIPv4Address", 4},
 	{"observationDomainId", 4}, {"sourceTransportPort", 2},
 	{"destinationTransportPort", 2}, {"icmpTypeCodeIPv4", 2},
-	{"protocolIdentifier", 1}, {"flowEndReason", 1},
+	{"protocolIdentifier", 1}, {"flowEndReason", 1}, {"ingressVRFID", 4},
 };
 
 static const struct expect_ie flow6_ies[] = {
@@ -647,7 +666,7 @@ static const struct expect_ie flow6_ies[] = {
 	{"flowId", 8}, {"sourceIPv6Address", 16}, {"destinationIPv6Address", 16},
 	{"observationDomainId", 4}, {"sourceTransportPort", 2},
 	{"destinationTransportPort", 2}, {"icmpTypeCodeIPv6", 2},
-	{"protocolIdentifier", 1}, {"flowEndReason", 1},
+	{"protocolIdentifier", 1}, {"flowEndReason", 1}, {"ingressVRFID", 4},
 };
 
 /* what a NAT template adds after the flow's elements */
@@ -741,10 +760,10 @@ static void test_session_starts_with_templates(void)
 	struct tmpl *t6 = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW6));
 	struct tmpl *t4n = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW4_NAT));
 	struct tmpl *t6n = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW6_NAT));
-	g_assert_cmpuint(t4->reclen, ==, 76);
-	g_assert_cmpuint(t6->reclen, ==, 100);
-	g_assert_cmpuint(t4n->reclen, ==, 88);
-	g_assert_cmpuint(t6n->reclen, ==, 136);
+	g_assert_cmpuint(t4->reclen, ==, 80);
+	g_assert_cmpuint(t6->reclen, ==, 104);
+	g_assert_cmpuint(t4n->reclen, ==, 92);
+	g_assert_cmpuint(t6n->reclen, ==, 140);
 	check_template(t4, flow4_ies, G_N_ELEMENTS(flow4_ies));
 	check_template(t6, flow6_ies, G_N_ELEMENTS(flow6_ies));
 	check_template_with(t4n, flow4_ies, G_N_ELEMENTS(flow4_ies), nat4_ies,
@@ -899,16 +918,16 @@ static void test_mtu_large(void)
 	check_many(65000, 5000);
 }
 
-/* Only IPv4 records and mtu 512: 16 + 4 + 6 * 76 = 476 fits, a seventh
- * (552) does not; with NAT (88 bytes a record) 16 + 4 + 5 * 88 = 460 fits
- * and a sixth (548) does not.  The message must be full before it is
+/* Only IPv4 records and mtu 512: 16 + 4 + 6 * 80 = 500 fits, a seventh
+ * (580) does not; with NAT (92 bytes a record) 16 + 4 + 5 * 92 = 480 fits
+ * and a sixth (572) does not.  The message must be full before it is
  * sent. */
 static void check_packing(const struct flow_record *r, guint fit, gsize full_len)
 {
 	struct capture c;
 	encoder *enc = new_encoder(512, &c);
 
-	g_assert_cmpuint(fit * (flow_is_translated(r) ? 88 : 76) + 20, ==, full_len);
+	g_assert_cmpuint(fit * (flow_is_translated(r) ? 92 : 80) + 20, ==, full_len);
 	start_ok(enc);
 	for (guint i = 0; i < fit; i++)
 		add_ok(enc, r);
@@ -943,8 +962,8 @@ static void test_mtu_packing(void)
 	memcpy(plain.reply.dst, plain.orig.src, 16);
 	g_assert_false(flow_is_translated(&plain));
 	g_assert_true(flow_is_translated(&nat));
-	check_packing(&plain, 6, 476);
-	check_packing(&nat, 5, 460);
+	check_packing(&plain, 6, 500);
+	check_packing(&nat, 5, 480);
 }
 
 static void test_refresh_templates(void)
@@ -1214,7 +1233,7 @@ static void test_ipfixdump(void)
 				      "flowEndReason", "flowStartMilliseconds", "flowId",
 				      "sourceIPv6Address", "icmpTypeCodeIPv4",
 				      "postNATSourceIPv4Address", "postNATDestinationIPv6Address",
-				      "postNAPTSourceTransportPort"};
+				      "postNAPTSourceTransportPort", "ingressVRFID"};
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
 		if (!strstr(out, names[i]))
 			g_error("ipfixDump output lacks %s:\n%s", names[i], out);
@@ -1311,6 +1330,36 @@ static void test_not_sent_report(void)
 	capture_clear(&c);
 }
 
+/* zone_vrf maps the zones it lists to their VRF ids in ingressVRFID;
+ * other zones keep their number, in both families, with and without NAT. */
+static void test_zone_vrf(void)
+{
+	static const struct {
+		uint16_t zone;
+		uint32_t vrf;
+	} cases[] = {
+		{0x0102, 7000}, {5, 4294967295u}, {9, 9}, {0, 0}, {65535, 1},
+	};
+	struct capture c;
+	encoder *enc = new_encoder_vrf(1400, "258=7000, 5=4294967295, 65535=1", &c);
+	struct flow_record recs[2 * G_N_ELEMENTS(cases)];
+
+	start_ok(enc);
+	for (size_t i = 0; i < G_N_ELEMENTS(recs); i++) {
+		recs[i] = i % 2 ? rec_tcp6() : rec_udp4();
+		recs[i].zone = cases[i / 2].zone;
+		add_ok(enc, &recs[i]);
+	}
+	flush_ok(enc);
+	g_autoptr(GArray) got = read_back(&c, 0, c.msgs->len);
+	g_assert_cmpuint(got->len, ==, G_N_ELEMENTS(recs));
+	for (guint i = 0; i < got->len; i++)
+		check_collected_vrf(&g_array_index(got, struct collected, i), &recs[i],
+				    cases[i / 2].vrf);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1320,6 +1369,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_ipfix/session-starts-with-templates",
 			test_session_starts_with_templates);
 	g_test_add_func("/encoder_ipfix/fields", test_fields);
+	g_test_add_func("/encoder_ipfix/zone-vrf", test_zone_vrf);
 	g_test_add_func("/encoder_ipfix/not-sent-report", test_not_sent_report);
 	g_test_add_func("/encoder_ipfix/mixed-families", test_mixed_families);
 	g_test_add_func("/encoder_ipfix/mtu/packing", test_mtu_packing);
