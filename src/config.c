@@ -1395,6 +1395,8 @@ static const struct key export_keys[] = {
 	  .help = "tcp, the longest wait before reconnecting, not less than reconnect_min" },
 	{ "sync", &bool_type, EXPORT(sync), .fallback = FALSE,
 	  .help = "file, fdatasync() after every flush" },
+	{ "uniflow", &bool_type, EXPORT(uniflow), .fallback = FALSE,
+	  .help = "IPFIX, a record per direction instead of one biflow (RFC 5103) per connection" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1578,6 +1580,8 @@ static void check_export(struct section_pass *sp)
 	}
 	check_export_transport(sp, e);
 	check_export_mtu(sp, e);
+	if (e->uniflow && e->format == EXPORT_FORMAT_JSON && !is_bad(sp, "format"))
+		not_used(sp, "uniflow", "is for format ipfix (a JSON line has both directions by name)");
 }
 
 enum section_kind { SECTION_DAEMON, SECTION_SOURCE, SECTION_EXPORT, SECTION_UNKNOWN };

@@ -82,6 +82,7 @@ struct export_config {
 	guint reconnect_min_ms;    /* tcp back-off */
 	guint reconnect_max_ms;
 	gboolean sync;             /* file: fdatasync after each flush */
+	gboolean uniflow;          /* IPFIX: one record per direction, not a biflow */
 };
 
 struct ctflowd_config {

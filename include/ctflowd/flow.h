@@ -63,13 +63,15 @@ struct flow_record {
 	uint16_t zone;
 	uint8_t family;            /* AF_INET or AF_INET6 */
 	uint8_t proto;             /* L4 protocol number */
-	uint8_t icmp_type;         /* ICMP / ICMPv6 only */
+	uint8_t icmp_type;         /* ICMP / ICMPv6 only, original direction */
 	uint8_t icmp_code;
 	uint8_t tcp_state;         /* TCP_CONNTRACK_*, 0 when not TCP */
 	uint8_t end_reason;        /* enum flow_end_reason */
 	uint8_t flags;             /* enum flow_flags */
 	uint8_t event;             /* enum flow_event */
-	uint8_t pad[10];          /* explicit: the size is part of the spool format */
+	uint8_t reply_icmp_type;   /* ICMP / ICMPv6 only, reply direction (0 in */
+	uint8_t reply_icmp_code;   /* records journaled before it was kept) */
+	uint8_t pad[8];           /* explicit: the size is part of the spool format */
 };
 
 /* Records are copied into the spool and across threads by value; keep the

@@ -31,6 +31,10 @@
 #define TID_NOT_SENT 258   /* options: Exporting Process Reliability Statistics */
 #define TID_FLOW4_NAT 264
 #define TID_FLOW6_NAT 265
+#define TID_UNI4 266        /* uniflow = yes: one record per direction */
+#define TID_UNI6 267
+#define TID_UNI4_NAT 268
+#define TID_UNI6_NAT 269
 
 /* Internal record layouts: fixbuf copies them field by field in template
  * order, so the structs must match the specs below exactly.  The two
@@ -108,6 +112,53 @@ _Static_assert(offsetof(struct ipfix_flow6_nat, nat.paddingOctets) == 140,
 	       "ipfix_flow6_nat layout");
 _Static_assert(sizeof(struct ipfix_flow6_nat) == 144, "ipfix_flow6_nat size");
 
+/* Uniflow records: one direction's counters, no reverse elements, and
+ * which direction it is. */
+struct ipfix_uni_head {
+	uint64_t flowStartMilliseconds;
+	uint64_t flowEndMilliseconds;
+	uint64_t octetTotalCount;
+	uint64_t packetTotalCount;
+	uint64_t flowId;
+};
+
+struct ipfix_uni_dir {
+	uint8_t biflowDirection;  /* 1: the initiator sent it, 2: the responder */
+	uint8_t paddingOctets[7];
+};
+
+struct ipfix_uni4 {
+	struct ipfix_uni_head head;
+	uint32_t sourceIPv4Address;
+	uint32_t destinationIPv4Address;
+	struct ipfix_flow_tail tail;
+	struct ipfix_uni_dir dir;
+};
+_Static_assert(offsetof(struct ipfix_uni4, dir.paddingOctets) == 65, "ipfix_uni4 layout");
+_Static_assert(sizeof(struct ipfix_uni4) == 72, "ipfix_uni4 size");
+
+struct ipfix_uni6 {
+	struct ipfix_uni_head head;
+	uint8_t sourceIPv6Address[16];
+	uint8_t destinationIPv6Address[16];
+	struct ipfix_flow_tail tail;
+	struct ipfix_uni_dir dir;
+};
+_Static_assert(offsetof(struct ipfix_uni6, dir.paddingOctets) == 89, "ipfix_uni6 layout");
+_Static_assert(sizeof(struct ipfix_uni6) == 96, "ipfix_uni6 size");
+
+struct ipfix_uni4_nat {
+	struct ipfix_uni4 flow;
+	struct ipfix_nat4 nat;
+};
+_Static_assert(sizeof(struct ipfix_uni4_nat) == 88, "ipfix_uni4_nat size");
+
+struct ipfix_uni6_nat {
+	struct ipfix_uni6 flow;
+	struct ipfix_nat6 nat;
+};
+_Static_assert(sizeof(struct ipfix_uni6_nat) == 136, "ipfix_uni6_nat size");
+
 /* RFC 7011 section 4.2: what the exporting process could not send, scoped
  * to the observation domain. */
 struct ipfix_not_sent {
@@ -122,43 +173,57 @@ _Static_assert(sizeof(struct ipfix_not_sent) == 16, "ipfix_not_sent size");
 /* fixbuf 2 takes element names as char * */
 #define IE(name, len, flags) { (char *)(name), (len), (flags) }
 
-static fbInfoElementSpec_t flow4_spec[] = {
+/* The templates are built from these pieces, in the order of the structs
+ * above (add_flow_templates). */
+static fbInfoElementSpec_t times_counts_spec[] = {
 	IE("flowStartMilliseconds", 8, 0),
 	IE("flowEndMilliseconds", 8, 0),
 	IE("octetTotalCount", 8, 0),
 	IE("packetTotalCount", 8, 0),
-	IE("reverseOctetTotalCount", 8, 0),
-	IE("reversePacketTotalCount", 8, 0),
-	IE("flowId", 8, 0),
-	IE("sourceIPv4Address", 4, 0),
-	IE("destinationIPv4Address", 4, 0),
-	IE("observationDomainId", 4, 0),
-	IE("sourceTransportPort", 2, 0),
-	IE("destinationTransportPort", 2, 0),
-	IE("icmpTypeCodeIPv4", 2, 0),
-	IE("protocolIdentifier", 1, 0),
-	IE("flowEndReason", 1, 0),
-	IE("ingressVRFID", 4, 0),
 	FB_IESPEC_NULL
 };
 
-static fbInfoElementSpec_t flow6_spec[] = {
-	IE("flowStartMilliseconds", 8, 0),
-	IE("flowEndMilliseconds", 8, 0),
-	IE("octetTotalCount", 8, 0),
-	IE("packetTotalCount", 8, 0),
+static fbInfoElementSpec_t reverse_counts_spec[] = {
 	IE("reverseOctetTotalCount", 8, 0),
 	IE("reversePacketTotalCount", 8, 0),
+	FB_IESPEC_NULL
+};
+
+static fbInfoElementSpec_t flow_id_spec[] = {
 	IE("flowId", 8, 0),
+	FB_IESPEC_NULL
+};
+
+static fbInfoElementSpec_t addr4_spec[] = {
+	IE("sourceIPv4Address", 4, 0),
+	IE("destinationIPv4Address", 4, 0),
+	FB_IESPEC_NULL
+};
+
+static fbInfoElementSpec_t addr6_spec[] = {
 	IE("sourceIPv6Address", 16, 0),
 	IE("destinationIPv6Address", 16, 0),
-	IE("observationDomainId", 4, 0),
-	IE("sourceTransportPort", 2, 0),
-	IE("destinationTransportPort", 2, 0),
-	IE("icmpTypeCodeIPv6", 2, 0),
-	IE("protocolIdentifier", 1, 0),
-	IE("flowEndReason", 1, 0),
-	IE("ingressVRFID", 4, 0),
+	FB_IESPEC_NULL
+};
+
+/* struct ipfix_flow_tail, with the family's ICMP element */
+#define TAIL_SPEC(icmp_element)                          \
+	{                                                \
+		IE("observationDomainId", 4, 0),         \
+		IE("sourceTransportPort", 2, 0),         \
+		IE("destinationTransportPort", 2, 0),    \
+		IE(icmp_element, 2, 0),                  \
+		IE("protocolIdentifier", 1, 0),          \
+		IE("flowEndReason", 1, 0),               \
+		IE("ingressVRFID", 4, 0),                \
+		FB_IESPEC_NULL                           \
+	}
+static fbInfoElementSpec_t tail4_spec[] = TAIL_SPEC("icmpTypeCodeIPv4");
+static fbInfoElementSpec_t tail6_spec[] = TAIL_SPEC("icmpTypeCodeIPv6");
+
+static fbInfoElementSpec_t uni_dir_spec[] = {
+	IE("biflowDirection", 1, 0),
+	IE("paddingOctets", 7, INTERNAL_ONLY),
 	FB_IESPEC_NULL
 };
 
@@ -201,6 +266,7 @@ struct ipfix_state {
 	uint8_t *msgbuf;
 	guint capacity;          /* bytes of msgbuf */
 	GArray *zone_vrf;        /* struct zone_vrf, sorted by zone */
+	gboolean uniflow;        /* a record per direction (uniflow = yes) */
 };
 
 /* One template of @specs in a row (a NULL-terminated list), as the internal
@@ -250,18 +316,43 @@ static gboolean add_templates(fbSession_t *session, fbInfoModel_t *model, uint16
 	return add_template_pair(session, model, tid, specs, scope, error);
 }
 
-/* The flow templates: per family, one without and one with NAT. */
-static gboolean add_flow_templates(fbSession_t *session, fbInfoModel_t *model, GError **error)
+/* The flow templates: per family, one without and one with NAT, as
+ * biflows or (@uniflow) as uniflows: an export sends only those it uses. */
+static gboolean add_flow_templates(fbSession_t *session, fbInfoModel_t *model, gboolean uniflow,
+				   GError **error)
 {
-	static fbInfoElementSpec_t *const flow4[] = {flow4_spec, NULL};
-	static fbInfoElementSpec_t *const flow6[] = {flow6_spec, NULL};
-	static fbInfoElementSpec_t *const flow4_nat[] = {flow4_spec, nat4_spec, napt_spec, NULL};
-	static fbInfoElementSpec_t *const flow6_nat[] = {flow6_spec, nat6_spec, napt_spec, NULL};
+#define BI4 times_counts_spec, reverse_counts_spec, flow_id_spec, addr4_spec, tail4_spec
+#define BI6 times_counts_spec, reverse_counts_spec, flow_id_spec, addr6_spec, tail6_spec
+#define UNI4 times_counts_spec, flow_id_spec, addr4_spec, tail4_spec, uni_dir_spec
+#define UNI6 times_counts_spec, flow_id_spec, addr6_spec, tail6_spec, uni_dir_spec
+	static fbInfoElementSpec_t *const flow4[] = {BI4, NULL};
+	static fbInfoElementSpec_t *const flow6[] = {BI6, NULL};
+	static fbInfoElementSpec_t *const flow4_nat[] = {BI4, nat4_spec, napt_spec, NULL};
+	static fbInfoElementSpec_t *const flow6_nat[] = {BI6, nat6_spec, napt_spec, NULL};
+	static fbInfoElementSpec_t *const uni4[] = {UNI4, NULL};
+	static fbInfoElementSpec_t *const uni6[] = {UNI6, NULL};
+	static fbInfoElementSpec_t *const uni4_nat[] = {UNI4, nat4_spec, napt_spec, NULL};
+	static fbInfoElementSpec_t *const uni6_nat[] = {UNI6, nat6_spec, napt_spec, NULL};
+#undef BI4
+#undef BI6
+#undef UNI4
+#undef UNI6
+	static const struct {
+		uint16_t tid;
+		fbInfoElementSpec_t *const *specs;
+		gboolean uniflow;
+	} all[] = {
+		{TID_FLOW4, flow4, FALSE}, {TID_FLOW6, flow6, FALSE},
+		{TID_FLOW4_NAT, flow4_nat, FALSE}, {TID_FLOW6_NAT, flow6_nat, FALSE},
+		{TID_UNI4, uni4, TRUE}, {TID_UNI6, uni6, TRUE},
+		{TID_UNI4_NAT, uni4_nat, TRUE}, {TID_UNI6_NAT, uni6_nat, TRUE},
+	};
 
-	return add_template_pair(session, model, TID_FLOW4, flow4, 0, error) &&
-	       add_template_pair(session, model, TID_FLOW6, flow6, 0, error) &&
-	       add_template_pair(session, model, TID_FLOW4_NAT, flow4_nat, 0, error) &&
-	       add_template_pair(session, model, TID_FLOW6_NAT, flow6_nat, 0, error);
+	for (size_t i = 0; i < G_N_ELEMENTS(all); i++)
+		if (all[i].uniflow == uniflow &&
+		    !add_template_pair(session, model, all[i].tid, all[i].specs, 0, error))
+			return FALSE;
+	return TRUE;
 }
 
 static gboolean emit_message(struct ipfix_state *st, GError **error)
@@ -318,7 +409,7 @@ static gboolean ipfix_start_session(void *state, guint message_limit, GError **e
 	fbSession_t *session = fbSessionAlloc(st->model);
 	/* External templates belong to an observation domain: pick it first. */
 	fbSessionSetDomain(session, st->domain);
-	if (!add_flow_templates(session, st->model, error) ||
+	if (!add_flow_templates(session, st->model, st->uniflow, error) ||
 	    !add_templates(session, st->model, TID_NOT_SENT, not_sent_spec, 1, error)) {
 		fbSessionFree(session);
 		return FALSE;
@@ -342,24 +433,6 @@ static gboolean set_template(struct ipfix_state *st, uint16_t tid, GError **erro
 		return FALSE;
 	st->current_tid = tid;
 	return TRUE;
-}
-
-static uint16_t icmp_type_code(const struct flow_record *r)
-{
-	return (uint16_t)(r->icmp_type << 8 | r->icmp_code);
-}
-
-/* ICMP has no ports; NetFlow collectors show type/code in the destination
- * port, so both places carry it. */
-static void fill_ports(const struct flow_record *r, uint16_t *sport, uint16_t *dport)
-{
-	if (flow_is_icmp(r)) {
-		*sport = 0;
-		*dport = icmp_type_code(r);
-	} else {
-		*sport = r->orig.sport;
-		*dport = r->orig.dport;
-	}
 }
 
 /*
@@ -402,6 +475,44 @@ static gboolean append_record(struct ipfix_state *st, uint16_t tid, const void *
 	return TRUE;
 }
 
+/*
+ * One direction of a connection as its record shows it: the original one
+ * (what a biflow's forward elements show) or the reply one (uniflow only).
+ */
+struct side {
+	const struct flow_tuple *t;  /* addresses and ports as the packets had them */
+	struct flow_tuple post;      /* after translation (NAT templates) */
+	uint64_t packets, bytes;
+	uint16_t icmp_type_code;
+	uint8_t direction;           /* biflowDirection: 1 initiator, 2 responder */
+};
+
+static struct side side_of(const struct flow_record *r, bool reply)
+{
+	struct side d;
+
+	if (!reply) {
+		d.t = &r->orig;
+		d.post = flow_post_nat(r);
+		d.packets = r->packets;
+		d.bytes = r->bytes;
+		d.icmp_type_code = (uint16_t)(r->icmp_type << 8 | r->icmp_code);
+		d.direction = 1;
+		return d;
+	}
+	/* replies are translated back to the original tuple turned around */
+	d.t = &r->reply;
+	memcpy(d.post.src, r->orig.dst, sizeof(d.post.src));
+	memcpy(d.post.dst, r->orig.src, sizeof(d.post.dst));
+	d.post.sport = r->orig.dport;
+	d.post.dport = r->orig.sport;
+	d.packets = r->reply_packets;
+	d.bytes = r->reply_bytes;
+	d.icmp_type_code = (uint16_t)(r->reply_icmp_type << 8 | r->reply_icmp_code);
+	d.direction = 2;
+	return d;
+}
+
 static void fill_head(struct ipfix_flow_head *h, const struct flow_record *r)
 {
 	h->flowStartMilliseconds = r->start_ns / 1000000;
@@ -413,17 +524,30 @@ static void fill_head(struct ipfix_flow_head *h, const struct flow_record *r)
 	h->flowId = r->flow_id;
 }
 
+static void fill_uni_head(struct ipfix_uni_head *h, const struct flow_record *r,
+			  const struct side *d)
+{
+	h->flowStartMilliseconds = r->start_ns / 1000000;
+	h->flowEndMilliseconds = r->end_ns / 1000000;
+	h->octetTotalCount = d->bytes;
+	h->packetTotalCount = d->packets;
+	h->flowId = r->flow_id;
+}
+
+/* ICMP has no ports; NetFlow collectors show type/code in the destination
+ * port, so both places carry it. */
 static void fill_tail(struct ipfix_flow_tail *t, const struct flow_record *r,
-		      const struct ipfix_state *st, uint8_t icmp_proto)
+		      const struct side *d, const struct ipfix_state *st, uint8_t icmp_proto)
 {
 	t->observationDomainId = st->domain;
 	t->ingressVRFID = st->zone_vrf->len ?
 		zone_vrf_lookup((const struct zone_vrf *)(const void *)st->zone_vrf->data,
 				st->zone_vrf->len, r->zone) : r->zone;
-	t->icmpTypeCode = r->proto == icmp_proto ? icmp_type_code(r) : 0;
+	t->icmpTypeCode = r->proto == icmp_proto ? d->icmp_type_code : 0;
 	t->protocolIdentifier = r->proto;
 	t->flowEndReason = r->end_reason;
-	fill_ports(r, &t->sourceTransportPort, &t->destinationTransportPort);
+	t->sourceTransportPort = flow_is_icmp(r) ? 0 : d->t->sport;
+	t->destinationTransportPort = flow_is_icmp(r) ? d->icmp_type_code : d->t->dport;
 }
 
 static uint32_t v4_host(const uint8_t addr[16])
@@ -434,66 +558,114 @@ static uint32_t v4_host(const uint8_t addr[16])
 	return ntohl(a);
 }
 
-static void fill_flow4(struct ipfix_flow4 *rec, const struct flow_record *r,
-		       const struct ipfix_state *st)
-{
-	fill_head(&rec->head, r);
-	rec->sourceIPv4Address = v4_host(r->orig.src);
-	rec->destinationIPv4Address = v4_host(r->orig.dst);
-	fill_tail(&rec->tail, r, st, 1);
-}
-
-static void fill_flow6(struct ipfix_flow6 *rec, const struct flow_record *r,
-		       const struct ipfix_state *st)
-{
-	fill_head(&rec->head, r);
-	memcpy(rec->sourceIPv6Address, r->orig.src, 16);
-	memcpy(rec->destinationIPv6Address, r->orig.dst, 16);
-	fill_tail(&rec->tail, r, st, 58);
-}
-
 /* ICMP has no ports to translate (the echo id stands in the tuple's port
  * place): its post-NAPT ports are 0, as its original ones are. */
-static void fill_nat_ports(const struct flow_record *r, const struct flow_tuple *post,
-			   uint16_t *sport, uint16_t *dport)
+static void fill_nat4(struct ipfix_nat4 *n, const struct flow_record *r, const struct side *d)
 {
-	*sport = flow_is_icmp(r) ? 0 : post->sport;
-	*dport = flow_is_icmp(r) ? 0 : post->dport;
+	n->postNATSourceIPv4Address = v4_host(d->post.src);
+	n->postNATDestinationIPv4Address = v4_host(d->post.dst);
+	n->postNAPTSourceTransportPort = flow_is_icmp(r) ? 0 : d->post.sport;
+	n->postNAPTDestinationTransportPort = flow_is_icmp(r) ? 0 : d->post.dport;
 }
 
+static void fill_nat6(struct ipfix_nat6 *n, const struct flow_record *r, const struct side *d)
+{
+	memcpy(n->postNATSourceIPv6Address, d->post.src, 16);
+	memcpy(n->postNATDestinationIPv6Address, d->post.dst, 16);
+	n->postNAPTSourceTransportPort = flow_is_icmp(r) ? 0 : d->post.sport;
+	n->postNAPTDestinationTransportPort = flow_is_icmp(r) ? 0 : d->post.dport;
+}
+
+/* A record on the stack, of the largest layout; which one a template uses
+ * is chosen by encode(). */
+union ipfix_any {
+	struct ipfix_flow4_nat flow4;
+	struct ipfix_flow6_nat flow6;
+	struct ipfix_uni4_nat uni4;
+	struct ipfix_uni6_nat uni6;
+};
+
+/* Fills @rec with side @d of @r; returns its template and sets @len. */
+static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r,
+		       const struct side *d, union ipfix_any *rec, size_t *len)
+{
+	const bool nat = flow_is_translated(r);
+	const bool v4 = r->family == AF_INET;
+
+	memset(rec, 0, sizeof(*rec));
+	if (!st->uniflow && v4) {
+		struct ipfix_flow4 *f = &rec->flow4.flow;
+		fill_head(&f->head, r);
+		f->sourceIPv4Address = v4_host(r->orig.src);
+		f->destinationIPv4Address = v4_host(r->orig.dst);
+		fill_tail(&f->tail, r, d, st, 1);
+		if (nat)
+			fill_nat4(&rec->flow4.nat, r, d);
+		*len = nat ? sizeof(rec->flow4) : sizeof(*f);
+		return nat ? TID_FLOW4_NAT : TID_FLOW4;
+	}
+	if (!st->uniflow) {
+		struct ipfix_flow6 *f = &rec->flow6.flow;
+		fill_head(&f->head, r);
+		memcpy(f->sourceIPv6Address, r->orig.src, 16);
+		memcpy(f->destinationIPv6Address, r->orig.dst, 16);
+		fill_tail(&f->tail, r, d, st, 58);
+		if (nat)
+			fill_nat6(&rec->flow6.nat, r, d);
+		*len = nat ? sizeof(rec->flow6) : sizeof(*f);
+		return nat ? TID_FLOW6_NAT : TID_FLOW6;
+	}
+	if (v4) {
+		struct ipfix_uni4 *f = &rec->uni4.flow;
+		fill_uni_head(&f->head, r, d);
+		f->sourceIPv4Address = v4_host(d->t->src);
+		f->destinationIPv4Address = v4_host(d->t->dst);
+		fill_tail(&f->tail, r, d, st, 1);
+		f->dir.biflowDirection = d->direction;
+		if (nat)
+			fill_nat4(&rec->uni4.nat, r, d);
+		*len = nat ? sizeof(rec->uni4) : sizeof(*f);
+		return nat ? TID_UNI4_NAT : TID_UNI4;
+	}
+	struct ipfix_uni6 *f = &rec->uni6.flow;
+	fill_uni_head(&f->head, r, d);
+	memcpy(f->sourceIPv6Address, d->t->src, 16);
+	memcpy(f->destinationIPv6Address, d->t->dst, 16);
+	fill_tail(&f->tail, r, d, st, 58);
+	f->dir.biflowDirection = d->direction;
+	if (nat)
+		fill_nat6(&rec->uni6.nat, r, d);
+	*len = nat ? sizeof(rec->uni6) : sizeof(*f);
+	return nat ? TID_UNI6_NAT : TID_UNI6;
+}
+
+static gboolean ipfix_flush(void *state, GError **error);
+
+/*
+ * A connection is one record, or with uniflow one per direction that had
+ * packets (the original one always, so that every connection shows).  The
+ * transport counts connections per message to know what was delivered, so
+ * both records of a connection go in the same message: when the message
+ * has no room for two, it goes out first.
+ */
 static gboolean ipfix_add(void *state, const struct flow_record *r, GError **error)
 {
 	struct ipfix_state *st = state;
-	const bool nat = flow_is_translated(r);
+	union ipfix_any rec;
+	size_t len;
+	struct side orig = side_of(r, false);
+	uint16_t tid = encode(st, r, &orig, &rec, &len);
 
-	if (r->family == AF_INET && !nat) {
-		struct ipfix_flow4 rec = {0};
-		fill_flow4(&rec, r, st);
-		return append_record(st, TID_FLOW4, &rec, sizeof(rec), error);
+	if (st->uniflow && r->reply_packets) {
+		/* two records and a set header, whatever the set holds now */
+		if (st->has_content && fBufRemaining(st->fbuf) < 2 * len + 4 && !ipfix_flush(st, error))
+			return FALSE;
+		if (!append_in_message(st, tid, &rec, len, error))
+			return FALSE;
+		struct side reply = side_of(r, true);
+		tid = encode(st, r, &reply, &rec, &len);
 	}
-	if (!nat) {
-		struct ipfix_flow6 rec = {0};
-		fill_flow6(&rec, r, st);
-		return append_record(st, TID_FLOW6, &rec, sizeof(rec), error);
-	}
-
-	const struct flow_tuple post = flow_post_nat(r);
-	if (r->family == AF_INET) {
-		struct ipfix_flow4_nat rec = {0};
-		fill_flow4(&rec.flow, r, st);
-		rec.nat.postNATSourceIPv4Address = v4_host(post.src);
-		rec.nat.postNATDestinationIPv4Address = v4_host(post.dst);
-		fill_nat_ports(r, &post, &rec.nat.postNAPTSourceTransportPort,
-			       &rec.nat.postNAPTDestinationTransportPort);
-		return append_record(st, TID_FLOW4_NAT, &rec, sizeof(rec), error);
-	}
-	struct ipfix_flow6_nat rec = {0};
-	fill_flow6(&rec.flow, r, st);
-	memcpy(rec.nat.postNATSourceIPv6Address, post.src, 16);
-	memcpy(rec.nat.postNATDestinationIPv6Address, post.dst, 16);
-	fill_nat_ports(r, &post, &rec.nat.postNAPTSourceTransportPort,
-		       &rec.nat.postNAPTDestinationTransportPort);
-	return append_record(st, TID_FLOW6_NAT, &rec, sizeof(rec), error);
+	return append_record(st, tid, &rec, len, error);
 }
 
 static gboolean ipfix_flush(void *state, GError **error)
@@ -524,7 +696,8 @@ static gboolean ipfix_refresh_templates(void *state, GError **error)
 static gboolean check_templates(struct ipfix_state *st, GError **error)
 {
 	fbSession_t *session = fbSessionAlloc(st->model);
-	gboolean ok = add_flow_templates(session, st->model, error) &&
+	gboolean ok = add_flow_templates(session, st->model, FALSE, error) &&
+		      add_flow_templates(session, st->model, TRUE, error) &&
 		      add_templates(session, st->model, TID_NOT_SENT, not_sent_spec, 1, error);
 	fbSessionFree(session);
 	return ok;
@@ -569,6 +742,7 @@ static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError 
 
 	st->enc = enc;
 	st->domain = cfg->observation_domain;
+	st->uniflow = cfg->uniflow;
 	st->capacity = 65000;
 	st->msgbuf = g_malloc(st->capacity);
 	st->model = fbInfoModelAlloc();

@@ -486,6 +486,10 @@ enum ct_parse_result ct_parse_message(const struct nlmsghdr *nlh, struct flow_re
 		out->icmp_type = orig_seen.icmp_type;
 		out->icmp_code = orig_seen.icmp_code;
 	}
+	if (reply_seen.have_icmp) {
+		out->reply_icmp_type = reply_seen.icmp_type;
+		out->reply_icmp_code = reply_seen.icmp_code;
+	}
 	/* CTA_ZONE is the entry's zone; a zone inside a tuple is only sent
 	 * for direction-specific zones, which still name the same entry. */
 	if (!have_zone && orig_seen.have_zone)

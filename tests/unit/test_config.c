@@ -91,6 +91,7 @@ static void assert_same_config(const struct ctflowd_config *a, const struct ctfl
 		g_assert_cmpuint(x->mtu, ==, y->mtu);
 		g_assert_cmpuint(x->observation_domain, ==, y->observation_domain);
 		g_assert_cmpstr(x->zone_vrf, ==, y->zone_vrf);
+		g_assert_cmpint(x->uniflow, ==, y->uniflow);
 		g_assert_cmpuint(x->reconnect_min_ms, ==, y->reconnect_min_ms);
 		g_assert_cmpuint(x->reconnect_max_ms, ==, y->reconnect_max_ms);
 		g_assert_cmpint(x->sync, ==, y->sync);
@@ -158,7 +159,7 @@ static void test_shipped_documents_every_key(void)
 		"dedup_window", "resync_delay",
 		"format", "transport", "destination", "path", "flush_interval",
 		"template_refresh", "mtu", "observation_domain", "zone_vrf", "reconnect_min",
-		"reconnect_max", "sync", NULL,
+		"reconnect_max", "sync", "uniflow", NULL,
 	};
 	g_autofree char *path = shipped_config_path();
 	g_autofree char *text = NULL;
@@ -551,6 +552,31 @@ static void test_zone_vrf(void)
 	g_assert_cmpuint(zone_vrf_lookup(m, map->len, 15), ==, 15);
 	g_assert_cmpuint(zone_vrf_lookup(m, map->len, 65535), ==, 65535);
 	g_assert_cmpuint(zone_vrf_lookup(m, 0, 20), ==, 20);
+}
+
+/* uniflow: IPFIX only, off unless asked for. */
+static void test_uniflow(void)
+{
+	static const struct { const char *text; gboolean on; } good[] = {
+		{ "yes", TRUE }, { "no", FALSE }, { "on", TRUE },
+	};
+	for (gsize i = 0; i < G_N_ELEMENTS(good); i++) {
+		g_autofree char *text = udp_export_with("uniflow", good[i].text);
+		struct ctflowd_config *config = load_ok(text);
+		g_assert_cmpint(export_at(config, 0)->uniflow, ==, good[i].on);
+		assert_round_trip(config);
+		config_free(config);
+	}
+	struct ctflowd_config *config = load_ok(MINIMAL_EXPORT);
+	g_assert_false(export_at(config, 0)->uniflow);
+	config_free(config);
+
+	check_error("[export j]\nformat = json\ntransport = stdout\nuniflow = yes\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":4: [export j] uniflow: is for format ipfix", NULL);
+	config = load_ok("[export j]\nformat = json\ntransport = stdout\nuniflow = no\n");
+	config_free(config);
+	g_autofree char *bad = udp_export_with("uniflow", "maybe");
+	check_error(bad, CONFIG_ERROR_VALUE, ORIGIN ":5: [export c] uniflow: expected yes or no", NULL);
 }
 
 static void test_events(void)
@@ -1394,6 +1420,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/several-errors", test_several_errors);
 	g_test_add_func("/config/describe-keys", test_describe_keys);
 	g_test_add_func("/config/zone-vrf", test_zone_vrf);
+	g_test_add_func("/config/uniflow", test_uniflow);
 	g_test_add_func("/config/load-file", test_load_file);
 	g_test_add_func("/config/round-trip", test_round_trip);
 	g_test_add_func("/config/samples", test_samples);

@@ -491,6 +491,8 @@ static struct flow_record want_from_spec(const struct msg_spec *s)
 	r.proto = s->proto;
 	r.icmp_type = s->orig.icmp_type;
 	r.icmp_code = s->orig.icmp_code;
+	r.reply_icmp_type = s->reply.icmp_type;
+	r.reply_icmp_code = s->reply.icmp_code;
 	r.tcp_state = s->proto == IPPROTO_TCP ? s->tcp_state : 0;
 	return r;
 }

@@ -24,6 +24,10 @@
 #define TID_FLOW6 257
 #define TID_FLOW4_NAT 264
 #define TID_FLOW6_NAT 265
+#define TID_UNI4 266
+#define TID_UNI6 267
+#define TID_UNI4_NAT 268
+#define TID_UNI6_NAT 269
 #define IPFIX_HEADER_LEN 16
 #define SET_HEADER_LEN 4
 #define TEMPLATE_SET_ID 2
@@ -74,8 +78,9 @@ static guint capture_count(const struct capture *c, guint i)
 	return g_array_index(c->records, guint, i);
 }
 
-/* @zone_vrf: the export's zone_vrf (NULL: none) */
-static encoder *new_encoder_vrf(guint mtu, const char *zone_vrf, struct capture *c)
+/* @zone_vrf: the export's zone_vrf (NULL: none); @uniflow: its uniflow */
+static encoder *new_encoder_opts(guint mtu, const char *zone_vrf, gboolean uniflow,
+				 struct capture *c)
 {
 	struct export_config cfg = {
 		.name = (char *)"test",
@@ -84,6 +89,7 @@ static encoder *new_encoder_vrf(guint mtu, const char *zone_vrf, struct capture 
 		.mtu = mtu,
 		.observation_domain = DOMAIN,
 		.zone_vrf = (char *)zone_vrf,
+		.uniflow = uniflow,
 	};
 	g_autoptr(GError) error = NULL;
 
@@ -96,7 +102,7 @@ static encoder *new_encoder_vrf(guint mtu, const char *zone_vrf, struct capture 
 
 static encoder *new_encoder(guint mtu, struct capture *c)
 {
-	return new_encoder_vrf(mtu, NULL, c);
+	return new_encoder_opts(mtu, NULL, FALSE, c);
 }
 
 static void add_ok(encoder *enc, const struct flow_record *r)
@@ -294,9 +300,10 @@ struct coll_rec {
 	uint16_t icmpTypeCodeIPv6;
 	uint8_t protocolIdentifier;
 	uint8_t flowEndReason;
-	uint8_t paddingOctets[2];
+	uint8_t biflowDirection;
+	uint8_t paddingOctets[1];
 };
-_Static_assert(offsetof(struct coll_rec, paddingOctets) == 158, "coll_rec layout");
+_Static_assert(offsetof(struct coll_rec, paddingOctets) == 159, "coll_rec layout");
 _Static_assert(sizeof(struct coll_rec) == 160, "coll_rec size");
 
 #define IE(name, len) { (char *)(name), (len), 0 }
@@ -326,7 +333,8 @@ static fbInfoElementSpec_t coll_spec[] = {
 	IE("icmpTypeCodeIPv6", 2),
 	IE("protocolIdentifier", 1),
 	IE("flowEndReason", 1),
-	IE("paddingOctets", 2),
+	IE("biflowDirection", 1),
+	IE("paddingOctets", 1),
 	FB_IESPEC_NULL
 };
 
@@ -1341,7 +1349,7 @@ static void test_zone_vrf(void)
 		{0x0102, 7000}, {5, 4294967295u}, {9, 9}, {0, 0}, {65535, 1},
 	};
 	struct capture c;
-	encoder *enc = new_encoder_vrf(1400, "258=7000, 5=4294967295, 65535=1", &c);
+	encoder *enc = new_encoder_opts(1400, "258=7000, 5=4294967295, 65535=1", FALSE, &c);
 	struct flow_record recs[2 * G_N_ELEMENTS(cases)];
 
 	start_ok(enc);
@@ -1360,6 +1368,137 @@ static void test_zone_vrf(void)
 	capture_clear(&c);
 }
 
+/* One uniflow record: side @reply of @r, as its own flow. */
+static void check_uni(const struct collected *got, const struct flow_record *r, gboolean reply)
+{
+	static const uint8_t zero16[16];
+	const struct coll_rec *c = &got->rec;
+	const struct flow_tuple *t = reply ? &r->reply : &r->orig;
+	const struct flow_tuple *back = reply ? &r->orig : &r->reply; /* post-NAT, turned */
+	const gboolean nat = flow_is_translated(r), v4 = r->family == AF_INET;
+	const uint16_t type_code = reply ? (uint16_t)(r->reply_icmp_type << 8 | r->reply_icmp_code)
+					 : (uint16_t)(r->icmp_type << 8 | r->icmp_code);
+
+	g_assert_cmpuint(got->ext_tid, ==, v4 ? (nat ? TID_UNI4_NAT : TID_UNI4)
+					      : (nat ? TID_UNI6_NAT : TID_UNI6));
+	g_assert_cmpuint(c->biflowDirection, ==, reply ? 2 : 1);
+	g_assert_cmpuint(c->flowId, ==, r->flow_id);
+	g_assert_cmpuint(c->flowStartMilliseconds, ==, r->start_ns / 1000000);
+	g_assert_cmpuint(c->flowEndMilliseconds, ==, r->end_ns / 1000000);
+	g_assert_cmpuint(c->octetTotalCount, ==, reply ? r->reply_bytes : r->bytes);
+	g_assert_cmpuint(c->packetTotalCount, ==, reply ? r->reply_packets : r->packets);
+	g_assert_cmpuint(c->reverseOctetTotalCount, ==, 0);
+	g_assert_cmpuint(c->reversePacketTotalCount, ==, 0);
+	g_assert_cmpuint(c->protocolIdentifier, ==, r->proto);
+	g_assert_cmpuint(c->flowEndReason, ==, r->end_reason);
+	g_assert_cmpuint(c->ingressVRFID, ==, r->zone);
+	g_assert_cmpuint(c->observationDomainId, ==, DOMAIN);
+	if (v4) {
+		g_assert_cmphex(c->sourceIPv4Address, ==, v4_host(t->src));
+		g_assert_cmphex(c->destinationIPv4Address, ==, v4_host(t->dst));
+		g_assert_cmphex(c->postNATSourceIPv4Address, ==, nat ? v4_host(back->dst) : 0);
+		g_assert_cmphex(c->postNATDestinationIPv4Address, ==, nat ? v4_host(back->src) : 0);
+	} else {
+		g_assert_cmpmem(c->sourceIPv6Address, 16, t->src, 16);
+		g_assert_cmpmem(c->destinationIPv6Address, 16, t->dst, 16);
+		g_assert_cmpmem(c->postNATSourceIPv6Address, 16, nat ? back->dst : zero16, 16);
+		g_assert_cmpmem(c->postNATDestinationIPv6Address, 16, nat ? back->src : zero16, 16);
+	}
+	if (flow_is_icmp(r)) {
+		g_assert_cmpuint(c->sourceTransportPort, ==, 0);
+		g_assert_cmphex(c->destinationTransportPort, ==, type_code);
+		g_assert_cmpuint(c->postNAPTSourceTransportPort, ==, 0);
+		g_assert_cmpuint(c->postNAPTDestinationTransportPort, ==, 0);
+	} else {
+		g_assert_cmpuint(c->sourceTransportPort, ==, t->sport);
+		g_assert_cmpuint(c->destinationTransportPort, ==, t->dport);
+		g_assert_cmpuint(c->postNAPTSourceTransportPort, ==, nat ? back->dport : 0);
+		g_assert_cmpuint(c->postNAPTDestinationTransportPort, ==, nat ? back->sport : 0);
+	}
+	g_assert_cmphex(c->icmpTypeCodeIPv4, ==, r->proto == IPPROTO_ICMP ? type_code : 0);
+	g_assert_cmphex(c->icmpTypeCodeIPv6, ==, r->proto == IPPROTO_ICMPV6 ? type_code : 0);
+}
+
+/*
+ * uniflow = yes: each connection as one record per direction that had
+ * packets, both in the same message (the transport counts connections per
+ * message), the message's count in connections; only uniflow templates.
+ */
+static void test_uniflow(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder_opts(512, NULL, TRUE, &c);
+	const guint n = 200;
+	guint64 want_records = 0;
+
+	start_ok(enc);
+	for (guint i = 0; i < n; i++) {
+		struct flow_record r = rec_numbered(i);
+		r.reply_icmp_type = (uint8_t)(i % 3);
+		if (i % 7 == 3)
+			r.reply_packets = 0;   /* nothing came back: one record */
+		want_records += r.reply_packets ? 2 : 1;
+		add_ok(enc, &r);
+	}
+	flush_ok(enc);
+
+	/* per message: the data records it holds, against the connections
+	 * counted for it, in order */
+	guint flow = 0;
+	guint64 total = 0;
+	for (guint m = 0; m < c.msgs->len; m++) {
+		gsize len;
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c.msgs, m), &len);
+		struct wire_session ws;
+		struct wire_msg wm;
+		wire_session_init(&ws);
+		/* templates come in message 0: read it first for their lengths */
+		gsize len0;
+		const uint8_t *t0 = g_bytes_get_data(g_ptr_array_index(c.msgs, 0), &len0);
+		struct wire_msg w0;
+		parse_message(&ws, t0, len0, &w0);
+		if (m == 0) {
+			g_assert_cmpuint(w0.template_ids->len, ==, 4);
+			for (guint k = 0; k < w0.template_ids->len; k++) {
+				uint16_t tid = g_array_index(w0.template_ids, uint16_t, k);
+				g_assert_cmpuint(tid, >=, TID_UNI4);
+				g_assert_cmpuint(tid, <=, TID_UNI6_NAT);
+			}
+		}
+		wire_msg_clear(&w0);
+		if (m > 0) {
+			parse_message(&ws, data, len, &wm);
+			g_assert_cmpuint(len, <=, 512);
+			guint expect = 0;
+			for (guint k = 0; k < capture_count(&c, m); k++)
+				expect += (flow + k) % 7 == 3 ? 1 : 2;
+			g_assert_cmpuint(wm.data_records, ==, expect);
+			flow += capture_count(&c, m);
+			total += wm.data_records;
+			wire_msg_clear(&wm);
+		}
+		wire_session_clear(&ws);
+	}
+	g_assert_cmpuint(flow, ==, n);
+	g_assert_cmpuint(total, ==, want_records);
+
+	g_autoptr(GArray) got = read_back(&c, 0, c.msgs->len);
+	g_assert_cmpuint(got->len, ==, want_records);
+	guint k = 0;
+	for (guint i = 0; i < n && k < got->len; i++) {
+		struct flow_record r = rec_numbered(i);
+		r.reply_icmp_type = (uint8_t)(i % 3);
+		if (i % 7 == 3)
+			r.reply_packets = 0;
+		check_uni(&g_array_index(got, struct collected, k++), &r, FALSE);
+		if (r.reply_packets)
+			check_uni(&g_array_index(got, struct collected, k++), &r, TRUE);
+	}
+	g_assert_cmpuint(k, ==, got->len);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1370,6 +1509,7 @@ int main(int argc, char **argv)
 			test_session_starts_with_templates);
 	g_test_add_func("/encoder_ipfix/fields", test_fields);
 	g_test_add_func("/encoder_ipfix/zone-vrf", test_zone_vrf);
+	g_test_add_func("/encoder_ipfix/uniflow", test_uniflow);
 	g_test_add_func("/encoder_ipfix/not-sent-report", test_not_sent_report);
 	g_test_add_func("/encoder_ipfix/mixed-families", test_mixed_families);
 	g_test_add_func("/encoder_ipfix/mtu/packing", test_mtu_packing);
