@@ -481,7 +481,8 @@ static gboolean append_record(struct ipfix_state *st, uint16_t tid, const void *
  */
 struct side {
 	const struct flow_tuple *t;  /* addresses and ports as the packets had them */
-	struct flow_tuple post;      /* after translation (NAT templates) */
+	const struct flow_tuple *back; /* the other direction's: turned around, the
+					* translated values (NAT templates) */
 	uint64_t packets, bytes;
 	uint16_t icmp_type_code;
 	uint8_t direction;           /* biflowDirection: 1 initiator, 2 responder */
@@ -493,7 +494,7 @@ static struct side side_of(const struct flow_record *r, bool reply)
 
 	if (!reply) {
 		d.t = &r->orig;
-		d.post = flow_post_nat(r);
+		d.back = &r->reply;
 		d.packets = r->packets;
 		d.bytes = r->bytes;
 		d.icmp_type_code = (uint16_t)(r->icmp_type << 8 | r->icmp_code);
@@ -502,10 +503,7 @@ static struct side side_of(const struct flow_record *r, bool reply)
 	}
 	/* replies are translated back to the original tuple turned around */
 	d.t = &r->reply;
-	memcpy(d.post.src, r->orig.dst, sizeof(d.post.src));
-	memcpy(d.post.dst, r->orig.src, sizeof(d.post.dst));
-	d.post.sport = r->orig.dport;
-	d.post.dport = r->orig.sport;
+	d.back = &r->orig;
 	d.packets = r->reply_packets;
 	d.bytes = r->reply_bytes;
 	d.icmp_type_code = (uint16_t)(r->reply_icmp_type << 8 | r->reply_icmp_code);
@@ -562,18 +560,20 @@ static uint32_t v4_host(const uint8_t addr[16])
  * place): its post-NAPT ports are 0, as its original ones are. */
 static void fill_nat4(struct ipfix_nat4 *n, const struct flow_record *r, const struct side *d)
 {
-	n->postNATSourceIPv4Address = v4_host(d->post.src);
-	n->postNATDestinationIPv4Address = v4_host(d->post.dst);
-	n->postNAPTSourceTransportPort = flow_is_icmp(r) ? 0 : d->post.sport;
-	n->postNAPTDestinationTransportPort = flow_is_icmp(r) ? 0 : d->post.dport;
+	n->postNATSourceIPv4Address = v4_host(d->back->dst);
+	n->postNATDestinationIPv4Address = v4_host(d->back->src);
+	n->postNAPTSourceTransportPort = flow_is_icmp(r) ? 0 : d->back->dport;
+	n->postNAPTDestinationTransportPort = flow_is_icmp(r) ? 0 : d->back->sport;
+	memset(n->paddingOctets, 0, sizeof(n->paddingOctets));
 }
 
 static void fill_nat6(struct ipfix_nat6 *n, const struct flow_record *r, const struct side *d)
 {
-	memcpy(n->postNATSourceIPv6Address, d->post.src, 16);
-	memcpy(n->postNATDestinationIPv6Address, d->post.dst, 16);
-	n->postNAPTSourceTransportPort = flow_is_icmp(r) ? 0 : d->post.sport;
-	n->postNAPTDestinationTransportPort = flow_is_icmp(r) ? 0 : d->post.dport;
+	memcpy(n->postNATSourceIPv6Address, d->back->dst, 16);
+	memcpy(n->postNATDestinationIPv6Address, d->back->src, 16);
+	n->postNAPTSourceTransportPort = flow_is_icmp(r) ? 0 : d->back->dport;
+	n->postNAPTDestinationTransportPort = flow_is_icmp(r) ? 0 : d->back->sport;
+	memset(n->paddingOctets, 0, sizeof(n->paddingOctets));
 }
 
 /* A record on the stack, of the largest layout; which one a template uses
@@ -585,14 +585,14 @@ union ipfix_any {
 	struct ipfix_uni6_nat uni6;
 };
 
-/* Fills @rec with side @d of @r; returns its template and sets @len. */
+/* Fills @rec with side @d of @r (every field of the layout it picks: no
+ * clearing of the whole union per record); returns its template and sets
+ * @len. */
 static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r,
-		       const struct side *d, union ipfix_any *rec, size_t *len)
+		       const struct side *d, bool nat, union ipfix_any *rec, size_t *len)
 {
-	const bool nat = flow_is_translated(r);
 	const bool v4 = r->family == AF_INET;
 
-	memset(rec, 0, sizeof(*rec));
 	if (!st->uniflow && v4) {
 		struct ipfix_flow4 *f = &rec->flow4.flow;
 		fill_head(&f->head, r);
@@ -622,6 +622,7 @@ static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r
 		f->destinationIPv4Address = v4_host(d->t->dst);
 		fill_tail(&f->tail, r, d, st, 1);
 		f->dir.biflowDirection = d->direction;
+		memset(f->dir.paddingOctets, 0, sizeof(f->dir.paddingOctets));
 		if (nat)
 			fill_nat4(&rec->uni4.nat, r, d);
 		*len = nat ? sizeof(rec->uni4) : sizeof(*f);
@@ -633,6 +634,7 @@ static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r
 	memcpy(f->destinationIPv6Address, d->t->dst, 16);
 	fill_tail(&f->tail, r, d, st, 58);
 	f->dir.biflowDirection = d->direction;
+	memset(f->dir.paddingOctets, 0, sizeof(f->dir.paddingOctets));
 	if (nat)
 		fill_nat6(&rec->uni6.nat, r, d);
 	*len = nat ? sizeof(rec->uni6) : sizeof(*f);
@@ -653,8 +655,9 @@ static gboolean ipfix_add(void *state, const struct flow_record *r, GError **err
 	struct ipfix_state *st = state;
 	union ipfix_any rec;
 	size_t len;
+	const bool nat = flow_is_translated(r);
 	struct side orig = side_of(r, false);
-	uint16_t tid = encode(st, r, &orig, &rec, &len);
+	uint16_t tid = encode(st, r, &orig, nat, &rec, &len);
 
 	if (st->uniflow && r->reply_packets) {
 		/* two records and a set header, whatever the set holds now */
@@ -663,7 +666,7 @@ static gboolean ipfix_add(void *state, const struct flow_record *r, GError **err
 		if (!append_in_message(st, tid, &rec, len, error))
 			return FALSE;
 		struct side reply = side_of(r, true);
-		tid = encode(st, r, &reply, &rec, &len);
+		tid = encode(st, r, &reply, nat, &rec, &len);
 	}
 	return append_record(st, tid, &rec, len, error);
 }
