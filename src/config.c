@@ -1069,6 +1069,98 @@ static char *expects_path(const struct key *k)
 
 static const struct value_type path_type = { parse_path, print_text, expects_path, TRUE };
 
+/* --- zone_vrf: ZONE=VRF pairs, kept as text in a canonical form */
+
+static gint zone_vrf_cmp(gconstpointer a, gconstpointer b)
+{
+	const struct zone_vrf *x = a, *y = b;
+
+	return (gint)x->zone - (gint)y->zone;
+}
+
+GArray *zone_vrf_parse(const char *text, GError **error)
+{
+	g_autoptr(GArray) map = g_array_new(FALSE, TRUE, sizeof(struct zone_vrf));
+	g_auto(GStrv) items = g_strsplit(text ? text : "", ",", -1);
+	guint64 zone, vrf;
+
+	for (int i = 0; items[i]; i++) {
+		const char *item = g_strstrip(items[i]);
+		if (!*item && !items[i + 1] && i == 0)
+			break;   /* empty text: no pair */
+		g_auto(GStrv) kv = g_strsplit(item, "=", 2);
+		if (!kv[0] || !kv[1] ||
+		    parse_with_unit(g_strstrip(kv[0]), no_units, &zone) != NUMBER_OK ||
+		    parse_with_unit(g_strstrip(kv[1]), no_units, &vrf) != NUMBER_OK) {
+			g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
+				    "pair %d (\"%s\") is not ZONE=VRF with two whole numbers", i + 1, item);
+			return NULL;
+		}
+		if (zone > G_MAXUINT16 || vrf > G_MAXUINT32) {
+			g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
+				    "pair %d (\"%s\"): zones go from 0 to 65535, VRF ids from 0 to 4294967295",
+				    i + 1, item);
+			return NULL;
+		}
+		for (guint j = 0; j < map->len; j++) {
+			if (g_array_index(map, struct zone_vrf, j).zone == zone) {
+				g_set_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE,
+					    "pair %d (\"%s\"): zone %" G_GUINT64_FORMAT " is given twice",
+					    i + 1, item, zone);
+				return NULL;
+			}
+		}
+		struct zone_vrf pair = {.zone = (guint16)zone, .vrf = (guint32)vrf};
+		g_array_append_val(map, pair);
+	}
+	g_array_sort(map, zone_vrf_cmp);
+	return g_steal_pointer(&map);
+}
+
+guint32 zone_vrf_lookup(const struct zone_vrf *map, guint n, guint16 zone)
+{
+	guint lo = 0, hi = n;
+
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+		if (map[mid].zone == zone)
+			return map[mid].vrf;
+		if (map[mid].zone < zone)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return zone;
+}
+
+static gboolean parse_zone_vrf_value(struct section_pass *sp, const struct key *k, const char *value)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GArray) map = zone_vrf_parse(value, &error);
+
+	if (!map)
+		return bad_value(sp, k, "%s", error->message);
+	if (!map->len) {
+		store_text(sp->object, k->offset, NULL);
+		return TRUE;
+	}
+	GString *text = g_string_new(NULL);
+	for (guint i = 0; i < map->len; i++) {
+		const struct zone_vrf *z = &g_array_index(map, struct zone_vrf, i);
+		g_string_append_printf(text, "%s%u=%u", i ? ", " : "", z->zone, z->vrf);
+	}
+	store_text(sp->object, k->offset, g_string_free(text, FALSE));
+	return TRUE;
+}
+
+static char *expects_zone_vrf(const struct key *k)
+{
+	(void)k;
+	return g_strdup("ZONE=VRF pairs separated by commas, or nothing");
+}
+
+static const struct value_type zone_vrf_type = { parse_zone_vrf_value, print_text, expects_zone_vrf, TRUE };
+
 /* --- netns: a name under /run/netns or an absolute path such as /proc/PID/ns/net */
 
 static gboolean parse_netns(struct section_pass *sp, const struct key *k, const char *value)
@@ -1304,6 +1396,8 @@ static const struct key export_keys[] = {
 	  .fallback = 0, .min = 0, .max = G_MAXUINT32,
 	  .help = "IPFIX, the private enterprise number ctflowd's own statistics elements are sent"
 		  " under (0: they are left out, only standard elements are sent)" },
+	{ "zone_vrf", &zone_vrf_type, EXPORT(zone_vrf), .flags = KEY_EMPTY_NONE,
+	  .help = "IPFIX ingressVRFID of conntrack zones (ZONE=VRF, ...); other zones: their number" },
 	{ "reconnect_min", &duration_type, EXPORT(reconnect_min_ms),
 	  .fallback = SECOND_MS, .min = 10, .max = HOUR_MS,
 	  .help = "tcp, the shortest wait before reconnecting to a collector" },
@@ -1312,6 +1406,8 @@ static const struct key export_keys[] = {
 	  .help = "tcp, the longest wait before reconnecting, not less than reconnect_min" },
 	{ "sync", &bool_type, EXPORT(sync), .fallback = FALSE,
 	  .help = "file, fdatasync() after every flush" },
+	{ "uniflow", &bool_type, EXPORT(uniflow), .fallback = FALSE,
+	  .help = "IPFIX, a record per direction instead of one biflow (RFC 5103) per connection" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1508,6 +1604,8 @@ static void check_export(struct section_pass *sp)
 	}
 	check_export_transport(sp, e);
 	check_export_mtu(sp, e);
+	if (e->uniflow && e->format == EXPORT_FORMAT_JSON && !is_bad(sp, "format"))
+		not_used(sp, "uniflow", "is for format ipfix (a JSON line has both directions by name)");
 }
 
 enum section_kind { SECTION_DAEMON, SECTION_SOURCE, SECTION_EXPORT, SECTION_UNKNOWN };

@@ -79,9 +79,12 @@ struct export_config {
 	guint32 observation_domain;
 	guint statistics_ms;       /* statistics sent this often and at stop; 0: only losses */
 	guint32 enterprise_number; /* IPFIX: PEN of ctflowd's own elements, 0: none sent */
+	char *zone_vrf;            /* ZONE=VRF pairs (zone_vrf_parse), NULL: the zone
+				    * number is the VRF id */
 	guint reconnect_min_ms;    /* tcp back-off */
 	guint reconnect_max_ms;
 	gboolean sync;             /* file: fdatasync after each flush */
+	gboolean uniflow;          /* IPFIX: one record per direction, not a biflow */
 };
 
 struct ctflowd_config {
@@ -90,6 +93,29 @@ struct ctflowd_config {
 	struct source_config source;
 	GPtrArray *exports;        /* struct export_config *, in file order */
 };
+
+/* One pair of an export's zone_vrf: the ingressVRFID of a zone. */
+struct zone_vrf {
+	guint32 vrf;
+	guint16 zone;
+	guint8 pad[2];
+};
+
+/**
+ * zone_vrf_parse:
+ * Reads "ZONE=VRF, ZONE=VRF, ..." (zones 0 to 65535, VRF ids 0 to
+ * 4294967295, each zone once; empty: no pair) into a GArray of struct
+ * zone_vrf sorted by zone.  NULL with @error (CONFIG_ERROR_VALUE) saying
+ * which pair is wrong and why.
+ */
+GArray *zone_vrf_parse(const char *text, GError **error);
+
+/**
+ * zone_vrf_lookup:
+ * The VRF id of @zone in @map (from zone_vrf_parse, @n pairs), or @zone
+ * itself when the map does not list it.
+ */
+guint32 zone_vrf_lookup(const struct zone_vrf *map, guint n, guint16 zone);
 
 /**
  * config_load:

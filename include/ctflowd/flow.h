@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* One direction of a conntrack entry: addresses in network order (IPv4 in the
  * first four bytes, the rest zero), ports in host order. */
@@ -62,13 +63,15 @@ struct flow_record {
 	uint16_t zone;
 	uint8_t family;            /* AF_INET or AF_INET6 */
 	uint8_t proto;             /* L4 protocol number */
-	uint8_t icmp_type;         /* ICMP / ICMPv6 only */
+	uint8_t icmp_type;         /* ICMP / ICMPv6 only, original direction */
 	uint8_t icmp_code;
 	uint8_t tcp_state;         /* TCP_CONNTRACK_*, 0 when not TCP */
 	uint8_t end_reason;        /* enum flow_end_reason */
 	uint8_t flags;             /* enum flow_flags */
 	uint8_t event;             /* enum flow_event */
-	uint8_t pad[10];          /* explicit: the size is part of the spool format */
+	uint8_t reply_icmp_type;   /* ICMP / ICMPv6 only, reply direction (0 in */
+	uint8_t reply_icmp_code;   /* records journaled before it was kept) */
+	uint8_t pad[8];           /* explicit: the size is part of the spool format */
 };
 
 /* Records are copied into the spool and across threads by value; keep the
@@ -83,6 +86,44 @@ _Static_assert(sizeof(struct flow_record) == 160, "flow_record layout changed");
 static inline bool flow_is_icmp(const struct flow_record *r)
 {
 	return r->proto == 1 || r->proto == 58;
+}
+
+/**
+ * flow_is_translated:
+ * True when NAT changed the connection (SNAT, DNAT, masquerade, NAT66):
+ * the reply tuple is then not the original one turned around.  ICMP has
+ * its echo id where ports would be, and a translation may change it too.
+ */
+static inline bool flow_is_translated(const struct flow_record *r)
+{
+	static const uint8_t none[16];
+
+	/* a message without a reply tuple says nothing about NAT */
+	if (memcmp(r->reply.src, none, 16) == 0 && memcmp(r->reply.dst, none, 16) == 0)
+		return false;
+	if (memcmp(r->reply.src, r->orig.dst, sizeof(r->orig.dst)) != 0 ||
+	    memcmp(r->reply.dst, r->orig.src, sizeof(r->orig.src)) != 0)
+		return true;
+	if (flow_is_icmp(r))
+		return r->reply.sport != r->orig.sport;
+	return r->reply.sport != r->orig.dport || r->reply.dport != r->orig.sport;
+}
+
+/**
+ * flow_post_nat:
+ * The original direction as it left the translation: the reply tuple seen
+ * from the other end (its destination is the post-NAT source, its source
+ * the post-NAT destination).  Only meaningful when flow_is_translated().
+ */
+static inline struct flow_tuple flow_post_nat(const struct flow_record *r)
+{
+	struct flow_tuple t;
+
+	memcpy(t.src, r->reply.dst, sizeof(t.src));
+	memcpy(t.dst, r->reply.src, sizeof(t.dst));
+	t.sport = r->reply.dport;
+	t.dport = r->reply.sport;
+	return t;
 }
 
 /**

@@ -12,6 +12,11 @@
  * One session per transport session: a new TCP connection or file starts
  * with templates and sequence number 0 (RFC 7011 section 3.1 counts data
  * records per session and observation domain).
+ *
+ * A translated connection (NAT) goes out with a template of its own that
+ * adds the post-NAT addresses and ports: records of connections without
+ * NAT keep their size and layout, and carry no elements that would only
+ * repeat the original tuple.
  */
 #include <arpa/inet.h>
 #include <fixbuf/public.h>
@@ -25,6 +30,12 @@
 #define TID_FLOW6 257
 #define TID_EXPORT_STATS 258   /* options: exporting process statistics (RFC 7011, 4.3) */
 #define TID_TYPE_INFO 259      /* options: RFC 5610 type of ctflowd's own elements */
+#define TID_FLOW4_NAT 264
+#define TID_FLOW6_NAT 265
+#define TID_UNI4 266        /* uniflow = yes: one record per direction */
+#define TID_UNI6 267
+#define TID_UNI4_NAT 268
+#define TID_UNI6_NAT 269
 
 /* Internal record layouts: fixbuf copies them field by field in template
  * order, so the structs must match the specs below exactly.  The two
@@ -46,7 +57,7 @@ struct ipfix_flow_tail {
 	uint16_t icmpTypeCode;   /* icmpTypeCodeIPv4 or icmpTypeCodeIPv6 */
 	uint8_t protocolIdentifier;
 	uint8_t flowEndReason;
-	uint8_t paddingOctets[4];
+	uint32_t ingressVRFID;   /* the conntrack zone, or its VRF (zone_vrf) */
 };
 
 struct ipfix_flow4 {
@@ -55,7 +66,7 @@ struct ipfix_flow4 {
 	uint32_t destinationIPv4Address;
 	struct ipfix_flow_tail tail;
 };
-_Static_assert(offsetof(struct ipfix_flow4, tail.paddingOctets) == 76, "ipfix_flow4 layout");
+_Static_assert(offsetof(struct ipfix_flow4, tail.ingressVRFID) == 76, "ipfix_flow4 layout");
 _Static_assert(sizeof(struct ipfix_flow4) == 80, "ipfix_flow4 size");
 
 struct ipfix_flow6 {
@@ -64,8 +75,90 @@ struct ipfix_flow6 {
 	uint8_t destinationIPv6Address[16];
 	struct ipfix_flow_tail tail;
 };
-_Static_assert(offsetof(struct ipfix_flow6, tail.paddingOctets) == 100, "ipfix_flow6 layout");
+_Static_assert(offsetof(struct ipfix_flow6, tail.ingressVRFID) == 100, "ipfix_flow6 layout");
 _Static_assert(sizeof(struct ipfix_flow6) == 104, "ipfix_flow6 size");
+
+/* What a NAT template adds after the flow (RFC 8158 / IANA 225-228,
+ * 281/282): the original direction after translation, from the reply
+ * tuple (flow_post_nat). */
+struct ipfix_nat4 {
+	uint32_t postNATSourceIPv4Address;
+	uint32_t postNATDestinationIPv4Address;
+	uint16_t postNAPTSourceTransportPort;
+	uint16_t postNAPTDestinationTransportPort;
+	uint8_t paddingOctets[4];
+};
+
+struct ipfix_flow4_nat {
+	struct ipfix_flow4 flow;
+	struct ipfix_nat4 nat;
+};
+_Static_assert(offsetof(struct ipfix_flow4_nat, nat.paddingOctets) == 92,
+	       "ipfix_flow4_nat layout");
+_Static_assert(sizeof(struct ipfix_flow4_nat) == 96, "ipfix_flow4_nat size");
+
+struct ipfix_nat6 {
+	uint8_t postNATSourceIPv6Address[16];
+	uint8_t postNATDestinationIPv6Address[16];
+	uint16_t postNAPTSourceTransportPort;
+	uint16_t postNAPTDestinationTransportPort;
+	uint8_t paddingOctets[4];
+};
+
+struct ipfix_flow6_nat {
+	struct ipfix_flow6 flow;
+	struct ipfix_nat6 nat;
+};
+_Static_assert(offsetof(struct ipfix_flow6_nat, nat.paddingOctets) == 140,
+	       "ipfix_flow6_nat layout");
+_Static_assert(sizeof(struct ipfix_flow6_nat) == 144, "ipfix_flow6_nat size");
+
+/* Uniflow records: one direction's counters, no reverse elements, and
+ * which direction it is. */
+struct ipfix_uni_head {
+	uint64_t flowStartMilliseconds;
+	uint64_t flowEndMilliseconds;
+	uint64_t octetTotalCount;
+	uint64_t packetTotalCount;
+	uint64_t flowId;
+};
+
+struct ipfix_uni_dir {
+	uint8_t biflowDirection;  /* 1: the initiator sent it, 2: the responder */
+	uint8_t paddingOctets[7];
+};
+
+struct ipfix_uni4 {
+	struct ipfix_uni_head head;
+	uint32_t sourceIPv4Address;
+	uint32_t destinationIPv4Address;
+	struct ipfix_flow_tail tail;
+	struct ipfix_uni_dir dir;
+};
+_Static_assert(offsetof(struct ipfix_uni4, dir.paddingOctets) == 65, "ipfix_uni4 layout");
+_Static_assert(sizeof(struct ipfix_uni4) == 72, "ipfix_uni4 size");
+
+struct ipfix_uni6 {
+	struct ipfix_uni_head head;
+	uint8_t sourceIPv6Address[16];
+	uint8_t destinationIPv6Address[16];
+	struct ipfix_flow_tail tail;
+	struct ipfix_uni_dir dir;
+};
+_Static_assert(offsetof(struct ipfix_uni6, dir.paddingOctets) == 89, "ipfix_uni6 layout");
+_Static_assert(sizeof(struct ipfix_uni6) == 96, "ipfix_uni6 size");
+
+struct ipfix_uni4_nat {
+	struct ipfix_uni4 flow;
+	struct ipfix_nat4 nat;
+};
+_Static_assert(sizeof(struct ipfix_uni4_nat) == 88, "ipfix_uni4_nat size");
+
+struct ipfix_uni6_nat {
+	struct ipfix_uni6 flow;
+	struct ipfix_nat6 nat;
+};
+_Static_assert(sizeof(struct ipfix_uni6_nat) == 136, "ipfix_uni6_nat size");
 
 /*
  * RFC 7011 section 4.3, the exporting process reliability statistics,
@@ -145,42 +238,76 @@ G_STATIC_ASSERT(G_N_ELEMENTS(own_elements) ==
 /* fixbuf 2 takes element names as char * */
 #define IE(name, len, flags) { (char *)(name), (len), (flags) }
 
-static fbInfoElementSpec_t flow4_spec[] = {
+/* The templates are built from these pieces, in the order of the structs
+ * above (add_flow_templates). */
+static fbInfoElementSpec_t times_counts_spec[] = {
 	IE("flowStartMilliseconds", 8, 0),
 	IE("flowEndMilliseconds", 8, 0),
 	IE("octetTotalCount", 8, 0),
 	IE("packetTotalCount", 8, 0),
-	IE("reverseOctetTotalCount", 8, 0),
-	IE("reversePacketTotalCount", 8, 0),
-	IE("flowId", 8, 0),
-	IE("sourceIPv4Address", 4, 0),
-	IE("destinationIPv4Address", 4, 0),
-	IE("observationDomainId", 4, 0),
-	IE("sourceTransportPort", 2, 0),
-	IE("destinationTransportPort", 2, 0),
-	IE("icmpTypeCodeIPv4", 2, 0),
-	IE("protocolIdentifier", 1, 0),
-	IE("flowEndReason", 1, 0),
-	IE("paddingOctets", 4, INTERNAL_ONLY),
 	FB_IESPEC_NULL
 };
 
-static fbInfoElementSpec_t flow6_spec[] = {
-	IE("flowStartMilliseconds", 8, 0),
-	IE("flowEndMilliseconds", 8, 0),
-	IE("octetTotalCount", 8, 0),
-	IE("packetTotalCount", 8, 0),
+static fbInfoElementSpec_t reverse_counts_spec[] = {
 	IE("reverseOctetTotalCount", 8, 0),
 	IE("reversePacketTotalCount", 8, 0),
+	FB_IESPEC_NULL
+};
+
+static fbInfoElementSpec_t flow_id_spec[] = {
 	IE("flowId", 8, 0),
+	FB_IESPEC_NULL
+};
+
+static fbInfoElementSpec_t addr4_spec[] = {
+	IE("sourceIPv4Address", 4, 0),
+	IE("destinationIPv4Address", 4, 0),
+	FB_IESPEC_NULL
+};
+
+static fbInfoElementSpec_t addr6_spec[] = {
 	IE("sourceIPv6Address", 16, 0),
 	IE("destinationIPv6Address", 16, 0),
-	IE("observationDomainId", 4, 0),
-	IE("sourceTransportPort", 2, 0),
-	IE("destinationTransportPort", 2, 0),
-	IE("icmpTypeCodeIPv6", 2, 0),
-	IE("protocolIdentifier", 1, 0),
-	IE("flowEndReason", 1, 0),
+	FB_IESPEC_NULL
+};
+
+/* struct ipfix_flow_tail, with the family's ICMP element */
+#define TAIL_SPEC(icmp_element)                          \
+	{                                                \
+		IE("observationDomainId", 4, 0),         \
+		IE("sourceTransportPort", 2, 0),         \
+		IE("destinationTransportPort", 2, 0),    \
+		IE(icmp_element, 2, 0),                  \
+		IE("protocolIdentifier", 1, 0),          \
+		IE("flowEndReason", 1, 0),               \
+		IE("ingressVRFID", 4, 0),                \
+		FB_IESPEC_NULL                           \
+	}
+static fbInfoElementSpec_t tail4_spec[] = TAIL_SPEC("icmpTypeCodeIPv4");
+static fbInfoElementSpec_t tail6_spec[] = TAIL_SPEC("icmpTypeCodeIPv6");
+
+static fbInfoElementSpec_t uni_dir_spec[] = {
+	IE("biflowDirection", 1, 0),
+	IE("paddingOctets", 7, INTERNAL_ONLY),
+	FB_IESPEC_NULL
+};
+
+static fbInfoElementSpec_t nat4_spec[] = {
+	IE("postNATSourceIPv4Address", 4, 0),
+	IE("postNATDestinationIPv4Address", 4, 0),
+	FB_IESPEC_NULL
+};
+
+static fbInfoElementSpec_t nat6_spec[] = {
+	IE("postNATSourceIPv6Address", 16, 0),
+	IE("postNATDestinationIPv6Address", 16, 0),
+	FB_IESPEC_NULL
+};
+
+/* after either family's post-NAT addresses */
+static fbInfoElementSpec_t napt_spec[] = {
+	IE("postNAPTSourceTransportPort", 2, 0),
+	IE("postNAPTDestinationTransportPort", 2, 0),
 	IE("paddingOctets", 4, INTERNAL_ONLY),
 	FB_IESPEC_NULL
 };
@@ -235,35 +362,46 @@ struct ipfix_state {
 	gboolean has_content;    /* the unfinished message holds templates or records */
 	uint8_t *msgbuf;
 	guint capacity;          /* bytes of msgbuf */
+	GArray *zone_vrf;        /* struct zone_vrf, sorted by zone */
+	gboolean uniflow;        /* a record per direction (uniflow = yes) */
 };
 
 static gboolean export_type_info(struct ipfix_state *st, GError **error);
 
+/* One template of @specs in a row (a NULL-terminated list), as the internal
+ * (with @flags) or external one; NULL with @error. */
+static fbTemplate_t *build_template(fbInfoModel_t *model, fbInfoElementSpec_t *const *specs,
+				    uint32_t flags, uint16_t scope, GError **error)
+{
+	fbTemplate_t *t = fbTemplateAlloc(model);
+	for (; *specs; specs++) {
+		if (!fbTemplateAppendSpecArray(t, *specs, flags, error)) {
+			fbTemplateFreeUnused(t);
+			return NULL;
+		}
+	}
+	if (scope)
+		fbTemplateSetOptionsScope(t, scope);
+	return t;
+}
+
 /* The internal template takes the spec entries whose flags are all in
  * @internal_flags, the external one those without INTERNAL_ONLY as well. */
 static gboolean add_template_pair(fbSession_t *session, fbInfoModel_t *model, uint16_t tid,
-				  fbInfoElementSpec_t *spec, uint16_t scope,
+				  fbInfoElementSpec_t *const *specs, uint16_t scope,
 				  uint32_t internal_flags, GError **error)
 {
-	fbTemplate_t *internal = fbTemplateAlloc(model);
-	if (!fbTemplateAppendSpecArray(internal, spec, internal_flags, error)) {
-		fbTemplateFreeUnused(internal);
+	fbTemplate_t *internal = build_template(model, specs, internal_flags, scope, error);
+	if (!internal)
 		return FALSE;
-	}
-	if (scope)
-		fbTemplateSetOptionsScope(internal, scope);
 	if (!fbSessionAddTemplate(session, TRUE, tid, internal, error)) {
 		fbTemplateFreeUnused(internal);
 		return FALSE;
 	}
-	fbTemplate_t *external = fbTemplateAlloc(model);
-	if (!fbTemplateAppendSpecArray(external, spec, internal_flags & ~(uint32_t)INTERNAL_ONLY,
-				       error)) {
-		fbTemplateFreeUnused(external);
+	fbTemplate_t *external = build_template(model, specs, internal_flags & ~(uint32_t)INTERNAL_ONLY,
+						scope, error);
+	if (!external)
 		return FALSE;
-	}
-	if (scope)
-		fbTemplateSetOptionsScope(external, scope);
 	if (!fbSessionAddTemplate(session, FALSE, tid, external, error)) {
 		fbTemplateFreeUnused(external);
 		return FALSE;
@@ -274,7 +412,9 @@ static gboolean add_template_pair(fbSession_t *session, fbInfoModel_t *model, ui
 static gboolean add_templates(fbSession_t *session, fbInfoModel_t *model, uint16_t tid,
 			      fbInfoElementSpec_t *spec, uint16_t scope, GError **error)
 {
-	return add_template_pair(session, model, tid, spec, scope, UINT32_MAX, error);
+	fbInfoElementSpec_t *const specs[] = {spec, NULL};
+
+	return add_template_pair(session, model, tid, specs, scope, UINT32_MAX, error);
 }
 
 /* The statistics template, with ctflowd's own elements and the template of
@@ -283,11 +423,51 @@ static gboolean add_stats_templates(const struct ipfix_state *st, fbSession_t *s
 				    GError **error)
 {
 	uint32_t flags = st->pen ? UINT32_MAX : ~(uint32_t)OWN_ELEMENT;
+	fbInfoElementSpec_t *const specs[] = {export_stats_spec, NULL};
 
-	return add_template_pair(session, st->model, TID_EXPORT_STATS, export_stats_spec,
+	return add_template_pair(session, st->model, TID_EXPORT_STATS, specs,
 				 EXPORT_STATS_SCOPE, flags, error) &&
 	       (!st->pen || add_templates(session, st->model, TID_TYPE_INFO, type_info_spec,
 					  TYPE_INFO_SCOPE, error));
+}
+
+/* The flow templates: per family, one without and one with NAT, as
+ * biflows or (@uniflow) as uniflows: an export sends only those it uses. */
+static gboolean add_flow_templates(fbSession_t *session, fbInfoModel_t *model, gboolean uniflow,
+				   GError **error)
+{
+#define BI4 times_counts_spec, reverse_counts_spec, flow_id_spec, addr4_spec, tail4_spec
+#define BI6 times_counts_spec, reverse_counts_spec, flow_id_spec, addr6_spec, tail6_spec
+#define UNI4 times_counts_spec, flow_id_spec, addr4_spec, tail4_spec, uni_dir_spec
+#define UNI6 times_counts_spec, flow_id_spec, addr6_spec, tail6_spec, uni_dir_spec
+	static fbInfoElementSpec_t *const flow4[] = {BI4, NULL};
+	static fbInfoElementSpec_t *const flow6[] = {BI6, NULL};
+	static fbInfoElementSpec_t *const flow4_nat[] = {BI4, nat4_spec, napt_spec, NULL};
+	static fbInfoElementSpec_t *const flow6_nat[] = {BI6, nat6_spec, napt_spec, NULL};
+	static fbInfoElementSpec_t *const uni4[] = {UNI4, NULL};
+	static fbInfoElementSpec_t *const uni6[] = {UNI6, NULL};
+	static fbInfoElementSpec_t *const uni4_nat[] = {UNI4, nat4_spec, napt_spec, NULL};
+	static fbInfoElementSpec_t *const uni6_nat[] = {UNI6, nat6_spec, napt_spec, NULL};
+#undef BI4
+#undef BI6
+#undef UNI4
+#undef UNI6
+	static const struct {
+		uint16_t tid;
+		fbInfoElementSpec_t *const *specs;
+		gboolean uniflow;
+	} all[] = {
+		{TID_FLOW4, flow4, FALSE}, {TID_FLOW6, flow6, FALSE},
+		{TID_FLOW4_NAT, flow4_nat, FALSE}, {TID_FLOW6_NAT, flow6_nat, FALSE},
+		{TID_UNI4, uni4, TRUE}, {TID_UNI6, uni6, TRUE},
+		{TID_UNI4_NAT, uni4_nat, TRUE}, {TID_UNI6_NAT, uni6_nat, TRUE},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(all); i++)
+		if (all[i].uniflow == uniflow &&
+		    !add_template_pair(session, model, all[i].tid, all[i].specs, 0, UINT32_MAX, error))
+			return FALSE;
+	return TRUE;
 }
 
 static gboolean emit_message(struct ipfix_state *st, GError **error)
@@ -358,8 +538,7 @@ static gboolean ipfix_start_session(void *state, guint message_limit, GError **e
 	fbSession_t *session = fbSessionAlloc(st->model);
 	/* External templates belong to an observation domain: pick it first. */
 	fbSessionSetDomain(session, st->domain);
-	if (!add_templates(session, st->model, TID_FLOW4, flow4_spec, 0, error) ||
-	    !add_templates(session, st->model, TID_FLOW6, flow6_spec, 0, error) ||
+	if (!add_flow_templates(session, st->model, st->uniflow, error) ||
 	    !add_stats_templates(st, session, error)) {
 		fbSessionFree(session);
 		return FALSE;
@@ -383,24 +562,6 @@ static gboolean set_template(struct ipfix_state *st, uint16_t tid, GError **erro
 		return FALSE;
 	st->current_tid = tid;
 	return TRUE;
-}
-
-static uint16_t icmp_type_code(const struct flow_record *r)
-{
-	return (uint16_t)(r->icmp_type << 8 | r->icmp_code);
-}
-
-/* ICMP has no ports; NetFlow collectors show type/code in the destination
- * port, so both places carry it. */
-static void fill_ports(const struct flow_record *r, uint16_t *sport, uint16_t *dport)
-{
-	if (flow_is_icmp(r)) {
-		*sport = 0;
-		*dport = icmp_type_code(r);
-	} else {
-		*sport = r->orig.sport;
-		*dport = r->orig.dport;
-	}
 }
 
 /*
@@ -469,6 +630,42 @@ static gboolean export_type_info(struct ipfix_state *st, GError **error)
 	return TRUE;
 }
 
+/*
+ * One direction of a connection as its record shows it: the original one
+ * (what a biflow's forward elements show) or the reply one (uniflow only).
+ */
+struct side {
+	const struct flow_tuple *t;  /* addresses and ports as the packets had them */
+	const struct flow_tuple *back; /* the other direction's: turned around, the
+					* translated values (NAT templates) */
+	uint64_t packets, bytes;
+	uint16_t icmp_type_code;
+	uint8_t direction;           /* biflowDirection: 1 initiator, 2 responder */
+};
+
+static struct side side_of(const struct flow_record *r, bool reply)
+{
+	struct side d;
+
+	if (!reply) {
+		d.t = &r->orig;
+		d.back = &r->reply;
+		d.packets = r->packets;
+		d.bytes = r->bytes;
+		d.icmp_type_code = (uint16_t)(r->icmp_type << 8 | r->icmp_code);
+		d.direction = 1;
+		return d;
+	}
+	/* replies are translated back to the original tuple turned around */
+	d.t = &r->reply;
+	d.back = &r->orig;
+	d.packets = r->reply_packets;
+	d.bytes = r->reply_bytes;
+	d.icmp_type_code = (uint16_t)(r->reply_icmp_type << 8 | r->reply_icmp_code);
+	d.direction = 2;
+	return d;
+}
+
 static void fill_head(struct ipfix_flow_head *h, const struct flow_record *r)
 {
 	h->flowStartMilliseconds = r->start_ns / 1000000;
@@ -480,38 +677,153 @@ static void fill_head(struct ipfix_flow_head *h, const struct flow_record *r)
 	h->flowId = r->flow_id;
 }
 
-static void fill_tail(struct ipfix_flow_tail *t, const struct flow_record *r, uint32_t domain,
-		      uint8_t icmp_proto)
+static void fill_uni_head(struct ipfix_uni_head *h, const struct flow_record *r,
+			  const struct side *d)
 {
-	t->observationDomainId = domain;
-	t->icmpTypeCode = r->proto == icmp_proto ? icmp_type_code(r) : 0;
-	t->protocolIdentifier = r->proto;
-	t->flowEndReason = r->end_reason;
-	fill_ports(r, &t->sourceTransportPort, &t->destinationTransportPort);
+	h->flowStartMilliseconds = r->start_ns / 1000000;
+	h->flowEndMilliseconds = r->end_ns / 1000000;
+	h->octetTotalCount = d->bytes;
+	h->packetTotalCount = d->packets;
+	h->flowId = r->flow_id;
 }
 
+/* ICMP has no ports; NetFlow collectors show type/code in the destination
+ * port, so both places carry it. */
+static void fill_tail(struct ipfix_flow_tail *t, const struct flow_record *r,
+		      const struct side *d, const struct ipfix_state *st, uint8_t icmp_proto)
+{
+	t->observationDomainId = st->domain;
+	t->ingressVRFID = st->zone_vrf->len ?
+		zone_vrf_lookup((const struct zone_vrf *)(const void *)st->zone_vrf->data,
+				st->zone_vrf->len, r->zone) : r->zone;
+	t->icmpTypeCode = r->proto == icmp_proto ? d->icmp_type_code : 0;
+	t->protocolIdentifier = r->proto;
+	t->flowEndReason = r->end_reason;
+	t->sourceTransportPort = flow_is_icmp(r) ? 0 : d->t->sport;
+	t->destinationTransportPort = flow_is_icmp(r) ? d->icmp_type_code : d->t->dport;
+}
+
+static uint32_t v4_host(const uint8_t addr[16])
+{
+	uint32_t a;
+
+	memcpy(&a, addr, 4);
+	return ntohl(a);
+}
+
+/* ICMP has no ports to translate (the echo id stands in the tuple's port
+ * place): its post-NAPT ports are 0, as its original ones are. */
+static void fill_nat4(struct ipfix_nat4 *n, const struct flow_record *r, const struct side *d)
+{
+	n->postNATSourceIPv4Address = v4_host(d->back->dst);
+	n->postNATDestinationIPv4Address = v4_host(d->back->src);
+	n->postNAPTSourceTransportPort = flow_is_icmp(r) ? 0 : d->back->dport;
+	n->postNAPTDestinationTransportPort = flow_is_icmp(r) ? 0 : d->back->sport;
+	memset(n->paddingOctets, 0, sizeof(n->paddingOctets));
+}
+
+static void fill_nat6(struct ipfix_nat6 *n, const struct flow_record *r, const struct side *d)
+{
+	memcpy(n->postNATSourceIPv6Address, d->back->dst, 16);
+	memcpy(n->postNATDestinationIPv6Address, d->back->src, 16);
+	n->postNAPTSourceTransportPort = flow_is_icmp(r) ? 0 : d->back->dport;
+	n->postNAPTDestinationTransportPort = flow_is_icmp(r) ? 0 : d->back->sport;
+	memset(n->paddingOctets, 0, sizeof(n->paddingOctets));
+}
+
+/* A record on the stack, of the largest layout; which one a template uses
+ * is chosen by encode(). */
+union ipfix_any {
+	struct ipfix_flow4_nat flow4;
+	struct ipfix_flow6_nat flow6;
+	struct ipfix_uni4_nat uni4;
+	struct ipfix_uni6_nat uni6;
+};
+
+/* Fills @rec with side @d of @r (every field of the layout it picks: no
+ * clearing of the whole union per record); returns its template and sets
+ * @len. */
+static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r,
+		       const struct side *d, bool nat, union ipfix_any *rec, size_t *len)
+{
+	const bool v4 = r->family == AF_INET;
+
+	if (!st->uniflow && v4) {
+		struct ipfix_flow4 *f = &rec->flow4.flow;
+		fill_head(&f->head, r);
+		f->sourceIPv4Address = v4_host(r->orig.src);
+		f->destinationIPv4Address = v4_host(r->orig.dst);
+		fill_tail(&f->tail, r, d, st, 1);
+		if (nat)
+			fill_nat4(&rec->flow4.nat, r, d);
+		*len = nat ? sizeof(rec->flow4) : sizeof(*f);
+		return nat ? TID_FLOW4_NAT : TID_FLOW4;
+	}
+	if (!st->uniflow) {
+		struct ipfix_flow6 *f = &rec->flow6.flow;
+		fill_head(&f->head, r);
+		memcpy(f->sourceIPv6Address, r->orig.src, 16);
+		memcpy(f->destinationIPv6Address, r->orig.dst, 16);
+		fill_tail(&f->tail, r, d, st, 58);
+		if (nat)
+			fill_nat6(&rec->flow6.nat, r, d);
+		*len = nat ? sizeof(rec->flow6) : sizeof(*f);
+		return nat ? TID_FLOW6_NAT : TID_FLOW6;
+	}
+	if (v4) {
+		struct ipfix_uni4 *f = &rec->uni4.flow;
+		fill_uni_head(&f->head, r, d);
+		f->sourceIPv4Address = v4_host(d->t->src);
+		f->destinationIPv4Address = v4_host(d->t->dst);
+		fill_tail(&f->tail, r, d, st, 1);
+		f->dir.biflowDirection = d->direction;
+		memset(f->dir.paddingOctets, 0, sizeof(f->dir.paddingOctets));
+		if (nat)
+			fill_nat4(&rec->uni4.nat, r, d);
+		*len = nat ? sizeof(rec->uni4) : sizeof(*f);
+		return nat ? TID_UNI4_NAT : TID_UNI4;
+	}
+	struct ipfix_uni6 *f = &rec->uni6.flow;
+	fill_uni_head(&f->head, r, d);
+	memcpy(f->sourceIPv6Address, d->t->src, 16);
+	memcpy(f->destinationIPv6Address, d->t->dst, 16);
+	fill_tail(&f->tail, r, d, st, 58);
+	f->dir.biflowDirection = d->direction;
+	memset(f->dir.paddingOctets, 0, sizeof(f->dir.paddingOctets));
+	if (nat)
+		fill_nat6(&rec->uni6.nat, r, d);
+	*len = nat ? sizeof(rec->uni6) : sizeof(*f);
+	return nat ? TID_UNI6_NAT : TID_UNI6;
+}
+
+static gboolean ipfix_flush(void *state, GError **error);
+
+/*
+ * A connection is one record, or with uniflow one per direction that had
+ * packets (the original one always, so that every connection shows).  The
+ * transport counts connections per message to know what was delivered, so
+ * both records of a connection go in the same message: when the message
+ * has no room for two, it goes out first.
+ */
 static gboolean ipfix_add(void *state, const struct flow_record *r, GError **error)
 {
 	struct ipfix_state *st = state;
+	union ipfix_any rec;
+	size_t len;
+	const bool nat = flow_is_translated(r);
+	struct side orig = side_of(r, false);
+	uint16_t tid = encode(st, r, &orig, nat, &rec, &len);
 
-	if (r->family == AF_INET) {
-		struct ipfix_flow4 rec = {0};
-		uint32_t a;
-		fill_head(&rec.head, r);
-		memcpy(&a, r->orig.src, 4);
-		rec.sourceIPv4Address = ntohl(a);
-		memcpy(&a, r->orig.dst, 4);
-		rec.destinationIPv4Address = ntohl(a);
-		fill_tail(&rec.tail, r, st->domain, 1);
-		return append_record(st, TID_FLOW4, &rec, sizeof(rec), error);
+	if (st->uniflow && r->reply_packets) {
+		/* two records and a set header, whatever the set holds now */
+		if (st->has_content && fBufRemaining(st->fbuf) < 2 * len + 4 && !ipfix_flush(st, error))
+			return FALSE;
+		if (!append_in_message(st, tid, &rec, len, error))
+			return FALSE;
+		struct side reply = side_of(r, true);
+		tid = encode(st, r, &reply, nat, &rec, &len);
 	}
-
-	struct ipfix_flow6 rec = {0};
-	fill_head(&rec.head, r);
-	memcpy(rec.sourceIPv6Address, r->orig.src, 16);
-	memcpy(rec.destinationIPv6Address, r->orig.dst, 16);
-	fill_tail(&rec.tail, r, st->domain, 58);
-	return append_record(st, TID_FLOW6, &rec, sizeof(rec), error);
+	return append_record(st, tid, &rec, len, error);
 }
 
 static gboolean ipfix_flush(void *state, GError **error)
@@ -542,8 +854,8 @@ static gboolean ipfix_refresh_templates(void *state, GError **error)
 static gboolean check_templates(struct ipfix_state *st, GError **error)
 {
 	fbSession_t *session = fbSessionAlloc(st->model);
-	gboolean ok = add_templates(session, st->model, TID_FLOW4, flow4_spec, 0, error) &&
-		      add_templates(session, st->model, TID_FLOW6, flow6_spec, 0, error) &&
+	gboolean ok = add_flow_templates(session, st->model, FALSE, error) &&
+		      add_flow_templates(session, st->model, TRUE, error) &&
 		      add_stats_templates(st, session, error);
 	fbSessionFree(session);
 	return ok;
@@ -586,6 +898,8 @@ static void ipfix_destroy(void *state)
 	if (st->model)
 		fbInfoModelFree(st->model);
 	g_free(st->msgbuf);
+	if (st->zone_vrf)
+		g_array_unref(st->zone_vrf);
 	g_free(st);
 }
 
@@ -608,12 +922,14 @@ static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError 
 	st->enc = enc;
 	st->domain = cfg->observation_domain;
 	st->pen = cfg->enterprise_number;
+	st->uniflow = cfg->uniflow;
 	st->capacity = 65000;
 	st->msgbuf = g_malloc(st->capacity);
 	st->model = fbInfoModelAlloc();
 	if (st->pen)
 		add_own_elements(st->model, st->pen);
-	if (!check_templates(st, error)) {
+	st->zone_vrf = zone_vrf_parse(cfg->zone_vrf, error);
+	if (!st->zone_vrf || !check_templates(st, error)) {
 		ipfix_destroy(st);
 		return NULL;
 	}

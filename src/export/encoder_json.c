@@ -71,6 +71,11 @@ static void format_record(GString *out, const struct flow_record *r)
 			       r->flow_id, r->family == AF_INET6 ? "ipv6" : "ipv4", r->proto);
 	put_tuple(out, "", r->family, &r->orig, ports);
 	put_tuple(out, "reply_", r->family, &r->reply, ports);
+	if (flow_is_translated(r)) {
+		/* what the reply tuple says, named as IPFIX's post-NAT elements */
+		const struct flow_tuple post = flow_post_nat(r);
+		put_tuple(out, "post_nat_", r->family, &post, ports);
+	}
 	if (!ports)
 		g_string_append_printf(out, ",\"icmp_type\":%u,\"icmp_code\":%u,\"icmp_id\":%u",
 				       r->icmp_type, r->icmp_code, r->orig.sport);

@@ -331,12 +331,20 @@ static const char *parse_protoinfo(const struct nlattr *nest, struct flow_record
 }
 
 /*
- * The kernel does not say why an entry was deleted: a flush, `conntrack -D`
- * and a timeout look the same in a DESTROY.  TCP's state does tell a closed
- * connection apart; everything else ends, as far as conntrack knows, because
- * its timeout ran out.
+ * Why an entry ended, as far as a DESTROY lets anyone tell:
+ * - TCP's state tells a closed connection (FIN or RST seen) apart, whatever
+ *   removed the entry afterwards: the connection itself had ended (3).
+ * - An entry deleted on request (conntrack -D / -F, any ctnetlink delete)
+ *   carries the requester's netlink port id in nlmsg_pid, kept by the
+ *   kernel also when it resends a DESTROY it held back; the kernel's own
+ *   deletions carry 0 (forced end, 4).
+ * - The kernel's own deletions look alike: a timeout, an early drop when
+ *   the table is full, or a cleanup when an interface or NAT rule goes
+ *   away.  They are reported as idle timeouts (1); lack of resources (5)
+ *   cannot be told apart.
+ * Table dumps carry the dumper's port id and end nothing: they keep 1.
  */
-static uint8_t derive_end_reason(const struct flow_record *r)
+static uint8_t derive_end_reason(const struct flow_record *r, uint32_t nlmsg_pid)
 {
 	if (r->proto == IPPROTO_TCP) {
 		switch (r->tcp_state) {
@@ -350,6 +358,8 @@ static uint8_t derive_end_reason(const struct flow_record *r)
 			break;
 		}
 	}
+	if (r->event == FLOW_EVENT_DESTROY && nlmsg_pid != 0)
+		return FLOW_END_FORCED;
 	return FLOW_END_IDLE_TIMEOUT;
 }
 
@@ -476,6 +486,10 @@ enum ct_parse_result ct_parse_message(const struct nlmsghdr *nlh, struct flow_re
 		out->icmp_type = orig_seen.icmp_type;
 		out->icmp_code = orig_seen.icmp_code;
 	}
+	if (reply_seen.have_icmp) {
+		out->reply_icmp_type = reply_seen.icmp_type;
+		out->reply_icmp_code = reply_seen.icmp_code;
+	}
 	/* CTA_ZONE is the entry's zone; a zone inside a tuple is only sent
 	 * for direction-specific zones, which still name the same entry. */
 	if (!have_zone && orig_seen.have_zone)
@@ -491,7 +505,7 @@ enum ct_parse_result ct_parse_message(const struct nlmsghdr *nlh, struct flow_re
 	else
 		out->start_ns = out->end_ns = 0;
 	out->flow_id = out->ct_id;
-	out->end_reason = derive_end_reason(out);
+	out->end_reason = derive_end_reason(out, nlh->nlmsg_pid);
 	return CT_PARSE_OK;
 
 fail:

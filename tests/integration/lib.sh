@@ -867,18 +867,25 @@ ctf_wait_worker() {
 	return 1
 }
 
-# ctf_conf_ipfix_file CONF NAME PATH [FLUSH]: appends an IPFIX file export
-# NAME writing PATH, flushed every FLUSH (default 1s)
-ctf_conf_ipfix_file() {
+# ctf_conf_file_export CONF NAME FORMAT PATH [FLUSH]: appends a file export
+# NAME in FORMAT writing PATH, flushed every FLUSH (default 1s)
+ctf_conf_file_export() {
 	cat >>"$1" <<-EOF
 
 	[export $2]
-	format = ipfix
+	format = $3
 	transport = file
-	path = $3
-	flush_interval = ${4:-1s}
+	path = $4
+	flush_interval = ${5:-1s}
 	EOF
 }
+
+# ctf_conf_ipfix_file CONF NAME PATH [FLUSH]: appends an IPFIX file export
+# NAME writing PATH, flushed every FLUSH (default 1s)
+ctf_conf_ipfix_file() { ctf_conf_file_export "$1" "$2" ipfix "$3" "${4:-1s}"; }
+
+# ctf_conf_json_file CONF NAME PATH [FLUSH]: the same as JSON lines
+ctf_conf_json_file() { ctf_conf_file_export "$1" "$2" json "$3" "${4:-1s}"; }
 
 # ctf_settle PID: wait until the router's table is empty, nothing is parked
 # and ctflowd PID is idle, then check the first two

@@ -90,6 +90,8 @@ static void assert_same_config(const struct ctflowd_config *a, const struct ctfl
 		g_assert_cmpuint(x->template_refresh_ms, ==, y->template_refresh_ms);
 		g_assert_cmpuint(x->mtu, ==, y->mtu);
 		g_assert_cmpuint(x->observation_domain, ==, y->observation_domain);
+		g_assert_cmpstr(x->zone_vrf, ==, y->zone_vrf);
+		g_assert_cmpint(x->uniflow, ==, y->uniflow);
 		g_assert_cmpuint(x->reconnect_min_ms, ==, y->reconnect_min_ms);
 		g_assert_cmpuint(x->reconnect_max_ms, ==, y->reconnect_max_ms);
 		g_assert_cmpint(x->sync, ==, y->sync);
@@ -156,8 +158,8 @@ static void test_shipped_documents_every_key(void)
 		"netns", "receive_buffer", "reliable", "events", "manage_sysctls",
 		"dedup_window", "resync_delay",
 		"format", "transport", "destination", "path", "flush_interval",
-		"template_refresh", "mtu", "observation_domain", "reconnect_min",
-		"reconnect_max", "sync", NULL,
+		"template_refresh", "mtu", "observation_domain", "zone_vrf", "reconnect_min",
+		"reconnect_max", "sync", "uniflow", NULL,
 	};
 	g_autofree char *path = shipped_config_path();
 	g_autofree char *text = NULL;
@@ -504,6 +506,77 @@ static void test_counts(void)
 			bad_domain[i]);
 		check_error(text, CONFIG_ERROR_VALUE, expected, NULL);
 	}
+}
+
+/* zone_vrf: ZONE=VRF pairs, kept sorted and spelled one way; a zone not
+ * listed keeps its number. */
+static void test_zone_vrf(void)
+{
+	static const struct { const char *text, *canonical; } good[] = {
+		{ "1=100", "1=100" },
+		{ " 7 = 70 ,2=20, 65535=4294967295,0=0 ", "0=0, 2=20, 7=70, 65535=4294967295" },
+		{ "", NULL },
+	};
+	for (gsize i = 0; i < G_N_ELEMENTS(good); i++) {
+		g_autofree char *text = udp_export_with("zone_vrf", good[i].text);
+		struct ctflowd_config *config = load_ok(text);
+		g_assert_cmpstr(export_at(config, 0)->zone_vrf, ==, good[i].canonical);
+		assert_round_trip(config);
+		config_free(config);
+	}
+
+	static const struct { const char *text, *why; } bad[] = {
+		{ "1=2,1=3", "pair 2 (\"1=3\"): zone 1 is given twice" },
+		{ "65536=1", "pair 1 (\"65536=1\"): zones go from 0 to 65535" },
+		{ "1=4294967296", "VRF ids from 0 to 4294967295" },
+		{ "1", "pair 1 (\"1\") is not ZONE=VRF" },
+		{ "1=2,", "pair 2 (\"\") is not ZONE=VRF" },
+		{ "a=1", "is not ZONE=VRF with two whole numbers" },
+		{ "1=-2", "is not ZONE=VRF" },
+		{ "1=2=3", "is not ZONE=VRF" },
+	};
+	for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autofree char *text = udp_export_with("zone_vrf", bad[i].text);
+		check_error(text, CONFIG_ERROR_VALUE, ORIGIN ":5: [export c] zone_vrf: ", bad[i].why);
+	}
+
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GArray) map = zone_vrf_parse("300=3, 10=1, 20=2", &error);
+	g_assert_no_error(error);
+	const struct zone_vrf *m = (const struct zone_vrf *)(const void *)map->data;
+	g_assert_cmpuint(map->len, ==, 3);
+	g_assert_cmpuint(zone_vrf_lookup(m, map->len, 10), ==, 1);
+	g_assert_cmpuint(zone_vrf_lookup(m, map->len, 20), ==, 2);
+	g_assert_cmpuint(zone_vrf_lookup(m, map->len, 300), ==, 3);
+	g_assert_cmpuint(zone_vrf_lookup(m, map->len, 0), ==, 0);
+	g_assert_cmpuint(zone_vrf_lookup(m, map->len, 15), ==, 15);
+	g_assert_cmpuint(zone_vrf_lookup(m, map->len, 65535), ==, 65535);
+	g_assert_cmpuint(zone_vrf_lookup(m, 0, 20), ==, 20);
+}
+
+/* uniflow: IPFIX only, off unless asked for. */
+static void test_uniflow(void)
+{
+	static const struct { const char *text; gboolean on; } good[] = {
+		{ "yes", TRUE }, { "no", FALSE }, { "on", TRUE },
+	};
+	for (gsize i = 0; i < G_N_ELEMENTS(good); i++) {
+		g_autofree char *text = udp_export_with("uniflow", good[i].text);
+		struct ctflowd_config *config = load_ok(text);
+		g_assert_cmpint(export_at(config, 0)->uniflow, ==, good[i].on);
+		assert_round_trip(config);
+		config_free(config);
+	}
+	struct ctflowd_config *config = load_ok(MINIMAL_EXPORT);
+	g_assert_false(export_at(config, 0)->uniflow);
+	config_free(config);
+
+	check_error("[export j]\nformat = json\ntransport = stdout\nuniflow = yes\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":4: [export j] uniflow: is for format ipfix", NULL);
+	config = load_ok("[export j]\nformat = json\ntransport = stdout\nuniflow = no\n");
+	config_free(config);
+	g_autofree char *bad = udp_export_with("uniflow", "maybe");
+	check_error(bad, CONFIG_ERROR_VALUE, ORIGIN ":5: [export c] uniflow: expected yes or no", NULL);
 }
 
 static void test_events(void)
@@ -1346,6 +1419,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/missing", test_missing);
 	g_test_add_func("/config/several-errors", test_several_errors);
 	g_test_add_func("/config/describe-keys", test_describe_keys);
+	g_test_add_func("/config/zone-vrf", test_zone_vrf);
+	g_test_add_func("/config/uniflow", test_uniflow);
 	g_test_add_func("/config/load-file", test_load_file);
 	g_test_add_func("/config/round-trip", test_round_trip);
 	g_test_add_func("/config/samples", test_samples);

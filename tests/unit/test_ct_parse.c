@@ -62,6 +62,7 @@ enum omit {
 
 struct msg_spec {
 	uint16_t subsys, msg_type, nlflags;
+	uint32_t portid;   /* nlmsg_pid: who asked for the deletion (0: the kernel) */
 	uint8_t family, proto;
 	struct tuple_spec orig, reply;
 	uint32_t id, mark, status;
@@ -249,6 +250,7 @@ static struct nlmsghdr *msg_build(const struct msg_spec *s, void *buf)
 	b.nlh = mnl_nlmsg_put_header(buf);
 	b.nlh->nlmsg_type = (uint16_t)((s->subsys << 8) | s->msg_type);
 	b.nlh->nlmsg_flags = s->nlflags;
+	b.nlh->nlmsg_pid = s->portid;
 	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(b.nlh, sizeof(*nfg));
 	nfg->nfgen_family = s->family;
 	nfg->version = NFNETLINK_V0;
@@ -489,6 +491,8 @@ static struct flow_record want_from_spec(const struct msg_spec *s)
 	r.proto = s->proto;
 	r.icmp_type = s->orig.icmp_type;
 	r.icmp_code = s->orig.icmp_code;
+	r.reply_icmp_type = s->reply.icmp_type;
+	r.reply_icmp_code = s->reply.icmp_code;
 	r.tcp_state = s->proto == IPPROTO_TCP ? s->tcp_state : 0;
 	return r;
 }
@@ -654,9 +658,46 @@ static void test_destroy_ipv6_tcp_time_wait(void)
 
 static void test_destroy_ipv6_tcp_established(void)
 {
-	/* An established entry goes away by timeout or by a flush; conntrack
-	 * cannot tell which, and neither is the end of the connection. */
+	/* An established entry the kernel removed (no requester): its
+	 * timeout ran out, which is not the end of the connection. */
 	check_tcp6(TCP_CONNTRACK_ESTABLISHED, FLOW_END_IDLE_TIMEOUT);
+}
+
+/* Deleted on request (conntrack -D / -F): the DESTROY carries the
+ * requester's port id.  A closed TCP connection still ended by itself, and
+ * a dump (which carries the dumper's port id) ends nothing. */
+static void test_destroy_forced_end_reason(void)
+{
+	static const struct {
+		uint8_t proto, state;
+		uint16_t msg_type, nlflags;
+		uint32_t portid;
+		uint8_t reason;
+	} cases[] = {
+		{IPPROTO_UDP, 0, IPCTNL_MSG_CT_DELETE, 0, 4994, FLOW_END_FORCED},
+		{IPPROTO_UDP, 0, IPCTNL_MSG_CT_DELETE, 0, 0, FLOW_END_IDLE_TIMEOUT},
+		{IPPROTO_UDP, 0, IPCTNL_MSG_CT_DELETE, 0, 0x80000000u, FLOW_END_FORCED},
+		{IPPROTO_TCP, TCP_CONNTRACK_ESTABLISHED, IPCTNL_MSG_CT_DELETE, 0, 77, FLOW_END_FORCED},
+		{IPPROTO_TCP, TCP_CONNTRACK_SYN_SENT, IPCTNL_MSG_CT_DELETE, 0, 77, FLOW_END_FORCED},
+		{IPPROTO_TCP, TCP_CONNTRACK_TIME_WAIT, IPCTNL_MSG_CT_DELETE, 0, 77, FLOW_END_OF_FLOW},
+		{IPPROTO_TCP, TCP_CONNTRACK_CLOSE, IPCTNL_MSG_CT_DELETE, 0, 77, FLOW_END_OF_FLOW},
+		{IPPROTO_UDP, 0, IPCTNL_MSG_CT_NEW, NLM_F_MULTI, 4994, FLOW_END_IDLE_TIMEOUT},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct msg_spec s = cases[i].proto == IPPROTO_TCP ? spec_tcp6(cases[i].state)
+								  : spec_udp4();
+		_Alignas(8) char buf[MSG_BUF_SIZE];
+		struct flow_record got;
+		const char *why = NULL;
+
+		g_test_message("case %zu", i);
+		s.msg_type = cases[i].msg_type;
+		s.nlflags = cases[i].nlflags;
+		s.portid = cases[i].portid;
+		g_assert_cmpint(parse(msg_build(&s, buf), &got, &why), ==, CT_PARSE_OK);
+		g_assert_cmpuint(got.end_reason, ==, cases[i].reason);
+	}
 }
 
 static void test_destroy_tcp_end_reason_by_state(void)
@@ -1556,7 +1597,9 @@ static void check_fuzz_result(const struct nlmsghdr *nlh, enum ct_parse_result r
 			g_assert_true(r->event == FLOW_EVENT_NEW || r->event == FLOW_EVENT_UPDATE ||
 				      r->event == FLOW_EVENT_DUMP);
 		g_assert_true(r->end_reason == FLOW_END_IDLE_TIMEOUT ||
-			      (r->end_reason == FLOW_END_OF_FLOW && r->proto == IPPROTO_TCP));
+			      (r->end_reason == FLOW_END_OF_FLOW && r->proto == IPPROTO_TCP) ||
+			      (r->end_reason == FLOW_END_FORCED && r->event == FLOW_EVENT_DESTROY &&
+			       nlh->nlmsg_pid != 0));
 		g_assert_cmpmem(r->pad, sizeof(r->pad), zero_pad, sizeof(zero_pad));
 		break;
 	}
@@ -1634,6 +1677,7 @@ int main(int argc, char **argv)
 	/* One failing case is reported and the others still run. */
 	g_test_set_nonfatal_assertions();
 
+	g_test_add_func("/ct_parse/destroy/forced-end-reason", test_destroy_forced_end_reason);
 	g_test_add_func("/ct_parse/destroy/ipv4-udp", test_destroy_ipv4_udp);
 	g_test_add_func("/ct_parse/destroy/ipv6-tcp-time-wait", test_destroy_ipv6_tcp_time_wait);
 	g_test_add_func("/ct_parse/destroy/ipv6-tcp-established",

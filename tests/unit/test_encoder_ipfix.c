@@ -22,6 +22,12 @@
 #define DOMAIN 7
 #define TID_FLOW4 256
 #define TID_FLOW6 257
+#define TID_FLOW4_NAT 264
+#define TID_FLOW6_NAT 265
+#define TID_UNI4 266
+#define TID_UNI6 267
+#define TID_UNI4_NAT 268
+#define TID_UNI6_NAT 269
 #define IPFIX_HEADER_LEN 16
 #define SET_HEADER_LEN 4
 #define TEMPLATE_SET_ID 2
@@ -72,7 +78,10 @@ static guint capture_count(const struct capture *c, guint i)
 	return g_array_index(c->records, guint, i);
 }
 
-static encoder *new_encoder_pen(guint mtu, guint32 pen, struct capture *c)
+/* @pen: the export's enterprise_number (0: none); @zone_vrf: its zone_vrf
+ * (NULL: none); @uniflow: its uniflow */
+static encoder *new_encoder_full(guint mtu, guint32 pen, const char *zone_vrf, gboolean uniflow,
+				 struct capture *c)
 {
 	struct export_config cfg = {
 		.name = (char *)"test",
@@ -81,6 +90,8 @@ static encoder *new_encoder_pen(guint mtu, guint32 pen, struct capture *c)
 		.mtu = mtu,
 		.observation_domain = DOMAIN,
 		.enterprise_number = pen,
+		.zone_vrf = (char *)zone_vrf,
+		.uniflow = uniflow,
 	};
 	g_autoptr(GError) error = NULL;
 
@@ -93,7 +104,18 @@ static encoder *new_encoder_pen(guint mtu, guint32 pen, struct capture *c)
 
 static encoder *new_encoder(guint mtu, struct capture *c)
 {
-	return new_encoder_pen(mtu, 0, c);
+	return new_encoder_full(mtu, 0, NULL, FALSE, c);
+}
+
+static encoder *new_encoder_pen(guint mtu, guint32 pen, struct capture *c)
+{
+	return new_encoder_full(mtu, pen, NULL, FALSE, c);
+}
+
+static encoder *new_encoder_opts(guint mtu, const char *zone_vrf, gboolean uniflow,
+				 struct capture *c)
+{
+	return new_encoder_full(mtu, 0, zone_vrf, uniflow, c);
 }
 
 static void add_ok(encoder *enc, const struct flow_record *r)
@@ -263,7 +285,8 @@ static struct flow_record rec_numbered(guint64 i)
 
 #define COLL_TID 0x9999
 
-/* Both families in one layout: elements a message lacks read as zeroes. */
+/* Both families, with and without NAT, in one layout: elements a message
+ * lacks read as zeroes. */
 struct coll_rec {
 	uint64_t flowStartMilliseconds;
 	uint64_t flowEndMilliseconds;
@@ -274,19 +297,27 @@ struct coll_rec {
 	uint64_t flowId;
 	uint8_t sourceIPv6Address[16];
 	uint8_t destinationIPv6Address[16];
+	uint8_t postNATSourceIPv6Address[16];
+	uint8_t postNATDestinationIPv6Address[16];
 	uint32_t sourceIPv4Address;
 	uint32_t destinationIPv4Address;
+	uint32_t postNATSourceIPv4Address;
+	uint32_t postNATDestinationIPv4Address;
 	uint32_t observationDomainId;
+	uint32_t ingressVRFID;
 	uint16_t sourceTransportPort;
 	uint16_t destinationTransportPort;
+	uint16_t postNAPTSourceTransportPort;
+	uint16_t postNAPTDestinationTransportPort;
 	uint16_t icmpTypeCodeIPv4;
 	uint16_t icmpTypeCodeIPv6;
 	uint8_t protocolIdentifier;
 	uint8_t flowEndReason;
-	uint8_t paddingOctets[2];
+	uint8_t biflowDirection;
+	uint8_t paddingOctets[1];
 };
-_Static_assert(offsetof(struct coll_rec, paddingOctets) == 110, "coll_rec layout");
-_Static_assert(sizeof(struct coll_rec) == 112, "coll_rec size");
+_Static_assert(offsetof(struct coll_rec, paddingOctets) == 159, "coll_rec layout");
+_Static_assert(sizeof(struct coll_rec) == 160, "coll_rec size");
 
 #define IE(name, len) { (char *)(name), (len), 0 }
 static fbInfoElementSpec_t coll_spec[] = {
@@ -299,16 +330,24 @@ static fbInfoElementSpec_t coll_spec[] = {
 	IE("flowId", 8),
 	IE("sourceIPv6Address", 16),
 	IE("destinationIPv6Address", 16),
+	IE("postNATSourceIPv6Address", 16),
+	IE("postNATDestinationIPv6Address", 16),
 	IE("sourceIPv4Address", 4),
 	IE("destinationIPv4Address", 4),
+	IE("postNATSourceIPv4Address", 4),
+	IE("postNATDestinationIPv4Address", 4),
 	IE("observationDomainId", 4),
+	IE("ingressVRFID", 4),
 	IE("sourceTransportPort", 2),
 	IE("destinationTransportPort", 2),
+	IE("postNAPTSourceTransportPort", 2),
+	IE("postNAPTDestinationTransportPort", 2),
 	IE("icmpTypeCodeIPv4", 2),
 	IE("icmpTypeCodeIPv6", 2),
 	IE("protocolIdentifier", 1),
 	IE("flowEndReason", 1),
-	IE("paddingOctets", 2),
+	IE("biflowDirection", 1),
+	IE("paddingOctets", 1),
 	FB_IESPEC_NULL
 };
 
@@ -372,10 +411,14 @@ static uint32_t v4_host(const uint8_t addr[16])
 	return ntohl(a);
 }
 
-static void check_collected(const struct collected *got, const struct flow_record *r)
+/* @vrf: the ingressVRFID the record must carry */
+static void check_collected_vrf(const struct collected *got, const struct flow_record *r,
+				uint32_t vrf)
 {
 	static const uint8_t zero16[16];
 	const struct coll_rec *c = &got->rec;
+
+	g_assert_cmpuint(c->ingressVRFID, ==, vrf);
 
 	g_assert_cmpuint(got->domain, ==, DOMAIN);
 	g_assert_cmpuint(c->observationDomainId, ==, DOMAIN);
@@ -389,14 +432,30 @@ static void check_collected(const struct collected *got, const struct flow_recor
 	g_assert_cmpuint(c->protocolIdentifier, ==, r->proto);
 	g_assert_cmpuint(c->flowEndReason, ==, r->end_reason);
 
+	/* NAT: the post-NAT elements hold the reply tuple turned around, in
+	 * a template of their own; without NAT none of them is sent */
+	const gboolean nat = flow_is_translated(r);
+	g_assert_cmpmem(c->postNATSourceIPv6Address, 16,
+			nat && r->family == AF_INET6 ? r->reply.dst : zero16, 16);
+	g_assert_cmpmem(c->postNATDestinationIPv6Address, 16,
+			nat && r->family == AF_INET6 ? r->reply.src : zero16, 16);
+	g_assert_cmphex(c->postNATSourceIPv4Address, ==,
+			nat && r->family == AF_INET ? v4_host(r->reply.dst) : 0);
+	g_assert_cmphex(c->postNATDestinationIPv4Address, ==,
+			nat && r->family == AF_INET ? v4_host(r->reply.src) : 0);
+	g_assert_cmpuint(c->postNAPTSourceTransportPort, ==,
+			 nat && !flow_is_icmp(r) ? r->reply.dport : 0);
+	g_assert_cmpuint(c->postNAPTDestinationTransportPort, ==,
+			 nat && !flow_is_icmp(r) ? r->reply.sport : 0);
+
 	if (r->family == AF_INET) {
-		g_assert_cmpuint(got->ext_tid, ==, TID_FLOW4);
+		g_assert_cmpuint(got->ext_tid, ==, nat ? TID_FLOW4_NAT : TID_FLOW4);
 		g_assert_cmphex(c->sourceIPv4Address, ==, v4_host(r->orig.src));
 		g_assert_cmphex(c->destinationIPv4Address, ==, v4_host(r->orig.dst));
 		g_assert_cmpmem(c->sourceIPv6Address, 16, zero16, 16);
 		g_assert_cmpmem(c->destinationIPv6Address, 16, zero16, 16);
 	} else {
-		g_assert_cmpuint(got->ext_tid, ==, TID_FLOW6);
+		g_assert_cmpuint(got->ext_tid, ==, nat ? TID_FLOW6_NAT : TID_FLOW6);
 		g_assert_cmpmem(c->sourceIPv6Address, 16, r->orig.src, 16);
 		g_assert_cmpmem(c->destinationIPv6Address, 16, r->orig.dst, 16);
 		g_assert_cmpuint(c->sourceIPv4Address, ==, 0);
@@ -415,6 +474,12 @@ static void check_collected(const struct collected *got, const struct flow_recor
 	}
 	g_assert_cmphex(c->icmpTypeCodeIPv4, ==, r->proto == IPPROTO_ICMP ? type_code : 0);
 	g_assert_cmphex(c->icmpTypeCodeIPv6, ==, r->proto == IPPROTO_ICMPV6 ? type_code : 0);
+}
+
+/* Without zone_vrf, the zone number is the VRF id. */
+static void check_collected(const struct collected *got, const struct flow_record *r)
+{
+	check_collected_vrf(got, r, r->zone);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -612,7 +677,7 @@ static const struct expect_ie flow4_ies[] = {
 	{"flowId", 8}, {"sourceIPv4Address", 4}, {"destinationIPv4Address", 4},
 	{"observationDomainId", 4}, {"sourceTransportPort", 2},
 	{"destinationTransportPort", 2}, {"icmpTypeCodeIPv4", 2},
-	{"protocolIdentifier", 1}, {"flowEndReason", 1},
+	{"protocolIdentifier", 1}, {"flowEndReason", 1}, {"ingressVRFID", 4},
 };
 
 static const struct expect_ie flow6_ies[] = {
@@ -622,16 +687,36 @@ static const struct expect_ie flow6_ies[] = {
 	{"flowId", 8}, {"sourceIPv6Address", 16}, {"destinationIPv6Address", 16},
 	{"observationDomainId", 4}, {"sourceTransportPort", 2},
 	{"destinationTransportPort", 2}, {"icmpTypeCodeIPv6", 2},
-	{"protocolIdentifier", 1}, {"flowEndReason", 1},
+	{"protocolIdentifier", 1}, {"flowEndReason", 1}, {"ingressVRFID", 4},
+};
+
+/* what a NAT template adds after the flow's elements */
+static const struct expect_ie nat4_ies[] = {
+	{"postNATSourceIPv4Address", 4}, {"postNATDestinationIPv4Address", 4},
+	{"postNAPTSourceTransportPort", 2}, {"postNAPTDestinationTransportPort", 2},
+};
+
+static const struct expect_ie nat6_ies[] = {
+	{"postNATSourceIPv6Address", 16}, {"postNATDestinationIPv6Address", 16},
+	{"postNAPTSourceTransportPort", 2}, {"postNAPTDestinationTransportPort", 2},
 };
 
 /* The template on the wire holds exactly these elements (by the number and
- * enterprise the information model gives their names), no padding. */
-static void check_template(const struct tmpl *t, const struct expect_ie *want, size_t n)
+ * enterprise the information model gives their names), @want and then
+ * @more (NULL: nothing more), no padding. */
+static void check_template_with(const struct tmpl *t, const struct expect_ie *want,
+				size_t n_want, const struct expect_ie *more, size_t n_more)
 {
 	fbInfoModel_t *model = fbInfoModelAlloc();
 	guint reclen = 0;
+	struct expect_ie all[32];
+	size_t n = n_want + n_more;
 
+	g_assert_cmpuint(n, <=, G_N_ELEMENTS(all));
+	memcpy(all, want, n_want * sizeof(*want));
+	if (n_more)
+		memcpy(all + n_want, more, n_more * sizeof(*more));
+	want = all;
 	g_assert_cmpuint(t->fields->len, ==, n);
 	for (size_t i = 0; i < n; i++) {
 		const fbInfoElement_t *ie = fbInfoModelGetElementByName(model, want[i].name);
@@ -651,6 +736,11 @@ static void check_template(const struct tmpl *t, const struct expect_ie *want, s
 	}
 	g_assert_cmpuint(t->reclen, ==, reclen);
 	fbInfoModelFree(model);
+}
+
+static void check_template(const struct tmpl *t, const struct expect_ie *want, size_t n)
+{
+	check_template_with(t, want, n, NULL, 0);
 }
 
 static void test_session_starts_with_templates(void)
@@ -673,22 +763,34 @@ static void test_session_starts_with_templates(void)
 	g_assert_cmpuint(wm.domain, ==, DOMAIN);
 	g_assert_cmpuint(wm.data_records, ==, 0);
 	g_assert_cmpuint(wm.data_set_tids->len, ==, 0);
-	g_assert_cmpuint(wm.template_ids->len, ==, 2);
-	gboolean has4 = FALSE, has6 = FALSE;
+	g_assert_cmpuint(wm.template_ids->len, ==, 4);
+	gboolean has4 = FALSE, has6 = FALSE, has4nat = FALSE, has6nat = FALSE;
 	for (guint i = 0; i < wm.template_ids->len; i++) {
 		uint16_t tid = g_array_index(wm.template_ids, uint16_t, i);
 		has4 |= tid == TID_FLOW4;
 		has6 |= tid == TID_FLOW6;
+		has4nat |= tid == TID_FLOW4_NAT;
+		has6nat |= tid == TID_FLOW6_NAT;
 	}
 	g_assert_true(has4);
 	g_assert_true(has6);
+	g_assert_true(has4nat);
+	g_assert_true(has6nat);
 
 	struct tmpl *t4 = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW4));
 	struct tmpl *t6 = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW6));
-	g_assert_cmpuint(t4->reclen, ==, 76);
-	g_assert_cmpuint(t6->reclen, ==, 100);
+	struct tmpl *t4n = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW4_NAT));
+	struct tmpl *t6n = g_hash_table_lookup(ws.templates, GUINT_TO_POINTER(TID_FLOW6_NAT));
+	g_assert_cmpuint(t4->reclen, ==, 80);
+	g_assert_cmpuint(t6->reclen, ==, 104);
+	g_assert_cmpuint(t4n->reclen, ==, 92);
+	g_assert_cmpuint(t6n->reclen, ==, 140);
 	check_template(t4, flow4_ies, G_N_ELEMENTS(flow4_ies));
 	check_template(t6, flow6_ies, G_N_ELEMENTS(flow6_ies));
+	check_template_with(t4n, flow4_ies, G_N_ELEMENTS(flow4_ies), nat4_ies,
+			    G_N_ELEMENTS(nat4_ies));
+	check_template_with(t6n, flow6_ies, G_N_ELEMENTS(flow6_ies), nat6_ies,
+			    G_N_ELEMENTS(nat6_ies));
 	wire_msg_clear(&wm);
 	wire_session_clear(&ws);
 
@@ -767,8 +869,9 @@ static void test_mixed_families(void)
 	parse_message(&ws, data, len, &wm);
 	g_assert_cmpuint(wm.data_records, ==, G_N_ELEMENTS(recs));
 	g_assert_cmpuint(wm.seq, ==, 0);
-	static const uint16_t sets[] = {TID_FLOW4, TID_FLOW6, TID_FLOW4, TID_FLOW6, TID_FLOW4,
-					TID_FLOW6};
+	/* rec_udp4 is masqueraded: its template is the IPv4 NAT one */
+	static const uint16_t sets[] = {TID_FLOW4_NAT, TID_FLOW6, TID_FLOW4_NAT, TID_FLOW6,
+					TID_FLOW4_NAT, TID_FLOW6};
 	g_assert_cmpmem(wm.data_set_tids->data, wm.data_set_tids->len * sizeof(uint16_t), sets,
 			sizeof(sets));
 	wire_msg_clear(&wm);
@@ -836,23 +939,25 @@ static void test_mtu_large(void)
 	check_many(65000, 5000);
 }
 
-/* Only IPv4 records and mtu 512: 16 + 4 + 6 * 76 = 476 fits, a seventh
- * (552) does not; the message must be full before it is sent. */
-static void test_mtu_packing(void)
+/* Only IPv4 records and mtu 512: 16 + 4 + 6 * 80 = 500 fits, a seventh
+ * (580) does not; with NAT (92 bytes a record) 16 + 4 + 5 * 92 = 480 fits
+ * and a sixth (572) does not.  The message must be full before it is
+ * sent. */
+static void check_packing(const struct flow_record *r, guint fit, gsize full_len)
 {
 	struct capture c;
 	encoder *enc = new_encoder(512, &c);
-	struct flow_record r = rec_udp4();
 
+	g_assert_cmpuint(fit * (flow_is_translated(r) ? 92 : 80) + 20, ==, full_len);
 	start_ok(enc);
-	for (int i = 0; i < 6; i++)
-		add_ok(enc, &r);
+	for (guint i = 0; i < fit; i++)
+		add_ok(enc, r);
 	g_assert_cmpuint(c.msgs->len, ==, 1);
-	g_assert_cmpuint(encoder_pending(enc), ==, 6);
-	add_ok(enc, &r);
+	g_assert_cmpuint(encoder_pending(enc), ==, fit);
+	add_ok(enc, r);
 	g_assert_cmpuint(c.msgs->len, ==, 2);
-	g_assert_cmpuint(capture_count(&c, 1), ==, 6);
-	g_assert_cmpuint(g_bytes_get_size(g_ptr_array_index(c.msgs, 1)), ==, 476);
+	g_assert_cmpuint(capture_count(&c, 1), ==, fit);
+	g_assert_cmpuint(g_bytes_get_size(g_ptr_array_index(c.msgs, 1)), ==, full_len);
 	g_assert_cmpuint(encoder_pending(enc), ==, 1);
 	flush_ok(enc);
 	g_assert_cmpuint(c.msgs->len, ==, 3);
@@ -864,6 +969,22 @@ static void test_mtu_packing(void)
 	wire_session_clear(&ws);
 	encoder_free(enc);
 	capture_clear(&c);
+}
+
+static void test_mtu_packing(void)
+{
+	struct flow_record plain = rec_tcp6(), nat = rec_udp4();
+
+	/* rec_tcp6 as an IPv4 record without NAT */
+	plain.family = AF_INET;
+	set_addr(plain.orig.src, AF_INET, "192.0.2.10");
+	set_addr(plain.orig.dst, AF_INET, "198.51.100.20");
+	memcpy(plain.reply.src, plain.orig.dst, 16);
+	memcpy(plain.reply.dst, plain.orig.src, 16);
+	g_assert_false(flow_is_translated(&plain));
+	g_assert_true(flow_is_translated(&nat));
+	check_packing(&plain, 6, 500);
+	check_packing(&nat, 5, 480);
 }
 
 static void test_refresh_templates(void)
@@ -910,7 +1031,7 @@ static void test_refresh_templates(void)
 		struct wire_msg wm;
 		wire_session_init(&fresh);
 		parse_message(&fresh, data, len, &wm);
-		g_assert_cmpuint(wm.template_ids->len, ==, 2);
+		g_assert_cmpuint(wm.template_ids->len, ==, 4);
 		g_assert_cmpuint(wm.data_records, ==, 0);
 		g_assert_cmpuint(wm.seq, ==, m == 2 ? 2 : 5);
 		wire_msg_clear(&wm);
@@ -1131,7 +1252,9 @@ static void test_ipfixdump(void)
 
 	static const char *names[] = {"reverseOctetTotalCount", "reversePacketTotalCount",
 				      "flowEndReason", "flowStartMilliseconds", "flowId",
-				      "sourceIPv6Address", "icmpTypeCodeIPv4"};
+				      "sourceIPv6Address", "icmpTypeCodeIPv4",
+				      "postNATSourceIPv4Address", "postNATDestinationIPv6Address",
+				      "postNAPTSourceTransportPort", "ingressVRFID"};
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
 		if (!strstr(out, names[i]))
 			g_error("ipfixDump output lacks %s:\n%s", names[i], out);
@@ -1457,6 +1580,167 @@ static void test_statistics_own_elements(void)
 	capture_clear(&c);
 }
 
+/* zone_vrf maps the zones it lists to their VRF ids in ingressVRFID;
+ * other zones keep their number, in both families, with and without NAT. */
+static void test_zone_vrf(void)
+{
+	static const struct {
+		uint16_t zone;
+		uint32_t vrf;
+	} cases[] = {
+		{0x0102, 7000}, {5, 4294967295u}, {9, 9}, {0, 0}, {65535, 1},
+	};
+	struct capture c;
+	encoder *enc = new_encoder_opts(1400, "258=7000, 5=4294967295, 65535=1", FALSE, &c);
+	struct flow_record recs[2 * G_N_ELEMENTS(cases)];
+
+	start_ok(enc);
+	for (size_t i = 0; i < G_N_ELEMENTS(recs); i++) {
+		recs[i] = i % 2 ? rec_tcp6() : rec_udp4();
+		recs[i].zone = cases[i / 2].zone;
+		add_ok(enc, &recs[i]);
+	}
+	flush_ok(enc);
+	g_autoptr(GArray) got = read_back(&c, 0, c.msgs->len);
+	g_assert_cmpuint(got->len, ==, G_N_ELEMENTS(recs));
+	for (guint i = 0; i < got->len; i++)
+		check_collected_vrf(&g_array_index(got, struct collected, i), &recs[i],
+				    cases[i / 2].vrf);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* One uniflow record: side @reply of @r, as its own flow. */
+static void check_uni(const struct collected *got, const struct flow_record *r, gboolean reply)
+{
+	static const uint8_t zero16[16];
+	const struct coll_rec *c = &got->rec;
+	const struct flow_tuple *t = reply ? &r->reply : &r->orig;
+	const struct flow_tuple *back = reply ? &r->orig : &r->reply; /* post-NAT, turned */
+	const gboolean nat = flow_is_translated(r), v4 = r->family == AF_INET;
+	const uint16_t type_code = reply ? (uint16_t)(r->reply_icmp_type << 8 | r->reply_icmp_code)
+					 : (uint16_t)(r->icmp_type << 8 | r->icmp_code);
+
+	g_assert_cmpuint(got->ext_tid, ==, v4 ? (nat ? TID_UNI4_NAT : TID_UNI4)
+					      : (nat ? TID_UNI6_NAT : TID_UNI6));
+	g_assert_cmpuint(c->biflowDirection, ==, reply ? 2 : 1);
+	g_assert_cmpuint(c->flowId, ==, r->flow_id);
+	g_assert_cmpuint(c->flowStartMilliseconds, ==, r->start_ns / 1000000);
+	g_assert_cmpuint(c->flowEndMilliseconds, ==, r->end_ns / 1000000);
+	g_assert_cmpuint(c->octetTotalCount, ==, reply ? r->reply_bytes : r->bytes);
+	g_assert_cmpuint(c->packetTotalCount, ==, reply ? r->reply_packets : r->packets);
+	g_assert_cmpuint(c->reverseOctetTotalCount, ==, 0);
+	g_assert_cmpuint(c->reversePacketTotalCount, ==, 0);
+	g_assert_cmpuint(c->protocolIdentifier, ==, r->proto);
+	g_assert_cmpuint(c->flowEndReason, ==, r->end_reason);
+	g_assert_cmpuint(c->ingressVRFID, ==, r->zone);
+	g_assert_cmpuint(c->observationDomainId, ==, DOMAIN);
+	if (v4) {
+		g_assert_cmphex(c->sourceIPv4Address, ==, v4_host(t->src));
+		g_assert_cmphex(c->destinationIPv4Address, ==, v4_host(t->dst));
+		g_assert_cmphex(c->postNATSourceIPv4Address, ==, nat ? v4_host(back->dst) : 0);
+		g_assert_cmphex(c->postNATDestinationIPv4Address, ==, nat ? v4_host(back->src) : 0);
+	} else {
+		g_assert_cmpmem(c->sourceIPv6Address, 16, t->src, 16);
+		g_assert_cmpmem(c->destinationIPv6Address, 16, t->dst, 16);
+		g_assert_cmpmem(c->postNATSourceIPv6Address, 16, nat ? back->dst : zero16, 16);
+		g_assert_cmpmem(c->postNATDestinationIPv6Address, 16, nat ? back->src : zero16, 16);
+	}
+	if (flow_is_icmp(r)) {
+		g_assert_cmpuint(c->sourceTransportPort, ==, 0);
+		g_assert_cmphex(c->destinationTransportPort, ==, type_code);
+		g_assert_cmpuint(c->postNAPTSourceTransportPort, ==, 0);
+		g_assert_cmpuint(c->postNAPTDestinationTransportPort, ==, 0);
+	} else {
+		g_assert_cmpuint(c->sourceTransportPort, ==, t->sport);
+		g_assert_cmpuint(c->destinationTransportPort, ==, t->dport);
+		g_assert_cmpuint(c->postNAPTSourceTransportPort, ==, nat ? back->dport : 0);
+		g_assert_cmpuint(c->postNAPTDestinationTransportPort, ==, nat ? back->sport : 0);
+	}
+	g_assert_cmphex(c->icmpTypeCodeIPv4, ==, r->proto == IPPROTO_ICMP ? type_code : 0);
+	g_assert_cmphex(c->icmpTypeCodeIPv6, ==, r->proto == IPPROTO_ICMPV6 ? type_code : 0);
+}
+
+/*
+ * uniflow = yes: each connection as one record per direction that had
+ * packets, both in the same message (the transport counts connections per
+ * message), the message's count in connections; only uniflow templates.
+ */
+static void test_uniflow(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder_opts(512, NULL, TRUE, &c);
+	const guint n = 200;
+	guint64 want_records = 0;
+
+	start_ok(enc);
+	for (guint i = 0; i < n; i++) {
+		struct flow_record r = rec_numbered(i);
+		r.reply_icmp_type = (uint8_t)(i % 3);
+		if (i % 7 == 3)
+			r.reply_packets = 0;   /* nothing came back: one record */
+		want_records += r.reply_packets ? 2 : 1;
+		add_ok(enc, &r);
+	}
+	flush_ok(enc);
+
+	/* per message: the data records it holds, against the connections
+	 * counted for it, in order */
+	guint flow = 0;
+	guint64 total = 0;
+	for (guint m = 0; m < c.msgs->len; m++) {
+		gsize len;
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c.msgs, m), &len);
+		struct wire_session ws;
+		struct wire_msg wm;
+		wire_session_init(&ws);
+		/* templates come in message 0: read it first for their lengths */
+		gsize len0;
+		const uint8_t *t0 = g_bytes_get_data(g_ptr_array_index(c.msgs, 0), &len0);
+		struct wire_msg w0;
+		parse_message(&ws, t0, len0, &w0);
+		if (m == 0) {
+			g_assert_cmpuint(w0.template_ids->len, ==, 4);
+			for (guint k = 0; k < w0.template_ids->len; k++) {
+				uint16_t tid = g_array_index(w0.template_ids, uint16_t, k);
+				g_assert_cmpuint(tid, >=, TID_UNI4);
+				g_assert_cmpuint(tid, <=, TID_UNI6_NAT);
+			}
+		}
+		wire_msg_clear(&w0);
+		if (m > 0) {
+			parse_message(&ws, data, len, &wm);
+			g_assert_cmpuint(len, <=, 512);
+			guint expect = 0;
+			for (guint k = 0; k < capture_count(&c, m); k++)
+				expect += (flow + k) % 7 == 3 ? 1 : 2;
+			g_assert_cmpuint(wm.data_records, ==, expect);
+			flow += capture_count(&c, m);
+			total += wm.data_records;
+			wire_msg_clear(&wm);
+		}
+		wire_session_clear(&ws);
+	}
+	g_assert_cmpuint(flow, ==, n);
+	g_assert_cmpuint(total, ==, want_records);
+
+	g_autoptr(GArray) got = read_back(&c, 0, c.msgs->len);
+	g_assert_cmpuint(got->len, ==, want_records);
+	guint k = 0;
+	for (guint i = 0; i < n && k < got->len; i++) {
+		struct flow_record r = rec_numbered(i);
+		r.reply_icmp_type = (uint8_t)(i % 3);
+		if (i % 7 == 3)
+			r.reply_packets = 0;
+		check_uni(&g_array_index(got, struct collected, k++), &r, FALSE);
+		if (r.reply_packets)
+			check_uni(&g_array_index(got, struct collected, k++), &r, TRUE);
+	}
+	g_assert_cmpuint(k, ==, got->len);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1468,6 +1752,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_ipfix/fields", test_fields);
 	g_test_add_func("/encoder_ipfix/statistics-report", test_statistics_report);
 	g_test_add_func("/encoder_ipfix/statistics-own-elements", test_statistics_own_elements);
+	g_test_add_func("/encoder_ipfix/zone-vrf", test_zone_vrf);
+	g_test_add_func("/encoder_ipfix/uniflow", test_uniflow);
 	g_test_add_func("/encoder_ipfix/mixed-families", test_mixed_families);
 	g_test_add_func("/encoder_ipfix/mtu/packing", test_mtu_packing);
 	g_test_add_func("/encoder_ipfix/mtu/512", test_mtu_small);

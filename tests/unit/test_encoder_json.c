@@ -177,6 +177,8 @@ static const char line_udp4_snat[] =
 	"\"src\":\"192.0.2.10\",\"dst\":\"198.51.100.20\",\"sport\":40000,\"dport\":53,"
 	"\"reply_src\":\"198.51.100.20\",\"reply_dst\":\"203.0.113.5\","
 	"\"reply_sport\":53,\"reply_dport\":61000,"
+	"\"post_nat_src\":\"203.0.113.5\",\"post_nat_dst\":\"198.51.100.20\","
+	"\"post_nat_sport\":61000,\"post_nat_dport\":53,"
 	"\"packets\":8589934595,\"bytes\":78187493520,"
 	"\"reply_packets\":5,\"reply_bytes\":3735928559,"
 	"\"start\":\"2023-11-14T22:13:20.123456789Z\",\"start_ns\":1700000000123456789,"
@@ -221,6 +223,8 @@ static const char line_tcp6_dnat[] =
 	"\"sport\":51515,\"dport\":443,"
 	"\"reply_src\":\"2001:db8::53\",\"reply_dst\":\"2001:db8:1:2:3:4:5:6\","
 	"\"reply_sport\":8443,\"reply_dport\":51515,"
+	"\"post_nat_src\":\"2001:db8:1:2:3:4:5:6\",\"post_nat_dst\":\"2001:db8::53\","
+	"\"post_nat_sport\":51515,\"post_nat_dport\":8443,"
 	"\"packets\":18446744073709551615,\"bytes\":9223372036854775809,"
 	"\"reply_packets\":4294967296,\"reply_bytes\":1234605616436508552,"
 	"\"start\":\"1970-01-01T00:00:00.000999999Z\",\"start_ns\":999999,"
@@ -308,6 +312,8 @@ static const char line_no_counters[] =
 	"\"src\":\"192.0.2.10\",\"dst\":\"198.51.100.20\",\"sport\":40000,\"dport\":53,"
 	"\"reply_src\":\"198.51.100.20\",\"reply_dst\":\"203.0.113.5\","
 	"\"reply_sport\":53,\"reply_dport\":61000,"
+	"\"post_nat_src\":\"203.0.113.5\",\"post_nat_dst\":\"198.51.100.20\","
+	"\"post_nat_sport\":61000,\"post_nat_dport\":53,"
 	"\"packets\":null,\"bytes\":null,\"reply_packets\":null,\"reply_bytes\":null,"
 	"\"start\":\"2023-11-14T22:13:20.123456789Z\",\"start_ns\":1700000000123456789,"
 	"\"end\":\"2023-11-14T22:13:50.987654321Z\",\"end_ns\":1700000030987654321,"
@@ -328,6 +334,8 @@ static const char line_no_timestamps[] =
 	"\"src\":\"192.0.2.10\",\"dst\":\"198.51.100.20\",\"sport\":40000,\"dport\":53,"
 	"\"reply_src\":\"198.51.100.20\",\"reply_dst\":\"203.0.113.5\","
 	"\"reply_sport\":53,\"reply_dport\":61000,"
+	"\"post_nat_src\":\"203.0.113.5\",\"post_nat_dst\":\"198.51.100.20\","
+	"\"post_nat_sport\":61000,\"post_nat_dport\":53,"
 	"\"packets\":8589934595,\"bytes\":78187493520,"
 	"\"reply_packets\":5,\"reply_bytes\":3735928559,"
 	"\"start\":null,\"start_ns\":null,\"end\":null,\"end_ns\":null,"
@@ -664,6 +672,21 @@ static void check_fields(GHashTable *fields, GPtrArray *keys, const struct flow_
 		expect_u64(fields, "reply_sport", r->reply.sport, TRUE);
 		expect_u64(fields, "reply_dport", r->reply.dport, TRUE);
 	}
+	/* post-NAT fields only on translated connections: the original
+	 * direction after the translation, which is the reply tuple reversed */
+	guint nat_keys = 0;
+	if (flow_is_translated(r)) {
+		expect_addr(fields, "post_nat_src", family, r->reply.dst);
+		expect_addr(fields, "post_nat_dst", family, r->reply.src);
+		nat_keys = 2;
+		if (!icmp) {
+			expect_u64(fields, "post_nat_sport", r->reply.dport, TRUE);
+			expect_u64(fields, "post_nat_dport", r->reply.sport, TRUE);
+			nat_keys = 4;
+		}
+	} else {
+		g_assert_null(g_hash_table_lookup(fields, "post_nat_src"));
+	}
 	expect_u64(fields, "packets", r->packets, counters);
 	expect_u64(fields, "bytes", r->bytes, counters);
 	expect_u64(fields, "reply_packets", r->reply_packets, counters);
@@ -675,8 +698,9 @@ static void check_fields(GHashTable *fields, GPtrArray *keys, const struct flow_
 	expect_u64(fields, "zone", r->zone, TRUE);
 	expect_u64(fields, "mark", r->mark, TRUE);
 	expect_u64(fields, "status", r->status, TRUE);
-	/* nothing else: 24 keys, or 23 with the ICMP fields instead of ports */
-	g_assert_cmpuint(keys->len, ==, icmp ? 23 : 24);
+	/* nothing else: 24 keys, or 23 with the ICMP fields instead of ports,
+	 * and the post-NAT ones */
+	g_assert_cmpuint(keys->len, ==, (icmp ? 23 : 24) + nat_keys);
 	g_assert_cmpuint(g_hash_table_size(fields), ==, keys->len);
 }
 
