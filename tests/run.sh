@@ -4,7 +4,7 @@
 #   against the kernel in network namespaces, judged by collectors from Debian
 #   (nfdump, ipfixDump); then the unit tests and the daemon's main end-to-end
 #   tests again built with ASan and UBSan; then each fuzz target for a bounded
-#   time (CTF_FUZZ_SECONDS, 40 s).
+#   time (CTF_FUZZ_SECONDS, 30 s).
 # Installs what it needs with apt-get, then ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -69,7 +69,7 @@ while read -r line; do
 	"fuzz "*": ok"*) passed=$((passed + 1)) ;;
 	"fuzz "*": FAILED"* | "fuzz: "*) failed=$((failed + 1)) ;;
 	esac
-done < <(tests/fuzz/run.sh "${CTF_FUZZ_SECONDS:-40}" 2>&1)
+done < <(tests/fuzz/run.sh "${CTF_FUZZ_SECONDS:-30}" 2>&1)
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
