@@ -69,7 +69,7 @@ while read -r line; do
 	"fuzz "*": ok"*) passed=$((passed + 1)) ;;
 	"fuzz "*": FAILED"* | "fuzz: "*) failed=$((failed + 1)) ;;
 	esac
-done < <(tests/fuzz/run.sh "${CTF_FUZZ_SECONDS:-30}" 2>&1)
+done < <("$PWD/tests/fuzz/run.sh" "${CTF_FUZZ_SECONDS:-30}" 2>&1)
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -7,11 +7,12 @@
 #   tests/fuzz/run.sh [SECONDS [TARGET...]]     (default 40 s each, all targets)
 # Prints one "fuzz NAME: ok|FAILED" line per target; exits 1 if any failed.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
+root=$PWD
 seconds=${1:-40}
 shift || true
 targets=${*:-"fuzz_config fuzz_journal fuzz_landing"}
-build=build-fuzz
+build=$root/build-fuzz
 
 if [ ! -d "$build" ]; then
 	CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined \
@@ -27,7 +28,7 @@ status=0
 for t in $targets; do
 	corpus=$scratch/$t
 	mkdir -p "$corpus" "$scratch/$t-artifacts"
-	cp tests/fuzz/corpus/"${t#fuzz_}"/* "$corpus"/
+	cp "$root"/tests/fuzz/corpus/"${t#fuzz_}"/* "$corpus"/
 	if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	   "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \

@@ -19,7 +19,9 @@
 # Judged: the supervisor logged both deaths and restarted, the table ends
 # empty with nothing parked, and every one of the 50,000 flows reached nfcapd
 # (nfdump) and the file (ipfix_verify.py) exactly once by 5-tuple, with exact
-# counters and times in the run window; flowId repeats are reported as a
+# counters and times in the run window; over UDP alone a repeat is allowed
+# for what a killed worker had just handed to the kernel (at most one send
+# batch per kill: nothing can tell whether that send happened); flowId repeats are reported as a
 # check of their own.  A plain netlink listener (ctlisten) records what the
 # kernel reported, so that a loss can be told apart from a harness fault; the
 # source ports of lost flows are listed, and the flowIds in the file are
@@ -92,7 +94,14 @@ verify() {
 			"$distinct of $N distinct flows, $missing missing, $other records of other flows" \
 			"missing source ports: $(missing_ports "$input" "$file")"
 	fi
-	ctf_verify_exact "$view" "$input" $PKTS $FWD_BYTES
+	# Over UDP a kill between a send and the write of the position that
+	# follows it repeats that send after the restart (same flowIds): at
+	# most one batch per kill, 128 messages of at most 20 of these records.
+	# Nothing can tell afterwards whether the send happened; the file
+	# export, confirmed by its own write, must have no repeat at all.
+	local resent_max=0
+	[ "$input" = nfdump ] && resent_max=$((KILLS * 128 * 20))
+	ctf_verify_exact "$view" "$input" $PKTS $FWD_BYTES $resent_max
 	if [ "$input" = ipfix ]; then
 		ctf_diag "$view: sequence gaps $(ctf_kv seq_gaps "$sum") ($(ctf_kv seq_lost_records "$sum") records), backwards $(ctf_kv seq_backwards "$sum")"
 	fi
@@ -144,6 +153,7 @@ sleep "$KILL1_AFTER"
 flush_running=no; ctf_alive "$FLUSH" && flush_running=yes
 count_at_kill1=$(ctf_ct_count)
 kill -KILL "$W1"
+KILLS=1
 T_KILL1=$(ctf_now)
 ctf_diag "worker $W1 killed $(ctf_elapsed "$T_FLUSH" "$T_KILL1") s after conntrack -F started (flush still running: $flush_running; table at $count_at_kill1 entries)"
 
@@ -160,6 +170,7 @@ if [ -n "$W2" ]; then
 	flush_running=no; ctf_alive "$FLUSH" && flush_running=yes
 	count_at_kill2=$(ctf_ct_count)
 	kill -KILL "$W2"
+	KILLS=2
 	T_KILL2=$(ctf_now)
 	ctf_diag "worker $W2 killed $(ctf_elapsed "$T_FLUSH" "$T_KILL2") s after conntrack -F started (flush still running: $flush_running; table at $count_at_kill2 entries)"
 	if wait_worker "$SUP" 3 15; then
