@@ -248,7 +248,18 @@ G_GNUC_NORETURN static void hold(int fd, int listener, const char *path, guint t
 	_exit(1);
 }
 
-gboolean handover_offer(int fd, const char *path, guint timeout_ms, guard *g, GError **error)
+/*
+ * Starts a detached holder for @fd, listening on @path, that lives at most
+ * @timeout_ms and meanwhile runs @g (may be NULL): with nobody reading, the
+ * guard is what keeps parked events from filling the table.  The holder
+ * keeps nothing else it inherited (the caller's stdio, a pipe, a journal's
+ * lock): descriptors 0-2 lead to /dev/null and it logs to syslog.  It hands
+ * the socket only to a process of its own uid, and lets go of its copy only
+ * once that one answers (see handover_answer()).  Returns once the holder is
+ * listening.
+ */
+static gboolean handover_offer(int fd, const char *path, guint timeout_ms, guard *g,
+			       GError **error)
 {
 	struct sockaddr_un addr;
 
