@@ -44,6 +44,7 @@ G_DEFINE_QUARK(ctflowd-config-error-quark, config_error)
 /* Indexed by the enums they spell. */
 static const char *const format_names[] = { "ipfix", "json", NULL };
 static const char *const transport_names[] = { "udp", "tcp", "file", "stdout", NULL };
+static const char *const counters_names[] = { "delta", "total", "both", NULL };
 static const char *const spool_sync_names[] = { "none", "batch", "record", NULL };
 
 const char *export_format_name(enum export_format format)
@@ -912,12 +913,13 @@ static gboolean parse_duration_value(struct section_pass *sp, const struct key *
 	guint64 ms = 0;
 	enum number_result r = parse_with_unit(value, duration_units, &ms);
 
-	if (r == NUMBER_BAD) {
+	if (r == NUMBER_BAD && !((k->flags & KEY_ZERO_OFF) && g_ascii_strcasecmp(value, "off") == 0)) {
 		g_autofree char *q = quote(value);
 		return bad_value(sp, k, "expected a duration: a number of seconds, or with ms, s, m or h "
 				 "(such as 500ms, 2s, 1m), got %s", q);
 	}
-	if (r == NUMBER_OK && ms == 0 && (k->flags & KEY_ZERO_OFF)) {
+	if ((k->flags & KEY_ZERO_OFF) &&
+	    ((r == NUMBER_OK && ms == 0) || g_ascii_strcasecmp(value, "off") == 0)) {
 		store_number(sp->object, k->offset, k->size, 0);
 		return TRUE;
 	}
@@ -1360,6 +1362,10 @@ static const struct key source_keys[] = {
 	{ "guard", &share_type, SOURCE(guard_percent), SECOND_FIELD(struct source_config, guard_entries),
 	  .fallback = 90, .min = 1, .max = 100, .share_of = "nf_conntrack_max",
 	  .help = "reliable delivery is switched off past this fill of the conntrack table" },
+	{ "active_timeout", &duration_type, SOURCE(active_timeout_ms),
+	  .fallback = 0, .min = 10 * SECOND_MS, .max = DAY_MS, .flags = KEY_ZERO_OFF,
+	  .help = "a connection still alive this long after its previous record gets an interim"
+		  " record (flowEndReason 2) with its traffic since; off: one record, at the end" },
 };
 
 static const struct key export_keys[] = {
@@ -1408,6 +1414,10 @@ static const struct key export_keys[] = {
 	  .help = "file, fdatasync() after every flush" },
 	{ "uniflow", &bool_type, EXPORT(uniflow), .fallback = FALSE,
 	  .help = "IPFIX, a record per direction instead of one biflow (RFC 5103) per connection" },
+	{ "counters", &choice_type, EXPORT(counters), .fallback = EXPORT_COUNTERS_DELTA,
+	  .choices = counters_names,
+	  .help = "what the counters of a record are: delta (since the connection's previous"
+		  " record), total (since it began) or both" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1418,6 +1428,7 @@ G_STATIC_ASSERT(G_N_ELEMENTS(export_keys) <= 64);
 G_STATIC_ASSERT(sizeof(enum export_format) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum export_transport) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum spool_sync) == sizeof(guint32));
+G_STATIC_ASSERT(sizeof(enum export_counters) == sizeof(guint32));
 
 static void check_export(struct section_pass *sp);
 

@@ -36,6 +36,13 @@ enum export_format {
 	EXPORT_FORMAT_JSON,
 };
 
+/* What an export's counters mean (records of connections with interim records). */
+enum export_counters {
+	EXPORT_COUNTERS_DELTA,     /* since the connection's previous record */
+	EXPORT_COUNTERS_TOTAL,     /* since the connection began */
+	EXPORT_COUNTERS_BOTH,
+};
+
 enum export_transport {
 	EXPORT_TRANSPORT_UDP,
 	EXPORT_TRANSPORT_TCP,
@@ -63,6 +70,8 @@ struct source_config {
 	guint resync_delay_ms;     /* quiet time after an overrun before the table dump */
 	guint guard_percent;       /* reliable delivery off past this % of nf_conntrack_max */
 	guint64 guard_entries;     /* ... or past this many entries (wins); both 0: off */
+	guint active_timeout_ms;   /* interim records this long after a connection's
+				    * previous record; 0: off */
 };
 
 struct export_config {
@@ -85,6 +94,7 @@ struct export_config {
 	guint reconnect_max_ms;
 	gboolean sync;             /* file: fdatasync after each flush */
 	gboolean uniflow;          /* IPFIX: one record per direction, not a biflow */
+	enum export_counters counters;
 };
 
 struct ctflowd_config {

@@ -37,6 +37,9 @@ enum flow_flags {
 	FLOW_HAS_COUNTERS = 1u << 0,
 	FLOW_HAS_TIMESTAMPS = 1u << 1,
 	FLOW_HAS_ID = 1u << 2,
+	FLOW_HAS_LABELS = 1u << 3,  /* labels[] holds the entry's conntrack labels */
+	FLOW_LATE = 1u << 4,        /* NAT create built from the DESTROY: its NEW was lost */
+	FLOW_REFRESH = 1u << 5,     /* NAT create repeated for a session still alive */
 };
 
 /* The kernel event a record came from. */
@@ -72,11 +75,74 @@ struct flow_record {
 	uint8_t reply_icmp_type;   /* ICMP / ICMPv6 only, reply direction (0 in */
 	uint8_t reply_icmp_code;   /* records journaled before it was kept) */
 	uint8_t pad[8];           /* explicit: the size is part of the spool format */
+	/* Journal version 2 added what follows; version 1 records read as zero. */
+	uint64_t period_start_ns;  /* start of what the deltas cover: the end of the
+				    * connection's previous record (0: start_ns) */
+	uint64_t base_packets;     /* counters the connection's earlier (interim) */
+	uint64_t base_bytes;       /* records already reported: this record's */
+	uint64_t base_reply_packets; /* deltas are the totals minus these */
+	uint64_t base_reply_bytes;
+	uint8_t labels[16];        /* conntrack labels: bit N is labels[N / 8] bit N % 8 */
+	uint8_t reserved[8];
 };
 
 /* Records are copied into the spool and across threads by value; keep the
  * size fixed so a change is deliberate. */
-_Static_assert(sizeof(struct flow_record) == 160, "flow_record layout changed");
+_Static_assert(sizeof(struct flow_record) == 224, "flow_record layout changed");
+_Static_assert(offsetof(struct flow_record, period_start_ns) == 160,
+	       "version 1 journal records are a prefix of version 2 ones");
+
+/*
+ * The counters of one record.  packets, bytes, reply_packets and
+ * reply_bytes of a record are the kernel's totals for the connection; a
+ * connection that had interim records (active timeout) also carries what
+ * those already reported, and its deltas are the difference.  A connection
+ * without interim records has zero bases, so its deltas are its totals.
+ */
+struct flow_counts {
+	uint64_t packets;
+	uint64_t bytes;
+	uint64_t reply_packets;
+	uint64_t reply_bytes;
+};
+
+/** flow_total_counts: the kernel's counters for the whole connection so far. */
+static inline struct flow_counts flow_total_counts(const struct flow_record *r)
+{
+	return (struct flow_counts){ r->packets, r->bytes, r->reply_packets, r->reply_bytes };
+}
+
+/**
+ * flow_delta_counts:
+ * What this record adds to the connection's earlier records.  A total below
+ * its base (another tool zeroed the kernel's counters) counts from zero.
+ */
+static inline struct flow_counts flow_delta_counts(const struct flow_record *r)
+{
+#define FLOW_DELTA(t, b) ((t) >= (b) ? (t) - (b) : (t))
+	return (struct flow_counts){
+		FLOW_DELTA(r->packets, r->base_packets), FLOW_DELTA(r->bytes, r->base_bytes),
+		FLOW_DELTA(r->reply_packets, r->base_reply_packets),
+		FLOW_DELTA(r->reply_bytes, r->base_reply_bytes),
+	};
+#undef FLOW_DELTA
+}
+
+/**
+ * flow_period_start_ns:
+ * When the period of this record's deltas began: the end of the
+ * connection's previous record, or the connection's start for its first.
+ */
+static inline uint64_t flow_period_start_ns(const struct flow_record *r)
+{
+	return r->period_start_ns ? r->period_start_ns : r->start_ns;
+}
+
+/** flow_is_interim: a record of a connection still alive (active timeout). */
+static inline bool flow_is_interim(const struct flow_record *r)
+{
+	return r->end_reason == FLOW_END_ACTIVE_TIMEOUT;
+}
 
 /**
  * flow_is_icmp:

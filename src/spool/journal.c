@@ -22,6 +22,7 @@
 #include "journal.h"
 
 #define SEGMENT_PREFIX "journal-"
+#define UPGRADE_SUFFIX ".upgrade"   /* a segment being rewritten in this version's format */
 #define LOCK_NAME "lock"
 /* Frames gathered for one write(): far more than the netlink thread hands
  * over at once (1024), small enough not to matter as memory. */
@@ -352,21 +353,20 @@ static char *check_segment_header(const struct journal_segment_header *h, guint6
 	return NULL;
 }
 
-/* NULL if the frame at @f is good and holds position @want. */
-static char *check_frame(const guint8 *f, guint64 want)
+/* NULL if the frame at @f is good, carries @length bytes and holds position @want. */
+static char *check_frame_of(const guint8 *f, guint32 length, guint64 want)
 {
 	struct journal_frame_header h;
 
 	memcpy(&h, f, sizeof(h));
 	if (h.magic != JOURNAL_FRAME_MAGIC)
 		return g_strdup_printf("no frame (magic 0x%08x)", h.magic);
-	if (h.length != sizeof(struct flow_record))
-		return g_strdup_printf("frame of %u bytes, records have %zu", h.length,
-				       sizeof(struct flow_record));
+	if (h.length != length)
+		return g_strdup_printf("frame of %u bytes, records have %u", h.length, length);
 	guint32 stored = h.crc;
 	h.crc = 0;
 	guint32 crc = crc32c(0, &h, sizeof(h));
-	crc = crc32c(crc, f + sizeof(h), sizeof(struct flow_record));
+	crc = crc32c(crc, f + sizeof(h), length);
 	if (crc != stored)
 		return g_strdup_printf("frame fails its CRC (position %" G_GUINT64_FORMAT ")",
 				       (guint64)h.position);
@@ -374,6 +374,116 @@ static char *check_frame(const guint8 *f, guint64 want)
 		return g_strdup_printf("frame holds position %" G_GUINT64_FORMAT ", expected %"
 				       G_GUINT64_FORMAT, (guint64)h.position, want);
 	return NULL;
+}
+
+static char *check_frame(const guint8 *f, guint64 want)
+{
+	return check_frame_of(f, sizeof(struct flow_record), want);
+}
+
+static void fill_frame(guint8 *out, const struct flow_record *record, guint64 position)
+{
+	struct journal_frame_header h = {
+		.magic = JOURNAL_FRAME_MAGIC,
+		.length = sizeof(struct flow_record),
+		.position = position,
+	};
+
+	memcpy(out, &h, sizeof(h));
+	memcpy(out + sizeof(h), record, sizeof(struct flow_record));
+	guint32 crc = crc32c(0, out, JOURNAL_FRAME_SIZE);
+	memcpy(out + offsetof(struct journal_frame_header, crc), &crc, sizeof(crc));
+}
+
+/*
+ * A segment of format version 1 (records of 160 bytes, before interim
+ * records and labels) is rewritten in this version's format before it is
+ * recovered: each good record is copied, zero-extended, into a frame of its
+ * own position, and from the first frame that fails its checks on, the
+ * bytes are copied as they are, so that recovery sets them aside as it
+ * would have.  The copy is synced and renamed over the original, so a crash
+ * leaves one or the other whole.  FALSE with @error when it cannot be done:
+ * the start fails rather than lose the records.
+ */
+static gboolean upgrade_segment(journal *j, const char *name, GError **error)
+{
+	struct journal_segment_header h, copy;
+	g_autofree char *tmp = g_strconcat(name, UPGRADE_SUFFIX, NULL);
+	const size_t old_frame = sizeof(struct journal_frame_header) + JOURNAL_V1_RECORD_SIZE;
+	int in = openat(j->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int out = -1;
+	gboolean ok = FALSE;
+	guint64 records = 0, size, off = JOURNAL_HEADER_SIZE, woff = JOURNAL_HEADER_SIZE;
+	g_autofree guint8 *buf = g_malloc(MAX(old_frame, (size_t)4096));
+	guint8 frame[JOURNAL_FRAME_SIZE];
+	struct journal_segment_header nh;
+	struct stat st;
+
+	if (in < 0)
+		return TRUE;   /* recovery says what is wrong with it */
+	if (fstat(in, &st) < 0 || pread_full(in, &h, sizeof(h), 0) != (gssize)sizeof(h))
+		goto not_v1;
+	copy = h;
+	copy.crc = 0;
+	if (h.magic != JOURNAL_SEGMENT_MAGIC || h.version != 1 ||
+	    h.record_size != JOURNAL_V1_RECORD_SIZE || crc32c(0, &copy, sizeof(copy)) != h.crc ||
+	    h.first > JOURNAL_MAX_FIRST)
+		goto not_v1;
+
+	unlinkat(j->dirfd, tmp, 0);
+	out = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+	if (out < 0)
+		goto fail;
+	fill_segment_header(&nh, h.first);
+	if (!pwrite_all(out, &nh, sizeof(nh), 0))
+		goto fail;
+
+	size = (guint64)st.st_size;
+	while (off + old_frame <= size) {
+		if (pread_full(in, buf, old_frame, (off_t)off) != (gssize)old_frame)
+			goto fail;
+		char *bad = check_frame_of(buf, JOURNAL_V1_RECORD_SIZE, h.first + records);
+		g_free(bad);
+		if (bad)
+			break;
+		struct flow_record r = {0};
+		memcpy(&r, buf + sizeof(struct journal_frame_header), JOURNAL_V1_RECORD_SIZE);
+		fill_frame(frame, &r, h.first + records);
+		if (!pwrite_all(out, frame, sizeof(frame), (off_t)woff))
+			goto fail;
+		records++;
+		off += old_frame;
+		woff += sizeof(frame);
+	}
+	/* what follows the good records goes on unchanged, to be set aside */
+	while (off < size) {
+		gssize got = pread_full(in, buf, (size_t)MIN(size - off, (guint64)4096), (off_t)off);
+		if (got <= 0 || !pwrite_all(out, buf, (size_t)got, (off_t)woff))
+			goto fail;
+		off += (guint64)got;
+		woff += (guint64)got;
+	}
+	if (fsync(out) < 0 || renameat(j->dirfd, tmp, j->dirfd, name) < 0 || fsync(j->dirfd) < 0)
+		goto fail;
+	g_message("spool: %s/%s: %" G_GUINT64_FORMAT " records upgraded from journal format"
+		  " version 1 to %u", j->dir, name, records, JOURNAL_VERSION);
+	ok = TRUE;
+	goto done;
+fail:
+	g_set_error(error, CTFLOWD_ERROR, errno,
+		    "spool: cannot upgrade %s/%s from journal format version 1: %s (nothing was"
+		    " changed; it needs %" G_GUINT64_FORMAT " bytes more on disk)",
+		    j->dir, name, g_strerror(errno ? errno : EIO),
+		    (guint64)st.st_size / old_frame * (JOURNAL_FRAME_SIZE - old_frame));
+	unlinkat(j->dirfd, tmp, 0);
+	goto done;
+not_v1:
+	ok = TRUE;
+done:
+	close(in);
+	if (out >= 0)
+		close(out);
+	return ok;
 }
 
 /* Offset of the first frame that is not good, and why (NULL: all good). */
@@ -505,6 +615,11 @@ static gboolean recover(journal *j, GError **error)
 		guint64 first;
 		if (!g_str_has_prefix(name, SEGMENT_PREFIX))
 			continue;
+		if (g_str_has_suffix(name, UPGRADE_SUFFIX)) {
+			/* a copy a crash cut short: the original is still there */
+			unlinkat(j->dirfd, name, 0);
+			continue;
+		}
 		if (parse_segment_name(name, &first)) {
 			g_array_append_val(firsts, first);
 			continue;
@@ -520,6 +635,8 @@ static gboolean recover(journal *j, GError **error)
 	for (guint i = 0; i < firsts->len; i++) {
 		guint64 first = g_array_index(firsts, guint64, i);
 		g_autofree char *seg_name = journal_segment_name(first);
+		if (!upgrade_segment(j, seg_name, error))
+			return FALSE;
 		struct segment *prev = j->segments->len ?
 			g_ptr_array_index(j->segments, j->segments->len - 1) : NULL;
 		guint64 prev_end = prev ? prev->first + prev->count : 0;
@@ -825,17 +942,8 @@ gboolean journal_add_segment(journal *j, guint64 first, GError **error)
 
 static void build_frames(guint8 *out, guint64 pos, const struct flow_record *records, size_t n)
 {
-	for (size_t i = 0; i < n; i++, out += JOURNAL_FRAME_SIZE) {
-		struct journal_frame_header h = {
-			.magic = JOURNAL_FRAME_MAGIC,
-			.length = sizeof(struct flow_record),
-			.position = pos + i,
-		};
-		memcpy(out, &h, sizeof(h));
-		memcpy(out + sizeof(h), &records[i], sizeof(struct flow_record));
-		guint32 crc = crc32c(0, out, JOURNAL_FRAME_SIZE);
-		memcpy(out + offsetof(struct journal_frame_header, crc), &crc, sizeof(crc));
-	}
+	for (size_t i = 0; i < n; i++, out += JOURNAL_FRAME_SIZE)
+		fill_frame(out, &records[i], pos + i);
 }
 
 static gpointer syncer_thread(gpointer data)

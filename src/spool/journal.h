@@ -6,7 +6,7 @@
  *
  *   segment header  32 bytes  magic "CTFJ", version, record size, CRC, first position
  *   frame           24 bytes  magic "CTFR", payload length, position, CRC
- *                  160 bytes  struct flow_record, host byte order
+ *                  224 bytes  struct flow_record, host byte order
  *   frame ...
  *
  * Every frame has the same size, so position P of a segment is at
@@ -37,7 +37,10 @@
 
 #define JOURNAL_SEGMENT_MAGIC 0x4a465443u   /* "CTFJ" in a little-endian file */
 #define JOURNAL_FRAME_MAGIC 0x52465443u     /* "CTFR" */
-#define JOURNAL_VERSION 1u
+#define JOURNAL_VERSION 2u
+/* Version 1 had records of 160 bytes: the same layout, without the fields
+ * flow.h added after them.  Its segments are rewritten at start. */
+#define JOURNAL_V1_RECORD_SIZE 160u
 #define JOURNAL_DEFAULT_SEGMENT_BYTES (64ull << 20)
 #define JOURNAL_CORRUPT_DIR "corrupt"
 /* Positions count records from 0, one per record: even a billion a second

@@ -6,29 +6,29 @@
 # and two exports: [export tcp] IPFIX over TCP to a collector that is not
 # running, so its records stay in the journal, and [export json], a file,
 # whose lines are the journal's records in position order (line i is
-# position i): the reference for what each position held.  5,000 UDP flows
+# position i): the reference for what each position held.  4,000 UDP flows
 # end; ctflowd stops (SIGTERM, handover_timeout 0).
 #
 # With spool_max = 1M a segment takes min(64 MiB, spool_max / 2) = 524,288
-# bytes, i.e. (524,288 - 32) / 184 = 2,849 frames (src/spool/journal.c,
-# journal_open), so the 5,000 records lie in two segments:
-#   journal-0000000000000000  positions 0..2848     524,248 bytes
-#   journal-0000000000000b21  positions 2849..4999  395,816 bytes
+# bytes, i.e. (524,288 - 32) / 248 = 2,113 frames (src/spool/journal.c,
+# journal_open), so the 4,000 records lie in two segments:
+#   journal-0000000000000000  positions 0..2112     524,056 bytes
+#   journal-0000000000000841  positions 2113..3999  468,008 bytes
 # and cursor-tcp says 0 (nothing delivered).  The test checks that layout,
 # then damages a copy of the state directory in one way per case and starts
 # ctflowd on it with the collector up:
-#   (a) the last segment cut 100 bytes into its frame 1000 (position 3849):
-#       positions 0..3848 delivered; the 100 bytes set aside
+#   (a) the last segment cut 100 bytes into its frame 1000 (position 3113):
+#       positions 0..3112 delivered; the 100 bytes set aside
 #   (b) four bytes flipped inside frame 1500 of the first segment: its
 #       frames from there on are set aside, positions 0..1499 and the whole
-#       second segment (2849..4999) delivered
-#   (c) an empty file journal-0000000000001388 (where the next segment would
-#       start): set aside, all 5,000 delivered
-#   (d) the first segment's header says format version 2 (with a header CRC
+#       second segment (2113..3999) delivered
+#   (c) an empty file journal-0000000000000fa0 (where the next segment would
+#       start): set aside, all 4,000 delivered
+#   (d) the first segment's header says format version 3 (with a header CRC
 #       that matches, so the version is the only fault): the file is set
-#       aside, the second segment's 2,151 records delivered
+#       aside, the second segment's 1,887 records delivered
 #   (e) cursor-tcp says position 4000 but fails its CRC: it must not be
-#       trusted, so all 5,000 are delivered (a replay from the oldest may
+#       trusted, so all 4,000 are delivered (a replay from the oldest may
 #       repeat records, with their flowId; none may be missing)
 # Each case: ctflowd starts and keeps running; a warning line names the file
 # and the fault (and, for damage inside a segment, the offset of the first
@@ -45,12 +45,12 @@ ctf_require_root
 ctf_require_cmd "$PYTHON" "$CTFLOWD"
 
 PORT=4739
-N=5000
+N=4000
 PKTS=2 LEN=50
 UDP_FWD_BYTES=$((PKTS * (28 + LEN)))
 DPORT=20000 SPORT=1024
 # the journal's layout (src/spool/journal.h, journal.c), see above
-HDR=32 FRAME=184 SEG_RECORDS=2849
+HDR=32 FRAME=248 SEG_RECORDS=2113
 SEG0=journal-0000000000000000
 SEG1=journal-$(printf '%016x' $SEG_RECORDS)
 
@@ -228,8 +228,8 @@ layout="$(fsize "$SPOOL0/$SEG0") $(fsize "$SPOOL0/$SEG1") $(fsize "$SPOOL0/journ
 layout+=" $("$PYTHON" "$JTOOL" header "$SPOOL0/$SEG0" 2>&1) / $("$PYTHON" "$JTOOL" header "$SPOOL0/$SEG1" 2>&1)"
 layout+=" / cursor $("$PYTHON" "$JTOOL" cursor "$SPOOL0/cursor-tcp" 2>&1)"
 want_layout="$((HDR + SEG_RECORDS * FRAME)) $((HDR + (N - SEG_RECORDS) * FRAME)) missing"
-want_layout+=" 1 160 0 / 1 160 $SEG_RECORDS / cursor 0"
-ctf_is "$layout" "$want_layout" "journal as expected: two segments of $SEG_RECORDS and $((N - SEG_RECORDS)) records, version 1, cursor-tcp at 0 (sizes, headers, cursor)"
+want_layout+=" 2 224 0 / 2 224 $SEG_RECORDS / cursor 0"
+ctf_is "$layout" "$want_layout" "journal as expected: two segments of $SEG_RECORDS and $((N - SEG_RECORDS)) records, version 2, cursor-tcp at 0 (sizes, headers, cursor)"
 [ "$layout" = "$want_layout" ] || ctf_bail "the journal is not laid out as this test assumes"
 
 # ------------------------------------------------------------------ the cases
@@ -362,10 +362,10 @@ copy_state c-zero
 : >"$DIR/c-zero/state/spool/$SEG_C"
 run_case c-zero "0-$((N - 1))" 0 "$SEG_C" ': empty file' '' "$SEG_C" 0
 
-# (d) the first segment written by a (future) format version 2
+# (d) the first segment written by a (future) format version 3
 copy_state d-version
-"$PYTHON" "$JTOOL" set-version "$DIR/d-version/state/spool/$SEG0" 2 || ctf_bail "cannot damage $SEG0"
-run_case d-version "$SEG_RECORDS-$((N - 1))" 0 "$SEG0" 'format version 2' '' "$SEG0" $((HDR + SEG_RECORDS * FRAME))
+"$PYTHON" "$JTOOL" set-version "$DIR/d-version/state/spool/$SEG0" 3 || ctf_bail "cannot damage $SEG0"
+run_case d-version "$SEG_RECORDS-$((N - 1))" 0 "$SEG0" 'format version 3' '' "$SEG0" $((HDR + SEG_RECORDS * FRAME))
 
 # (e) cursor-tcp claims 4000 records delivered but fails its CRC
 copy_state e-cursor

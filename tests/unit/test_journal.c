@@ -512,14 +512,19 @@ static void test_truncated_last_frame(void)
 	guint64 size = file_size(last);
 	g_assert_cmpint(truncate(last, (off_t)(size - 50)), ==, 0);
 
-	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
-			      "*journal-00000000000000c8: last frame cut short (134 of 184 bytes)"
-			      " at offset 9048; moved the 134 bytes*corrupt/journal-00000000000000c8"
-			      ".from-9048*kept the 49 records before it");
+	const guint64 cut_at = frame_offset(200, 249), cut = JOURNAL_FRAME_SIZE - 50;
+	g_autofree char *cut_msg = g_strdup_printf(
+		"*journal-00000000000000c8: last frame cut short (%" G_GUINT64_FORMAT " of %"
+		G_GUINT64_FORMAT " bytes) at offset %" G_GUINT64_FORMAT "; moved the %"
+		G_GUINT64_FORMAT " bytes*corrupt/journal-00000000000000c8.from-%" G_GUINT64_FORMAT
+		"*kept the 49 records before it", cut, (guint64)JOURNAL_FRAME_SIZE, cut_at, cut, cut_at);
+	g_autofree char *cut_name = g_strdup_printf("journal-00000000000000c8.from-%" G_GUINT64_FORMAT,
+						    cut_at);
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, cut_msg);
 	s = open_small(dir, 100, 1000, SPOOL_SYNC_NONE);
 	g_test_assert_expected_messages();
 	g_assert_cmpuint(spool_end(s), ==, 249);
-	g_assert_cmpuint(set_aside_size(dir, "journal-00000000000000c8.from-9048"), ==, 134);
+	g_assert_cmpuint(set_aside_size(dir, cut_name), ==, cut);
 	g_assert_cmpuint(file_size(last), ==, frame_offset(200, 249));
 
 	a = spool_add_reader_named(s, "a");
@@ -553,16 +558,19 @@ static void test_flipped_byte(void)
 	guint64 bad = frame_offset(100, 150);
 	flip_byte(middle, bad + sizeof(struct journal_frame_header) + 77);
 
-	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
-			      "*journal-0000000000000064: frame fails its CRC (position 150) at"
-			      " offset 9232; moved the 9200 bytes*kept the 50 records before it");
+	g_autofree char *msg = g_strdup_printf(
+		"*journal-0000000000000064: frame fails its CRC (position 150) at offset %"
+		G_GUINT64_FORMAT "; moved the %" G_GUINT64_FORMAT " bytes*kept the 50 records before it",
+		bad, size - bad);
+	g_autofree char *name = g_strdup_printf("journal-0000000000000064.from-%" G_GUINT64_FORMAT, bad);
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, msg);
 	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
 			      "*records 150 to 199 (50) are missing between journal-0000000000000064"
 			      " and journal-00000000000000c8");
 	spool *s = open_small(dir, 100, 1000, SPOOL_SYNC_NONE);
 	g_test_assert_expected_messages();
-	g_assert_cmpuint(bad, ==, 9232);
-	g_assert_cmpuint(set_aside_size(dir, "journal-0000000000000064.from-9232"), ==,
+	g_assert_cmpuint(bad, ==, JOURNAL_HEADER_SIZE + 50 * JOURNAL_FRAME_SIZE);
+	g_assert_cmpuint(set_aside_size(dir, name), ==,
 			 size - bad);
 	g_assert_cmpuint(spool_end(s), ==, 300);
 
@@ -626,9 +634,10 @@ static void test_wrong_version(void)
 	h.crc = crc32c(0, &h, sizeof(h));
 	patch_file(middle, 0, &h, sizeof(h));
 
-	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
-			      "*journal-0000000000000064: format version 2, this build reads version 1;"
-			      " moved the file*");
+	g_autofree char *refused = g_strdup_printf(
+		"*journal-0000000000000064: format version %u, this build reads version %u;"
+		" moved the file*", JOURNAL_VERSION + 1, JOURNAL_VERSION);
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, refused);
 	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
 			      "*records 100 to 199 (100) are missing*");
 	spool *s = open_small(dir, 100, 1000, SPOOL_SYNC_NONE);
@@ -647,6 +656,84 @@ static void test_wrong_version(void)
 }
 
 /* Files that only look like segments by name. */
+/* Writes a version 1 segment (records of 160 bytes) of positions
+ * @first..@first+@n-1, followed by @tail bytes of garbage. */
+static void write_v1_segment(const char *dir, guint64 first, size_t n, size_t tail)
+{
+	g_autofree char *path = segment_path(dir, first);
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	struct journal_segment_header h = {
+		.magic = JOURNAL_SEGMENT_MAGIC, .version = 1,
+		.record_size = JOURNAL_V1_RECORD_SIZE, .first = first,
+	};
+	h.crc = crc32c(0, &h, sizeof(h));
+	g_byte_array_append(out, (const guint8 *)&h, sizeof(h));
+	for (size_t i = 0; i < n; i++) {
+		struct flow_record r;
+		guint8 frame[sizeof(struct journal_frame_header) + JOURNAL_V1_RECORD_SIZE];
+		struct journal_frame_header fh = {
+			.magic = JOURNAL_FRAME_MAGIC, .length = JOURNAL_V1_RECORD_SIZE,
+			.position = first + i,
+		};
+		load_fill(&r, first + i, 1);
+		memcpy(frame, &fh, sizeof(fh));
+		memcpy(frame + sizeof(fh), &r, JOURNAL_V1_RECORD_SIZE);
+		fh.crc = crc32c(0, frame, sizeof(frame));
+		memcpy(frame, &fh, sizeof(fh));
+		g_byte_array_append(out, frame, sizeof(frame));
+	}
+	for (size_t i = 0; i < tail; i++)
+		g_byte_array_append(out, (const guint8 *)"\xa5", 1);
+	g_assert_true(g_file_set_contents(path, (const char *)out->data, out->len, NULL));
+}
+
+/*
+ * Segments an earlier version wrote (format version 1, records of 160
+ * bytes) are rewritten at start: every record is read back as it was, the
+ * fields added since are zero, a torn tail is set aside as before, and
+ * appends go on after the last record.
+ */
+static void test_upgrade_v1(void)
+{
+	g_autofree char *dir = make_dir();
+	write_v1_segment(dir, 0, 300, 0);
+	write_v1_segment(dir, 300, 200, 100);
+	/* a copy a crash cut short is not a segment, and goes */
+	g_autofree char *stale = g_build_filename(dir, "journal-0000000000000000.upgrade", NULL);
+	g_assert_true(g_file_set_contents(stale, "partial", -1, NULL));
+
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
+			      "*journal-0000000000000000: 300 records upgraded from journal format"
+			      " version 1 to 2*");
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
+			      "*journal-000000000000012c: 200 records upgraded*");
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
+			      "*journal-000000000000012c: last frame cut short*moved the 100 bytes*");
+	spool *s = open_small(dir, 1000, 1000, SPOOL_SYNC_NONE);
+	g_test_assert_expected_messages();
+	g_assert_false(exists(dir, "journal-0000000000000000.upgrade"));
+	g_assert_cmpuint(spool_end(s), ==, 500);
+	append_range(s, 500, 50, 50);
+
+	guint64 pos = 0;
+	g_autofree struct flow_record *out = g_new(struct flow_record, 600);
+	guint r = spool_add_reader(s);
+	size_t n = 0, got;
+	while ((got = spool_read(s, r, &pos, out + n, 600 - n, 0)))
+		n += got;
+	g_assert_cmpuint(n, ==, 550);
+	for (size_t i = 0; i < n; i++) {
+		struct flow_record want;
+		load_fill(&want, i, 1);
+		g_assert_cmpmem(&out[i], sizeof(out[i]), &want, sizeof(want));
+		g_assert_true(load_record_is(&out[i], i));
+	}
+	g_autofree char *first = segment_path(dir, 0);
+	g_assert_cmpuint(file_size(first), ==, frame_offset(0, 300));
+	spool_free(s);
+	remove_tree(dir);
+}
+
 static void test_garbage_files(void)
 {
 	g_autofree char *dir = make_dir();
@@ -846,9 +933,11 @@ static void test_write_failure(void)
 		spool *s = open_small(dir, seg, 1000, SPOOL_SYNC_NONE);
 		guint a = spool_add_reader_named(s, "a");
 		append_range(s, 0, 250, 50);
-		g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
-				      "*cannot write*journal-0000000000000000 at offset 46032: File too"
-				      " large; records are kept in memory only*");
+		g_autofree char *refused = g_strdup_printf(
+			"*cannot write*journal-0000000000000000 at offset %" G_GUINT64_FORMAT
+			": File too large; records are kept in memory only*",
+			(guint64)frame_offset(0, 250));
+		g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, refused);
 		append_range(s, 250, 100, 100);   /* crosses the limit: all 100 refused */
 		append_range(s, 350, 100, 100);   /* no new attempt so soon */
 		g_test_assert_expected_messages();
@@ -981,18 +1070,22 @@ static void test_sparse_tail(void)
 	g_autofree char *last = segment_path(dir, 200);
 	g_assert_cmpint(truncate(last, (off_t)(512ull << 20)), ==, 0);
 
-	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
-			      "*journal-00000000000000c8: no frame (magic 0x00000000) at offset 9232;"
-			      " moved the 18432 bytes from there to*corrupt/journal-00000000000000c8"
-			      ".from-9232 (the 536843248 bytes past a segment's size of 18432 are"
-			      " dropped) and kept the 50 records before it");
+	const guint64 at = frame_offset(200, 250), seg = segment_bytes_for(100);
+	g_autofree char *msg = g_strdup_printf(
+		"*journal-00000000000000c8: no frame (magic 0x00000000) at offset %" G_GUINT64_FORMAT
+		"; moved the %" G_GUINT64_FORMAT " bytes from there to*corrupt/journal-00000000000000c8"
+		".from-%" G_GUINT64_FORMAT " (the %" G_GUINT64_FORMAT " bytes past a segment's size of %"
+		G_GUINT64_FORMAT " are dropped) and kept the 50 records before it",
+		at, seg, at, (guint64)(512ull << 20) - at - seg, seg);
+	g_autofree char *name = g_strdup_printf("journal-00000000000000c8.from-%" G_GUINT64_FORMAT, at);
+	g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, msg);
 	spool *s = open_small(dir, 100, 1000, SPOOL_SYNC_NONE);
 	g_test_assert_expected_messages();
 	g_assert_cmpuint(spool_end(s), ==, 250);
 	g_assert_cmpuint(file_size(last), ==, frame_offset(200, 250));
-	g_assert_cmpuint(set_aside_size(dir, "journal-00000000000000c8.from-9232"), ==,
-			 segment_bytes_for(100));
-	g_autofree char *kept = path_in(dir, "corrupt/journal-00000000000000c8.from-9232");
+	g_assert_cmpuint(set_aside_size(dir, name), ==, seg);
+	g_autofree char *rel = g_strconcat("corrupt/", name, NULL);
+	g_autofree char *kept = path_in(dir, rel);
 	GStatBuf st;
 	g_assert_cmpint(g_stat(kept, &st), ==, 0);
 	/* zeros are left as a hole: no block of the copy is allocated */
@@ -1085,6 +1178,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/journal/damage/zero-length-segment", test_zero_length_segment);
 	g_test_add_func("/journal/damage/wrong-version", test_wrong_version);
 	g_test_add_func("/journal/damage/garbage-files", test_garbage_files);
+	g_test_add_func("/journal/upgrade-v1", test_upgrade_v1);
 	g_test_add_func("/journal/damage/cursor", test_corrupt_cursor);
 	g_test_add_func("/journal/damage/sparse-tail", test_sparse_tail);
 	g_test_add_func("/journal/damage/symbolic-links", test_symbolic_links);
