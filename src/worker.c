@@ -13,12 +13,15 @@
 #include <sys/eventfd.h>
 #include <glib-unix.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/prctl.h>
 
 #include "config-build.h"
+#include "ctflowd/conn_state.h"
 #include "ctflowd/ct_source.h"
+#include "ctflowd/ct_walk.h"
 #include "ctflowd/error.h"
 #include "ctflowd/flow_id.h"
 #include "ctflowd/handover.h"
@@ -26,6 +29,7 @@
 #include "ctflowd/netns.h"
 #include "ctflowd/sink.h"
 #include "ctflowd/spool.h"
+#include "ctflowd/state_dir.h"
 #include "ctflowd/supervisor.h"
 #include "ctflowd/worker.h"
 
@@ -37,6 +41,14 @@
 _Static_assert(HELD_BACK_MAX_MS + STOP_GRACE_MS + 2000 <= WORKER_STOP_LIMIT_MS,
 	       "the phases of a stop fit in its bound");
 #define HEARTBEAT_MS 250
+/* the connection state's snapshot, in the state directory */
+#define STATE_FILE "interim-state"
+#define STATE_READER "interim-state"
+/* walks come this often per active timeout, within these bounds: a record
+ * is due at most a fifth of the timeout late */
+#define WALKS_PER_TIMEOUT 5
+#define WALK_MIN_MS 1000
+#define WALK_MAX_MS 60000
 /* how stale the counters the main loop logs may be */
 #define STATS_PUBLISH_US (50 * 1000)
 
@@ -48,6 +60,11 @@ struct daemon {
 	flow_ids *flow_ids;
 	intake *intake;
 	ct_source *source;
+	conn_state *state;           /* what interim records reported (reader thread) */
+	gboolean state_kept;         /* a snapshot is kept, and the journal for it */
+	guint state_reader;          /* the spool reader that keeps that journal */
+	int state_dirfd;
+	ct_walk *walk;
 	GPtrArray *sinks;
 	GMainLoop *loop;
 	GThread *reader;
@@ -55,6 +72,8 @@ struct daemon {
 	GMutex stats_lock;           /* the reader's counters, as of its last drain */
 	struct ct_source_stats source_stats;
 	struct intake_stats intake_stats;
+	guint state_size;
+	gsize state_memory;
 	int exit_status;
 	GThread *watchdog;           /* ends a stop that overruns WORKER_STOP_LIMIT_MS */
 	GMutex watchdog_lock;
@@ -64,6 +83,98 @@ struct daemon {
 };
 
 /* ---- the kernel side ---------------------------------------------------- */
+
+/* ---- the connection state of interim records --------------------------- */
+
+/* (walker thread, or the main thread at the end) The snapshot goes to disk
+ * before the journal it covers may go. */
+static void persist_state(GBytes *snapshot, guint64 position, void *user)
+{
+	struct daemon *d = user;
+	g_autoptr(GError) error = NULL;
+	gsize len;
+	const void *data = g_bytes_get_data(snapshot, &len);
+
+	if (!state_dir_replace_file(d->state_dirfd, d->config->daemon.state_directory, STATE_FILE,
+				    data, len, 0640, &error)) {
+		/* the journal is kept from the last good snapshot on: nothing
+		 * is lost, the journal only grows */
+		g_warning("connection state: %s", error->message);
+		return;
+	}
+	spool_confirm(d->spool, d->state_reader, position);
+}
+
+static ct_walk *open_walk(struct daemon *d, GError **error)
+{
+	guint timeout = d->config->source.active_timeout_ms;
+	guint interval = timeout ? CLAMP(timeout / WALKS_PER_TIMEOUT, WALK_MIN_MS, WALK_MAX_MS)
+				 : WALK_MAX_MS;
+
+	return ct_walk_new(interval, (guint64)timeout * 1000000, timeout != 0, persist_state, d,
+			   error);
+}
+
+/*
+ * The snapshot covers the journal up to a position; the records after it
+ * are folded in again.  Kept when interim records are on, and after they
+ * were, for as long as a snapshot is there: connections that had interim
+ * records still need their final records to subtract them.
+ */
+static gboolean load_state(struct daemon *d, GError **error)
+{
+	const char *dir = d->config->daemon.state_directory;
+	g_autoptr(GError) load_error = NULL;
+	guint64 covered = G_MAXUINT64;
+
+	d->state_dirfd = state_dir_open(dir, TRUE, error);
+	if (d->state_dirfd < 0)
+		return FALSE;
+	d->state = conn_state_load(d->state_dirfd, dir, STATE_FILE, &covered, &load_error);
+	if (!d->state) {
+		/* Not trusted.  A connection it listed would have its final
+		 * record count again what its interim records reported: said
+		 * loudly, and the journal folded from as far back as it goes. */
+		g_critical("connection state: %s; connections that had interim records before the"
+			   " journal's oldest record may have their final record count them again",
+			   load_error->message);
+		g_autofree char *aside = g_strconcat(STATE_FILE, ".bad", NULL);
+		if (renameat(d->state_dirfd, STATE_FILE, d->state_dirfd, aside) < 0)
+			g_warning("connection state: cannot set %s aside: %s", STATE_FILE,
+				  g_strerror(errno));
+		d->state = conn_state_new();
+		covered = 0;
+	}
+	d->state_kept = d->config->source.active_timeout_ms != 0 || covered != G_MAXUINT64;
+	if (!d->state_kept)
+		return TRUE;
+	d->state_reader = spool_add_reader_named(d->spool, STATE_READER);
+	guint64 pos = covered == G_MAXUINT64 ? spool_confirmed(d->spool, d->state_reader) : covered;
+	guint64 end = spool_end(d->spool), folded = 0;
+	if (pos > end)
+		g_warning("connection state: the snapshot covers the journal up to record %"
+			  G_GUINT64_FORMAT ", but it ends at %" G_GUINT64_FORMAT " (records lost"
+			  " with the disk's cache?)", pos, end);
+	struct flow_record buf[256];
+	size_t n;
+	while (pos < end && (n = spool_read(d->spool, d->state_reader, &pos, buf, 256, 0))) {
+		for (size_t i = 0; i < n; i++)
+			conn_state_apply(d->state, &buf[i]);
+		folded += n;
+	}
+	g_message("connection state: %u connections with interim records (%" G_GUINT64_FORMAT
+		  " journal records folded in)", conn_state_size(d->state), folded);
+	return TRUE;
+}
+
+/* (reader thread) Takes what the walker found; after a walk, a snapshot. */
+static void take_walk(struct daemon *d)
+{
+	if (!ct_walk_take(d->walk, intake_records, d->intake))
+		return;
+	guint64 end = spool_end(d->spool);
+	ct_walk_hand_snapshot(d->walk, conn_state_snapshot(d->state, end), end);
+}
 
 /* The dump socket of a resync must be in the watched namespace too. */
 static ct_source *open_source(struct daemon *d, GError **error)
@@ -84,6 +195,10 @@ static ct_source *open_source(struct daemon *d, GError **error)
 		return NULL;
 	ct_source *src = ct_source_new(d->events_fd, landing, &opts, intake_records, d->intake,
 				       error);
+	if (src && d->state_kept && !(d->walk = open_walk(d, error))) {
+		ct_source_free(src);
+		src = NULL;
+	}
 	if (saved >= 0) {
 		g_autoptr(GError) leave_error = NULL;
 		if (!netns_leave(saved, &leave_error)) {
@@ -117,6 +232,8 @@ static void publish_stats(struct daemon *d)
 	g_mutex_lock(&d->stats_lock);
 	d->source_stats = *ct_source_get_stats(d->source);
 	d->intake_stats = *intake_get_stats(d->intake);
+	d->state_size = conn_state_size(d->state);
+	d->state_memory = conn_state_memory(d->state);
 	g_mutex_unlock(&d->stats_lock);
 }
 
@@ -146,9 +263,10 @@ static int next_timeout_ms(struct daemon *d, gint64 now)
 static gpointer reader_thread(gpointer data)
 {
 	struct daemon *d = data;
-	struct pollfd fds[2] = {
+	struct pollfd fds[3] = {
 		{ .fd = ct_source_fd(d->source), .events = POLLIN },
 		{ .fd = d->stop_fd, .events = POLLIN },
+		{ .fd = d->walk ? ct_walk_fd(d->walk) : -1, .events = POLLIN },
 	};
 	gint64 now = g_get_monotonic_time();
 	gint64 next_publish = now;
@@ -161,7 +279,7 @@ static gpointer reader_thread(gpointer data)
 		g_autoptr(GError) error = NULL;
 		int timeout = next_timeout_ms(d, now);
 
-		if (poll(fds, 2, timeout) < 0 && errno != EINTR) {
+		if (poll(fds, 3, timeout) < 0 && errno != EINTR) {
 			g_critical("waiting for conntrack events: %s; stopping", g_strerror(errno));
 			g_main_context_invoke(NULL, on_reader_failed, d);
 			break;
@@ -175,6 +293,9 @@ static gpointer reader_thread(gpointer data)
 			g_main_context_invoke(NULL, on_reader_failed, d);
 			break;
 		}
+		/* events first: a walk only uses what time they leave */
+		if (fds[2].revents & POLLIN)
+			take_walk(d);
 		now = g_get_monotonic_time();
 		if (ct_source_landed_due_us(d->source, now) == 0)
 			ct_source_deliver_landed(d->source);
@@ -224,9 +345,14 @@ static void log_stats(struct daemon *d, const char *when)
 	const struct intake_stats *is = &in;
 	g_autoptr(GString) line = g_string_new(NULL);
 
+	guint state_size;
+	gsize state_memory;
+
 	g_mutex_lock(&d->stats_lock);
 	src = d->source_stats;
 	in = d->intake_stats;
+	state_size = d->state_size;
+	state_memory = d->state_memory;
 	g_mutex_unlock(&d->stats_lock);
 
 	g_string_append_printf(line,
@@ -250,6 +376,21 @@ static void log_stats(struct daemon *d, const char *when)
 				       ", lost %" G_GUINT64_FORMAT,
 				       sink_name(s), st.records, st.sent, st.messages, st.send_errors,
 				       st.reconnects, st.resent, st.lost);
+	}
+	if (d->state_kept) {
+		g_string_append_printf(line, "; interim records %" G_GUINT64_FORMAT
+				       ", connections with interim records %u (%" G_GSIZE_FORMAT
+				       " bytes)", in.interim, state_size, state_memory);
+	}
+	if (d->walk) {
+		struct ct_walk_stats ws;
+		ct_walk_get_stats(d->walk, &ws);
+		g_string_append_printf(line, ", table walks %" G_GUINT64_FORMAT " (interrupted %"
+				       G_GUINT64_FORMAT ", cut short %" G_GUINT64_FORMAT
+				       "), last walk %" G_GUINT64_FORMAT " entries in %" G_GUINT64_FORMAT
+				       " ms, %" G_GUINT64_FORMAT " ms CPU",
+				       ws.walks, ws.interrupted, ws.failed, ws.last_entries,
+				       ws.last_us / 1000, ws.last_cpu_us / 1000);
 	}
 	g_string_append_printf(line, "; spool dropped %" G_GUINT64_FORMAT,
 			       spool_dropped_total(d->spool));
@@ -463,12 +604,19 @@ static void stop_pipeline(struct daemon *d)
 {
 	arm_watchdog(d);
 	stop_reader(d);
+	ct_walk_free(g_steal_pointer(&d->walk));
 	if (d->source) {
 		drain_kernel(d);
 		publish_stats(d);
 	}
 	if (!d->spool)
 		return;
+	/* the next start folds in nothing but what comes after this */
+	if (d->state_kept && d->intake) {
+		guint64 end = spool_end(d->spool);
+		g_autoptr(GBytes) last = conn_state_snapshot(d->state, end);
+		persist_state(last, end, d);
+	}
 	spool_close(d->spool);
 	/* one deadline for all: the destinations stop one after the other */
 	gint64 deliver_by = g_get_monotonic_time() + (gint64)STOP_GRACE_MS * 1000;
@@ -497,9 +645,14 @@ static gboolean set_up(struct daemon *d, GError **error)
 			      error);
 	if (!d->spool || !(d->flow_ids = open_flow_ids(&d->config->daemon, error)))
 		return FALSE;
-	d->intake = intake_new(d->spool, d->flow_ids, d->config->source.dedup_window, error);
+	if (!load_state(d, error))
+		return FALSE;
+	d->intake = intake_new(d->spool, d->flow_ids, d->state, d->config->source.dedup_window,
+			       error);
 	if (!d->intake)
 		return FALSE;
+	intake_set_active_timeout(d->intake,
+				  (guint64)d->config->source.active_timeout_ms * 1000000);
 	/* a DESTROY journaled before a crash may come again from the landing
 	 * zone or the kernel: the filter must know what was taken */
 	spool_recent(d->spool, d->config->source.dedup_window, intake_remember, d->intake);
@@ -509,6 +662,8 @@ static gboolean set_up(struct daemon *d, GError **error)
 	if (!(d->source = open_source(d, error)))
 		return FALSE;
 	publish_stats(d);
+	if (d->walk && !ct_walk_start(d->walk, error))
+		return FALSE;
 	return start_reader(d, error);
 }
 
@@ -516,8 +671,12 @@ static void tear_down(struct daemon *d)
 {
 	if (d->sinks)
 		g_ptr_array_free(d->sinks, TRUE);
+	ct_walk_free(d->walk);
 	ct_source_free(d->source);
 	intake_free(d->intake);
+	conn_state_free(d->state);
+	if (d->state_dirfd >= 0)
+		close(d->state_dirfd);
 	flow_ids_free(d->flow_ids);
 	spool_free(d->spool);
 	if (d->loop)
@@ -535,6 +694,7 @@ int worker_run(const struct ctflowd_config *config, int events_fd, gboolean supe
 		.events_fd = events_fd,
 		.supervised = supervised,
 		.stop_fd = -1,
+		.state_dirfd = -1,
 	};
 	g_autoptr(GError) error = NULL;
 

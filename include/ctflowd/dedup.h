@@ -30,6 +30,9 @@ dedup *dedup_new(guint window, GError **error);
  */
 gboolean dedup_seen(dedup *filter, const struct flow_record *record);
 
+/** dedup_has: TRUE if @record's identity is among those remembered; remembers nothing. */
+gboolean dedup_has(const dedup *filter, const struct flow_record *record);
+
 /**
  * dedup_filter:
  * dedup_seen() over @n records at once, keeping the first occurrence of

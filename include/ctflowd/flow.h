@@ -193,6 +193,15 @@ static inline struct flow_tuple flow_post_nat(const struct flow_record *r)
 }
 
 /**
+ * flow_identity_hash:
+ * A 64-bit hash of what identifies a conntrack entry over time: its id,
+ * original tuple, protocol, family, zone and start timestamp (the id alone
+ * is a hash of the entry's address, and is reused).  Every record of one
+ * connection, from a dump or its DESTROY, has the same.
+ */
+uint64_t flow_identity_hash(const struct flow_record *r);
+
+/**
  * flow_end_reason_name:
  * Short name of an IPFIX flowEndReason ("idle", "active", "end", "forced",
  * "resources"), or "unknown".

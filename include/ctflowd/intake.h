@@ -1,11 +1,14 @@
 /*
  * intake.h - what the daemon accepts from the kernel: drops repeated
- * DESTROYs, keeps NEW and dump entries out of the export path, gives each
- * record its flowId and appends it to the spool.  Runs on the thread that drains netlink.
+ * DESTROYs, turns dump entries of long-lived connections into interim
+ * records (active timeout) and subtracts those from the final record,
+ * gives each connection its flowId and appends the records to the spool.
+ * Runs on the thread that drains netlink.
  */
 #pragma once
 
 #include <glib.h>
+#include "ctflowd/conn_state.h"
 #include "ctflowd/flow.h"
 #include "ctflowd/flow_id.h"
 #include "ctflowd/spool.h"
@@ -13,18 +16,35 @@
 typedef struct intake intake;
 
 struct intake_stats {
-	guint64 accepted;     /* records appended to the spool */
+	guint64 accepted;     /* final records appended to the spool */
 	guint64 duplicates;   /* repeated DESTROYs dropped */
-	guint64 not_exported; /* NEW/dump entries (no flow ended) */
+	guint64 not_exported; /* NEW events, dump entries without an active timeout */
+	guint64 interim;      /* interim records appended */
+	guint64 walked;       /* dump entries looked at for interim records */
+	guint64 walked_ended; /* ... of connections whose DESTROY was already taken */
 };
 
 /**
  * intake_new:
- * Appends to @out, numbering records from @ids (both borrowed), remembering
+ * Appends to @out, numbering connections from @ids, keeping what interim
+ * records reported in @state (all three borrowed), remembering
  * @dedup_window identities.  NULL with @error when the duplicate filter
  * cannot get its memory.
  */
-intake *intake_new(spool *out, flow_ids *ids, guint dedup_window, GError **error);
+intake *intake_new(spool *out, flow_ids *ids, conn_state *state, guint dedup_window,
+		   GError **error);
+
+/**
+ * intake_set_active_timeout:
+ * Dump entries (FLOW_EVENT_DUMP, their end_ns the time they were read, 0:
+ * now) of connections alive @timeout_ns since their last record, with
+ * traffic since, become interim records; 0 (the default): dump entries
+ * are only counted.
+ */
+void intake_set_active_timeout(intake *in, guint64 timeout_ns);
+
+/** intake_take_state_changed: whether the state changed since the last call. */
+gboolean intake_take_state_changed(intake *in);
 
 /** intake_records: a ct_source_records_fn; @user is the intake. */
 void intake_records(const struct flow_record *records, size_t n, void *user);

@@ -40,13 +40,18 @@
 /* Internal record layouts: fixbuf copies them field by field in template
  * order, so the structs must match the specs below exactly.  The two
  * families differ only in the addresses between a common head and tail. */
+struct ipfix_counts {
+	uint64_t octetDeltaCount;   /* the export's counters key picks which go out */
+	uint64_t packetDeltaCount;
+	uint64_t octetTotalCount;
+	uint64_t packetTotalCount;
+};
+
 struct ipfix_flow_head {
 	uint64_t flowStartMilliseconds;
 	uint64_t flowEndMilliseconds;
-	uint64_t octetTotalCount;
-	uint64_t packetTotalCount;
-	uint64_t reverseOctetTotalCount;
-	uint64_t reversePacketTotalCount;
+	struct ipfix_counts forward;
+	struct ipfix_counts reverse;   /* the same, as RFC 5103 reverse elements */
 	uint64_t flowId;
 };
 
@@ -66,8 +71,8 @@ struct ipfix_flow4 {
 	uint32_t destinationIPv4Address;
 	struct ipfix_flow_tail tail;
 };
-_Static_assert(offsetof(struct ipfix_flow4, tail.ingressVRFID) == 76, "ipfix_flow4 layout");
-_Static_assert(sizeof(struct ipfix_flow4) == 80, "ipfix_flow4 size");
+_Static_assert(offsetof(struct ipfix_flow4, tail.ingressVRFID) == 108, "ipfix_flow4 layout");
+_Static_assert(sizeof(struct ipfix_flow4) == 112, "ipfix_flow4 size");
 
 struct ipfix_flow6 {
 	struct ipfix_flow_head head;
@@ -75,8 +80,8 @@ struct ipfix_flow6 {
 	uint8_t destinationIPv6Address[16];
 	struct ipfix_flow_tail tail;
 };
-_Static_assert(offsetof(struct ipfix_flow6, tail.ingressVRFID) == 100, "ipfix_flow6 layout");
-_Static_assert(sizeof(struct ipfix_flow6) == 104, "ipfix_flow6 size");
+_Static_assert(offsetof(struct ipfix_flow6, tail.ingressVRFID) == 132, "ipfix_flow6 layout");
+_Static_assert(sizeof(struct ipfix_flow6) == 136, "ipfix_flow6 size");
 
 /* What a NAT template adds after the flow (RFC 8158 / IANA 225-228,
  * 281/282): the original direction after translation, from the reply
@@ -93,9 +98,9 @@ struct ipfix_flow4_nat {
 	struct ipfix_flow4 flow;
 	struct ipfix_nat4 nat;
 };
-_Static_assert(offsetof(struct ipfix_flow4_nat, nat.paddingOctets) == 92,
+_Static_assert(offsetof(struct ipfix_flow4_nat, nat.paddingOctets) == 124,
 	       "ipfix_flow4_nat layout");
-_Static_assert(sizeof(struct ipfix_flow4_nat) == 96, "ipfix_flow4_nat size");
+_Static_assert(sizeof(struct ipfix_flow4_nat) == 128, "ipfix_flow4_nat size");
 
 struct ipfix_nat6 {
 	uint8_t postNATSourceIPv6Address[16];
@@ -109,17 +114,16 @@ struct ipfix_flow6_nat {
 	struct ipfix_flow6 flow;
 	struct ipfix_nat6 nat;
 };
-_Static_assert(offsetof(struct ipfix_flow6_nat, nat.paddingOctets) == 140,
+_Static_assert(offsetof(struct ipfix_flow6_nat, nat.paddingOctets) == 172,
 	       "ipfix_flow6_nat layout");
-_Static_assert(sizeof(struct ipfix_flow6_nat) == 144, "ipfix_flow6_nat size");
+_Static_assert(sizeof(struct ipfix_flow6_nat) == 176, "ipfix_flow6_nat size");
 
 /* Uniflow records: one direction's counters, no reverse elements, and
  * which direction it is. */
 struct ipfix_uni_head {
 	uint64_t flowStartMilliseconds;
 	uint64_t flowEndMilliseconds;
-	uint64_t octetTotalCount;
-	uint64_t packetTotalCount;
+	struct ipfix_counts counts;
 	uint64_t flowId;
 };
 
@@ -135,8 +139,8 @@ struct ipfix_uni4 {
 	struct ipfix_flow_tail tail;
 	struct ipfix_uni_dir dir;
 };
-_Static_assert(offsetof(struct ipfix_uni4, dir.paddingOctets) == 65, "ipfix_uni4 layout");
-_Static_assert(sizeof(struct ipfix_uni4) == 72, "ipfix_uni4 size");
+_Static_assert(offsetof(struct ipfix_uni4, dir.paddingOctets) == 81, "ipfix_uni4 layout");
+_Static_assert(sizeof(struct ipfix_uni4) == 88, "ipfix_uni4 size");
 
 struct ipfix_uni6 {
 	struct ipfix_uni_head head;
@@ -145,20 +149,20 @@ struct ipfix_uni6 {
 	struct ipfix_flow_tail tail;
 	struct ipfix_uni_dir dir;
 };
-_Static_assert(offsetof(struct ipfix_uni6, dir.paddingOctets) == 89, "ipfix_uni6 layout");
-_Static_assert(sizeof(struct ipfix_uni6) == 96, "ipfix_uni6 size");
+_Static_assert(offsetof(struct ipfix_uni6, dir.paddingOctets) == 105, "ipfix_uni6 layout");
+_Static_assert(sizeof(struct ipfix_uni6) == 112, "ipfix_uni6 size");
 
 struct ipfix_uni4_nat {
 	struct ipfix_uni4 flow;
 	struct ipfix_nat4 nat;
 };
-_Static_assert(sizeof(struct ipfix_uni4_nat) == 88, "ipfix_uni4_nat size");
+_Static_assert(sizeof(struct ipfix_uni4_nat) == 104, "ipfix_uni4_nat size");
 
 struct ipfix_uni6_nat {
 	struct ipfix_uni6 flow;
 	struct ipfix_nat6 nat;
 };
-_Static_assert(sizeof(struct ipfix_uni6_nat) == 136, "ipfix_uni6_nat size");
+_Static_assert(sizeof(struct ipfix_uni6_nat) == 152, "ipfix_uni6_nat size");
 
 /*
  * RFC 7011 section 4.3, the exporting process reliability statistics,
@@ -235,6 +239,10 @@ G_STATIC_ASSERT(G_N_ELEMENTS(own_elements) ==
 
 /* Flag 1 marks fields only the internal template has. */
 #define INTERNAL_ONLY 1
+/* Flags 4 and 8 mark the delta and the total counters: the internal
+ * template has both, the external one those the counters key picks. */
+#define COUNT_DELTA 4
+#define COUNT_TOTAL 8
 /* fixbuf 2 takes element names as char * */
 #define IE(name, len, flags) { (char *)(name), (len), (flags) }
 
@@ -243,14 +251,18 @@ G_STATIC_ASSERT(G_N_ELEMENTS(own_elements) ==
 static fbInfoElementSpec_t times_counts_spec[] = {
 	IE("flowStartMilliseconds", 8, 0),
 	IE("flowEndMilliseconds", 8, 0),
-	IE("octetTotalCount", 8, 0),
-	IE("packetTotalCount", 8, 0),
+	IE("octetDeltaCount", 8, COUNT_DELTA),
+	IE("packetDeltaCount", 8, COUNT_DELTA),
+	IE("octetTotalCount", 8, COUNT_TOTAL),
+	IE("packetTotalCount", 8, COUNT_TOTAL),
 	FB_IESPEC_NULL
 };
 
 static fbInfoElementSpec_t reverse_counts_spec[] = {
-	IE("reverseOctetTotalCount", 8, 0),
-	IE("reversePacketTotalCount", 8, 0),
+	IE("reverseOctetDeltaCount", 8, COUNT_DELTA),
+	IE("reversePacketDeltaCount", 8, COUNT_DELTA),
+	IE("reverseOctetTotalCount", 8, COUNT_TOTAL),
+	IE("reversePacketTotalCount", 8, COUNT_TOTAL),
 	FB_IESPEC_NULL
 };
 
@@ -364,6 +376,7 @@ struct ipfix_state {
 	guint capacity;          /* bytes of msgbuf */
 	GArray *zone_vrf;        /* struct zone_vrf, sorted by zone */
 	gboolean uniflow;        /* a record per direction (uniflow = yes) */
+	enum export_counters counters;
 };
 
 static gboolean export_type_info(struct ipfix_state *st, GError **error);
@@ -386,10 +399,11 @@ static fbTemplate_t *build_template(fbInfoModel_t *model, fbInfoElementSpec_t *c
 }
 
 /* The internal template takes the spec entries whose flags are all in
- * @internal_flags, the external one those without INTERNAL_ONLY as well. */
+ * @internal_flags, the external one those whose flags are all in
+ * @external_flags (which never has INTERNAL_ONLY). */
 static gboolean add_template_pair(fbSession_t *session, fbInfoModel_t *model, uint16_t tid,
 				  fbInfoElementSpec_t *const *specs, uint16_t scope,
-				  uint32_t internal_flags, GError **error)
+				  uint32_t internal_flags, uint32_t external_flags, GError **error)
 {
 	fbTemplate_t *internal = build_template(model, specs, internal_flags, scope, error);
 	if (!internal)
@@ -398,8 +412,9 @@ static gboolean add_template_pair(fbSession_t *session, fbInfoModel_t *model, ui
 		fbTemplateFreeUnused(internal);
 		return FALSE;
 	}
-	fbTemplate_t *external = build_template(model, specs, internal_flags & ~(uint32_t)INTERNAL_ONLY,
-						scope, error);
+	fbTemplate_t *external = build_template(model, specs,
+						external_flags & ~(uint32_t)INTERNAL_ONLY, scope,
+						error);
 	if (!external)
 		return FALSE;
 	if (!fbSessionAddTemplate(session, FALSE, tid, external, error)) {
@@ -414,7 +429,7 @@ static gboolean add_templates(fbSession_t *session, fbInfoModel_t *model, uint16
 {
 	fbInfoElementSpec_t *const specs[] = {spec, NULL};
 
-	return add_template_pair(session, model, tid, specs, scope, UINT32_MAX, error);
+	return add_template_pair(session, model, tid, specs, scope, UINT32_MAX, UINT32_MAX, error);
 }
 
 /* The statistics template, with ctflowd's own elements and the template of
@@ -426,15 +441,29 @@ static gboolean add_stats_templates(const struct ipfix_state *st, fbSession_t *s
 	fbInfoElementSpec_t *const specs[] = {export_stats_spec, NULL};
 
 	return add_template_pair(session, st->model, TID_EXPORT_STATS, specs,
-				 EXPORT_STATS_SCOPE, flags, error) &&
+				 EXPORT_STATS_SCOPE, flags, flags, error) &&
 	       (!st->pen || add_templates(session, st->model, TID_TYPE_INFO, type_info_spec,
 					  TYPE_INFO_SCOPE, error));
+}
+
+/* The counters of the external templates (the counters key). */
+static uint32_t counter_flags(enum export_counters counters)
+{
+	switch (counters) {
+	case EXPORT_COUNTERS_TOTAL:
+		return ~(uint32_t)COUNT_DELTA;
+	case EXPORT_COUNTERS_BOTH:
+		return UINT32_MAX;
+	case EXPORT_COUNTERS_DELTA:
+	default:
+		return ~(uint32_t)COUNT_TOTAL;
+	}
 }
 
 /* The flow templates: per family, one without and one with NAT, as
  * biflows or (@uniflow) as uniflows: an export sends only those it uses. */
 static gboolean add_flow_templates(fbSession_t *session, fbInfoModel_t *model, gboolean uniflow,
-				   GError **error)
+				   enum export_counters counters, GError **error)
 {
 #define BI4 times_counts_spec, reverse_counts_spec, flow_id_spec, addr4_spec, tail4_spec
 #define BI6 times_counts_spec, reverse_counts_spec, flow_id_spec, addr6_spec, tail6_spec
@@ -465,7 +494,8 @@ static gboolean add_flow_templates(fbSession_t *session, fbInfoModel_t *model, g
 
 	for (size_t i = 0; i < G_N_ELEMENTS(all); i++)
 		if (all[i].uniflow == uniflow &&
-		    !add_template_pair(session, model, all[i].tid, all[i].specs, 0, UINT32_MAX, error))
+		    !add_template_pair(session, model, all[i].tid, all[i].specs, 0, UINT32_MAX,
+				       counter_flags(counters), error))
 			return FALSE;
 	return TRUE;
 }
@@ -538,7 +568,7 @@ static gboolean ipfix_start_session(void *state, guint message_limit, GError **e
 	fbSession_t *session = fbSessionAlloc(st->model);
 	/* External templates belong to an observation domain: pick it first. */
 	fbSessionSetDomain(session, st->domain);
-	if (!add_flow_templates(session, st->model, st->uniflow, error) ||
+	if (!add_flow_templates(session, st->model, st->uniflow, st->counters, error) ||
 	    !add_stats_templates(st, session, error)) {
 		fbSessionFree(session);
 		return FALSE;
@@ -638,7 +668,8 @@ struct side {
 	const struct flow_tuple *t;  /* addresses and ports as the packets had them */
 	const struct flow_tuple *back; /* the other direction's: turned around, the
 					* translated values (NAT templates) */
-	uint64_t packets, bytes;
+	uint64_t packets, bytes;     /* since the connection's previous record */
+	uint64_t total_packets, total_bytes;   /* since it began */
 	uint16_t icmp_type_code;
 	uint8_t direction;           /* biflowDirection: 1 initiator, 2 responder */
 };
@@ -646,12 +677,15 @@ struct side {
 static struct side side_of(const struct flow_record *r, bool reply)
 {
 	struct side d;
+	struct flow_counts delta = flow_delta_counts(r);
 
 	if (!reply) {
 		d.t = &r->orig;
 		d.back = &r->reply;
-		d.packets = r->packets;
-		d.bytes = r->bytes;
+		d.packets = delta.packets;
+		d.bytes = delta.bytes;
+		d.total_packets = r->packets;
+		d.total_bytes = r->bytes;
 		d.icmp_type_code = (uint16_t)(r->icmp_type << 8 | r->icmp_code);
 		d.direction = 1;
 		return d;
@@ -659,31 +693,50 @@ static struct side side_of(const struct flow_record *r, bool reply)
 	/* replies are translated back to the original tuple turned around */
 	d.t = &r->reply;
 	d.back = &r->orig;
-	d.packets = r->reply_packets;
-	d.bytes = r->reply_bytes;
+	d.packets = delta.reply_packets;
+	d.bytes = delta.reply_bytes;
+	d.total_packets = r->reply_packets;
+	d.total_bytes = r->reply_bytes;
 	d.icmp_type_code = (uint16_t)(r->reply_icmp_type << 8 | r->reply_icmp_code);
 	d.direction = 2;
 	return d;
 }
 
-static void fill_head(struct ipfix_flow_head *h, const struct flow_record *r)
+static void fill_counts(struct ipfix_counts *c, const struct side *d)
 {
-	h->flowStartMilliseconds = r->start_ns / 1000000;
+	c->octetDeltaCount = d->bytes;
+	c->packetDeltaCount = d->packets;
+	c->octetTotalCount = d->total_bytes;
+	c->packetTotalCount = d->total_packets;
+}
+
+/* Delta counters cover the period since the connection's previous record,
+ * so that is where the record starts; total counters cover the whole
+ * connection, and with them (both included) it starts where it began. */
+static uint64_t start_ms(const struct ipfix_state *st, const struct flow_record *r)
+{
+	return (st->counters == EXPORT_COUNTERS_DELTA ? flow_period_start_ns(r) : r->start_ns) /
+	       1000000;
+}
+
+static void fill_head(struct ipfix_flow_head *h, const struct flow_record *r,
+		      const struct ipfix_state *st)
+{
+	struct side fwd = side_of(r, false), rev = side_of(r, true);
+
+	h->flowStartMilliseconds = start_ms(st, r);
 	h->flowEndMilliseconds = r->end_ns / 1000000;
-	h->octetTotalCount = r->bytes;
-	h->packetTotalCount = r->packets;
-	h->reverseOctetTotalCount = r->reply_bytes;
-	h->reversePacketTotalCount = r->reply_packets;
+	fill_counts(&h->forward, &fwd);
+	fill_counts(&h->reverse, &rev);
 	h->flowId = r->flow_id;
 }
 
 static void fill_uni_head(struct ipfix_uni_head *h, const struct flow_record *r,
-			  const struct side *d)
+			  const struct side *d, const struct ipfix_state *st)
 {
-	h->flowStartMilliseconds = r->start_ns / 1000000;
+	h->flowStartMilliseconds = start_ms(st, r);
 	h->flowEndMilliseconds = r->end_ns / 1000000;
-	h->octetTotalCount = d->bytes;
-	h->packetTotalCount = d->packets;
+	fill_counts(&h->counts, d);
 	h->flowId = r->flow_id;
 }
 
@@ -750,7 +803,7 @@ static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r
 
 	if (!st->uniflow && v4) {
 		struct ipfix_flow4 *f = &rec->flow4.flow;
-		fill_head(&f->head, r);
+		fill_head(&f->head, r, st);
 		f->sourceIPv4Address = v4_host(r->orig.src);
 		f->destinationIPv4Address = v4_host(r->orig.dst);
 		fill_tail(&f->tail, r, d, st, 1);
@@ -761,7 +814,7 @@ static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r
 	}
 	if (!st->uniflow) {
 		struct ipfix_flow6 *f = &rec->flow6.flow;
-		fill_head(&f->head, r);
+		fill_head(&f->head, r, st);
 		memcpy(f->sourceIPv6Address, r->orig.src, 16);
 		memcpy(f->destinationIPv6Address, r->orig.dst, 16);
 		fill_tail(&f->tail, r, d, st, 58);
@@ -772,7 +825,7 @@ static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r
 	}
 	if (v4) {
 		struct ipfix_uni4 *f = &rec->uni4.flow;
-		fill_uni_head(&f->head, r, d);
+		fill_uni_head(&f->head, r, d, st);
 		f->sourceIPv4Address = v4_host(d->t->src);
 		f->destinationIPv4Address = v4_host(d->t->dst);
 		fill_tail(&f->tail, r, d, st, 1);
@@ -784,7 +837,7 @@ static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r
 		return nat ? TID_UNI4_NAT : TID_UNI4;
 	}
 	struct ipfix_uni6 *f = &rec->uni6.flow;
-	fill_uni_head(&f->head, r, d);
+	fill_uni_head(&f->head, r, d, st);
 	memcpy(f->sourceIPv6Address, d->t->src, 16);
 	memcpy(f->destinationIPv6Address, d->t->dst, 16);
 	fill_tail(&f->tail, r, d, st, 58);
@@ -854,8 +907,11 @@ static gboolean ipfix_refresh_templates(void *state, GError **error)
 static gboolean check_templates(struct ipfix_state *st, GError **error)
 {
 	fbSession_t *session = fbSessionAlloc(st->model);
-	gboolean ok = add_flow_templates(session, st->model, FALSE, error) &&
-		      add_flow_templates(session, st->model, TRUE, error) &&
+	gboolean ok = TRUE;
+	for (int c = EXPORT_COUNTERS_DELTA; ok && c <= EXPORT_COUNTERS_BOTH; c++)
+		ok = add_flow_templates(session, st->model, FALSE, c, error) &&
+		     add_flow_templates(session, st->model, TRUE, c, error);
+	ok = ok &&
 		      add_stats_templates(st, session, error);
 	fbSessionFree(session);
 	return ok;
@@ -923,6 +979,7 @@ static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError 
 	st->domain = cfg->observation_domain;
 	st->pen = cfg->enterprise_number;
 	st->uniflow = cfg->uniflow;
+	st->counters = cfg->counters;
 	st->capacity = 65000;
 	st->msgbuf = g_malloc(st->capacity);
 	st->model = fbInfoModelAlloc();

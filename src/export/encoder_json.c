@@ -23,6 +23,7 @@ struct json_state {
 	guint in_message;
 	guint mtu;
 	guint64 reported_not_sent;   /* the not_sent line's total this session told */
+	enum export_counters counters;
 };
 
 static void put_time(GString *out, const char *key, uint64_t ns, gboolean known)
@@ -61,7 +62,31 @@ static void put_tuple(GString *out, const char *prefix, int family, const struct
 				       prefix, t->dport);
 }
 
-static void format_record(GString *out, const struct flow_record *r)
+/*
+ * Counters and start as IPFIX has them (encoder_ipfix.c): with delta
+ * counters the record starts where the connection's previous one ended;
+ * total counters (and both sets) cover the connection from its start.
+ * Both: packets... are the deltas, total_packets... the totals.
+ */
+static void put_counters(GString *out, const struct flow_record *r, enum export_counters mode,
+			 gboolean known)
+{
+	struct flow_counts c = mode == EXPORT_COUNTERS_TOTAL ? flow_total_counts(r)
+							     : flow_delta_counts(r);
+
+	put_counter(out, "packets", c.packets, known);
+	put_counter(out, "bytes", c.bytes, known);
+	put_counter(out, "reply_packets", c.reply_packets, known);
+	put_counter(out, "reply_bytes", c.reply_bytes, known);
+	if (mode == EXPORT_COUNTERS_BOTH) {
+		put_counter(out, "total_packets", r->packets, known);
+		put_counter(out, "total_bytes", r->bytes, known);
+		put_counter(out, "total_reply_packets", r->reply_packets, known);
+		put_counter(out, "total_reply_bytes", r->reply_bytes, known);
+	}
+}
+
+static void format_record(GString *out, const struct flow_record *r, enum export_counters mode)
 {
 	gboolean counters = (r->flags & FLOW_HAS_COUNTERS) != 0;
 	gboolean times = (r->flags & FLOW_HAS_TIMESTAMPS) != 0;
@@ -79,11 +104,9 @@ static void format_record(GString *out, const struct flow_record *r)
 	if (!ports)
 		g_string_append_printf(out, ",\"icmp_type\":%u,\"icmp_code\":%u,\"icmp_id\":%u",
 				       r->icmp_type, r->icmp_code, r->orig.sport);
-	put_counter(out, "packets", r->packets, counters);
-	put_counter(out, "bytes", r->bytes, counters);
-	put_counter(out, "reply_packets", r->reply_packets, counters);
-	put_counter(out, "reply_bytes", r->reply_bytes, counters);
-	put_time(out, "start", r->start_ns, times);
+	put_counters(out, r, mode, counters);
+	put_time(out, "start", mode == EXPORT_COUNTERS_DELTA ? flow_period_start_ns(r) : r->start_ns,
+		 times);
 	put_time(out, "end", r->end_ns, times);
 	g_string_append_printf(out,
 			       ",\"end_reason\":\"%s\",\"ct_id\":%" PRIu32 ",\"zone\":%u,\"mark\":%" PRIu32
@@ -111,7 +134,7 @@ static gboolean json_add(void *state, const struct flow_record *r, GError **erro
 	struct json_state *st = state;
 	gsize before = st->msg->len;
 
-	format_record(st->msg, r);
+	format_record(st->msg, r, st->counters);
 	if (st->msg->len > st->mtu && before > 0) {
 		/* The line does not fit: send what was there, keep the line. */
 		g_autofree char *line = g_strndup(st->msg->str + before, st->msg->len - before);
@@ -205,6 +228,7 @@ static void *json_create(const struct export_config *cfg, encoder *enc, GError *
 
 	st->enc = enc;
 	st->mtu = cfg->mtu ? cfg->mtu : 65000u;
+	st->counters = cfg->counters;
 	st->msg = g_string_sized_new(st->mtu + JSON_LINE_MAX);
 	return st;
 }

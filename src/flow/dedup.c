@@ -1,8 +1,8 @@
 /*
  * dedup.c - remembers the identities of recent DESTROY events.
  *
- * An identity is reduced to a 64-bit fingerprint (a keyed mix of id,
- * original tuple, zone and start time).  With a window of 2^18 entries the
+ * An identity is reduced to a 64-bit fingerprint (flow_identity_hash(): a
+ * mix of id, original tuple, zone and start time).  With a window of 2^18 entries the
  * chance that a new flow collides with a remembered one is about 2^-46 per
  * flow: far below any other source of error in accounting.
  *
@@ -28,33 +28,11 @@ struct dedup {
 	size_t table_bytes, ring_bytes;
 };
 
-static inline guint64 mix64(guint64 x)
+static inline guint64 fingerprint(const struct flow_record *r)
 {
-	/* splitmix64 finaliser: every input bit reaches every output bit */
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
+	guint64 h = flow_identity_hash(r);
 
-static guint64 fingerprint(const struct flow_record *r)
-{
-	guint64 h = 0x6a09e667f3bcc909ULL;
-	guint64 w;
-
-	for (size_t i = 0; i < 16; i += 8) {
-		memcpy(&w, r->orig.src + i, 8);
-		h = mix64(h ^ w);
-		memcpy(&w, r->orig.dst + i, 8);
-		h = mix64(h ^ w);
-	}
-	h = mix64(h ^ ((guint64)r->orig.sport << 48 | (guint64)r->orig.dport << 32 |
-		       (guint64)r->proto << 24 | (guint64)r->family << 16 | r->zone));
-	h = mix64(h ^ r->ct_id);
-	h = mix64(h ^ r->start_ns);
-	return h ? h : 1;
+	return h ? h : 1;   /* 0 marks an empty slot */
 }
 
 /*
@@ -148,6 +126,17 @@ static gboolean seen_fingerprint(dedup *d, guint64 fp)
 	d->table[i] = fp;
 	d->ring[(d->ring_head + d->count) % d->window] = fp;
 	d->count++;
+	return FALSE;
+}
+
+gboolean dedup_has(const dedup *d, const struct flow_record *r)
+{
+	guint64 fp = fingerprint(r);
+
+	for (guint64 i = fp & d->mask; d->table[i]; i = (i + 1) & d->mask) {
+		if (d->table[i] == fp)
+			return TRUE;
+	}
 	return FALSE;
 }
 

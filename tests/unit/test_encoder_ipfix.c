@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "ctflowd/encoder.h"
+#include "interim_example.h"
 
 #define DOMAIN 7
 #define TID_FLOW4 256
@@ -80,8 +81,8 @@ static guint capture_count(const struct capture *c, guint i)
 
 /* @pen: the export's enterprise_number (0: none); @zone_vrf: its zone_vrf
  * (NULL: none); @uniflow: its uniflow */
-static encoder *new_encoder_full(guint mtu, guint32 pen, const char *zone_vrf, gboolean uniflow,
-				 struct capture *c)
+static encoder *new_encoder_all(guint mtu, guint32 pen, const char *zone_vrf, gboolean uniflow,
+				enum export_counters counters, struct capture *c)
 {
 	struct export_config cfg = {
 		.name = (char *)"test",
@@ -92,6 +93,7 @@ static encoder *new_encoder_full(guint mtu, guint32 pen, const char *zone_vrf, g
 		.enterprise_number = pen,
 		.zone_vrf = (char *)zone_vrf,
 		.uniflow = uniflow,
+		.counters = counters,
 	};
 	g_autoptr(GError) error = NULL;
 
@@ -100,6 +102,18 @@ static encoder *new_encoder_full(guint mtu, guint32 pen, const char *zone_vrf, g
 	g_assert_no_error(error);
 	g_assert_nonnull(enc);
 	return enc;
+}
+
+static encoder *new_encoder_full(guint mtu, guint32 pen, const char *zone_vrf, gboolean uniflow,
+				 struct capture *c)
+{
+	return new_encoder_all(mtu, pen, zone_vrf, uniflow, EXPORT_COUNTERS_DELTA, c);
+}
+
+static encoder *new_encoder_counters(enum export_counters counters, gboolean uniflow,
+				     struct capture *c)
+{
+	return new_encoder_all(65000, 0, NULL, uniflow, counters, c);
 }
 
 static encoder *new_encoder(guint mtu, struct capture *c)
@@ -290,6 +304,10 @@ static struct flow_record rec_numbered(guint64 i)
 struct coll_rec {
 	uint64_t flowStartMilliseconds;
 	uint64_t flowEndMilliseconds;
+	uint64_t octetDeltaCount;
+	uint64_t packetDeltaCount;
+	uint64_t reverseOctetDeltaCount;
+	uint64_t reversePacketDeltaCount;
 	uint64_t octetTotalCount;
 	uint64_t packetTotalCount;
 	uint64_t reverseOctetTotalCount;
@@ -316,13 +334,17 @@ struct coll_rec {
 	uint8_t biflowDirection;
 	uint8_t paddingOctets[1];
 };
-_Static_assert(offsetof(struct coll_rec, paddingOctets) == 159, "coll_rec layout");
-_Static_assert(sizeof(struct coll_rec) == 160, "coll_rec size");
+_Static_assert(offsetof(struct coll_rec, paddingOctets) == 191, "coll_rec layout");
+_Static_assert(sizeof(struct coll_rec) == 192, "coll_rec size");
 
 #define IE(name, len) { (char *)(name), (len), 0 }
 static fbInfoElementSpec_t coll_spec[] = {
 	IE("flowStartMilliseconds", 8),
 	IE("flowEndMilliseconds", 8),
+	IE("octetDeltaCount", 8),
+	IE("packetDeltaCount", 8),
+	IE("reverseOctetDeltaCount", 8),
+	IE("reversePacketDeltaCount", 8),
 	IE("octetTotalCount", 8),
 	IE("packetTotalCount", 8),
 	IE("reverseOctetTotalCount", 8),
@@ -424,10 +446,13 @@ static void check_collected_vrf(const struct collected *got, const struct flow_r
 	g_assert_cmpuint(c->observationDomainId, ==, DOMAIN);
 	g_assert_cmpuint(c->flowStartMilliseconds, ==, r->start_ns / 1000000);
 	g_assert_cmpuint(c->flowEndMilliseconds, ==, r->end_ns / 1000000);
-	g_assert_cmpuint(c->octetTotalCount, ==, r->bytes);
-	g_assert_cmpuint(c->packetTotalCount, ==, r->packets);
-	g_assert_cmpuint(c->reverseOctetTotalCount, ==, r->reply_bytes);
-	g_assert_cmpuint(c->reversePacketTotalCount, ==, r->reply_packets);
+	/* counters = delta, the default: delta elements only */
+	g_assert_cmpuint(c->octetDeltaCount, ==, r->bytes);
+	g_assert_cmpuint(c->packetDeltaCount, ==, r->packets);
+	g_assert_cmpuint(c->reverseOctetDeltaCount, ==, r->reply_bytes);
+	g_assert_cmpuint(c->reversePacketDeltaCount, ==, r->reply_packets);
+	g_assert_cmpuint(c->octetTotalCount, ==, 0);
+	g_assert_cmpuint(c->reverseOctetTotalCount, ==, 0);
 	g_assert_cmpuint(c->flowId, ==, r->flow_id);
 	g_assert_cmpuint(c->protocolIdentifier, ==, r->proto);
 	g_assert_cmpuint(c->flowEndReason, ==, r->end_reason);
@@ -672,8 +697,8 @@ struct expect_ie {
 
 static const struct expect_ie flow4_ies[] = {
 	{"flowStartMilliseconds", 8}, {"flowEndMilliseconds", 8},
-	{"octetTotalCount", 8}, {"packetTotalCount", 8},
-	{"reverseOctetTotalCount", 8}, {"reversePacketTotalCount", 8},
+	{"octetDeltaCount", 8}, {"packetDeltaCount", 8},
+	{"reverseOctetDeltaCount", 8}, {"reversePacketDeltaCount", 8},
 	{"flowId", 8}, {"sourceIPv4Address", 4}, {"destinationIPv4Address", 4},
 	{"observationDomainId", 4}, {"sourceTransportPort", 2},
 	{"destinationTransportPort", 2}, {"icmpTypeCodeIPv4", 2},
@@ -682,8 +707,8 @@ static const struct expect_ie flow4_ies[] = {
 
 static const struct expect_ie flow6_ies[] = {
 	{"flowStartMilliseconds", 8}, {"flowEndMilliseconds", 8},
-	{"octetTotalCount", 8}, {"packetTotalCount", 8},
-	{"reverseOctetTotalCount", 8}, {"reversePacketTotalCount", 8},
+	{"octetDeltaCount", 8}, {"packetDeltaCount", 8},
+	{"reverseOctetDeltaCount", 8}, {"reversePacketDeltaCount", 8},
 	{"flowId", 8}, {"sourceIPv6Address", 16}, {"destinationIPv6Address", 16},
 	{"observationDomainId", 4}, {"sourceTransportPort", 2},
 	{"destinationTransportPort", 2}, {"icmpTypeCodeIPv6", 2},
@@ -1250,7 +1275,7 @@ static void test_ipfixdump(void)
 	g_assert_true(g_spawn_check_wait_status(status, NULL));
 	g_unlink(path);
 
-	static const char *names[] = {"reverseOctetTotalCount", "reversePacketTotalCount",
+	static const char *names[] = {"reverseOctetDeltaCount", "reversePacketDeltaCount",
 				      "flowEndReason", "flowStartMilliseconds", "flowId",
 				      "sourceIPv6Address", "icmpTypeCodeIPv4",
 				      "postNATSourceIPv4Address", "postNATDestinationIPv6Address",
@@ -1627,10 +1652,11 @@ static void check_uni(const struct collected *got, const struct flow_record *r, 
 	g_assert_cmpuint(c->flowId, ==, r->flow_id);
 	g_assert_cmpuint(c->flowStartMilliseconds, ==, r->start_ns / 1000000);
 	g_assert_cmpuint(c->flowEndMilliseconds, ==, r->end_ns / 1000000);
-	g_assert_cmpuint(c->octetTotalCount, ==, reply ? r->reply_bytes : r->bytes);
-	g_assert_cmpuint(c->packetTotalCount, ==, reply ? r->reply_packets : r->packets);
-	g_assert_cmpuint(c->reverseOctetTotalCount, ==, 0);
-	g_assert_cmpuint(c->reversePacketTotalCount, ==, 0);
+	g_assert_cmpuint(c->octetDeltaCount, ==, reply ? r->reply_bytes : r->bytes);
+	g_assert_cmpuint(c->packetDeltaCount, ==, reply ? r->reply_packets : r->packets);
+	g_assert_cmpuint(c->reverseOctetDeltaCount, ==, 0);
+	g_assert_cmpuint(c->reversePacketDeltaCount, ==, 0);
+	g_assert_cmpuint(c->octetTotalCount, ==, 0);
 	g_assert_cmpuint(c->protocolIdentifier, ==, r->proto);
 	g_assert_cmpuint(c->flowEndReason, ==, r->end_reason);
 	g_assert_cmpuint(c->ingressVRFID, ==, r->zone);
@@ -1741,6 +1767,52 @@ static void test_uniflow(void)
 	capture_clear(&c);
 }
 
+/*
+ * An interim record's counters, and a final record after it, per counters
+ * key: delta sends what came since the previous record over the period
+ * since then, total what came since the start over the whole connection,
+ * both sends both sets from the start.  Uniflow records carry their
+ * direction's share the same way.
+ */
+static void test_counters_modes(void)
+{
+	struct flow_record r = rec_numbered(5);
+	interim_example(&r);
+
+	for (int mode = EXPORT_COUNTERS_DELTA; mode <= EXPORT_COUNTERS_BOTH; mode++) {
+		for (int uni = 0; uni < 2; uni++) {
+			struct capture c;
+			encoder *enc = new_encoder_counters(mode, uni, &c);
+			start_ok(enc);
+			add_ok(enc, &r);
+			flush_ok(enc);
+			g_autoptr(GArray) got = read_back(&c, 0, c.msgs->len);
+			g_assert_cmpuint(got->len, ==, uni ? 2 : 1);
+			gboolean delta = mode != EXPORT_COUNTERS_TOTAL;
+			gboolean total = mode != EXPORT_COUNTERS_DELTA;
+			for (guint i = 0; i < got->len; i++) {
+				const struct coll_rec *k = &g_array_index(got, struct collected, i).rec;
+				gboolean reply = uni && k->biflowDirection == 2;
+				g_assert_cmpuint(k->flowStartMilliseconds, ==,
+						 (mode == EXPORT_COUNTERS_DELTA ? r.period_start_ns
+										: r.start_ns) / 1000000);
+				g_assert_cmpuint(k->flowEndMilliseconds, ==, r.end_ns / 1000000);
+				g_assert_cmpuint(k->flowEndReason, ==, FLOW_END_ACTIVE_TIMEOUT);
+				g_assert_cmpuint(k->octetDeltaCount, ==, delta ? (reply ? 1000 : 4000) : 0);
+				g_assert_cmpuint(k->packetDeltaCount, ==, delta ? (reply ? 10 : 40) : 0);
+				g_assert_cmpuint(k->octetTotalCount, ==, total ? (reply ? 4000 : 10000) : 0);
+				g_assert_cmpuint(k->packetTotalCount, ==, total ? (reply ? 40 : 100) : 0);
+				g_assert_cmpuint(k->reverseOctetDeltaCount, ==, delta && !uni ? 1000 : 0);
+				g_assert_cmpuint(k->reversePacketDeltaCount, ==, delta && !uni ? 10 : 0);
+				g_assert_cmpuint(k->reverseOctetTotalCount, ==, total && !uni ? 4000 : 0);
+				g_assert_cmpuint(k->reversePacketTotalCount, ==, total && !uni ? 40 : 0);
+			}
+			encoder_free(enc);
+			capture_clear(&c);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1765,6 +1837,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_ipfix/export-time", test_export_time);
 	g_test_add_func("/encoder_ipfix/emit-error", test_emit_error);
 	g_test_add_func("/encoder_ipfix/ipfixdump", test_ipfixdump);
+	g_test_add_func("/encoder_ipfix/counters-modes", test_counters_modes);
 
 	return g_test_run();
 }

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "ctflowd/encoder.h"
+#include "interim_example.h"
 
 /* ------------------------------------------------------------------------ */
 /* Capturing what the encoder emits                                          */
@@ -47,7 +48,8 @@ static gboolean capture_emit(const uint8_t *msg, size_t len, guint records, void
 	return TRUE;
 }
 
-static encoder *new_encoder(guint mtu, struct capture *c)
+static encoder *new_encoder_counters(guint mtu, enum export_counters counters,
+				     struct capture *c)
 {
 	struct export_config cfg = {
 		.name = (char *)"test",
@@ -55,6 +57,7 @@ static encoder *new_encoder(guint mtu, struct capture *c)
 		.transport = EXPORT_TRANSPORT_FILE,
 		.mtu = mtu,
 		.observation_domain = 1,
+		.counters = counters,
 	};
 	g_autoptr(GError) error = NULL;
 
@@ -66,6 +69,11 @@ static encoder *new_encoder(guint mtu, struct capture *c)
 	g_assert_no_error(error);
 	g_assert_nonnull(enc);
 	return enc;
+}
+
+static encoder *new_encoder(guint mtu, struct capture *c)
+{
+	return new_encoder_counters(mtu, EXPORT_COUNTERS_DELTA, c);
 }
 
 static void capture_clear(struct capture *c)
@@ -987,6 +995,43 @@ static void test_statistics(void)
 	capture_clear(&c);
 }
 
+/* An interim record per counters key: the same meanings as IPFIX's. */
+static void test_counters_modes(void)
+{
+	struct flow_record r = rec_numbered(4);
+	r.flags = FLOW_HAS_ID | FLOW_HAS_COUNTERS | FLOW_HAS_TIMESTAMPS;
+	interim_example(&r);
+
+	for (int mode = EXPORT_COUNTERS_DELTA; mode <= EXPORT_COUNTERS_BOTH; mode++) {
+		struct capture c;
+		encoder *enc = new_encoder_counters(65000, mode, &c);
+		start_ok(enc);
+		add_ok(enc, &r);
+		flush_ok(enc);
+		g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_free);
+		g_autoptr(GHashTable) f = parse_line(capture_msg(&c, 0), capture_len(&c, 0), keys);
+		gboolean total = mode == EXPORT_COUNTERS_TOTAL;
+		expect_u64(f, "packets", total ? 100 : 40, TRUE);
+		expect_u64(f, "bytes", total ? 10000 : 4000, TRUE);
+		expect_u64(f, "reply_packets", total ? 40 : 10, TRUE);
+		expect_u64(f, "reply_bytes", total ? 4000 : 1000, TRUE);
+		expect_time(f, "start", mode == EXPORT_COUNTERS_DELTA ? r.period_start_ns : r.start_ns,
+			    TRUE);
+		expect_time(f, "end", r.end_ns, TRUE);
+		expect_field(f, "end_reason", TRUE, "active");
+		g_assert_cmpint(g_hash_table_contains(f, "total_bytes"), ==,
+				mode == EXPORT_COUNTERS_BOTH);
+		if (mode == EXPORT_COUNTERS_BOTH) {
+			expect_u64(f, "total_packets", 100, TRUE);
+			expect_u64(f, "total_bytes", 10000, TRUE);
+			expect_u64(f, "total_reply_packets", 40, TRUE);
+			expect_u64(f, "total_reply_bytes", 4000, TRUE);
+		}
+		encoder_free(enc);
+		capture_clear(&c);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1007,6 +1052,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_json/message-limit", test_message_limit);
 	g_test_add_func("/encoder_json/flush", test_flush);
 	g_test_add_func("/encoder_json/statistics", test_statistics);
+	g_test_add_func("/encoder_json/counters-modes", test_counters_modes);
 
 	return g_test_run();
 }

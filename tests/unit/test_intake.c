@@ -68,6 +68,7 @@ struct pipeline {
 	char *dir;
 	spool *spool;
 	flow_ids *ids;
+	conn_state *state;
 	intake *in;
 	guint reader;
 };
@@ -85,7 +86,8 @@ static void pipeline_open(struct pipeline *p, const char *dir, gboolean durable)
 	g_assert_nonnull(p->spool);
 	p->ids = flow_ids_open(id_path, &error);
 	g_assert_no_error(error);
-	p->in = intake_new(p->spool, p->ids, WINDOW, &error);
+	p->state = conn_state_new();
+	p->in = intake_new(p->spool, p->ids, p->state, WINDOW, &error);
 	g_assert_no_error(error);
 	g_assert_nonnull(p->in);
 	/* what the worker does at start: the filter learns what was taken */
@@ -96,6 +98,7 @@ static void pipeline_open(struct pipeline *p, const char *dir, gboolean durable)
 static void pipeline_close(struct pipeline *p)
 {
 	intake_free(p->in);
+	conn_state_free(p->state);
 	flow_ids_free(p->ids);
 	spool_free(p->spool);
 	g_free(p->dir);
@@ -335,6 +338,186 @@ static void test_failed_batch_keeps_accepted(void)
 	remove_tree(dir);
 }
 
+/* ---- interim records ------------------------------------------------------------ */
+
+#define SECOND_NS 1000000000ull
+#define TIMEOUT_NS (10 * SECOND_NS)
+
+/* Flow @k as a dump reads it @after_ns after its start, with these counters. */
+static struct flow_record dumped(guint32 k, guint64 after_ns, guint64 packets, guint64 bytes,
+				 guint64 reply_packets, guint64 reply_bytes)
+{
+	struct flow_record r = destroy_of(k);
+
+	r.event = FLOW_EVENT_DUMP;
+	r.end_ns = r.start_ns + after_ns;
+	r.packets = packets;
+	r.bytes = bytes;
+	r.reply_packets = reply_packets;
+	r.reply_bytes = reply_bytes;
+	return r;
+}
+
+static void take(struct pipeline *p, struct flow_record r)
+{
+	intake_records(&r, 1, p->in);
+}
+
+/*
+ * A connection looked at by three walks and then ended: an interim record
+ * when the timeout has passed since the start and again since the last
+ * record, none when it is not due or nothing moved, and a final record
+ * with the rest.  The deltas of its records add up to the final counters
+ * per direction, every record has the same flowId, and each interim
+ * record's period starts where the one before ended.
+ */
+static void test_interim_deltas(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+
+	pipeline_open(&p, dir, FALSE);
+	intake_set_active_timeout(p.in, TIMEOUT_NS);
+	take(&p, dumped(7, 5 * SECOND_NS, 10, 1000, 5, 500));     /* not due */
+	take(&p, dumped(7, 11 * SECOND_NS, 20, 2000, 8, 800));    /* interim 1 */
+	take(&p, dumped(7, 15 * SECOND_NS, 30, 3000, 9, 900));    /* 4 s after it: not due */
+	take(&p, dumped(7, 22 * SECOND_NS, 45, 4500, 12, 1200));  /* interim 2 */
+	take(&p, dumped(7, 33 * SECOND_NS, 45, 4500, 12, 1200));  /* nothing new: none */
+	struct flow_record end = destroy_of(7);
+	end.end_ns = end.start_ns + 40 * SECOND_NS;
+	end.packets = 50;
+	end.bytes = 5000;
+	end.reply_packets = 13;
+	end.reply_bytes = 1300;
+	take(&p, end);
+	take(&p, dumped(7, 39 * SECOND_NS, 49, 4900, 13, 1300));  /* read before the end, taken after */
+	g_assert_true(intake_take_state_changed(p.in));
+	g_assert_false(intake_take_state_changed(p.in));
+
+	g_autoptr(GArray) got = spooled(&p, 0);
+	g_assert_cmpuint(got->len, ==, 3);
+	struct flow_counts sum = {0};
+	guint64 period = 0;
+	for (guint i = 0; i < got->len; i++) {
+		const struct flow_record *r = &g_array_index(got, struct flow_record, i);
+		struct flow_counts c = flow_delta_counts(r);
+		sum.packets += c.packets;
+		sum.bytes += c.bytes;
+		sum.reply_packets += c.reply_packets;
+		sum.reply_bytes += c.reply_bytes;
+		g_assert_cmpuint(r->flow_id, ==, g_array_index(got, struct flow_record, 0).flow_id);
+		g_assert_cmpuint(flow_period_start_ns(r), ==, i ? period : r->start_ns);
+		period = r->end_ns;
+		g_assert_cmpint(flow_is_interim(r), ==, i < 2);
+	}
+	const struct flow_record *r0 = &g_array_index(got, struct flow_record, 0);
+	g_assert_cmpuint(r0->end_ns, ==, r0->start_ns + 11 * SECOND_NS);
+	g_assert_cmpuint(flow_delta_counts(r0).bytes, ==, 2000);
+	g_assert_cmpuint(flow_delta_counts(&g_array_index(got, struct flow_record, 1)).bytes, ==, 2500);
+	g_assert_cmpuint(sum.packets, ==, 50);
+	g_assert_cmpuint(sum.bytes, ==, 5000);
+	g_assert_cmpuint(sum.reply_packets, ==, 13);
+	g_assert_cmpuint(sum.reply_bytes, ==, 1300);
+	/* the totals stay the kernel's */
+	g_assert_cmpuint(g_array_index(got, struct flow_record, 2).bytes, ==, 5000);
+	g_assert_cmpuint(conn_state_size(p.state), ==, 0);
+	const struct intake_stats *st = intake_get_stats(p.in);
+	g_assert_cmpuint(st->interim, ==, 2);
+	g_assert_cmpuint(st->walked, ==, 6);
+	g_assert_cmpuint(st->walked_ended, ==, 1);
+	g_assert_cmpuint(st->accepted, ==, 1);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+/* Without an active timeout dump entries are only counted; entries
+ * without timestamps or counters never get an interim record. */
+static void test_interim_needs_timeout_and_facts(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+
+	pipeline_open(&p, dir, FALSE);
+	take(&p, dumped(1, 60 * SECOND_NS, 10, 1000, 1, 100));
+	g_assert_cmpuint(spool_end(p.spool), ==, 0);
+	g_assert_cmpuint(intake_get_stats(p.in)->not_exported, ==, 1);
+
+	intake_set_active_timeout(p.in, TIMEOUT_NS);
+	struct flow_record no_times = dumped(2, 60 * SECOND_NS, 10, 1000, 1, 100);
+	no_times.flags &= (guint8)~FLOW_HAS_TIMESTAMPS;
+	take(&p, no_times);
+	struct flow_record no_counters = dumped(3, 60 * SECOND_NS, 10, 1000, 1, 100);
+	no_counters.flags &= (guint8)~FLOW_HAS_COUNTERS;
+	take(&p, no_counters);
+	g_assert_cmpuint(spool_end(p.spool), ==, 0);
+	take(&p, dumped(4, 60 * SECOND_NS, 10, 1000, 1, 100));
+	g_assert_cmpuint(spool_end(p.spool), ==, 1);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+/*
+ * The state is a fold of the journal: folding every spooled record into
+ * an empty table gives the table the intake holds, and a snapshot taken
+ * midway plus the records after it give it too.
+ */
+static void test_interim_state_is_a_fold(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+
+	pipeline_open(&p, dir, FALSE);
+	intake_set_active_timeout(p.in, TIMEOUT_NS);
+	for (guint32 k = 0; k < 3000; k++)
+		take(&p, dumped(k, 20 * SECOND_NS, 10 + k, 1000 + k, 1, 100));
+	guint64 mid = spool_end(p.spool);
+	g_autoptr(GBytes) snap = conn_state_snapshot(p.state, mid);
+	for (guint32 k = 0; k < 3000; k += 3) {
+		struct flow_record end = destroy_of(k);
+		end.packets = 20 + k;
+		take(&p, end);
+	}
+	for (guint32 k = 1; k < 3000; k += 3)
+		take(&p, dumped(k, 40 * SECOND_NS, 30 + k, 3000 + k, 2, 200));
+	g_assert_cmpuint(conn_state_size(p.state), ==, 2000);
+
+	g_autoptr(GArray) got = spooled(&p, 0);
+	g_autoptr(GError) error = NULL;
+	guint64 covered = 0;
+	gsize len;
+	const guint8 *data = g_bytes_get_data(snap, &len);
+	conn_state *from_snap = conn_state_parse(data, len, "snapshot", &covered, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(covered, ==, mid);
+	conn_state *from_zero = conn_state_new();
+	for (guint i = 0; i < got->len; i++) {
+		conn_state_apply(from_zero, &g_array_index(got, struct flow_record, i));
+		if (i >= mid)
+			conn_state_apply(from_snap, &g_array_index(got, struct flow_record, i));
+	}
+	for (guint32 k = 0; k < 3000; k++) {
+		struct flow_record probe = destroy_of(k);
+		struct conn_state_entry *a = conn_state_find(p.state, &probe);
+		struct conn_state_entry *b = conn_state_find(from_zero, &probe);
+		struct conn_state_entry *c = conn_state_find(from_snap, &probe);
+		if (k % 3 == 0) {
+			g_assert_null(a);
+			g_assert_null(b);
+			g_assert_null(c);
+			continue;
+		}
+		g_assert_nonnull(a);
+		g_assert_cmpmem(a, sizeof(*a), b, sizeof(*b));
+		g_assert_cmpmem(a, sizeof(*a), c, sizeof(*c));
+	}
+	g_assert_cmpuint(conn_state_size(from_zero), ==, 2000);
+	g_assert_cmpuint(conn_state_size(from_snap), ==, 2000);
+	conn_state_free(from_zero);
+	conn_state_free(from_snap);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -344,6 +527,9 @@ int main(int argc, char **argv)
 	g_test_add_func("/intake/without-timestamps", test_without_timestamps);
 	g_test_add_func("/intake/killed-mid-batch", test_killed_mid_batch);
 	g_test_add_func("/intake/failed-batch-keeps-accepted", test_failed_batch_keeps_accepted);
+	g_test_add_func("/intake/interim/deltas", test_interim_deltas);
+	g_test_add_func("/intake/interim/needs-timeout-and-facts", test_interim_needs_timeout_and_facts);
+	g_test_add_func("/intake/interim/state-is-a-fold", test_interim_state_is_a_fold);
 
 	return g_test_run();
 }

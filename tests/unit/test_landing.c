@@ -348,6 +348,7 @@ static void test_killed_predecessor(void)
 struct worker {
 	spool *spool;
 	flow_ids *ids;
+	conn_state *state;
 	intake *in;
 };
 
@@ -361,7 +362,8 @@ static void worker_open(struct worker *w, const char *dir)
 	g_assert_no_error(error);
 	w->ids = flow_ids_open(id_path, &error);
 	g_assert_no_error(error);
-	w->in = intake_new(w->spool, w->ids, 4096, &error);
+	w->state = conn_state_new();
+	w->in = intake_new(w->spool, w->ids, w->state, 4096, &error);
 	g_assert_no_error(error);
 	spool_recent(w->spool, 4096, intake_remember, w->in);
 }
@@ -369,6 +371,7 @@ static void worker_open(struct worker *w, const char *dir)
 static void worker_close(struct worker *w)
 {
 	intake_free(w->in);
+	conn_state_free(w->state);
 	flow_ids_free(w->ids);
 	spool_free(w->spool);
 }
