@@ -174,7 +174,9 @@ void intake_remember(const struct flow_record *r, void *user)
 {
 	intake *in = user;
 
-	dedup_seen(in->seen, r);
+	/* interim records end nothing: their connection's DESTROY is still to come */
+	if (r->event == FLOW_EVENT_DESTROY)
+		dedup_seen(in->seen, r);
 }
 
 const struct intake_stats *intake_get_stats(const intake *in)

@@ -430,6 +430,31 @@ static void test_interim_deltas(void)
 	remove_tree(dir);
 }
 
+/* At start the duplicate filter learns the final records the journal holds,
+ * not the interim ones: their connections' DESTROYs are still to come. */
+static void test_interim_not_remembered(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+
+	pipeline_open(&p, dir, TRUE);
+	intake_set_active_timeout(p.in, TIMEOUT_NS);
+	take(&p, dumped(3, 11 * SECOND_NS, 20, 2000, 8, 800));
+	take(&p, destroy_of(4));
+	g_assert_cmpuint(spool_end(p.spool), ==, 2);
+	pipeline_close(&p);
+
+	pipeline_open(&p, dir, TRUE);   /* a restart: spool_recent() -> intake_remember() */
+	take(&p, destroy_of(4));        /* a repeat */
+	take(&p, destroy_of(3));        /* the end of the connection with the interim record */
+	const struct intake_stats *st = intake_get_stats(p.in);
+	g_assert_cmpuint(st->duplicates, ==, 1);
+	g_assert_cmpuint(st->accepted, ==, 1);
+	g_assert_cmpuint(spool_end(p.spool), ==, 3);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
 /* Without an active timeout dump entries are only counted; entries
  * without timestamps or counters never get an interim record. */
 static void test_interim_needs_timeout_and_facts(void)
@@ -530,6 +555,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/intake/interim/deltas", test_interim_deltas);
 	g_test_add_func("/intake/interim/needs-timeout-and-facts", test_interim_needs_timeout_and_facts);
 	g_test_add_func("/intake/interim/state-is-a-fold", test_interim_state_is_a_fold);
+	g_test_add_func("/intake/interim/not-remembered", test_interim_not_remembered);
 
 	return g_test_run();
 }
