@@ -53,8 +53,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build-asan --print-errorlogs --num-processes 1 \
             test_coalesce test_config test_ct_parse test_dedup test_flow_id test_spool test_journal \
-            test_encoder_ipfix test_encoder_json fuzz_config fuzz_journal fuzz_landing test_sink test_transport \
-            test_intake test_cursor test_landing test_ct_request test_state_dir test_datagrams test_ct_socket \
+            test_encoder_ipfix test_encoder_json fuzz_config fuzz_journal fuzz_landing fuzz_state test_sink test_transport \
+            test_intake test_cursor test_landing test_ct_request test_state_dir test_datagrams test_ct_socket test_conn_state \
             flush-ipfix tcp-export json-stdout kill-worker graceful-restart \
             supervisor-killed forged-events
     count_results build-asan

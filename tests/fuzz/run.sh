@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.." || exit 1
 root=$PWD
 seconds=${1:-40}
 shift || true
-targets=${*:-"fuzz_config fuzz_journal fuzz_landing"}
+targets=${*:-"fuzz_config fuzz_journal fuzz_landing fuzz_state"}
 build=$root/build-fuzz
 
 if [ ! -d "$build" ]; then
