@@ -697,7 +697,8 @@ enum key_flag {
 	KEY_EMPTY_NONE = 1 << 2, /* text: empty means none (NULL), printed as "KEY =" */
 	KEY_RELATIVE = 1 << 3,   /* path: relative to state_directory unless absolute */
 	KEY_FILE = 1 << 4,       /* path: a file, so not "dir/" */
-	KEY_AUTO = 1 << 5,       /* size: "auto" stores 0, for the section's check */
+	KEY_AUTO = 1 << 5,       /* size, duration: "auto" stores 0 (for a size, the
+				  * section's check decides) */
 };
 
 struct key {
@@ -913,15 +914,17 @@ static gboolean parse_duration_value(struct section_pass *sp, const struct key *
 	guint64 ms = 0;
 	enum number_result r = parse_with_unit(value, duration_units, &ms);
 
-	if (r == NUMBER_BAD && !((k->flags & KEY_ZERO_OFF) && g_ascii_strcasecmp(value, "off") == 0)) {
+	/* words that stand for 0: "auto" (the section decides), "off" */
+	if (((k->flags & KEY_AUTO) && g_ascii_strcasecmp(value, "auto") == 0) ||
+	    ((k->flags & KEY_ZERO_OFF) &&
+	     ((r == NUMBER_OK && ms == 0) || g_ascii_strcasecmp(value, "off") == 0))) {
+		store_number(sp->object, k->offset, k->size, 0);
+		return TRUE;
+	}
+	if (r == NUMBER_BAD) {
 		g_autofree char *q = quote(value);
 		return bad_value(sp, k, "expected a duration: a number of seconds, or with ms, s, m or h "
 				 "(such as 500ms, 2s, 1m), got %s", q);
-	}
-	if ((k->flags & KEY_ZERO_OFF) &&
-	    ((r == NUMBER_OK && ms == 0) || g_ascii_strcasecmp(value, "off") == 0)) {
-		store_number(sp->object, k->offset, k->size, 0);
-		return TRUE;
 	}
 	if (r == NUMBER_TOO_BIG || ms < k->min || ms > k->max)
 		return bad_range(sp, k, value);
@@ -931,7 +934,8 @@ static gboolean parse_duration_value(struct section_pass *sp, const struct key *
 
 static void print_duration(GString *out, const struct key *k, const void *object)
 {
-	g_autofree char *text = format_duration(load_number(object, k->offset, k->size));
+	guint64 ms = load_number(object, k->offset, k->size);
+	g_autofree char *text = ms == 0 && (k->flags & KEY_AUTO) ? g_strdup("auto") : format_duration(ms);
 
 	append_key(out, k->name, text);
 }
@@ -942,7 +946,8 @@ static char *expects_duration(const struct key *k)
 	g_autofree char *hi = format_duration_short(k->max);
 
 	return g_strdup_printf("%sa duration from %s to %s",
-			       (k->flags & KEY_ZERO_OFF) ? "0 (off) or " : "", lo, hi);
+			       (k->flags & KEY_ZERO_OFF) ? "0 (off) or " :
+			       (k->flags & KEY_AUTO) ? "auto or " : "", lo, hi);
 }
 
 static const struct value_type duration_type = {
@@ -1366,6 +1371,10 @@ static const struct key source_keys[] = {
 	  .fallback = 0, .min = 10 * SECOND_MS, .max = DAY_MS, .flags = KEY_ZERO_OFF,
 	  .help = "a connection still alive this long after its previous record gets an interim"
 		  " record (flowEndReason 2) with its traffic since; off: one record, at the end" },
+	{ "walk_interval", &duration_type, SOURCE(walk_interval_ms),
+	  .fallback = 0, .min = 100, .max = HOUR_MS, .flags = KEY_AUTO,
+	  .help = "with an active timeout, the conntrack table is read this often (auto: a fifth"
+		  " of active_timeout, from 1s to 1m); an interim record comes at most this late" },
 };
 
 static const struct key export_keys[] = {

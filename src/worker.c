@@ -108,8 +108,11 @@ static void persist_state(GBytes *snapshot, guint64 position, void *user)
 static ct_walk *open_walk(struct daemon *d, GError **error)
 {
 	guint timeout = d->config->source.active_timeout_ms;
-	guint interval = timeout ? CLAMP(timeout / WALKS_PER_TIMEOUT, WALK_MIN_MS, WALK_MAX_MS)
-				 : WALK_MAX_MS;
+	guint interval = d->config->source.walk_interval_ms;
+
+	if (!interval)
+		interval = timeout ? CLAMP(timeout / WALKS_PER_TIMEOUT, WALK_MIN_MS, WALK_MAX_MS)
+				   : WALK_MAX_MS;
 
 	return ct_walk_new(interval, (guint64)timeout * 1000000, timeout != 0, persist_state, d,
 			   error);

@@ -72,6 +72,8 @@ struct source_config {
 	guint64 guard_entries;     /* ... or past this many entries (wins); both 0: off */
 	guint active_timeout_ms;   /* interim records this long after a connection's
 				    * previous record; 0: off */
+	guint walk_interval_ms;    /* table walks this often; 0: a fifth of the
+				    * active timeout, from 1 s to 60 s */
 };
 
 struct export_config {
