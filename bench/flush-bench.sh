@@ -51,6 +51,10 @@
 #                      kernel doubles it).  16384 is the acceptance setting;
 #                      8388608 is ctflowd's default receive_buffer
 #   EXPORTERS ["bare bare-batched ulogd ctflowd"]  which, in this order each round;
+#                      ctflowd-walk is ctflowd with table walks for interim
+#                      records back to back (walk_interval 100ms), so that a
+#                      walk runs during the flush: its nl_drops and CPU next
+#                      to ctflowd's show what walks cost the DESTROY reader;
 #                      ctflowd-none, ctflowd-batch and ctflowd-record are
 #                      ctflowd with that spool_sync, so that one run shows
 #                      the journal's cost next to ulogd
@@ -98,7 +102,7 @@ CTFLOWD_MTU=${CTFLOWD_MTU:-}
 # the journal of the exporter "ctflowd": none (write only), batch (group
 # commit, the default), record (synced per read); ctflowd-MODE sets its own
 SPOOL_SYNC=${SPOOL_SYNC:-batch}
-CTFLOWD_VARIANTS="ctflowd ctflowd-none ctflowd-batch ctflowd-record"
+CTFLOWD_VARIANTS="ctflowd ctflowd-none ctflowd-batch ctflowd-record ctflowd-walk"
 # ctflowd-alt: the binary CTFLOWD_ALT (another build) set up as "ctflowd"
 CTFLOWD_ALT=${CTFLOWD_ALT:-}
 ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS ctflowd-alt"
@@ -381,7 +385,7 @@ write_ulogd_conf() {   # FILE LOGFILE
 	[ -z "$ULOGD_MTU" ] || echo "mtu=$ULOGD_MTU" >>"$1"
 }
 
-write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC
+write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [SOURCE_LINES]
 	cat >"$1" <<-EOF
 	[daemon]
 	state_directory = $2
@@ -396,6 +400,7 @@ write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC
 	[source]
 	receive_buffer = $RCVBUF
 	reliable = yes
+	${4:-}
 
 	[export collector]
 	format = ipfix
@@ -465,7 +470,12 @@ run_one() {
 		local sync=${exp#ctflowd-} bin=$CTFLOWD
 		[ "$exp" = ctflowd ] && sync=$SPOOL_SYNC
 		[ "$exp" = ctflowd-alt ] && sync=$SPOOL_SYNC bin=$CTFLOWD_ALT
-		write_ctflowd_conf "$conf" "$dir/state" "$sync"
+		# ctflowd-walk: table walks back to back through the run (each
+		# reads every entry; none is old enough for an interim record)
+		local walk=
+		[ "$exp" = ctflowd-walk ] && sync=$SPOOL_SYNC \
+			walk=$'active_timeout = 10m\nwalk_interval = 100ms'
+		write_ctflowd_conf "$conf" "$dir/state" "$sync" "$walk"
 		ctf_spawn "$NS_RTR" "$log" "${EXP_TS[@]}" "$bin" -f -c "$conf"
 		pid=$CTF_LAST_PID
 		ctf_wait_ct_listener "$pid" 10 || { cat "$log"; ctf_bail "$tag: ctflowd did not start"; }
