@@ -95,6 +95,13 @@ static void persist_state(GBytes *snapshot, guint64 position, void *user)
 	gsize len;
 	const void *data = g_bytes_get_data(snapshot, &len);
 
+	/* A snapshot must never be ahead of the journal on disk: after a power
+	 * loss it would subtract interim records the journal no longer has. */
+	if (!spool_wait_durable(d->spool, position, g_get_monotonic_time() + 5 * G_USEC_PER_SEC)) {
+		g_warning("connection state: the journal is not synced up to record %" G_GUINT64_FORMAT
+			  " after 5 s; the snapshot waits for the next walk", position);
+		return;
+	}
 	if (!state_dir_replace_file(d->state_dirfd, d->config->daemon.state_directory, STATE_FILE,
 				    data, len, 0640, &error)) {
 		/* the journal is kept from the last good snapshot on: nothing
@@ -614,13 +621,14 @@ static void stop_pipeline(struct daemon *d)
 	}
 	if (!d->spool)
 		return;
-	/* the next start folds in nothing but what comes after this */
+	spool_close(d->spool);
+	/* after the close, which syncs the journal: the next start folds in
+	 * nothing but what comes after this */
 	if (d->state_kept && d->intake) {
 		guint64 end = spool_end(d->spool);
 		g_autoptr(GBytes) last = conn_state_snapshot(d->state, end);
 		persist_state(last, end, d);
 	}
-	spool_close(d->spool);
 	/* one deadline for all: the destinations stop one after the other */
 	gint64 deliver_by = g_get_monotonic_time() + (gint64)STOP_GRACE_MS * 1000;
 	for (guint i = 0; i < d->sinks->len; i++) {

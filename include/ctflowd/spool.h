@@ -111,6 +111,15 @@ void spool_confirm(spool *s, guint reader, guint64 upto);
 /** spool_confirmed: the reader's confirmed position (where a rewind goes). */
 guint64 spool_confirmed(spool *s, guint reader);
 
+/**
+ * spool_wait_durable:
+ * (any thread) Waits until the records before @end are as durable as the
+ * spool's sync mode makes them (with SPOOL_SYNC_BATCH: synced by a group
+ * commit), at most until @deadline_us (monotonic).  TRUE when they are; a
+ * spool in memory has nothing to wait for.
+ */
+gboolean spool_wait_durable(spool *s, guint64 end, gint64 deadline_us);
+
 /** spool_end: position one past the newest record. */
 guint64 spool_end(spool *s);
 

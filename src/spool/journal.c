@@ -60,6 +60,7 @@ struct journal {
 	struct segment *tail;      /* takes appends (the newest listed); NULL when there is
 				    * none.  Set by the appender, with the lock held */
 	guint64 end;               /* after recovery */
+	guint64 synced_end;        /* (atomic) positions before it are on disk */
 	/* the appender's */
 	guint8 *buf;               /* gather buffer, WRITE_FRAMES frames */
 	gint64 committed_us;       /* SPOOL_SYNC_BATCH: last group commit handed on */
@@ -91,6 +92,8 @@ struct syncer {
 	GMutex lock;
 	GCond cond;
 	GPtrArray *queue;          /* struct segment *, a reference each, not started */
+	GArray *ends;              /* guint64 per queued segment: the position its sync covers */
+	guint64 *synced_end;       /* the journal's: positions before it are on disk */
 	gboolean busy;             /* one is being synced */
 	gboolean stop;
 	char *dir;
@@ -661,6 +664,7 @@ static gboolean recover(journal *j, GError **error)
 	if (j->segments->len) {
 		struct segment *last = g_ptr_array_index(j->segments, j->segments->len - 1);
 		j->end = last->first + last->count;
+		j->synced_end = j->end;   /* an earlier process's: as synced as it left them */
 		j->tail = last;
 		if (journal_tail_room(j))
 			reserve_space(j, last->fd,
@@ -946,6 +950,17 @@ static void build_frames(guint8 *out, guint64 pos, const struct flow_record *rec
 		fill_frame(out, &records[i], pos + i);
 }
 
+/* Moves *@synced up to @end (never back), from any thread. */
+static void advance_synced(guint64 *synced, guint64 end)
+{
+	guint64 cur = __atomic_load_n(synced, __ATOMIC_ACQUIRE);
+
+	while (cur < end &&
+	       !__atomic_compare_exchange_n(synced, &cur, end, FALSE, __ATOMIC_RELEASE,
+					    __ATOMIC_ACQUIRE))
+		;
+}
+
 static gpointer syncer_thread(gpointer data)
 {
 	struct syncer *sy = data;
@@ -957,14 +972,19 @@ static gpointer syncer_thread(gpointer data)
 		if (!sy->queue->len)
 			break;
 		struct segment *seg = g_ptr_array_steal_index(sy->queue, 0);
+		guint64 end = g_array_index(sy->ends, guint64, 0);
+		g_array_remove_index(sy->ends, 0);
 		sy->busy = TRUE;
 		g_mutex_unlock(&sy->lock);
-		if (fdatasync(seg->fd) < 0)
+		gboolean synced = fdatasync(seg->fd) == 0;
+		if (!synced)
 			g_warning("spool: cannot sync %s/%s: %s (the records are written; a power "
 				  "loss may take them)",
 				  sy->dir, seg->name, g_strerror(errno));
 		segment_unref(seg);
 		g_mutex_lock(&sy->lock);
+		if (synced)
+			advance_synced(sy->synced_end, end);
 		sy->busy = FALSE;
 		g_cond_broadcast(&sy->cond);
 	}
@@ -991,6 +1011,7 @@ static void syncer_free(struct syncer *sy)
 	g_mutex_unlock(&sy->lock);
 	g_thread_join(sy->thread);
 	g_ptr_array_free(sy->queue, TRUE);
+	g_array_free(sy->ends, TRUE);
 	g_mutex_clear(&sy->lock);
 	g_cond_clear(&sy->cond);
 	g_free(sy->dir);
@@ -1006,24 +1027,46 @@ void journal_commit(journal *j, gint64 now_us)
 		g_mutex_init(&sy->lock);
 		g_cond_init(&sy->cond);
 		sy->queue = g_ptr_array_new();
+		sy->ends = g_array_new(FALSE, FALSE, sizeof(guint64));
+		sy->synced_end = &j->synced_end;
 		sy->dir = g_strdup(j->dir);
 		sy->thread = g_thread_new("journal-sync", syncer_thread, sy);
 		j->syncer = sy;
 	}
 	struct syncer *sy = j->syncer;
+	guint64 end = j->tail->first + segment_count(j->tail);
 	g_mutex_lock(&sy->lock);
 	/* a request not yet started covers what was written since it was made */
 	gboolean queued = FALSE;
-	for (guint i = 0; i < sy->queue->len; i++)
-		queued |= g_ptr_array_index(sy->queue, i) == j->tail;
+	for (guint i = 0; i < sy->queue->len; i++) {
+		if (g_ptr_array_index(sy->queue, i) == j->tail) {
+			g_array_index(sy->ends, guint64, i) = end;
+			queued = TRUE;
+		}
+	}
 	if (!queued) {
 		segment_ref(j->tail);
 		g_ptr_array_add(sy->queue, j->tail);
+		g_array_append_val(sy->ends, end);
 		g_cond_signal(&sy->cond);
 	}
 	g_mutex_unlock(&sy->lock);
 	j->dirty = FALSE;
 	j->committed_us = now_us;
+}
+
+gboolean journal_wait_synced(journal *j, guint64 end, gint64 deadline_us)
+{
+	if (j->sync != SPOOL_SYNC_BATCH)
+		return TRUE;
+	/* a group commit is at most JOURNAL_GROUP_COMMIT_US away: a short
+	 * poll is all the waiting there is */
+	while (__atomic_load_n(&j->synced_end, __ATOMIC_ACQUIRE) < end) {
+		if (g_get_monotonic_time() >= deadline_us)
+			return FALSE;
+		g_usleep(5 * 1000);
+	}
+	return TRUE;
 }
 
 gboolean journal_sync(journal *j, GError **error)
@@ -1036,6 +1079,7 @@ gboolean journal_sync(journal *j, GError **error)
 		set_errno_error(error, errno, "spool: cannot sync %s/%s", j->dir, j->tail->name);
 		return FALSE;
 	}
+	advance_synced(&j->synced_end, j->tail->first + segment_count(j->tail));
 	j->dirty = FALSE;
 	j->committed_us = g_get_monotonic_time();
 	return TRUE;

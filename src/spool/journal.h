@@ -195,6 +195,14 @@ void journal_publish(journal *j, guint64 n);
 void journal_commit(journal *j, gint64 now_us);
 
 /**
+ * journal_wait_synced:
+ * (any thread) With SPOOL_SYNC_BATCH, waits until every position before
+ * @end is on disk, at most until @deadline_us (monotonic); TRUE when they
+ * are.  The other modes have nothing to wait for: TRUE at once.
+ */
+gboolean journal_wait_synced(journal *j, guint64 end, gint64 deadline_us);
+
+/**
  * journal_sync:
  * (appender, or once it has stopped) Returns once everything written is on
  * disk: waits for the commits handed on, then syncs the rest.

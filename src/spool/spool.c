@@ -670,6 +670,11 @@ guint64 spool_confirmed(spool *s, guint reader)
 	return v;
 }
 
+gboolean spool_wait_durable(spool *s, guint64 end, gint64 deadline_us)
+{
+	return !s->journal || journal_wait_synced(s->journal, end, deadline_us);
+}
+
 guint64 spool_end(spool *s)
 {
 	g_mutex_lock(&s->lock);
