@@ -63,6 +63,9 @@ struct daemon {
 	conn_state *state;           /* what interim records reported (reader thread) */
 	gboolean state_kept;         /* a snapshot is kept, and the journal for it */
 	guint state_reader;          /* the spool reader that keeps that journal */
+	gint state_unsaved;          /* (atomic) the next snapshot must be written even
+				      * if nothing changed: the last one was not, or
+				      * the start folded records in */
 	int state_dirfd;
 	ct_walk *walk;
 	GPtrArray *sinks;
@@ -86,13 +89,24 @@ struct daemon {
 
 /* ---- the connection state of interim records --------------------------- */
 
-/* (walker thread, or the main thread at the end) The snapshot goes to disk
- * before the journal it covers may go. */
+/*
+ * (walker thread, or the main thread at the end) The snapshot goes to disk
+ * before the journal it covers may go.  Without a snapshot (NULL), nothing
+ * in the journal since the last one changed the state: the journal up to
+ * @position may go at once, and the next start folds in from the later of
+ * the snapshot's position and this one.
+ */
 static void persist_state(GBytes *snapshot, guint64 position, void *user)
 {
 	struct daemon *d = user;
 	g_autoptr(GError) error = NULL;
 	gsize len;
+
+	if (!snapshot) {
+		if (position > spool_confirmed(d->spool, d->state_reader))
+			spool_confirm(d->spool, d->state_reader, position);
+		return;
+	}
 	const void *data = g_bytes_get_data(snapshot, &len);
 
 	/* A snapshot must never be ahead of the journal on disk: after a power
@@ -100,6 +114,7 @@ static void persist_state(GBytes *snapshot, guint64 position, void *user)
 	if (!spool_wait_durable(d->spool, position, g_get_monotonic_time() + 5 * G_USEC_PER_SEC)) {
 		g_warning("connection state: the journal is not synced up to record %" G_GUINT64_FORMAT
 			  " after 5 s; the snapshot waits for the next walk", position);
+		g_atomic_int_set(&d->state_unsaved, TRUE);
 		return;
 	}
 	if (!state_dir_replace_file(d->state_dirfd, d->config->daemon.state_directory, STATE_FILE,
@@ -107,6 +122,7 @@ static void persist_state(GBytes *snapshot, guint64 position, void *user)
 		/* the journal is kept from the last good snapshot on: nothing
 		 * is lost, the journal only grows */
 		g_warning("connection state: %s", error->message);
+		g_atomic_int_set(&d->state_unsaved, TRUE);
 		return;
 	}
 	spool_confirm(d->spool, d->state_reader, position);
@@ -159,7 +175,10 @@ static gboolean load_state(struct daemon *d, GError **error)
 	if (!d->state_kept)
 		return TRUE;
 	d->state_reader = spool_add_reader_named(d->spool, STATE_READER);
-	guint64 pos = covered == G_MAXUINT64 ? spool_confirmed(d->spool, d->state_reader) : covered;
+	/* past the snapshot, the reader's position may have moved on over
+	 * records that changed nothing (persist_state) */
+	guint64 confirmed = spool_confirmed(d->spool, d->state_reader);
+	guint64 pos = covered == G_MAXUINT64 ? confirmed : MAX(covered, confirmed);
 	guint64 end = spool_end(d->spool), folded = 0;
 	if (pos > end)
 		g_warning("connection state: the snapshot covers the journal up to record %"
@@ -174,6 +193,7 @@ static gboolean load_state(struct daemon *d, GError **error)
 	}
 	g_message("connection state: %u connections with interim records (%" G_GUINT64_FORMAT
 		  " journal records folded in)", conn_state_size(d->state), folded);
+	d->state_unsaved = TRUE;   /* the first walk writes what this start found */
 	return TRUE;
 }
 
@@ -183,7 +203,10 @@ static void take_walk(struct daemon *d)
 	if (!ct_walk_take(d->walk, intake_records, d->intake))
 		return;
 	guint64 end = spool_end(d->spool);
-	ct_walk_hand_snapshot(d->walk, conn_state_snapshot(d->state, end), end);
+	/* both are taken: each must be cleared */
+	gboolean changed = intake_take_state_changed(d->intake);
+	changed |= g_atomic_int_exchange(&d->state_unsaved, FALSE);
+	ct_walk_hand_snapshot(d->walk, changed ? conn_state_snapshot(d->state, end) : NULL, end);
 }
 
 /* The dump socket of a resync must be in the watched namespace too. */
@@ -626,7 +649,9 @@ static void stop_pipeline(struct daemon *d)
 	 * nothing but what comes after this */
 	if (d->state_kept && d->intake) {
 		guint64 end = spool_end(d->spool);
-		g_autoptr(GBytes) last = conn_state_snapshot(d->state, end);
+		gboolean changed = intake_take_state_changed(d->intake);
+		changed |= g_atomic_int_exchange(&d->state_unsaved, FALSE);
+		g_autoptr(GBytes) last = changed ? conn_state_snapshot(d->state, end) : NULL;
 		persist_state(last, end, d);
 	}
 	/* one deadline for all: the destinations stop one after the other */

@@ -42,7 +42,8 @@ struct ct_walk_stats {
 /**
  * ct_walk_persist_fn:
  * Called on the walker thread with each snapshot the reader handed over and
- * the journal position it covers.
+ * the journal position it covers; NULL when the state did not change since
+ * the last one (the journal up to @position changed nothing in it).
  */
 typedef void (*ct_walk_persist_fn)(GBytes *snapshot, guint64 position, void *user);
 
@@ -71,8 +72,9 @@ gboolean ct_walk_take(ct_walk *w, ct_source_records_fn fn, void *user);
 
 /**
  * ct_walk_hand_snapshot:
- * (reader thread) Gives @snapshot (taken) covering the journal up to
- * @position to the walker thread, which persists it before its next walk.
+ * (reader thread) Gives @snapshot (taken; NULL: no change since the last
+ * one) covering the journal up to @position to the walker thread, which
+ * persists it before its next walk.
  */
 void ct_walk_hand_snapshot(ct_walk *w, GBytes *snapshot, guint64 position);
 

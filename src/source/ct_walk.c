@@ -45,6 +45,7 @@ struct ct_walk {
 	GQueue waiting;            /* batches for the reader, oldest first */
 	GQueue spare;
 	gboolean stopping;
+	gboolean handed;           /* a snapshot (or NULL: no change) waits */
 	GBytes *snapshot;          /* handed over, not yet persisted */
 	guint64 snapshot_position;
 	struct ct_walk_stats stats;
@@ -169,15 +170,17 @@ static gpointer walker_thread(gpointer data)
 		if (!pass_on(w, TRUE))
 			break;
 		g_mutex_lock(&w->lock);
-		while (!w->snapshot && !w->stopping)
+		while (!w->handed && !w->stopping)
 			g_cond_wait(&w->cond, &w->lock);
+		gboolean handed = w->handed;
 		GBytes *snap = g_steal_pointer(&w->snapshot);
 		guint64 pos = w->snapshot_position;
+		w->handed = FALSE;
 		g_mutex_unlock(&w->lock);
-		if (snap) {
+		if (handed)
 			w->persist(snap, pos, w->user);
+		if (snap)
 			g_bytes_unref(snap);
-		}
 	}
 	return NULL;
 }
@@ -256,6 +259,7 @@ void ct_walk_hand_snapshot(ct_walk *w, GBytes *snapshot, guint64 position)
 		g_bytes_unref(w->snapshot);
 	w->snapshot = snapshot;
 	w->snapshot_position = position;
+	w->handed = TRUE;
 	g_cond_broadcast(&w->cond);
 	g_mutex_unlock(&w->lock);
 }
@@ -279,10 +283,10 @@ void ct_walk_free(ct_walk *w)
 		g_thread_join(w->thread);
 	}
 	/* a snapshot handed over as the walker stopped is still worth keeping */
-	if (w->snapshot) {
+	if (w->handed)
 		w->persist(w->snapshot, w->snapshot_position, w->user);
+	if (w->snapshot)
 		g_bytes_unref(w->snapshot);
-	}
 	g_queue_clear_full(&w->waiting, g_free);
 	g_queue_clear_full(&w->spare, g_free);
 	g_free(w->filling);
