@@ -13,9 +13,9 @@
  * NETFLOW_UPTIME_HEADROOM_MS (2^31 ms, about 24.8 days) before the
  * encoder was made: a connection up to that old still gets a positive
  * FIRST.  sysUptime is 32 bits and would wrap 49.7 days after the boot;
- * before that (once the encoder has run about 24.8 days) the boot is moved
- * forward to the same headroom before the packet being started, which a
- * collector sees as an exporter reboot.  A start or end before the boot
+ * a day before that (once the encoder has run about 23.8 days) the boot is
+ * moved forward to the same headroom before the packet being started,
+ * which a collector sees as an exporter reboot.  A start or end before the boot
  * is sent as 0, the boot itself.
  *
  * The v9 header has the wall clock in whole seconds only (v5 has
@@ -34,8 +34,8 @@
 #include "format.h"
 
 #define NETFLOW_UPTIME_HEADROOM_MS (UINT64_C(1) << 31)
-/* the boot moves forward once sysUptime reaches this (2^32 - 2^30 ms) */
-#define NETFLOW_UPTIME_REBASE_MS ((UINT64_C(1) << 32) - (UINT64_C(1) << 30))
+/* the boot moves forward once sysUptime reaches this: a day before it wraps */
+#define NETFLOW_UPTIME_REBASE_MS ((UINT64_C(1) << 32) - UINT64_C(86400000))
 
 struct netflow_clock {
 	uint64_t boot_ms;   /* wall clock ms the sysUptime counts from */

@@ -368,6 +368,37 @@ static void test_uptime_times(void)
 	teardown();
 }
 
+/* A connection older than sysUptime's reference (2^31 ms before the
+ * encoder started) starts at the reference itself: FIRST_SWITCHED 0. */
+static void test_uptime_before_reference(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(&c, 1472, FALSE, NETFLOW_TIMES_UPTIME, 0, NULL);
+	struct flow_record r = rec_udp4();
+	g_autoptr(GError) error = NULL;
+	uint64_t now_ns = (uint64_t)g_get_real_time() * 1000u;
+	struct packet pk;
+
+	setup();
+	r.start_ns = now_ns - 30ull * 24 * 3600 * 1000000000ull;
+	r.end_ns = now_ns - 1000000000ull;
+	g_assert_true(encoder_add(enc, &r, &error));
+	g_assert_true(encoder_flush(enc, &error));
+	decode(g_ptr_array_index(c.msgs, 0), &pk);
+	g_array_unref(pk.recs);
+	decode(g_ptr_array_index(c.msgs, 1), &pk);
+	const struct rec *x = &g_array_index(pk.recs, struct rec, 0);
+	g_assert_cmpuint(x->v[22], ==, 0);
+	g_assert_cmpuint((uint64_t)pk.secs * 1000u - pk.uptime + x->v[21], ==, r.end_ns / 1000000);
+	/* the reference: 2^31 ms before now, to the second the header rounds to */
+	g_assert_cmpuint(pk.uptime, >=, UINT64_C(1) << 31);
+	g_assert_cmpuint(pk.uptime, <, (UINT64_C(1) << 31) + 2000);
+	g_array_unref(pk.recs);
+	encoder_free(enc);
+	capture_clear(&c);
+	teardown();
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -375,5 +406,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/netflow9/fields-and-counts", test_fields_and_counts);
 	g_test_add_func("/netflow9/template-refresh-by-packets", test_template_refresh_by_packets);
 	g_test_add_func("/netflow9/uptime-times", test_uptime_times);
+	g_test_add_func("/netflow9/uptime-before-reference", test_uptime_before_reference);
 	return g_test_run();
 }
