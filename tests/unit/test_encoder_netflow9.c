@@ -327,26 +327,37 @@ static void test_template_refresh_by_packets(void)
 	teardown();
 }
 
+/* Encodes @r alone with uptime times; @pk is its packet, after the one of
+ * templates that starts the session. */
+static void encode_uptime(struct capture *c, gboolean uniflow, const struct flow_record *r,
+			  struct packet *pk)
+{
+	encoder *enc = new_encoder(c, 1472, uniflow, NETFLOW_TIMES_UPTIME, 0, NULL);
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(encoder_add(enc, r, &error));
+	g_assert_true(encoder_flush(enc, &error));
+	g_assert_cmpuint(c->msgs->len, ==, 2);
+	decode(g_ptr_array_index(c->msgs, 0), pk);
+	g_array_unref(pk->recs);
+	decode(g_ptr_array_index(c->msgs, 1), pk);
+	encoder_free(enc);
+}
+
 /* Uptime times: boot = header secs * 1000 - sysUptime, and boot + FIRST /
  * LAST give the flow's start and end ms back, also for a connection that
  * began days before the exporter. */
 static void test_uptime_times(void)
 {
 	struct capture c;
-	encoder *enc = new_encoder(&c, 1472, TRUE, NETFLOW_TIMES_UPTIME, 0, NULL);
 	struct flow_record r = rec_udp4();
-	g_autoptr(GError) error = NULL;
 	uint64_t now_ns = (uint64_t)g_get_real_time() * 1000u;
 	struct packet pk;
 
 	setup();
 	r.start_ns = now_ns - 10ull * 24 * 3600 * 1000000000ull + 123456789;  /* 10 days ago */
 	r.end_ns = now_ns - 5000000;
-	g_assert_true(encoder_add(enc, &r, &error));
-	g_assert_true(encoder_flush(enc, &error));
-	decode(g_ptr_array_index(c.msgs, 0), &pk);
-	g_array_unref(pk.recs);
-	decode(g_ptr_array_index(c.msgs, 1), &pk);
+	encode_uptime(&c, TRUE, &r, &pk);
 	/* uniflow: a record per direction, both of this connection's packet */
 	g_assert_cmpuint(pk.data, ==, 2);
 	g_assert_cmpuint(capture_records(&c, 1), ==, 1);
@@ -356,6 +367,8 @@ static void test_uptime_times(void)
 		g_assert_true(x->has[22] && x->has[21] && !x->has[152] && !x->has[23]);
 		g_assert_cmpuint(boot + x->v[22], ==, r.start_ns / 1000000);
 		g_assert_cmpuint(boot + x->v[21], ==, r.end_ns / 1000000);
+		/* no flow ends after its packet's sysUptime */
+		g_assert_cmpuint(x->v[21], <=, pk.uptime);
 		g_assert_cmpuint(x->v[239], ==, k + 1);
 		g_assert_cmpuint(x->v[2], ==, k ? r.reply_packets : r.packets);
 	}
@@ -363,7 +376,6 @@ static void test_uptime_times(void)
 	g_assert_cmpuint(rep->v[7], ==, 53);
 	g_assert_cmpmem(rep->raw[8], 4, r.reply.src, 4);
 	g_array_unref(pk.recs);
-	encoder_free(enc);
 	capture_clear(&c);
 	teardown();
 }
@@ -373,20 +385,14 @@ static void test_uptime_times(void)
 static void test_uptime_before_reference(void)
 {
 	struct capture c;
-	encoder *enc = new_encoder(&c, 1472, FALSE, NETFLOW_TIMES_UPTIME, 0, NULL);
 	struct flow_record r = rec_udp4();
-	g_autoptr(GError) error = NULL;
 	uint64_t now_ns = (uint64_t)g_get_real_time() * 1000u;
 	struct packet pk;
 
 	setup();
 	r.start_ns = now_ns - 30ull * 24 * 3600 * 1000000000ull;
 	r.end_ns = now_ns - 1000000000ull;
-	g_assert_true(encoder_add(enc, &r, &error));
-	g_assert_true(encoder_flush(enc, &error));
-	decode(g_ptr_array_index(c.msgs, 0), &pk);
-	g_array_unref(pk.recs);
-	decode(g_ptr_array_index(c.msgs, 1), &pk);
+	encode_uptime(&c, FALSE, &r, &pk);
 	const struct rec *x = &g_array_index(pk.recs, struct rec, 0);
 	g_assert_cmpuint(x->v[22], ==, 0);
 	g_assert_cmpuint((uint64_t)pk.secs * 1000u - pk.uptime + x->v[21], ==, r.end_ns / 1000000);
@@ -394,7 +400,6 @@ static void test_uptime_before_reference(void)
 	g_assert_cmpuint(pk.uptime, >=, UINT64_C(1) << 31);
 	g_assert_cmpuint(pk.uptime, <, (UINT64_C(1) << 31) + 2000);
 	g_array_unref(pk.recs);
-	encoder_free(enc);
 	capture_clear(&c);
 	teardown();
 }
