@@ -1633,6 +1633,12 @@ static void check_export_netflow(struct section_pass *sp, const struct export_co
 		     " flow); expected delta", export_format_name(e->format));
 	if (e->uniflow && e->format == EXPORT_FORMAT_NETFLOW5)
 		not_used(sp, "uniflow", "is implied by format netflow5 (a v5 record has one direction)");
+	if (netflow && e->statistics_ms && !is_bad(sp, "statistics"))
+		not_used(sp, "statistics", "is for formats ipfix and json (NetFlow exports send none)");
+	if (netflow && e->enterprise_number && !is_bad(sp, "enterprise_number"))
+		not_used(sp, "enterprise_number", "is for format ipfix");
+	if (e->zone_vrf && e->format == EXPORT_FORMAT_NETFLOW5 && !is_bad(sp, "zone_vrf"))
+		not_used(sp, "zone_vrf", "is not for format netflow5 (a v5 record has no VRF)");
 	if (e->source_port && e->transport != EXPORT_TRANSPORT_UDP)
 		not_used(sp, "source_port", "is for transport udp");
 }

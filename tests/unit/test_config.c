@@ -1424,6 +1424,12 @@ static void test_netflow(void)
 	check_error("[export n]\nformat = netflow9\ntransport = udp\ndestination = 127.0.0.1:2055\n"
 		    "netflow_times = relative\n", CONFIG_ERROR_VALUE,
 		    ORIGIN ":5: [export n] netflow_times: expected absolute or uptime", NULL);
+	check_error("[export n]\nformat = netflow9\ntransport = udp\ndestination = 127.0.0.1:2055\n"
+		    "statistics = 60s\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":5: [export n] statistics: is for formats ipfix and json", NULL);
+	check_error("[export n]\nformat = netflow5\ntransport = udp\ndestination = 127.0.0.1:2055\n"
+		    "zone_vrf = 1=2\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":5: [export n] zone_vrf: is not for format netflow5", NULL);
 	check_error("[export n]\nformat = netflow5\ntransport = udp\ndestination = 127.0.0.1:2055\n"
 		    "engine_id = 256\n", CONFIG_ERROR_VALUE,
 		    ORIGIN ":5: [export n] engine_id: expected a whole number from 0 to 255", NULL);
