@@ -46,12 +46,13 @@ struct nf5_state {
 static gboolean emit_packet(struct nf5_state *st, GError **error)
 {
 	uint8_t *p = st->buf;
+	uint32_t uptime = netflow_clock_stamp(&st->clock, (uint64_t)g_get_real_time() / 1000u);
 
 	p = netflow_put16(p, NF5_VERSION);
 	p = netflow_put16(p, (uint16_t)st->count);
-	p = netflow_put32(p, (uint32_t)(st->clock.now_ms - st->clock.boot_ms));
+	p = netflow_put32(p, uptime);
 	p = netflow_put32(p, (uint32_t)(st->clock.now_ms / 1000u));
-	p = netflow_put32(p, (uint32_t)(st->clock.now_ms % 1000u) * 1000000u);
+	p = netflow_put32(p, 0);   /* nanoseconds: the time is a whole second */
 	p = netflow_put32(p, st->flow_sequence);
 	p = netflow_put8(p, st->engine_type);
 	p = netflow_put8(p, st->engine_id);

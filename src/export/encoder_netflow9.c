@@ -316,9 +316,10 @@ static gboolean emit_packet(struct nf9_state *st, GError **error)
 	uint8_t *p = st->buf;
 
 	close_set(st);
+	uint32_t uptime = netflow_clock_stamp(&st->clock, (uint64_t)g_get_real_time() / 1000u);
 	p = netflow_put16(p, NF9_VERSION);
 	p = netflow_put16(p, (uint16_t)st->count);
-	p = netflow_put32(p, (uint32_t)(st->clock.now_ms - st->clock.boot_ms));
+	p = netflow_put32(p, uptime);
 	p = netflow_put32(p, (uint32_t)(st->clock.now_ms / 1000u));
 	p = netflow_put32(p, st->sequence);
 	netflow_put32(p, st->source_id);

@@ -39,19 +39,33 @@
 
 struct netflow_clock {
 	uint64_t boot_ms;   /* wall clock ms the sysUptime counts from */
-	uint64_t now_ms;    /* the packet being built: its header's time */
+	uint64_t now_ms;    /* the header time of the last packet stamped */
 };
 
 /**
  * netflow_clock_start:
- * Takes the wall clock (@now_ms, ms since the epoch) for the packet about
- * to be built, and picks or moves the boot as the comment above says.
+ * For a packet about to be built at @now_ms (ms since the epoch): picks the
+ * boot, or moves it as the comment above says.  The records of the packet
+ * are then timed against it.
  */
 static inline void netflow_clock_start(struct netflow_clock *c, uint64_t now_ms)
 {
 	if (!c->boot_ms || now_ms < c->boot_ms || now_ms - c->boot_ms >= NETFLOW_UPTIME_REBASE_MS)
 		c->boot_ms = now_ms > NETFLOW_UPTIME_HEADROOM_MS ? now_ms - NETFLOW_UPTIME_HEADROOM_MS : 1;
+}
+
+/**
+ * netflow_clock_stamp:
+ * The header time of the packet sent at @now_ms: rounded up to the whole
+ * second, and taken when the packet is finished, so that no record added
+ * while it was open ends after its sysUptime.  Returns the sysUptime.
+ */
+static inline uint32_t netflow_clock_stamp(struct netflow_clock *c, uint64_t now_ms)
+{
 	c->now_ms = now_ms % 1000u ? now_ms - now_ms % 1000u + 1000u : now_ms;
+	if (c->now_ms < c->boot_ms)
+		c->now_ms = c->boot_ms;   /* the wall clock stepped back */
+	return (uint32_t)MIN(c->now_ms - c->boot_ms, UINT32_MAX);
 }
 
 /** netflow_uptime: sysUptime ms of the wall clock time @ns, 0 before the boot. */
