@@ -78,7 +78,8 @@
 #                      format (to nfcapd; json to a file, whose lines are
 #                      counted), so that one run compares the formats'
 #                      costs; the summary gives each one's CPU above the
-#                      floor against ctflowd-ipfix's
+#                      floor (bare-batched's when it ran) against
+#                      ctflowd-ipfix's
 #   CTFLOWD_ALT []     a second ctflowd binary, the exporter "ctflowd-alt",
 #                      configured as "ctflowd": with both in EXPORTERS, two
 #                      builds alternate within each round
@@ -213,14 +214,17 @@ summary() {
 				"${med[$v.drain_s]}"
 		done
 	fi
-	# the formats' cost: each one's CPU above the floor against IPFIX's
-	if [ -n "${med[ctflowd-ipfix.above]:-}" ]; then
-		echo "formats: CPU above the floor (ratio to ctflowd-ipfix's ${med[ctflowd-ipfix.above]} s; rt in brackets):"
+	# the formats' cost: each one's CPU above the floor against IPFIX's,
+	# the floor of ctflowd's own way of reading when bare-batched ran
+	local fl=above flr=rt_above fname=bare
+	[ -n "${med[bare-batched.cpu_s]:-}" ] && fl=above_bb flr=rt_above_bb fname=bare-batched
+	if [ -n "${med[ctflowd-ipfix.$fl]:-}" ]; then
+		echo "formats: CPU above $fname (ratio to ctflowd-ipfix's ${med[ctflowd-ipfix.$fl]} s; rt in brackets):"
 		for v in $FORMAT_VARIANTS; do
 			[ -n "${med[$v.cpu_s]:-}" ] || continue
-			printf '  %-17s %6s s (%s; rt %s s, %s)  records %s\n' "$v" "${med[$v.above]}" \
-				"$(ratio_of "${med[$v.above]}" "${med[ctflowd-ipfix.above]}")" "${med[$v.rt_above]}" \
-				"$(ratio_of "${med[$v.rt_above]}" "${med[ctflowd-ipfix.rt_above]}")" "${med[$v.records]}"
+			printf '  %-17s %6s s (%s; rt %s s, %s)  records %s\n' "$v" "${med[$v.$fl]}" \
+				"$(ratio_of "${med[$v.$fl]}" "${med[ctflowd-ipfix.$fl]}")" "${med[$v.$flr]}" \
+				"$(ratio_of "${med[$v.$flr]}" "${med[ctflowd-ipfix.$flr]}")" "${med[$v.records]}"
 		done
 	fi
 	# the figure of merit is for ctflowd as it ships: batched sync
