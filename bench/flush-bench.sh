@@ -77,6 +77,13 @@
 #   RESULTS_DIR [bench/results]  where the results file and logs go
 #   KEEP [0]           1: keep the work directory (nfcapd files, nfdump text)
 #   CTFLOWD, CTLISTEN, FLOWGEN   binaries [build/ctflowd, build/tests/...]
+#                      ctflowd-ipfix, ctflowd-netflow9, ctflowd-netflow5 and
+#                      ctflowd-json are ctflowd with its one export in that
+#                      format (to nfcapd; json to a file, whose lines are
+#                      counted), so that one run compares the formats'
+#                      costs; the summary gives each one's CPU above the
+#                      floor (bare-batched's when it ran) against
+#                      ctflowd-ipfix's
 #   CTFLOWD_ALT []     a second ctflowd binary, the exporter "ctflowd-alt",
 #                      configured as "ctflowd": with both in EXPORTERS, two
 #                      builds alternate within each round
@@ -103,9 +110,11 @@ CTFLOWD_MTU=${CTFLOWD_MTU:-}
 # commit, the default), record (synced per read); ctflowd-MODE sets its own
 SPOOL_SYNC=${SPOOL_SYNC:-batch}
 CTFLOWD_VARIANTS="ctflowd ctflowd-none ctflowd-batch ctflowd-record ctflowd-walk"
+# ctflowd-FORMAT: the export in that format, spool_sync SPOOL_SYNC
+FORMAT_VARIANTS="ctflowd-ipfix ctflowd-netflow9 ctflowd-netflow5 ctflowd-json"
 # ctflowd-alt: the binary CTFLOWD_ALT (another build) set up as "ctflowd"
 CTFLOWD_ALT=${CTFLOWD_ALT:-}
-ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS ctflowd-alt"
+ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS $FORMAT_VARIANTS ctflowd-alt"
 QUIET_S=${QUIET_S:-2}
 MAX_DRAIN_S=${MAX_DRAIN_S:-300}
 SENTINELS=${SENTINELS:-128}
@@ -207,6 +216,19 @@ summary() {
 				"$(ratio_of "${med[$v.above]}" "${med[ulogd.above]}")" "${med[$v.rt_above]}" \
 				"$(ratio_of "${med[$v.rt_above]}" "${med[ulogd.rt_above]}")" "${med[$v.nl_drops]}" \
 				"${med[$v.drain_s]}"
+		done
+	fi
+	# the formats' cost: each one's CPU above the floor against IPFIX's,
+	# the floor of ctflowd's own way of reading when bare-batched ran
+	local fl=above flr=rt_above fname=bare
+	[ -n "${med[bare-batched.cpu_s]:-}" ] && fl=above_bb flr=rt_above_bb fname=bare-batched
+	if [ -n "${med[ctflowd-ipfix.$fl]:-}" ]; then
+		echo "formats: CPU above $fname (ratio to ctflowd-ipfix's ${med[ctflowd-ipfix.$fl]} s; rt in brackets):"
+		for v in $FORMAT_VARIANTS; do
+			[ -n "${med[$v.cpu_s]:-}" ] || continue
+			printf '  %-17s %6s s (%s; rt %s s, %s)  records %s\n' "$v" "${med[$v.$fl]}" \
+				"$(ratio_of "${med[$v.$fl]}" "${med[ctflowd-ipfix.$fl]}")" "${med[$v.$flr]}" \
+				"$(ratio_of "${med[$v.$flr]}" "${med[ctflowd-ipfix.$flr]}")" "${med[$v.records]}"
 		done
 	fi
 	# the figure of merit is for ctflowd as it ships: batched sync
@@ -385,7 +407,7 @@ write_ulogd_conf() {   # FILE LOGFILE
 	[ -z "$ULOGD_MTU" ] || echo "mtu=$ULOGD_MTU" >>"$1"
 }
 
-write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [SOURCE_LINES]
+write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [FORMAT] [SOURCE_LINES]
 	cat >"$1" <<-EOF
 	[daemon]
 	state_directory = $2
@@ -400,14 +422,17 @@ write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [SOURCE_LINES]
 	[source]
 	receive_buffer = $RCVBUF
 	reliable = yes
-	${4:-}
+	${5:-}
 
 	[export collector]
-	format = ipfix
-	transport = udp
-	destination = 127.0.0.1:$PORT
+	format = ${4:-ipfix}
 	flush_interval = 1s
 	EOF
+	if [ "${4:-ipfix}" = json ]; then
+		printf 'transport = file\npath = %s\n' "$2/flows.json" >>"$1"
+		return
+	fi
+	printf 'transport = udp\ndestination = 127.0.0.1:%s\n' "$PORT" >>"$1"
 	[ -z "$CTFLOWD_MTU_SET" ] || echo "mtu = $CTFLOWD_MTU_SET" >>"$1"
 }
 
@@ -467,7 +492,7 @@ run_one() {
 		;;
 	ctflowd*)
 		log=$dir/ctflowd.log conf=$dir/ctflowd.conf
-		local sync=${exp#ctflowd-} bin=$CTFLOWD
+		local sync=${exp#ctflowd-} bin=$CTFLOWD format=ipfix
 		[ "$exp" = ctflowd ] && sync=$SPOOL_SYNC
 		[ "$exp" = ctflowd-alt ] && sync=$SPOOL_SYNC bin=$CTFLOWD_ALT
 		# ctflowd-walk: table walks back to back through the run (each
@@ -475,7 +500,8 @@ run_one() {
 		local walk=
 		[ "$exp" = ctflowd-walk ] && sync=$SPOOL_SYNC \
 			walk=$'active_timeout = 10m\nwalk_interval = 100ms'
-		write_ctflowd_conf "$conf" "$dir/state" "$sync" "$walk"
+		case " $FORMAT_VARIANTS " in *" $exp "*) sync=$SPOOL_SYNC format=${exp#ctflowd-} ;; esac
+		write_ctflowd_conf "$conf" "$dir/state" "$sync" "$format" "$walk"
 		ctf_spawn "$NS_RTR" "$log" "${EXP_TS[@]}" "$bin" -f -c "$conf"
 		pid=$CTF_LAST_PID
 		ctf_wait_ct_listener "$pid" 10 || { cat "$log"; ctf_bail "$tag: ctflowd did not start"; }
@@ -563,9 +589,19 @@ run_one() {
 		ev=$records
 		lost=$((created - ${records:-0}))
 	else
-		nfdump -R "$dir/nf" -q -N -o "fmt:%pr %sa %sp %da %dp %ipkt %ibyt" \
-			"proto udp and dst port >= $DPORT_LO and dst port <= $DPORT_HI" \
-			>"$dir/nfdump.txt" 2>"$dir/nfdump.err"
+		if [ "$exp" = ctflowd-json ]; then
+			# the same fields from the JSON lines, as nfdump prints them
+			"$PYTHON" -c 'import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if "flow_id" in r and r["proto"] == 17 and int(sys.argv[2]) <= r["dport"] <= int(sys.argv[3]):
+        print(r["proto"], r["src"], r["sport"], r["dst"], r["dport"], r["packets"], r["bytes"])' \
+				"$dir/state/flows.json" "$DPORT_LO" "$DPORT_HI" >"$dir/nfdump.txt" 2>"$dir/nfdump.err"
+		else
+			nfdump -R "$dir/nf" -q -N -o "fmt:%pr %sa %sp %da %dp %ipkt %ibyt" \
+				"proto udp and dst port >= $DPORT_LO and dst port <= $DPORT_HI" \
+				>"$dir/nfdump.txt" 2>"$dir/nfdump.err"
+		fi
 		records=$(grep -c . "$dir/nfdump.txt")
 		distinct=$(awk '{ print $1, $2, $3, $4, $5 }' "$dir/nfdump.txt" | sort -u | wc -l)
 		exact=$(awk -v p="$PKTS" -v b="$BYTES" '$6 == p && $7 == b' "$dir/nfdump.txt" | wc -l)

@@ -42,7 +42,8 @@
 G_DEFINE_QUARK(ctflowd-config-error-quark, config_error)
 
 /* Indexed by the enums they spell. */
-static const char *const format_names[] = { "ipfix", "json", NULL };
+static const char *const format_names[] = { "ipfix", "json", "netflow9", "netflow5", NULL };
+static const char *const netflow_times_names[] = { "absolute", "uptime", NULL };
 static const char *const transport_names[] = { "udp", "tcp", "file", "stdout", NULL };
 static const char *const counters_names[] = { "delta", "total", "both", NULL };
 static const char *const spool_sync_names[] = { "none", "batch", "record", NULL };
@@ -1392,7 +1393,8 @@ static const struct key export_keys[] = {
 	  .help = "a partly filled message is sent at most this long after its first record" },
 	{ "template_refresh", &duration_type, EXPORT(template_refresh_ms),
 	  .fallback = 60 * SECOND_MS, .min = SECOND_MS, .max = DAY_MS,
-	  .help = "IPFIX over UDP, templates are sent again this often (RFC 7011, 8.4)" },
+	  .help = "IPFIX and netflow9 over UDP, templates are sent again this often (RFC 7011, 8.4;"
+		  " RFC 3954, 9)" },
 	/* An IPFIX message carries its length in 16 bits (RFC 7011, 3.1).
 	 * Over UDP the default is "auto": check_export(). */
 	{ "mtu", &size_type, EXPORT(mtu), .fallback = 65000, .min = 512, .max = 65000, .flags = KEY_AUTO,
@@ -1427,6 +1429,21 @@ static const struct key export_keys[] = {
 	  .choices = counters_names,
 	  .help = "what the counters of a record are: delta (since the connection's previous"
 		  " record), total (since it began) or both" },
+	{ "template_packets", &count_type, EXPORT(template_packets), .fallback = 20, .min = 0,
+	  .max = 1000000,
+	  .help = "netflow9, templates are sent again before every this many export packets"
+		  " (0: only by template_refresh over udp)" },
+	{ "netflow_times", &choice_type, EXPORT(netflow_times), .fallback = NETFLOW_TIMES_ABSOLUTE,
+	  .choices = netflow_times_names,
+	  .help = "netflow9, flow start and end as absolute milliseconds (152/153, what nfdump,"
+		  " nfacctd and Wireshark all decode) or sysUptime milliseconds (22/21)" },
+	{ "source_port", &count_type, EXPORT(source_port), .fallback = 0, .min = 0, .max = 65535,
+	  .help = "udp, the local port datagrams are sent from, the same after every restart"
+		  " (0: any port the kernel picks)" },
+	{ "engine_type", &count_type, EXPORT(engine_type), .fallback = 0, .min = 0, .max = 255,
+	  .help = "netflow5, the engine type in the header" },
+	{ "engine_id", &count_type, EXPORT(engine_id), .fallback = 0, .min = 0, .max = 255,
+	  .help = "netflow5, the engine id in the header" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1438,6 +1455,7 @@ G_STATIC_ASSERT(sizeof(enum export_format) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum export_transport) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum spool_sync) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum export_counters) == sizeof(guint32));
+G_STATIC_ASSERT(sizeof(enum netflow_times) == sizeof(guint32));
 
 static void check_export(struct section_pass *sp);
 
@@ -1605,6 +1623,35 @@ static void check_export_enterprise(struct section_pass *sp, const struct export
 	     "29305 is the enterprise number of RFC 5103 reverse elements; expected one of your own");
 }
 
+/* NetFlow is a datagram protocol: a stream has no framing for it, and
+ * nfcapd and nfacctd read it over UDP only.  A file holds the datagrams
+ * back to back, as they went out. */
+static void check_export_netflow(struct section_pass *sp, const struct export_config *e)
+{
+	gboolean netflow = e->format == EXPORT_FORMAT_NETFLOW9 || e->format == EXPORT_FORMAT_NETFLOW5;
+
+	if (is_bad(sp, "format"))
+		return;
+	if (netflow && e->transport == EXPORT_TRANSPORT_TCP)
+		fail(sp->p, CONFIG_ERROR_VALUE, sp->group, "transport",
+		     "tcp is not for format %s (NetFlow has no framing on a stream, and its collectors"
+		     " read it over UDP only); expected udp or file", export_format_name(e->format));
+	if (netflow && e->counters != EXPORT_COUNTERS_DELTA && !is_bad(sp, "counters"))
+		fail(sp->p, CONFIG_ERROR_VALUE, sp->group, "counters",
+		     "format %s carries deltas only (a NetFlow collector sums the records of a"
+		     " flow); expected delta", export_format_name(e->format));
+	if (e->uniflow && e->format == EXPORT_FORMAT_NETFLOW5)
+		not_used(sp, "uniflow", "is implied by format netflow5 (a v5 record has one direction)");
+	if (netflow && e->statistics_ms && !is_bad(sp, "statistics"))
+		not_used(sp, "statistics", "is for formats ipfix and json (NetFlow exports send none)");
+	if (netflow && e->enterprise_number && !is_bad(sp, "enterprise_number"))
+		not_used(sp, "enterprise_number", "is for format ipfix");
+	if (e->zone_vrf && e->format == EXPORT_FORMAT_NETFLOW5 && !is_bad(sp, "zone_vrf"))
+		not_used(sp, "zone_vrf", "is not for format netflow5 (a v5 record has no VRF)");
+	if (e->source_port && e->transport != EXPORT_TRANSPORT_UDP)
+		not_used(sp, "source_port", "is for transport udp");
+}
+
 /* The rules between keys of an export, most about its transport. */
 static void check_export(struct section_pass *sp)
 {
@@ -1626,6 +1673,7 @@ static void check_export(struct section_pass *sp)
 	check_export_mtu(sp, e);
 	if (e->uniflow && e->format == EXPORT_FORMAT_JSON && !is_bad(sp, "format"))
 		not_used(sp, "uniflow", "is for format ipfix (a JSON line has both directions by name)");
+	check_export_netflow(sp, e);
 }
 
 enum section_kind { SECTION_DAEMON, SECTION_SOURCE, SECTION_EXPORT, SECTION_UNKNOWN };

@@ -406,9 +406,9 @@ static void log_stats(struct daemon *d, const char *when)
 				       "; export %s: records %" G_GUINT64_FORMAT
 				       ", sent %" G_GUINT64_FORMAT ", messages %" G_GUINT64_FORMAT ", send errors %" G_GUINT64_FORMAT
 				       ", reconnects %" G_GUINT64_FORMAT ", resent %" G_GUINT64_FORMAT
-				       ", lost %" G_GUINT64_FORMAT,
+				       ", lost %" G_GUINT64_FORMAT ", skipped %" G_GUINT64_FORMAT,
 				       sink_name(s), st.records, st.sent, st.messages, st.send_errors,
-				       st.reconnects, st.resent, st.lost);
+				       st.reconnects, st.resent, st.lost, st.skipped);
 	}
 	if (d->state_kept) {
 		g_string_append_printf(line, "; interim records %" G_GUINT64_FORMAT

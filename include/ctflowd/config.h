@@ -34,6 +34,14 @@ enum config_error_code {
 enum export_format {
 	EXPORT_FORMAT_IPFIX,
 	EXPORT_FORMAT_JSON,
+	EXPORT_FORMAT_NETFLOW9,    /* RFC 3954 */
+	EXPORT_FORMAT_NETFLOW5,
+};
+
+/* How a NetFlow v9 record carries a flow's start and end. */
+enum netflow_times {
+	NETFLOW_TIMES_ABSOLUTE,    /* flowStart/EndMilliseconds (152/153) */
+	NETFLOW_TIMES_UPTIME,      /* FIRST/LAST_SWITCHED (22/21), sysUptime ms */
 };
 
 /* What an export's counters mean (records of connections with interim records). */
@@ -97,6 +105,11 @@ struct export_config {
 	gboolean sync;             /* file: fdatasync after each flush */
 	gboolean uniflow;          /* IPFIX: one record per direction, not a biflow */
 	enum export_counters counters;
+	guint template_packets;    /* netflow9: templates again every this many packets, 0: off */
+	enum netflow_times netflow_times;
+	guint source_port;         /* udp: bound local port, 0: the kernel picks */
+	guint engine_type;         /* netflow5 header */
+	guint engine_id;
 };
 
 struct ctflowd_config {

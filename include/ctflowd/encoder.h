@@ -19,7 +19,9 @@ typedef struct encoder encoder;
 /**
  * encoder_emit_fn:
  * Called with a finished message of @len bytes holding @records flow records
- * (0 for a message of templates only).  Returns FALSE with @error set when
+ * (0 for a message of templates only).  A message of 0 bytes is not sent:
+ * its records were left out by the format (encoder_skipped()) and count as
+ * done.  Returns FALSE with @error set when
  * the message could not be delivered; the encoder then returns that error.
  */
 typedef gboolean (*encoder_emit_fn)(const uint8_t *msg, size_t len, guint records, void *user,
@@ -94,6 +96,13 @@ struct export_statistics {
  */
 gboolean encoder_report_statistics(encoder *enc, const struct export_statistics *stats,
 				   GError **error);
+
+/**
+ * encoder_skipped:
+ * (any thread) Records left out because the format cannot carry them
+ * (NetFlow v5: IPv6 connections), since the encoder was made.
+ */
+guint64 encoder_skipped(const encoder *enc);
 
 /** encoder_pending: records added but not yet emitted. */
 guint encoder_pending(const encoder *enc);

@@ -24,6 +24,7 @@ struct sink_stats {
 	guint64 reconnects;     /* sessions opened after the first (reconnects, reopened files) */
 	guint64 resent;         /* records sent again after a rewind */
 	guint64 lost;           /* dropped by the spool before this sink confirmed them */
+	guint64 skipped;        /* left out: the format cannot carry them (netflow5: IPv6) */
 };
 
 /**

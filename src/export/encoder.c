@@ -11,6 +11,7 @@ struct encoder {
 	void *user;
 	guint pending;
 	guint message_limit;
+	guint64 skipped;     /* atomic: read from any thread */
 };
 
 #define MESSAGE_LIMIT_MIN 512u
@@ -27,6 +28,12 @@ encoder *encoder_new(const struct export_config *cfg, encoder_emit_fn emit, void
 		break;
 	case EXPORT_FORMAT_JSON:
 		enc->ops = &encoder_json_ops;
+		break;
+	case EXPORT_FORMAT_NETFLOW9:
+		enc->ops = &encoder_netflow9_ops;
+		break;
+	case EXPORT_FORMAT_NETFLOW5:
+		enc->ops = &encoder_netflow5_ops;
 		break;
 	}
 	enc->message_limit = cfg->mtu ? cfg->mtu : MESSAGE_LIMIT_MAX;
@@ -91,6 +98,16 @@ gboolean encoder_emit(encoder *enc, const uint8_t *msg, size_t len, guint record
 void encoder_note_added(encoder *enc)
 {
 	enc->pending++;
+}
+
+void encoder_note_skipped(encoder *enc)
+{
+	__atomic_add_fetch(&enc->skipped, 1, __ATOMIC_RELAXED);
+}
+
+guint64 encoder_skipped(const encoder *enc)
+{
+	return __atomic_load_n(&enc->skipped, __ATOMIC_RELAXED);
 }
 
 void encoder_free(encoder *enc)

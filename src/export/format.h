@@ -31,6 +31,8 @@ struct encoder_ops {
 
 extern const struct encoder_ops encoder_ipfix_ops;
 extern const struct encoder_ops encoder_json_ops;
+extern const struct encoder_ops encoder_netflow9_ops;
+extern const struct encoder_ops encoder_netflow5_ops;
 
 /**
  * encoder_emit:
@@ -43,3 +45,11 @@ gboolean encoder_emit(encoder *enc, const uint8_t *msg, size_t len, guint record
 
 /** encoder_note_added: one more record is buffered in the unfinished message. */
 void encoder_note_added(encoder *enc);
+
+/**
+ * encoder_note_skipped:
+ * A record the format cannot carry was left out (NetFlow v5: IPv6); it
+ * still counts in the message it would have been in, or in a message of 0
+ * bytes of its own, so that its position counts as done.
+ */
+void encoder_note_skipped(encoder *enc);

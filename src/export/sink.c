@@ -210,28 +210,34 @@ static void queue_datagram(sink *s, const uint8_t *msg, size_t len, guint record
 	s->queued.records += records;
 }
 
-/* Called by the encoder with every finished message. */
+/* Called by the encoder with every finished message.  A message of 0 bytes
+ * only hands over records the format left out: nothing is sent, and they
+ * are done once what went before them is. */
 static gboolean deliver(const uint8_t *msg, size_t len, guint records, void *user,
 			GError **error)
 {
 	sink *s = user;
 
-	if (is_udp(s)) {
+	if (len && is_udp(s)) {
 		queue_datagram(s, msg, len, records);
-		if (records)
-			s->emitted_pos = take_positions(s, records);
-		return TRUE;
+	} else if (len) {
+		if (!transport_send(s->tr, msg, len, error)) {
+			stat_add(&s->stats.send_errors, 1);
+			return FALSE;
+		}
+		stat_add(&s->stats.messages, 1);
+		stat_add(&s->stats.bytes, len);
+		stat_add(&s->stats.sent, records);
 	}
-	if (!transport_send(s->tr, msg, len, error)) {
-		stat_add(&s->stats.send_errors, 1);
-		return FALSE;
-	}
-	stat_add(&s->stats.messages, 1);
-	stat_add(&s->stats.bytes, len);
-	stat_add(&s->stats.sent, records);
 	if (!records)
 		return TRUE;
 	s->emitted_pos = take_positions(s, records);
+	if (is_udp(s)) {
+		/* send_queued() confirms them with the queued datagrams */
+		if (!len && !s->queued.messages)
+			confirm(s, s->emitted_pos);
+		return TRUE;
+	}
 	if (needs_confirmation(s)) {
 		struct sent_message m = { transport_bytes_written(s->tr), s->emitted_pos };
 		g_array_append_val(s->unconfirmed, m);
@@ -411,7 +417,8 @@ static gint64 next_wake(sink *s, gint64 now)
 		return now;
 	if (encoder_pending(s->enc))
 		wake = MIN(wake, s->message_started_us + (gint64)s->cfg->flush_interval_ms * 1000);
-	if (is_udp(s) && s->cfg->format == EXPORT_FORMAT_IPFIX)
+	if (is_udp(s) && (s->cfg->format == EXPORT_FORMAT_IPFIX ||
+			  s->cfg->format == EXPORT_FORMAT_NETFLOW9))
 		wake = MIN(wake, s->next_refresh_us);
 	if (s->cfg->statistics_ms)
 		wake = MIN(wake, s->next_stats_us);
@@ -622,6 +629,7 @@ void sink_get_stats(sink *s, struct sink_stats *out)
 	out->reconnects = __atomic_load_n(&s->stats.reconnects, __ATOMIC_RELAXED);
 	out->resent = __atomic_load_n(&s->stats.resent, __ATOMIC_RELAXED);
 	out->lost = spool_lost(s->source, s->reader);
+	out->skipped = encoder_skipped(s->enc);
 }
 
 void sink_free(sink *s)

@@ -153,6 +153,40 @@ static gboolean kernel_has_udp_gso(int fd)
 	return setsockopt(fd, SOL_UDP, UDP_SEGMENT, &none, sizeof(none)) == 0;
 }
 
+/*
+ * source_port: a NetFlow v9 collector may key the templates it learnt on
+ * the exporter's address and port; with a port of the kernel's choosing,
+ * every restart looks like a new exporter whose templates are not known
+ * yet.  SO_REUSEADDR lets a restarted worker bind while the socket of the
+ * one before is still closing.
+ */
+static gboolean bind_source_port(int fd, int family, guint port, int *err)
+{
+	int on = 1;
+	struct sockaddr_storage ss = {0};
+	socklen_t len;
+
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		a->sin6_addr = in6addr_any;
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		a->sin_addr.s_addr = htonl(INADDR_ANY);
+		len = sizeof(*a);
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0) {
+		*err = errno;
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean open_socket(transport *t, GError **error)
 {
 	gboolean tcp = t->cfg->transport == EXPORT_TRANSPORT_TCP;
@@ -174,6 +208,14 @@ static gboolean open_socket(transport *t, GError **error)
 		if (fd < 0) {
 			last = errno;
 			continue;
+		}
+		if (!tcp && t->cfg->source_port &&
+		    !bind_source_port(fd, ai->ai_family, t->cfg->source_port, &last)) {
+			close(fd);
+			g_set_error(error, TRANSPORT_ERROR, last, "%s: cannot send from port %u: %s",
+				    t->description, t->cfg->source_port, g_strerror(last));
+			freeaddrinfo(res);
+			return FALSE;
 		}
 		if (connect_bounded(fd, ai->ai_addr, ai->ai_addrlen, &last) < 0) {
 			close(fd);

@@ -19,6 +19,9 @@
 # nfdump 1.7.1 does not keep IPv6 post-NAT addresses (it reads 281/282 into
 # nothing): for NAT66 it judges the ports, ipfixDump and JSON the rest.
 #
+# CTF_NAT_COLLECTOR_FORMAT (ipfix) sets the format of the UDP export, so
+# that nfdump judges NetFlow v9's NAT fields (netflow9) the same way.
+#
 # Environment: see lib.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -60,6 +63,8 @@ EOF
 ctf_start_nfcapd "$DIR/nf" "$PORT"; NFCAPD=$CTF_LAST_PID
 ctf_ctflowd_conf "$CONF"
 ctf_conf_udp_and_file "$CONF" "$PORT" "$DIR/export.ipfix"
+# the first format line is the UDP export's
+sed -i "0,/^format = ipfix$/s//format = ${CTF_NAT_COLLECTOR_FORMAT:-ipfix}/" "$CONF"
 ctf_conf_json_file "$CONF" json "$DIR/export.json"
 ctf_start_ctflowd "$CONF" "$LOG" || ctf_bail "ctflowd did not start"
 PID=$CTF_LAST_PID

@@ -159,7 +159,8 @@ static void test_shipped_documents_every_key(void)
 		"dedup_window", "resync_delay",
 		"format", "transport", "destination", "path", "flush_interval",
 		"template_refresh", "mtu", "observation_domain", "zone_vrf", "reconnect_min",
-		"reconnect_max", "sync", "uniflow", NULL,
+		"reconnect_max", "sync", "uniflow", "template_packets", "netflow_times",
+		"source_port", "engine_type", "engine_id", NULL,
 	};
 	g_autofree char *path = shipped_config_path();
 	g_autofree char *text = NULL;
@@ -183,8 +184,14 @@ static void test_shipped_documents_every_key(void)
 		g_string_append_c(uncommented, '\n');
 	}
 	struct ctflowd_config *config = load_ok(uncommented->str);
-	g_assert_cmpuint(config->exports->len, ==, 4);
+	g_assert_cmpuint(config->exports->len, ==, 6);
 	const struct export_config *udp = export_at(config, 2), *tcp = export_at(config, 3);
+	const struct export_config *nf9 = export_at(config, 4), *nf5 = export_at(config, 5);
+	g_assert_cmpint(nf9->format, ==, EXPORT_FORMAT_NETFLOW9);
+	g_assert_cmpuint(nf9->source_port, ==, 2056);
+	g_assert_cmpuint(nf9->template_packets, ==, 20);
+	g_assert_cmpint(nf9->netflow_times, ==, NETFLOW_TIMES_ABSOLUTE);
+	g_assert_cmpint(nf5->format, ==, EXPORT_FORMAT_NETFLOW5);
 	g_assert_cmpstr(udp->name, ==, "collector");
 	g_assert_cmpint(udp->transport, ==, EXPORT_TRANSPORT_UDP);
 	g_assert_cmpstr(udp->host, ==, "127.0.0.1");
@@ -731,11 +738,11 @@ static void test_transport_rules(void)
 	check_error("[export c]\nformat = ipfix\ntransport = udpp\n", CONFIG_ERROR_VALUE,
 		    ORIGIN ":3: [export c] transport: expected one of udp, tcp, file, stdout, got \"udpp\"", NULL);
 	check_error("[export c]\nformat = netflow\ntransport = stdout\n", CONFIG_ERROR_VALUE,
-		    ORIGIN ":2: [export c] format: expected ipfix or json, got \"netflow\"", NULL);
+		    ORIGIN ":2: [export c] format: expected one of ipfix, json, netflow9, netflow5, got \"netflow\"", NULL);
 
 	/* Missing keys are reported on the section's line. */
 	check_error("# comment\n[export c]\ntransport = stdout\n", CONFIG_ERROR_MISSING,
-		    ORIGIN ":2: [export c] format: missing; expected ipfix or json", NULL);
+		    ORIGIN ":2: [export c] format: missing; expected one of ipfix, json, netflow9, netflow5", NULL);
 	check_error("\n\n[export c]\nformat = ipfix\ndestination = 127.0.0.1:4739\n", CONFIG_ERROR_MISSING,
 		    ORIGIN ":3: [export c] transport: missing; expected one of udp, tcp, file, stdout", NULL);
 	check_error("[export c]\nformat = ipfix\ntransport = udp\n", CONFIG_ERROR_MISSING,
@@ -1069,7 +1076,7 @@ static void test_several_errors(void)
 		     "[export b]\nformat = json\ntransport = stdout\nobservation_domain = -1\n",
 		     CONFIG_ERROR_VALUE, (const char *const[]){
 		":7: [export b] observation_domain: expected a whole number from 0 to 4294967295, got \"-1\"",
-		":1: [export a] format: missing; expected ipfix or json",
+		":1: [export a] format: missing; expected one of ipfix, json, netflow9, netflow5",
 		NULL });
 
 	/* The code is the first problem's: an unknown section before a value. */
@@ -1125,10 +1132,10 @@ static void test_several_errors(void)
 	check_errors("[export a]\n[export b]\ntransport = file\n[export]\nformat = json\ntransport = stdout\n",
 		     CONFIG_ERROR_MISSING, (const char *const[]){
 		":4: [export]: the section needs a name, as in [export collector]",
-		":1: [export a] format: missing; expected ipfix or json",
+		":1: [export a] format: missing; expected one of ipfix, json, netflow9, netflow5",
 		":1: [export a] transport: missing; expected one of udp, tcp, file, stdout "
 		"(file is implied only by a path)",
-		":2: [export b] format: missing; expected ipfix or json",
+		":2: [export b] format: missing; expected one of ipfix, json, netflow9, netflow5",
 		":2: [export b] path: missing; transport file needs a path",
 		NULL });
 }
@@ -1391,6 +1398,43 @@ static void test_names(void)
 	config_free(NULL);
 }
 
+static void test_netflow(void)
+{
+	struct ctflowd_config *config = load_ok("[export n]\nformat = netflow9\ntransport = udp\n"
+						"destination = 127.0.0.1:2055\n");
+	const struct export_config *e = export_at(config, 0);
+	g_assert_cmpint(e->format, ==, EXPORT_FORMAT_NETFLOW9);
+	g_assert_cmpuint(e->template_packets, ==, 20);
+	g_assert_cmpint(e->netflow_times, ==, NETFLOW_TIMES_ABSOLUTE);
+	g_assert_cmpuint(e->source_port, ==, 0);
+	assert_round_trip(config);
+	config_free(config);
+
+	check_error("[export n]\nformat = netflow5\ntransport = udp\ndestination = 127.0.0.1:2055\n"
+		    "uniflow = yes\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":5: [export n] uniflow: is implied by format netflow5", NULL);
+	check_error("[export n]\nformat = netflow5\ntransport = udp\ndestination = 127.0.0.1:2055\n"
+		    "counters = both\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":5: [export n] counters: format netflow5 carries deltas only", NULL);
+	check_error("[export n]\nformat = netflow9\ntransport = stdout\nsource_port = 9\n",
+		    CONFIG_ERROR_VALUE, ORIGIN ":4: [export n] source_port: is for transport udp", NULL);
+	check_error("[export n]\nformat = netflow9\ntransport = udp\ndestination = 127.0.0.1:2055\n"
+		    "source_port = 65536\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":5: [export n] source_port: expected a whole number from 0 to 65535", NULL);
+	check_error("[export n]\nformat = netflow9\ntransport = udp\ndestination = 127.0.0.1:2055\n"
+		    "netflow_times = relative\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":5: [export n] netflow_times: expected absolute or uptime", NULL);
+	check_error("[export n]\nformat = netflow9\ntransport = udp\ndestination = 127.0.0.1:2055\n"
+		    "statistics = 60s\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":5: [export n] statistics: is for formats ipfix and json", NULL);
+	check_error("[export n]\nformat = netflow5\ntransport = udp\ndestination = 127.0.0.1:2055\n"
+		    "zone_vrf = 1=2\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":5: [export n] zone_vrf: is not for format netflow5", NULL);
+	check_error("[export n]\nformat = netflow5\ntransport = udp\ndestination = 127.0.0.1:2055\n"
+		    "engine_id = 256\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":5: [export n] engine_id: expected a whole number from 0 to 255", NULL);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1425,6 +1469,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/round-trip", test_round_trip);
 	g_test_add_func("/config/samples", test_samples);
 	g_test_add_func("/config/names", test_names);
+	g_test_add_func("/config/netflow", test_netflow);
 
 	return g_test_run();
 }

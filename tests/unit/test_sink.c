@@ -118,7 +118,7 @@ static void fixture_start(struct fixture *f, const char *name, guint flush_ms, g
 	g_assert_true(sink_start(f->sink, NULL));
 }
 
-static void append(struct fixture *f, guint n)
+static void append_family(struct fixture *f, guint n, uint8_t family)
 {
 	struct flow_record *recs = g_new0(struct flow_record, n);
 
@@ -126,7 +126,7 @@ static void append(struct fixture *f, guint n)
 		struct flow_record *r = &recs[i];
 		guint64 pos = f->appended + i;
 		r->flow_id = pos + 1;
-		r->family = AF_INET;
+		r->family = family;
 		r->proto = 17;
 		r->orig.src[0] = 198, r->orig.src[1] = 18, r->orig.src[3] = 2;
 		r->orig.dst[0] = 198, r->orig.dst[1] = 19, r->orig.dst[3] = 2;
@@ -140,6 +140,11 @@ static void append(struct fixture *f, guint n)
 	spool_append(f->spool, recs, n);
 	f->appended += n;
 	g_free(recs);
+}
+
+static void append(struct fixture *f, guint n)
+{
+	append_family(f, n, AF_INET);
 }
 
 /* flow_ids in a JSON export file, in file order; adds each to @seen */
@@ -541,6 +546,43 @@ static void test_statistics(void)
 	fixture_tear_down(&f);
 }
 
+/*
+ * A format that leaves records out (netflow5: IPv6) hands them over as
+ * done, with the packet they would have been in or on their own: they are
+ * confirmed like the others and counted as skipped, and the file holds
+ * only the records of the rest.
+ */
+static void test_skipped_records_confirmed(void)
+{
+	struct fixture f = {0};
+	g_autofree char *path = NULL;
+	gsize len = 0;
+	g_autofree char *data = NULL;
+
+	fixture_configure(&f, "skipping", 20, 0);
+	f.cfg.format = EXPORT_FORMAT_NETFLOW5;
+	fixture_create(&f);
+	point_at(&f, "c.nf5");
+	g_assert_true(sink_start(f.sink, NULL));
+
+	append_family(&f, 100, AF_INET6);
+	g_assert_true(wait_confirmed(&f, 100));
+	append(&f, 50);
+	append_family(&f, 50, AF_INET6);
+	g_assert_true(wait_confirmed(&f, 200));
+	spool_close(f.spool);
+	sink_stop(f.sink, 2000);
+	g_assert_cmpuint(stats(&f).records, ==, 200);
+	g_assert_cmpuint(stats(&f).skipped, ==, 150);
+	path = path_of(&f, "c.nf5");
+	g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+	/* 50 records of 48 bytes in packets of a 24-byte header */
+	g_assert_cmpuint(len, >, 50 * 48);
+	g_assert_cmpuint((len - 50 * 48) % 24, ==, 0);
+	g_assert_cmpuint(stats(&f).messages, ==, (len - 50 * 48) / 24);
+	fixture_tear_down(&f);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -552,5 +594,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/sink/reopen-splits-without-loss", test_reopen_splits_without_loss);
 	g_test_add_func("/sink/udp-confirms-what-was-sent", test_udp_confirms_what_was_sent);
 	g_test_add_func("/sink/statistics", test_statistics);
+	g_test_add_func("/sink/skipped-records-confirmed", test_skipped_records_confirmed);
 	return g_test_run();
 }
