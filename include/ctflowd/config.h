@@ -34,6 +34,7 @@ enum config_error_code {
 enum export_format {
 	EXPORT_FORMAT_IPFIX,
 	EXPORT_FORMAT_JSON,
+	EXPORT_FORMAT_SYSLOG,
 };
 
 /* What an export's counters mean (records of connections with interim records). */
@@ -48,7 +49,14 @@ enum export_transport {
 	EXPORT_TRANSPORT_TCP,
 	EXPORT_TRANSPORT_FILE,
 	EXPORT_TRANSPORT_STDOUT,
+	EXPORT_TRANSPORT_LOCAL,    /* the local syslog socket (a Unix datagram socket) */
 };
+
+/* syslog: where the default local socket is, what RFC 5424 allows. */
+#define SYSLOG_LOCAL_PATH "/dev/log"
+#define SYSLOG_HOSTNAME_MAX 255   /* RFC 5424 section 6.2.4 */
+#define SYSLOG_APP_NAME_MAX 48    /* section 6.2.5 */
+#define SYSLOG_SD_NAME_MAX 32     /* section 6.3.2 */
 
 struct daemon_config {
 	char *state_directory;     /* default /var/lib/ctflowd; relative export paths live here */
@@ -95,6 +103,13 @@ struct export_config {
 	gboolean sync;             /* file: fdatasync after each flush */
 	gboolean uniflow;          /* IPFIX: one record per direction, not a biflow */
 	enum export_counters counters;
+	/* format syslog */
+	guint32 syslog_facility;   /* 0..23, RFC 5424 section 6.2.1 */
+	guint32 syslog_severity;   /* 0..7 */
+	char *syslog_app_name;     /* APP-NAME */
+	char *syslog_hostname;     /* HOSTNAME; NULL: the host's name */
+	char *syslog_sd_id;        /* SD-ID of the flow's structured data, NAME@PEN */
+	gboolean syslog_text;      /* also key=value text as the MSG part */
 };
 
 struct ctflowd_config {

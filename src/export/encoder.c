@@ -28,6 +28,9 @@ encoder *encoder_new(const struct export_config *cfg, encoder_emit_fn emit, void
 	case EXPORT_FORMAT_JSON:
 		enc->ops = &encoder_json_ops;
 		break;
+	case EXPORT_FORMAT_SYSLOG:
+		enc->ops = &encoder_syslog_ops;
+		break;
 	}
 	enc->message_limit = cfg->mtu ? cfg->mtu : MESSAGE_LIMIT_MAX;
 	enc->emit = emit;
