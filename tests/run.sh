@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential meson ninja-build pkg-config libglib2.0-dev libfixbuf-dev
           libnetfilter-conntrack-dev libmnl-dev libfixbuf-tools nfdump ulogd2 conntrack
-          nftables iproute2 iputils-ping python3 procps util-linux clang libclang-rt-14-dev pmacct"
+          nftables iproute2 iputils-ping python3 procps util-linux clang libclang-rt-14-dev pmacct rsyslog"
 
 if [ "${CTF_NO_APT:-0}" != 1 ]; then
     missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
