@@ -73,6 +73,14 @@
 #   RESULTS_DIR [bench/results]  where the results file and logs go
 #   KEEP [0]           1: keep the work directory (nfcapd files, nfdump text)
 #   CTFLOWD, CTLISTEN, FLOWGEN   binaries [build/ctflowd, build/tests/...]
+#   ctflowd-syslog     (only when named in EXPORTERS) ctflowd as "ctflowd", but
+#                      its export is format = syslog over UDP to the same
+#                      port: one RFC 5424 message per record, one datagram
+#                      each.  nfcapd there only reads and drops them; records
+#                      are the datagrams the router's UDP stack delivered
+#                      (InDatagrams), so lost/dup/exact are not judged (the
+#                      syslog-export test judges content).  The summary sets
+#                      its CPU above the floor against ctflowd's (IPFIX).
 #   CTFLOWD_ALT []     a second ctflowd binary, the exporter "ctflowd-alt",
 #                      configured as "ctflowd": with both in EXPORTERS, two
 #                      builds alternate within each round
@@ -101,7 +109,7 @@ SPOOL_SYNC=${SPOOL_SYNC:-batch}
 CTFLOWD_VARIANTS="ctflowd ctflowd-none ctflowd-batch ctflowd-record"
 # ctflowd-alt: the binary CTFLOWD_ALT (another build) set up as "ctflowd"
 CTFLOWD_ALT=${CTFLOWD_ALT:-}
-ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS ctflowd-alt"
+ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS ctflowd-alt ctflowd-syslog"
 QUIET_S=${QUIET_S:-2}
 MAX_DRAIN_S=${MAX_DRAIN_S:-300}
 SENTINELS=${SENTINELS:-128}
@@ -195,6 +203,12 @@ summary() {
 	# the journal's cost: each ctflowd variant against ulogd, same floor
 	local n_variants=0 v
 	for v in $CTFLOWD_VARIANTS; do [ -n "${med[$v.cpu_s]:-}" ] && n_variants=$((n_variants + 1)); done
+	if [ -n "${med[ctflowd-syslog.above]:-}" ] && [ -n "${med[ctflowd.above]:-}" ]; then
+		echo "formats: CPU above the floor: ipfix ${med[ctflowd.above]} s, syslog ${med[ctflowd-syslog.above]} s," \
+			"syslog/ipfix $(ratio_of "${med[ctflowd-syslog.above]}" "${med[ctflowd.above]}")" \
+			"(rt: ${med[ctflowd.rt_above]} s, ${med[ctflowd-syslog.rt_above]} s," \
+			"$(ratio_of "${med[ctflowd-syslog.rt_above]}" "${med[ctflowd.rt_above]}"); goal <= 2)"
+	fi
 	if [ "$n_variants" -gt 1 ] && [ -n "${med[ulogd.above]:-}" ]; then
 		echo "journal: CPU above the floor (ratio to ulogd's ${med[ulogd.above]} s; rt in brackets), retries, drain time:"
 		for v in $CTFLOWD_VARIANTS; do
@@ -381,7 +395,7 @@ write_ulogd_conf() {   # FILE LOGFILE
 	[ -z "$ULOGD_MTU" ] || echo "mtu=$ULOGD_MTU" >>"$1"
 }
 
-write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC
+write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [FORMAT]
 	cat >"$1" <<-EOF
 	[daemon]
 	state_directory = $2
@@ -398,7 +412,7 @@ write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC
 	reliable = yes
 
 	[export collector]
-	format = ipfix
+	format = ${4:-ipfix}
 	transport = udp
 	destination = 127.0.0.1:$PORT
 	flush_interval = 1s
@@ -464,8 +478,10 @@ run_one() {
 		log=$dir/ctflowd.log conf=$dir/ctflowd.conf
 		local sync=${exp#ctflowd-} bin=$CTFLOWD
 		[ "$exp" = ctflowd ] && sync=$SPOOL_SYNC
+		local format=ipfix
 		[ "$exp" = ctflowd-alt ] && sync=$SPOOL_SYNC bin=$CTFLOWD_ALT
-		write_ctflowd_conf "$conf" "$dir/state" "$sync"
+		[ "$exp" = ctflowd-syslog ] && sync=$SPOOL_SYNC format=syslog
+		write_ctflowd_conf "$conf" "$dir/state" "$sync" "$format"
 		ctf_spawn "$NS_RTR" "$log" "${EXP_TS[@]}" "$bin" -f -c "$conf"
 		pid=$CTF_LAST_PID
 		ctf_wait_ct_listener "$pid" 10 || { cat "$log"; ctf_bail "$tag: ctflowd did not start"; }
@@ -552,6 +568,10 @@ run_one() {
 		reads=$(ctf_kv reads "$out")   # recv() / recvmmsg() calls that returned events
 		ev=$records
 		lost=$((created - ${records:-0}))
+	elif [ "$exp" = ctflowd-syslog ]; then
+		# one datagram per record; nfcapd cannot decode syslog
+		records=$msgs
+		lost=$((created - records))
 	else
 		nfdump -R "$dir/nf" -q -N -o "fmt:%pr %sa %sp %da %dp %ipkt %ibyt" \
 			"proto udp and dst port >= $DPORT_LO and dst port <= $DPORT_HI" \

@@ -69,12 +69,10 @@ rsyslog_conf() {
 # start_rsyslog NAME N: rsyslogd NAME in the router, its N-th start; pid in
 # CTF_LAST_PID.  Its output of this start goes to NAME-N-*.txt.
 start_rsyslog() {
-	local name=$1 n=$2 pid
+	local name=$1 n=$2
 	sed "s|$DIR/$name-remote.txt|$DIR/$name-$n-remote.txt|; s|$DIR/$name-local.txt|$DIR/$name-$n-local.txt|" \
 		"$DIR/$name.conf" >"$DIR/$name-$n.conf"
 	ctf_spawn "$NS_RTR" "$DIR/$name-$n.log" rsyslogd -n -f "$DIR/$name-$n.conf" -i "$DIR/$name.pid"
-	pid=$CTF_LAST_PID
-	CTF_LAST_PID=$pid
 }
 
 wait_tcp_port() {
@@ -200,14 +198,7 @@ wait_lines $N_ALL 20 "${LOCAL_OUT[@]}"
 ctf_wait_idle "$CTFLOWD_PID" 1.5 30 || ctf_diag "ctflowd not idle after 30 s (or gone)"
 
 # --- stop
-T_TERM=$(ctf_now)
-ctf_stop "$CTFLOWD_PID" 20
-if [ "$CTF_STOP_KILLED" = 0 ] && [ "$CTF_STOP_STATUS" = 0 ]; then
-	ctf_ok "ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM") s)"
-else
-	ctf_not_ok "ctflowd exits 0 on SIGTERM" "exit status $CTF_STOP_STATUS, needed SIGKILL: $CTF_STOP_KILLED"
-	ctf_diag_file "$LOG" 30
-fi
+ctf_check_clean_stop "$CTFLOWD_PID" "$LOG"
 final=$(grep ' final: ' "$LOG" | tail -1)
 for e in udp tcp local; do ctf_diag "final $(printf '%s\n' "$final" | grep -o "export $e: [^;]*")"; done
 RESENT=$(ctf_stat_export "$final" tcp resent)
