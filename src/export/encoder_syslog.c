@@ -45,6 +45,7 @@ enum syslog_framing {
 /* One SD-PARAM: values are short (an IPv6 address at most). */
 #define PARAM_VALUE_MAX 48
 #define PARAMS_MAX 32
+#define PARAM_NAME_MAX 32   /* SD-NAME, RFC 5424 section 6.3.3 */
 
 struct param {
 	const char *name;
@@ -57,7 +58,7 @@ struct syslog_state {
 	enum syslog_framing framing;
 	guint limit;
 	char *header_tail;       /* " HOSTNAME APP-NAME PROCID MSGID " */
-	char *local_tag;         /* "APP[PID]: " */
+	char *local_tag;         /* " APP[PID]: " */
 	guint pri;
 	GString *one;            /* the message being built */
 	GString *batch;          /* streams: framed messages not yet emitted */
@@ -65,20 +66,32 @@ struct syslog_state {
 	gboolean oversize_told;  /* once per session */
 	/* the date and time of the last second formatted, for the next */
 	time_t cached_sec;
-	gboolean cached_local;
 	char cached_text[64];   /* room for any int the fields of struct tm hold */
 	struct param params[PARAMS_MAX];
 	guint n_params;
+	/* SD-ID, every param escaped, and the text: within this */
+	char body[SYSLOG_SD_NAME_MAX + 2 + PARAMS_MAX * (2 * PARAM_NAME_MAX + 3 * PARAM_VALUE_MAX + 8)];
 };
+
+/* @value as an RFC 5424 PARAM-VALUE at @out (room for twice its length):
+ * '"', '\' and ']' escaped (section 6.3.3); returns the end. */
+static char *put_param_value(char *out, const char *value)
+{
+	for (; *value; value++) {
+		if (*value == '"' || *value == '\\' || *value == ']')
+			*out++ = '\\';
+		*out++ = *value;
+	}
+	return out;
+}
 
 void syslog_append_param_value(GString *out, const char *value)
 {
-	for (const char *c = value; *c; c++) {
-		/* RFC 5424 section 6.3.3: '"', '\' and ']' are escaped */
-		if (*c == '"' || *c == '\\' || *c == ']')
-			g_string_append_c(out, '\\');
-		g_string_append_c(out, *c);
-	}
+	gsize at = out->len;
+
+	g_string_set_size(out, at + 2 * strlen(value));
+	char *end = put_param_value(out->str + at, value);
+	g_string_truncate(out, (gsize)(end - out->str));
 }
 
 static struct param *next_param(struct syslog_state *st, const char *name)
@@ -89,19 +102,25 @@ static struct param *next_param(struct syslog_state *st, const char *name)
 	return p;
 }
 
+/* Decimal digits of @v at @out, at least @width of them (zero-padded);
+ * returns the end.  printf costs more than the rest of a message together. */
+static char *put_decimal(char *out, uint64_t v, int width)
+{
+	int n = 1;
+
+	for (uint64_t rest = v / 10; rest; rest /= 10)
+		n++;
+	if (n < width)
+		n = width;
+	char *end = out + n;
+	for (char *at = end; at > out; v /= 10)
+		*--at = (char)('0' + v % 10);
+	return end;
+}
+
 static void add_uint(struct syslog_state *st, const char *name, uint64_t v)
 {
-	struct param *p = next_param(st, name);
-	char tmp[24];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (int i = 0; i < n; i++)
-		p->value[i] = tmp[n - 1 - i];
-	p->value[n] = '\0';
+	*put_decimal(next_param(st, name)->value, v, 1) = '\0';
 }
 
 static void add_text(struct syslog_state *st, const char *name, const char *text)
@@ -113,49 +132,83 @@ static void add_addr(struct syslog_state *st, const char *name, int family, cons
 {
 	struct param *p = next_param(st, name);
 
-	flow_format_addr(family, addr, p->value, PARAM_VALUE_MAX);
+	if (family == AF_INET6) {
+		flow_format_addr(family, addr, p->value, PARAM_VALUE_MAX);
+		return;
+	}
+	char *at = p->value;
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			*at++ = '.';
+		at = put_decimal(at, addr[i], 1);
+	}
+	*at = '\0';
 }
 
-/* "2026-12-02T09:30:58" (UTC, or local time for the RFC 3164 header),
- * computed once per second. */
-static const char *format_second(struct syslog_state *st, time_t sec, gboolean local)
+/* The civil date of a day counted from 1970-01-01 (the proleptic
+ * Gregorian calendar, in eras of 400 years), without gmtime_r's locks. */
+static void civil_from_days(int64_t days, int64_t *year, unsigned *month, unsigned *day)
 {
-	/* English month names whatever the locale (RFC 3164 section 4.1.2) */
+	days += 719468;
+	int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+	unsigned doe = (unsigned)(days - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+
+	*day = doy - (153 * mp + 2) / 5 + 1;
+	*month = mp < 10 ? mp + 3 : mp - 9;
+	*year = (int64_t)yoe + era * 400 + (*month <= 2);
+}
+
+/* "2026-12-02T09:30:58.123456Z": an RFC 3339 UTC time with @digits (1 to 9)
+ * of fraction, at @out (at least 32 bytes); returns the end. */
+static char *put_time(char *out, uint64_t ns, int digits)
+{
+	uint64_t secs = ns / 1000000000u, frac = ns % 1000000000u;
+	int64_t year;
+	unsigned month, day, sod = (unsigned)(secs % 86400);
+
+	civil_from_days((int64_t)(secs / 86400), &year, &month, &day);
+	out = put_decimal(out, (uint64_t)year, 4);
+	*out++ = '-';
+	out = put_decimal(out, month, 2);
+	*out++ = '-';
+	out = put_decimal(out, day, 2);
+	*out++ = 'T';
+	out = put_decimal(out, sod / 3600, 2);
+	*out++ = ':';
+	out = put_decimal(out, sod / 60 % 60, 2);
+	*out++ = ':';
+	out = put_decimal(out, sod % 60, 2);
+	*out++ = '.';
+	for (int i = digits; i < 9; i++)
+		frac /= 10;
+	out = put_decimal(out, frac, digits);
+	*out++ = 'Z';
+	return out;
+}
+
+/* "Dec  2 09:30:58" in local time, English month names whatever the
+ * locale (RFC 3164 section 4.1.2), computed once per second. */
+static const char *format_local_second(struct syslog_state *st, time_t sec)
+{
 	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
-	if (sec != st->cached_sec || local != st->cached_local || !st->cached_text[0]) {
+	if (sec != st->cached_sec || !st->cached_text[0]) {
 		struct tm tm;
-		if (local) {
-			localtime_r(&sec, &tm);
-			snprintf(st->cached_text, sizeof(st->cached_text), "%s %2d %02d:%02d:%02d",
-				 months[tm.tm_mon % 12], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-		} else {
-			gmtime_r(&sec, &tm);
-			snprintf(st->cached_text, sizeof(st->cached_text),
-				 "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-				 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-		}
+		localtime_r(&sec, &tm);
+		snprintf(st->cached_text, sizeof(st->cached_text), "%s %2d %02d:%02d:%02d",
+			 months[tm.tm_mon % 12], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 		st->cached_sec = sec;
-		st->cached_local = local;
 	}
 	return st->cached_text;
 }
 
-/* An RFC 3339 time with @digits of fraction (1 to 9), "Z" for UTC. */
-static void format_time(struct syslog_state *st, char *out, size_t len, uint64_t ns, int digits)
-{
-	uint64_t frac = ns % 1000000000u;
-
-	for (int i = digits; i < 9; i++)
-		frac /= 10;
-	snprintf(out, len, "%s.%0*" PRIu64 "Z", format_second(st, (time_t)(ns / 1000000000u), FALSE),
-		 digits, frac);
-}
-
 static void add_time(struct syslog_state *st, const char *name, uint64_t ns)
 {
-	format_time(st, next_param(st, name)->value, PARAM_VALUE_MAX, ns, 9);
+	*put_time(next_param(st, name)->value, ns, 9) = '\0';
 }
 
 static void add_counts(struct syslog_state *st, const char *const names[4], struct flow_counts c)
@@ -216,28 +269,38 @@ static void collect_params(struct syslog_state *st, const struct flow_record *r)
 	add_uint(st, "mark", r->mark);
 }
 
-static void append_structured_data(struct syslog_state *st, GString *out)
+static char *put_text(char *out, const char *text)
 {
-	g_string_append_c(out, '[');
-	g_string_append(out, st->cfg->syslog_sd_id);
-	for (guint i = 0; i < st->n_params; i++) {
-		g_string_append_c(out, ' ');
-		g_string_append(out, st->params[i].name);
-		g_string_append(out, "=\"");
-		syslog_append_param_value(out, st->params[i].value);
-		g_string_append_c(out, '"');
-	}
-	g_string_append_c(out, ']');
+	size_t n = strlen(text);
+
+	memcpy(out, text, n);
+	return out + n;
 }
 
-static void append_text(struct syslog_state *st, GString *out)
+/* The structured data, and the key=value text when configured, into
+ * st->body: one append to the message instead of one per piece. */
+static void append_body(struct syslog_state *st, GString *out)
 {
+	char *at = st->body;
+
+	*at++ = '[';
+	at = put_text(at, st->cfg->syslog_sd_id);
 	for (guint i = 0; i < st->n_params; i++) {
-		g_string_append_c(out, ' ');
-		g_string_append(out, st->params[i].name);
-		g_string_append_c(out, '=');
-		g_string_append(out, st->params[i].value);
+		*at++ = ' ';
+		at = put_text(at, st->params[i].name);
+		*at++ = '=';
+		*at++ = '"';
+		at = put_param_value(at, st->params[i].value);
+		*at++ = '"';
 	}
+	*at++ = ']';
+	for (guint i = 0; st->cfg->syslog_text && i < st->n_params; i++) {
+		*at++ = ' ';
+		at = put_text(at, st->params[i].name);
+		*at++ = '=';
+		at = put_text(at, st->params[i].value);
+	}
+	g_string_append_len(out, st->body, at - st->body);
 }
 
 /* The message time: when the record's period ended, or now when the
@@ -252,21 +315,25 @@ static uint64_t message_time_ns(const struct flow_record *r)
 static void format_message(struct syslog_state *st, GString *out, const struct flow_record *r)
 {
 	uint64_t when = message_time_ns(r);
-	char stamp[96];
+	char head[64], *at = head;
 
 	collect_params(st, r);
+	*at++ = '<';
+	at = put_decimal(at, st->pri, 1);
+	*at++ = '>';
 	if (st->framing == FRAMING_LOCAL) {
-		g_string_append_printf(out, "<%u>%s %s", st->pri,
-				       format_second(st, (time_t)(when / 1000000000u), TRUE),
-				       st->local_tag);
+		g_string_append_len(out, head, at - head);
+		g_string_append(out, format_local_second(st, (time_t)(when / 1000000000u)));
+		g_string_append(out, st->local_tag);
 	} else {
+		*at++ = '1';
+		*at++ = ' ';
 		/* RFC 5424 section 6.2.3: at most six digits of fraction */
-		format_time(st, stamp, sizeof(stamp), when, 6);
-		g_string_append_printf(out, "<%u>1 %s%s", st->pri, stamp, st->header_tail);
+		at = put_time(at, when, 6);
+		g_string_append_len(out, head, at - head);
+		g_string_append(out, st->header_tail);
 	}
-	append_structured_data(st, out);
-	if (st->cfg->syslog_text)
-		append_text(st, out);
+	append_body(st, out);
 }
 
 static gboolean syslog_flush(void *state, GError **error)
@@ -393,7 +460,7 @@ static void *syslog_create(const struct export_config *cfg, encoder *enc, GError
 	st->pri = cfg->syslog_facility * 8u + cfg->syslog_severity;
 	/* PROCID: the process that sends, as a receiver sees it (section 6.2.6) */
 	st->header_tail = g_strdup_printf(" %s %s %ld %s ", host, app, (long)getpid(), SYSLOG_MSGID);
-	st->local_tag = g_strdup_printf("%s[%ld]: ", app, (long)getpid());
+	st->local_tag = g_strdup_printf(" %s[%ld]: ", app, (long)getpid());
 	st->one = g_string_sized_new(1024);
 	st->batch = g_string_sized_new(st->limit + 1024);
 	return st;
