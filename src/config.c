@@ -1761,6 +1761,9 @@ static void check_export_syslog(struct section_pass *sp, const struct export_con
 	}
 	if (e->uniflow)
 		not_used(sp, "uniflow", "is for format ipfix (a syslog message has both directions by name)");
+	if (e->statistics_ms)
+		not_used(sp, "statistics", "is for format ipfix and json (syslog carries flows only;"
+			 " the log has the counters)");
 }
 
 /* The rules between keys of an export, most about its transport. */

@@ -269,6 +269,35 @@ static void test_stream_error(void)
 	capture_clear(&c);
 }
 
+/* A message larger than the limit still goes whole, in one datagram, and
+ * the log says so once. */
+static void test_udp_oversize(void)
+{
+	struct export_config cfg = syslog_config(EXPORT_TRANSPORT_UDP);
+	struct flow_record r = nat_record();
+	g_autoptr(GError) error = NULL;
+	struct capture c;
+
+	cfg.syslog_text = TRUE;
+	encoder *enc = start(&cfg, &c, 512);
+	g_test_expect_message("ctflowd", G_LOG_LEVEL_WARNING,
+			      "export siem: a syslog message of * bytes is larger than the message limit"
+			      " of 512 bytes; it is sent whole*");
+	g_assert_true(encoder_add(enc, &r, &error));
+	g_assert_true(encoder_add(enc, &r, &error));
+	g_test_assert_expected_messages();
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+	for (guint i = 0; i < 2; i++) {
+		gsize len;
+		const char *data = g_bytes_get_data(g_ptr_array_index(c.msgs, i), &len);
+		g_assert_cmpuint(len, >, 512);
+		g_assert_true(data[len - 1] == '6');   /* ends with the text's mark=16 */
+		g_assert_cmpuint(capture_count(&c, i), ==, 1);
+	}
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
 static void test_file_lines(void)
 {
 	struct export_config cfg = syslog_config(EXPORT_TRANSPORT_FILE);
@@ -502,6 +531,7 @@ static void test_config_errors(void)
 		{ "syslog_sd_id = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@1\n", "expected an SD-ID of at most 32" },
 		{ "syslog_text = maybe\n", "syslog_text: expected yes or no" },
 		{ "uniflow = yes\n", "uniflow: is for format ipfix" },
+		{ "statistics = 60s\n", "statistics: is for format ipfix and json" },
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -522,6 +552,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_syslog/tcp-octet-counting", test_tcp_octet_counting);
 	g_test_add_func("/encoder_syslog/tcp-batches-under-limit", test_tcp_batches_under_limit);
 	g_test_add_func("/encoder_syslog/stream-error", test_stream_error);
+	g_test_add_func("/encoder_syslog/udp-oversize", test_udp_oversize);
 	g_test_add_func("/encoder_syslog/file-lines", test_file_lines);
 	g_test_add_func("/encoder_syslog/local-rfc3164", test_local_rfc3164);
 	g_test_add_func("/encoder_syslog/text", test_text);
