@@ -16,8 +16,9 @@
 #                   severity notice, reconnect 100ms..1s
 #   [export local]  transport local, path = the imuxsock socket
 #
-#   phase A  2,000 IPv4 and 200 IPv6 UDP flows, conntrack -F, every export
-#            delivers all
+#   phase A  the foundation's workload: 20,000 IPv4 UDP flows, 500 TCP
+#            connections (their counts in both directions from TCP_INFO)
+#            and 200 IPv6 UDP flows; conntrack -F; every export delivers all
 #   phase B  3,000 IPv4 UDP flows; while ctflowd sends them over TCP,
 #            rsyslog-b is stopped (SIGTERM) and started again a second
 #            later, the records waiting in the journal meanwhile
@@ -41,9 +42,9 @@ ctf_require_root
 ctf_require_cmd rsyslogd "$PYTHON" "$CTFLOWD"
 
 UDP_PORT=5514 TCP_PORT=5515
-N_A=2000 N6=200 N_B=3000
-PKTS=2 LEN=50
-A_DPORT=20000 A6_DPORT=21000 B_DPORT=22000 SPORT=1024 SPORT6=30000
+N_A=20000 N6=200 N_TCP=500 N_B=3000
+PKTS=2 LEN=50 TCP_LEN=200
+A_DPORT=20000 A6_DPORT=41000 B_DPORT=42000 SPORT=1024 SPORT6=30000 TCP_PORT_SRV=5001
 
 T_BEGIN=$(ctf_now)
 ctf_setup
@@ -141,6 +142,7 @@ format = syslog
 transport = local
 path = $SOCK
 EOF
+ctf_spawn "$NS_SRV" "$DIR/tcp-server.log" "$FLOWGEN" tcp-server -p $TCP_PORT_SRV -t 600
 ctf_start_ctflowd "$CONF" "$LOG" || ctf_bail "ctflowd did not start (config $CONF)"
 CTFLOWD_PID=$CTF_LAST_PID
 ctf_ok "ctflowd starts with three syslog exports and listens for DESTROY events"
@@ -155,11 +157,14 @@ out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $N_A -P $PKTS -l $LEN -p $A
 	ctf_diag "flowgen udp: $out"
 out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp6 -d $SRV_IP6 -n $N6 -P $PKTS -l $LEN -p $A6_DPORT -S $SPORT6 2>&1) ||
 	ctf_diag "flowgen udp6: $out"
+out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" tcp -d $SRV_IP -n $N_TCP -p $TCP_PORT_SRV -l $TCP_LEN -c 32 \
+	-o "$DIR/tcp-flows.txt" 2>&1) || ctf_diag "flowgen tcp: $out"
 A_T1=$(ctf_now)
-ctf_is "$(($(ctf_newflows) - nf0))/$(($(ctf_srv_udp_pkts) - udp0))" "$((N_A + N6))/$(((N_A + N6) * PKTS))" \
-	"phase A: router created $((N_A + N6)) entries, every packet reached the server (entries/packets)"
+ctf_is "$(($(ctf_newflows) - nf0))/$(($(ctf_srv_udp_pkts) - udp0))/$(grep -c . "$DIR/tcp-flows.txt")" \
+	"$((N_A + N6 + N_TCP))/$(((N_A + N6) * PKTS))/$N_TCP" \
+	"phase A: router created $((N_A + N6 + N_TCP)) entries, every UDP packet reached the server, $N_TCP TCP connections measured (entries/packets/connections)"
 ctf_ct_flush
-N_TOTAL_A=$((N_A + N6))
+N_TOTAL_A=$((N_A + N6 + N_TCP))
 wait_lines $N_TOTAL_A 20 "$DIR"/rsyslog-b-1-remote.txt
 wait_lines $N_TOTAL_A 20 "${UDP_OUT[@]}"
 wait_lines $N_TOTAL_A 20 "${LOCAL_OUT[@]}"
@@ -218,7 +223,7 @@ ctf_diag "udp receive buffer errors in the router: $(ctf_udp_rcvbuf_errors)"
 
 # ------------------------------------------------------------------ judge
 
-"$PYTHON" - "$PKTS" "$LEN" "$RESENT" \
+"$PYTHON" - "$PKTS" "$LEN" "$RESENT" "$DIR/tcp-flows.txt" \
 	"A:$A_DPORT:$SPORT:$N_A:4:$A_T0:$A_T1" "A6:$A6_DPORT:$SPORT6:$N6:6:$A_T0:$A_T1" \
 	"B:$B_DPORT:$SPORT:$N_B:4:$B_T0:$B_T1" \
 	"udp=${UDP_OUT[*]}" "tcp=$(echo "$DIR"/rsyslog-b-*-remote.txt)" "local=${LOCAL_OUT[*]}" \
@@ -228,8 +233,14 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 
 pkts, plen, resent = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3] or 0)
+# TCP connections: what each end's TCP_INFO said, as L3 packets and bytes
+tcp_want = {}
+for line in open(sys.argv[4]):
+    f = line.split()
+    if len(f) == 9:
+        tcp_want[(f[1], int(f[2]), f[3], int(f[4]), 6)] = tuple(f[5:9])
 phases, files = [], {}
-for a in sys.argv[4:]:
+for a in sys.argv[5:]:
     if "=" in a:
         k, v = a.split("=", 1)
         files[k] = v.split()
@@ -238,7 +249,7 @@ for a in sys.argv[4:]:
     phases.append(dict(name=name, dport=int(dport), sport=int(sport), n=int(n), fam=int(fam),
                        t0=float(t0), t1=float(t1)))
 by_dport = {p["dport"]: p for p in phases}
-want_total = sum(p["n"] for p in phases)
+want_total = sum(p["n"] for p in phases) + len(tcp_want)
 now = time.time()
 
 def res(ok, what, *detail):
@@ -286,6 +297,8 @@ def read(kind):
                                  sdid=sdid, p=params, text=msg, raw=line))
     return msgs, bad
 
+tcp_phase = dict(phases[0], name="A-tcp")
+
 def expected(p, sport):
     return p["sport"] <= sport < p["sport"] + p["n"]
 
@@ -307,14 +320,19 @@ for kind, header in (("udp", dict(pri="134", host="ctf-router", msgid="flow")),
         except (KeyError, ValueError):
             wrong.append("no tuple: %.120s" % m["raw"]); continue
         ph = by_dport.get(k[3])
-        if k[4] != 17 or ph is None or not expected(ph, k[1]):
+        got = tuple(p.get(f) for f in ("packets", "bytes", "replyPackets", "replyBytes"))
+        if k in tcp_want:
+            ph = tcp_phase
+            want = tcp_want[k]
+        elif k[4] == 17 and ph is not None and expected(ph, k[1]):
+            l3 = 28 if ph["fam"] == 4 else 48
+            want = (str(pkts), str(pkts * (l3 + plen)), "0", "0")
+        else:
             other.append(k); continue
         flows[k] += 1
         raw_of[k].add(m["raw"])
-        l3 = 28 if ph["fam"] == 4 else 48
-        got = tuple(p.get(f) for f in ("packets", "bytes", "replyPackets", "replyBytes"))
-        if got != (str(pkts), str(pkts * (l3 + plen)), "0", "0"):
-            wrong.append("sport %d dport %d: counters %s" % (k[1], k[3], got))
+        if got != want:
+            wrong.append("sport %d dport %d: counters %s, want %s" % (k[1], k[3], got, want))
         if p.get("interim") != "0" or p.get("endReason") not in ("idle", "end", "forced"):
             wrong.append("sport %d: interim %s endReason %s" % (k[1], p.get("interim"), p.get("endReason")))
         s, e = ns_of(p.get("start", "")), ns_of(p.get("end", ""))
@@ -335,9 +353,12 @@ for kind, header in (("udp", dict(pri="134", host="ctf-router", msgid="flow")),
     flow_ids[kind] = ids
     detail = []
     for ph in phases:
-        got = sum(1 for k in flows if k[3] == ph["dport"])
+        got = sum(1 for k in flows if k[3] == ph["dport"] and k[4] == 17)
         if got != ph["n"]:
             detail.append("phase %s: %d/%d flows" % (ph["name"], got, ph["n"]))
+    got = sum(1 for k in flows if k in tcp_want)
+    if got != len(tcp_want):
+        detail.append("TCP: %d/%d connections" % (got, len(tcp_want)))
     res(not detail and len(flows) == want_total,
         "%s: every flow of every phase arrived (%d/%d)" % (kind, len(flows), want_total), *detail)
     dups = sum(c - 1 for c in flows.values())
@@ -348,7 +369,7 @@ for kind, header in (("udp", dict(pri="134", host="ctf-router", msgid="flow")),
             *(["%d repeats differ in content" % differ] if differ else []))
     else:
         res(dups == 0, "%s: no flow twice (%d repeats)" % (kind, dups))
-    res(not wrong and not other, "%s: exact counters (%d packets, reply 0/0), interim 0, SD-ID ctflowd@32473" % (kind, pkts),
+    res(not wrong and not other, "%s: exact counters (UDP %d packets, reply 0/0; TCP both directions as TCP_INFO says), interim 0, SD-ID ctflowd@32473" % (kind, pkts),
         *(["%d wrong, e.g. %s" % (len(wrong), "; ".join(wrong[:3]))] if wrong else []),
         *(["%d other flows, e.g. %s" % (len(other), other[:3])] if other else []))
     res(times == 0 and not hdr, "%s: start <= end within the run; header as configured%s" %
