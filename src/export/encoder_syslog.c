@@ -22,7 +22,6 @@
  * before accounting was on) are left out, never a made-up zero.
  */
 #include <arpa/inet.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -248,6 +247,9 @@ static void collect_params(struct syslog_state *st, const struct flow_record *r)
 		if (ports) {
 			add_uint(st, "postNatSport", post.sport);
 			add_uint(st, "postNatDport", post.dport);
+		} else {
+			/* the echo id as the reply tuple carries it */
+			add_uint(st, "postNatIcmpId", r->reply.sport);
 		}
 	}
 	if (r->flags & FLOW_HAS_COUNTERS) {

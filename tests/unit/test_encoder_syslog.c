@@ -419,6 +419,12 @@ static void test_icmp6_no_nat_no_kernel_values(void)
 				     " endReason=\"forced\" interim=\"0\" zone=\"0\" mark=\"0\"]"));
 	g_assert_null(strstr(got, "postNat"));
 	g_assert_null(strstr(got, "packets"));
+
+	/* the same through a NAT that changed the echo id */
+	r.reply.sport = 99;
+	g_autofree char *nat = one_message(&cfg, &r);
+	g_assert_nonnull(strstr(nat, " icmpId=\"77\" postNatSrc=\"2001:db8::1\" postNatDst=\"2001:db8::2\""
+				     " postNatIcmpId=\"99\" endReason="));
 	g_assert_null(strstr(got, "start"));
 	/* the header's time is then when it was sent: an RFC 3339 UTC time */
 	g_assert_true(g_str_has_prefix(got, "<134>1 20"));
