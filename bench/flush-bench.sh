@@ -81,6 +81,10 @@
 #                      (InDatagrams), so lost/dup/exact are not judged (the
 #                      syslog-export test judges content).  The summary sets
 #                      its CPU above the floor against ctflowd's (IPFIX).
+#   ctflowd-syslog-tcp (likewise) the same over TCP, octet counted, to a
+#                      reader on the same port that discards what it reads
+#                      (a Python loop on CPU 0); records are what ctflowd
+#                      counts as delivered (acknowledged).
 #   CTFLOWD_ALT []     a second ctflowd binary, the exporter "ctflowd-alt",
 #                      configured as "ctflowd": with both in EXPORTERS, two
 #                      builds alternate within each round
@@ -109,7 +113,7 @@ SPOOL_SYNC=${SPOOL_SYNC:-batch}
 CTFLOWD_VARIANTS="ctflowd ctflowd-none ctflowd-batch ctflowd-record"
 # ctflowd-alt: the binary CTFLOWD_ALT (another build) set up as "ctflowd"
 CTFLOWD_ALT=${CTFLOWD_ALT:-}
-ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS ctflowd-alt ctflowd-syslog"
+ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS ctflowd-alt ctflowd-syslog ctflowd-syslog-tcp"
 QUIET_S=${QUIET_S:-2}
 MAX_DRAIN_S=${MAX_DRAIN_S:-300}
 SENTINELS=${SENTINELS:-128}
@@ -203,12 +207,13 @@ summary() {
 	# the journal's cost: each ctflowd variant against ulogd, same floor
 	local n_variants=0 v
 	for v in $CTFLOWD_VARIANTS; do [ -n "${med[$v.cpu_s]:-}" ] && n_variants=$((n_variants + 1)); done
-	if [ -n "${med[ctflowd-syslog.above]:-}" ] && [ -n "${med[ctflowd.above]:-}" ]; then
-		echo "formats: CPU above the floor: ipfix ${med[ctflowd.above]} s, syslog ${med[ctflowd-syslog.above]} s," \
-			"syslog/ipfix $(ratio_of "${med[ctflowd-syslog.above]}" "${med[ctflowd.above]}")" \
-			"(rt: ${med[ctflowd.rt_above]} s, ${med[ctflowd-syslog.rt_above]} s," \
-			"$(ratio_of "${med[ctflowd-syslog.rt_above]}" "${med[ctflowd.rt_above]}"); goal <= 2)"
-	fi
+	for v in ctflowd-syslog ctflowd-syslog-tcp; do
+		[ -n "${med[$v.above]:-}" ] && [ -n "${med[ctflowd.above]:-}" ] || continue
+		echo "formats: CPU above the floor: ipfix ${med[ctflowd.above]} s, $v ${med[$v.above]} s," \
+			"ratio $(ratio_of "${med[$v.above]}" "${med[ctflowd.above]}")" \
+			"(rt: ${med[ctflowd.rt_above]} s, ${med[$v.rt_above]} s," \
+			"$(ratio_of "${med[$v.rt_above]}" "${med[ctflowd.rt_above]}"); goal <= 2)"
+	done
 	if [ "$n_variants" -gt 1 ] && [ -n "${med[ulogd.above]:-}" ]; then
 		echo "journal: CPU above the floor (ratio to ulogd's ${med[ulogd.above]} s; rt in brackets), retries, drain time:"
 		for v in $CTFLOWD_VARIANTS; do
@@ -395,7 +400,7 @@ write_ulogd_conf() {   # FILE LOGFILE
 	[ -z "$ULOGD_MTU" ] || echo "mtu=$ULOGD_MTU" >>"$1"
 }
 
-write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [FORMAT]
+write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [FORMAT [TRANSPORT]]
 	cat >"$1" <<-EOF
 	[daemon]
 	state_directory = $2
@@ -413,7 +418,7 @@ write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [FORMAT]
 
 	[export collector]
 	format = ${4:-ipfix}
-	transport = udp
+	transport = ${5:-udp}
 	destination = 127.0.0.1:$PORT
 	flush_interval = 1s
 	EOF
@@ -436,7 +441,7 @@ anomalies() {
 
 # run_one ROUND EXPORTER: one measurement; appends its line to $RAW
 run_one() {
-	local round=$1 exp=$2 dir tag pid nfcapd log conf out rc
+	local round=$1 exp=$2 dir tag pid nfcapd log conf out rc tcp_sink=
 	tag=r$round-$exp
 	dir=$CTF_WORK/$tag
 	mkdir -p "$dir" "$ART/$tag"
@@ -478,10 +483,28 @@ run_one() {
 		log=$dir/ctflowd.log conf=$dir/ctflowd.conf
 		local sync=${exp#ctflowd-} bin=$CTFLOWD
 		[ "$exp" = ctflowd ] && sync=$SPOOL_SYNC
-		local format=ipfix
+		local format=ipfix transport=udp
 		[ "$exp" = ctflowd-alt ] && sync=$SPOOL_SYNC bin=$CTFLOWD_ALT
 		[ "$exp" = ctflowd-syslog ] && sync=$SPOOL_SYNC format=syslog
-		write_ctflowd_conf "$conf" "$dir/state" "$sync" "$format"
+		if [ "$exp" = ctflowd-syslog-tcp ]; then
+			sync=$SPOOL_SYNC format=syslog transport=tcp
+			# a reader that discards, so that acknowledgements keep coming
+			ctf_spawn "$NS_RTR" "$dir/tcp-sink.log" "${GEN_TS[@]}" "$PYTHON" -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4)
+while True:
+    c, _ = s.accept()
+    while c.recv(1 << 20):
+        pass
+    c.close()' "$PORT"
+			tcp_sink=$CTF_LAST_PID
+			for _ in $(seq 50); do
+				[ -n "$(ctf_nsx "$NS_RTR" ss -H -tln "sport = :$PORT")" ] && break
+				sleep 0.1
+			done
+		fi
+		write_ctflowd_conf "$conf" "$dir/state" "$sync" "$format" "$transport"
 		ctf_spawn "$NS_RTR" "$log" "${EXP_TS[@]}" "$bin" -f -c "$conf"
 		pid=$CTF_LAST_PID
 		ctf_wait_ct_listener "$pid" 10 || { cat "$log"; ctf_bail "$tag: ctflowd did not start"; }
@@ -558,6 +581,7 @@ run_one() {
 	[ "$CTF_STOP_KILLED" = 1 ] && rc=killed
 	sleep 0.3   # the last datagrams reach nfcapd
 	ctf_stop "$nfcapd" 10
+	[ -z "$tcp_sink" ] || ctf_stop "$tcp_sink" 5
 	local coll_drops=$(($(ctf_udp_rcvbuf_errors) - rcverr0)) msgs=$(($(bench_udp_in) - udp0))
 
 	# ---- count
@@ -572,6 +596,9 @@ run_one() {
 		# one datagram per record; nfcapd cannot decode syslog
 		records=$msgs
 		lost=$((created - records))
+	elif [ "$exp" = ctflowd-syslog-tcp ]; then
+		records=$(grep 'final:' "$log" | tail -n 1 | grep -o 'export collector: records [0-9]*' | awk '{ print $4 }')
+		lost=$((created - ${records:-0}))
 	else
 		nfdump -R "$dir/nf" -q -N -o "fmt:%pr %sa %sp %da %dp %ipkt %ibyt" \
 			"proto udp and dst port >= $DPORT_LO and dst port <= $DPORT_HI" \
