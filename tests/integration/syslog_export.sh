@@ -2,14 +2,15 @@
 # syslog_export.sh - format = syslog to rsyslog, over UDP, over TCP while
 # rsyslog restarts, and to a local syslog socket.
 #
-# In fresh namespaces (lib.sh) the router runs two rsyslogd of this test's
+# In fresh namespaces (lib.sh) the router runs three rsyslogd of this test's
 # own (own configuration, pid file and work directory; the host's rsyslog is
 # never touched), each writing what it parsed with a template of its
 # properties (PRI, TIMESTAMP, HOSTNAME, APP-NAME, PROCID, MSGID,
 # structured data, MSG):
-#   rsyslog-a  imudp on 127.0.0.1:$UDP_PORT, and imuxsock on a socket path in
-#              the work directory (as /dev/log would be)
+#   rsyslog-a  imudp on 127.0.0.1:$UDP_PORT
 #   rsyslog-b  imtcp on 127.0.0.1:$TCP_PORT (octet counting)
+#   rsyslog-c  imuxsock on a socket path in the work directory (as /dev/log
+#              would be)
 # and ctflowd with three syslog exports of the same records:
 #   [export udp]    RFC 5424 over UDP, one message a datagram, syslog_text on
 #   [export tcp]    RFC 5424 over TCP, octet counted, facility local3,
@@ -21,10 +22,14 @@
 #            and 200 IPv6 UDP flows; conntrack -F; every export delivers all
 #   phase B  3,000 IPv4 UDP flows; while ctflowd sends them over TCP,
 #            rsyslog-b is stopped (SIGTERM) and started again a second
-#            later, the records waiting in the journal meanwhile
+#            later, the records waiting in the journal meanwhile.  rsyslog-c
+#            is stopped before phase B and started with rsyslog-b: the
+#            local export finds its socket gone, and must reopen the path
+#            and send what the old socket refused
 #
 # Judged from rsyslog's files: each record a message of its own; UDP and
-# local: every flow exactly once; TCP: every flow at least once, and the
+# local: every flow exactly once (local: a refused datagram is not
+# delivered, so what is sent again was never taken); TCP: every flow at least once, and the
 # exact repeats no more than the records ctflowd counted as resent after
 # the reconnect (what rsyslog's restart can double: messages it took before
 # it closed whose TCP acknowledgement ctflowd had not yet read; what it
@@ -100,8 +105,9 @@ wait_lines() {
 
 rsyslog_conf rsyslog-a \
 	'module(load="imudp")' \
+	"input(type=\"imudp\" address=\"127.0.0.1\" port=\"$UDP_PORT\" ruleset=\"remote\" rcvbufSize=\"32m\")"
+rsyslog_conf rsyslog-c \
 	'module(load="imuxsock" SysSock.Use="off")' \
-	"input(type=\"imudp\" address=\"127.0.0.1\" port=\"$UDP_PORT\" ruleset=\"remote\" rcvbufSize=\"32m\")" \
 	"input(type=\"imuxsock\" socket=\"$SOCK\" ruleset=\"local\" rateLimit.interval=\"0\")"
 rsyslog_conf rsyslog-b \
 	'module(load="imtcp")' \
@@ -109,10 +115,12 @@ rsyslog_conf rsyslog-b \
 
 start_rsyslog rsyslog-a 1; RSA_PID=$CTF_LAST_PID
 start_rsyslog rsyslog-b 1; RSB_PID=$CTF_LAST_PID
+start_rsyslog rsyslog-c 1; RSC_PID=$CTF_LAST_PID
 if ctf_wait_udp_port "$NS_RTR" $UDP_PORT 10 && ctf_wait_file "$SOCK" 10 && wait_tcp_port $TCP_PORT; then
-	ctf_ok "two rsyslogd of the test's own listen (udp $UDP_PORT and $SOCK; tcp $TCP_PORT)"
+	ctf_ok "three rsyslogd of the test's own listen (udp $UDP_PORT, tcp $TCP_PORT, $SOCK)"
 else
 	ctf_diag_file "$DIR/rsyslog-a-1.log"; ctf_diag_file "$DIR/rsyslog-b-1.log"
+	ctf_diag_file "$DIR/rsyslog-c-1.log"
 	ctf_bail "rsyslogd does not listen"
 fi
 
@@ -148,7 +156,6 @@ CTFLOWD_PID=$CTF_LAST_PID
 ctf_ok "ctflowd starts with three syslog exports and listens for DESTROY events"
 
 UDP_OUT=("$DIR"/rsyslog-a-1-remote.txt)
-LOCAL_OUT=("$DIR"/rsyslog-a-1-local.txt)
 
 # --- phase A
 nf0=$(ctf_newflows); udp0=$(ctf_srv_udp_pkts)
@@ -167,11 +174,13 @@ ctf_ct_flush
 N_TOTAL_A=$((N_A + N6 + N_TCP))
 wait_lines $N_TOTAL_A 20 "$DIR"/rsyslog-b-1-remote.txt
 wait_lines $N_TOTAL_A 20 "${UDP_OUT[@]}"
-wait_lines $N_TOTAL_A 20 "${LOCAL_OUT[@]}"
-ctf_is "$(lines "${UDP_OUT[@]}")/$(lines "$DIR"/rsyslog-b-1-remote.txt)/$(lines "${LOCAL_OUT[@]}")" \
+wait_lines $N_TOTAL_A 20 "$DIR"/rsyslog-c-1-local.txt
+ctf_is "$(lines "${UDP_OUT[@]}")/$(lines "$DIR"/rsyslog-b-1-remote.txt)/$(lines "$DIR"/rsyslog-c-1-local.txt)" \
 	"$N_TOTAL_A/$N_TOTAL_A/$N_TOTAL_A" "phase A: rsyslog wrote $N_TOTAL_A messages from each export (udp/tcp/local)"
 
-# --- phase B: rsyslog-b restarts while ctflowd sends over TCP
+# --- phase B: rsyslog-b restarts while ctflowd sends over TCP; rsyslog-c
+# is away meanwhile
+ctf_stop "$RSC_PID" 10
 nf0=$(ctf_newflows); udp0=$(ctf_srv_udp_pkts)
 B_T0=$(ctf_now)
 out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $N_B -P $PKTS -l $LEN -p $B_DPORT -S $SPORT 2>&1) ||
@@ -194,12 +203,13 @@ ctf_diag "rsyslog-b stopped with $((at_stop - N_TOTAL_A)) of phase B's $N_B mess
 	"($((after_stop - N_TOTAL_A)) once it had exited)"
 sleep 1
 start_rsyslog rsyslog-b 2; RSB_PID=$CTF_LAST_PID
+start_rsyslog rsyslog-c 2; RSC_PID=$CTF_LAST_PID
 wait_tcp_port $TCP_PORT || { ctf_diag_file "$DIR/rsyslog-b-2.log"; ctf_bail "rsyslog-b does not listen again"; }
-ctf_ok "rsyslog-b restarted"
+ctf_ok "rsyslog-b and rsyslog-c restarted"
 N_ALL=$((N_TOTAL_A + N_B))
 wait_lines $N_ALL 20 "$DIR"/rsyslog-b-*-remote.txt
 wait_lines $N_ALL 20 "${UDP_OUT[@]}"
-wait_lines $N_ALL 20 "${LOCAL_OUT[@]}"
+wait_lines $N_ALL 20 "$DIR"/rsyslog-c-*-local.txt
 ctf_wait_idle "$CTFLOWD_PID" 1.5 30 || ctf_diag "ctflowd not idle after 30 s (or gone)"
 
 # --- stop
@@ -215,9 +225,16 @@ if [ -n "$RECONNECTS" ] && [ "$RECONNECTS" -ge 1 ]; then
 else
 	ctf_not_ok "the TCP export reconnected after rsyslog's restart" "final line: ${final:-none}"
 fi
+reopened=$(ctf_stat_export "$final" local reconnects)
+if [ -n "$reopened" ] && [ "$reopened" -ge 1 ]; then
+	ctf_ok "the local export reopened the socket after rsyslog-c's restart ($reopened reconnects)"
+else
+	ctf_not_ok "the local export reopened the socket after rsyslog-c's restart" "final line: ${final:-none}"
+fi
 # rsyslog writes its last messages when it stops
 ctf_stop "$RSA_PID" 10
 ctf_stop "$RSB_PID" 10
+ctf_stop "$RSC_PID" 10
 grep -h -iE 'error|warning' "$DIR"/rsyslog-*.log 2>/dev/null | head -5 | sed 's/^/# rsyslog: /'
 ctf_diag "udp receive buffer errors in the router: $(ctf_udp_rcvbuf_errors)"
 
@@ -226,7 +243,7 @@ ctf_diag "udp receive buffer errors in the router: $(ctf_udp_rcvbuf_errors)"
 "$PYTHON" - "$PKTS" "$LEN" "$RESENT" "$DIR/tcp-flows.txt" \
 	"A:$A_DPORT:$SPORT:$N_A:4:$A_T0:$A_T1" "A6:$A6_DPORT:$SPORT6:$N6:6:$A_T0:$A_T1" \
 	"B:$B_DPORT:$SPORT:$N_B:4:$B_T0:$B_T1" \
-	"udp=${UDP_OUT[*]}" "tcp=$(echo "$DIR"/rsyslog-b-*-remote.txt)" "local=${LOCAL_OUT[*]}" \
+	"udp=${UDP_OUT[*]}" "tcp=$(echo "$DIR"/rsyslog-b-*-remote.txt)" "local=$(echo "$DIR"/rsyslog-c-*-local.txt)" \
 	>"$DIR/score.txt" 2>&1 <<'PY'
 import re, sys, time
 from collections import Counter, defaultdict
