@@ -84,6 +84,18 @@
 #                      costs; the summary gives each one's CPU above the
 #                      floor (bare-batched's when it ran) against
 #                      ctflowd-ipfix's
+#   ctflowd-syslog     (only when named in EXPORTERS) ctflowd as "ctflowd", but
+#                      its export is format = syslog over UDP to the same
+#                      port: one RFC 5424 message per record, one datagram
+#                      each.  nfcapd there only reads and drops them; records
+#                      are the datagrams the router's UDP stack delivered
+#                      (InDatagrams), so lost/dup/exact are not judged (the
+#                      syslog-export test judges content).  The summary sets
+#                      its CPU above the floor against ctflowd's (IPFIX).
+#   ctflowd-syslog-tcp (likewise) the same over TCP, octet counted, to a
+#                      reader on the same port that discards what it reads
+#                      (a Python loop on CPU 0); records are what ctflowd
+#                      counts as delivered (acknowledged).
 #   CTFLOWD_ALT []     a second ctflowd binary, the exporter "ctflowd-alt",
 #                      configured as "ctflowd": with both in EXPORTERS, two
 #                      builds alternate within each round
@@ -114,7 +126,7 @@ CTFLOWD_VARIANTS="ctflowd ctflowd-none ctflowd-batch ctflowd-record ctflowd-walk
 FORMAT_VARIANTS="ctflowd-ipfix ctflowd-netflow9 ctflowd-netflow5 ctflowd-json"
 # ctflowd-alt: the binary CTFLOWD_ALT (another build) set up as "ctflowd"
 CTFLOWD_ALT=${CTFLOWD_ALT:-}
-ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS $FORMAT_VARIANTS ctflowd-alt"
+ALL_EXPORTERS="bare bare-batched ulogd $CTFLOWD_VARIANTS $FORMAT_VARIANTS ctflowd-alt ctflowd-syslog ctflowd-syslog-tcp"
 QUIET_S=${QUIET_S:-2}
 MAX_DRAIN_S=${MAX_DRAIN_S:-300}
 SENTINELS=${SENTINELS:-128}
@@ -208,6 +220,13 @@ summary() {
 	# the journal's cost: each ctflowd variant against ulogd, same floor
 	local n_variants=0 v
 	for v in $CTFLOWD_VARIANTS; do [ -n "${med[$v.cpu_s]:-}" ] && n_variants=$((n_variants + 1)); done
+	for v in ctflowd-syslog ctflowd-syslog-tcp; do
+		[ -n "${med[$v.above]:-}" ] && [ -n "${med[ctflowd.above]:-}" ] || continue
+		echo "formats: CPU above the floor: ipfix ${med[ctflowd.above]} s, $v ${med[$v.above]} s," \
+			"ratio $(ratio_of "${med[$v.above]}" "${med[ctflowd.above]}")" \
+			"(rt: ${med[ctflowd.rt_above]} s, ${med[$v.rt_above]} s," \
+			"$(ratio_of "${med[$v.rt_above]}" "${med[ctflowd.rt_above]}"); goal <= 2)"
+	done
 	if [ "$n_variants" -gt 1 ] && [ -n "${med[ulogd.above]:-}" ]; then
 		echo "journal: CPU above the floor (ratio to ulogd's ${med[ulogd.above]} s; rt in brackets), retries, drain time:"
 		for v in $CTFLOWD_VARIANTS; do
@@ -407,7 +426,7 @@ write_ulogd_conf() {   # FILE LOGFILE
 	[ -z "$ULOGD_MTU" ] || echo "mtu=$ULOGD_MTU" >>"$1"
 }
 
-write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [FORMAT] [SOURCE_LINES]
+write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [FORMAT [TRANSPORT [SOURCE_LINES]]]
 	cat >"$1" <<-EOF
 	[daemon]
 	state_directory = $2
@@ -422,7 +441,7 @@ write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [FORMAT] [SOURCE_LINES]
 	[source]
 	receive_buffer = $RCVBUF
 	reliable = yes
-	${5:-}
+	${6:-}
 
 	[export collector]
 	format = ${4:-ipfix}
@@ -432,7 +451,7 @@ write_ctflowd_conf() {   # FILE STATE_DIR SPOOL_SYNC [FORMAT] [SOURCE_LINES]
 		printf 'transport = file\npath = %s\n' "$2/flows.json" >>"$1"
 		return
 	fi
-	printf 'transport = udp\ndestination = 127.0.0.1:%s\n' "$PORT" >>"$1"
+	printf 'transport = %s\ndestination = 127.0.0.1:%s\n' "${5:-udp}" "$PORT" >>"$1"
 	[ -z "$CTFLOWD_MTU_SET" ] || echo "mtu = $CTFLOWD_MTU_SET" >>"$1"
 }
 
@@ -452,7 +471,7 @@ anomalies() {
 
 # run_one ROUND EXPORTER: one measurement; appends its line to $RAW
 run_one() {
-	local round=$1 exp=$2 dir tag pid nfcapd log conf out rc
+	local round=$1 exp=$2 dir tag pid nfcapd log conf out rc tcp_sink=
 	tag=r$round-$exp
 	dir=$CTF_WORK/$tag
 	mkdir -p "$dir" "$ART/$tag"
@@ -492,16 +511,36 @@ run_one() {
 		;;
 	ctflowd*)
 		log=$dir/ctflowd.log conf=$dir/ctflowd.conf
-		local sync=${exp#ctflowd-} bin=$CTFLOWD format=ipfix
+		local sync=${exp#ctflowd-} bin=$CTFLOWD
 		[ "$exp" = ctflowd ] && sync=$SPOOL_SYNC
+		local format=ipfix transport=udp
 		[ "$exp" = ctflowd-alt ] && sync=$SPOOL_SYNC bin=$CTFLOWD_ALT
+		[ "$exp" = ctflowd-syslog ] && sync=$SPOOL_SYNC format=syslog
+		if [ "$exp" = ctflowd-syslog-tcp ]; then
+			sync=$SPOOL_SYNC format=syslog transport=tcp
+			# a reader that discards, so that acknowledgements keep coming
+			ctf_spawn "$NS_RTR" "$dir/tcp-sink.log" "${GEN_TS[@]}" "$PYTHON" -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4)
+while True:
+    c, _ = s.accept()
+    while c.recv(1 << 20):
+        pass
+    c.close()' "$PORT"
+			tcp_sink=$CTF_LAST_PID
+			for _ in $(seq 50); do
+				[ -n "$(ctf_nsx "$NS_RTR" ss -H -tln "sport = :$PORT")" ] && break
+				sleep 0.1
+			done
+		fi
 		# ctflowd-walk: table walks back to back through the run (each
 		# reads every entry; none is old enough for an interim record)
 		local walk=
 		[ "$exp" = ctflowd-walk ] && sync=$SPOOL_SYNC \
 			walk=$'active_timeout = 10m\nwalk_interval = 100ms'
 		case " $FORMAT_VARIANTS " in *" $exp "*) sync=$SPOOL_SYNC format=${exp#ctflowd-} ;; esac
-		write_ctflowd_conf "$conf" "$dir/state" "$sync" "$format" "$walk"
+		write_ctflowd_conf "$conf" "$dir/state" "$sync" "$format" "$transport" "$walk"
 		ctf_spawn "$NS_RTR" "$log" "${EXP_TS[@]}" "$bin" -f -c "$conf"
 		pid=$CTF_LAST_PID
 		ctf_wait_ct_listener "$pid" 10 || { cat "$log"; ctf_bail "$tag: ctflowd did not start"; }
@@ -578,6 +617,7 @@ run_one() {
 	[ "$CTF_STOP_KILLED" = 1 ] && rc=killed
 	sleep 0.3   # the last datagrams reach nfcapd
 	ctf_stop "$nfcapd" 10
+	[ -z "$tcp_sink" ] || ctf_stop "$tcp_sink" 5
 	local coll_drops=$(($(ctf_udp_rcvbuf_errors) - rcverr0)) msgs=$(($(bench_udp_in) - udp0))
 
 	# ---- count
@@ -587,6 +627,13 @@ run_one() {
 		records=$(ctf_kv destroys "$out")
 		reads=$(ctf_kv reads "$out")   # recv() / recvmmsg() calls that returned events
 		ev=$records
+		lost=$((created - ${records:-0}))
+	elif [ "$exp" = ctflowd-syslog ]; then
+		# one datagram per record; nfcapd cannot decode syslog
+		records=$msgs
+		lost=$((created - records))
+	elif [ "$exp" = ctflowd-syslog-tcp ]; then
+		records=$(grep 'final:' "$log" | tail -n 1 | grep -o 'export collector: records [0-9]*' | awk '{ print $4 }')
 		lost=$((created - ${records:-0}))
 	else
 		if [ "$exp" = ctflowd-json ]; then

@@ -42,11 +42,24 @@
 G_DEFINE_QUARK(ctflowd-config-error-quark, config_error)
 
 /* Indexed by the enums they spell. */
-static const char *const format_names[] = { "ipfix", "json", "netflow9", "netflow5", NULL };
+static const char *const format_names[] = { "ipfix", "json", "netflow9", "netflow5", "syslog", NULL };
 static const char *const netflow_times_names[] = { "absolute", "uptime", NULL };
-static const char *const transport_names[] = { "udp", "tcp", "file", "stdout", NULL };
+static const char *const transport_names[] = { "udp", "tcp", "file", "stdout", "local", NULL };
 static const char *const counters_names[] = { "delta", "total", "both", NULL };
 static const char *const spool_sync_names[] = { "none", "batch", "record", NULL };
+/* RFC 5424 section 6.2.1: facilities and severities by number, with the
+ * names syslog.conf uses (12 to 15 have none there; the RFC's words). */
+static const char *const syslog_facility_names[] = {
+	"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+	"authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
+	"local2", "local3", "local4", "local5", "local6", "local7", NULL,
+};
+static const char *const syslog_severity_names[] = {
+	"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", NULL,
+};
+/* No private enterprise number is ctflowd's: the default SD-ID is under
+ * 32473, the one RFC 5612 reserves for documentation. */
+#define SYSLOG_DEFAULT_SD_ID "ctflowd@32473"
 
 const char *export_format_name(enum export_format format)
 {
@@ -1318,6 +1331,101 @@ static char *expects_address(const struct key *k)
 
 static const struct value_type address_type = { parse_address, print_address, expects_address, TRUE };
 
+/* --- syslog_code: a name from the choices (the enum's index), or its number */
+
+static gboolean parse_syslog_code(struct section_pass *sp, const struct key *k, const char *value)
+{
+	guint64 n = 0;
+
+	for (guint i = 0; k->choices[i]; i++) {
+		if (g_ascii_strcasecmp(value, k->choices[i]) == 0) {
+			store_number(sp->object, k->offset, k->size, i);
+			return TRUE;
+		}
+	}
+	if (parse_with_unit(value, no_units, &n) != NUMBER_OK || n > k->max)
+		return bad_range(sp, k, value);
+	store_number(sp->object, k->offset, k->size, n);
+	return TRUE;
+}
+
+static char *expects_syslog_code(const struct key *k)
+{
+	g_autofree char *names = g_strjoinv(", ", (char **)k->choices);
+
+	return g_strdup_printf("a name (%s) or a number from 0 to %" G_GUINT64_FORMAT, names, k->max);
+}
+
+static const struct value_type syslog_code_type = {
+	parse_syslog_code, print_choice, expects_syslog_code, FALSE
+};
+
+/* --- syslog_name: printable US-ASCII without blanks, at most k->max bytes
+ * (RFC 5424 section 6: PRINTUSASCII); KEY_EMPTY_NONE: empty is none */
+
+static gboolean is_print_us_ascii(const char *value)
+{
+	for (const char *c = value; *c; c++)
+		if (*c < 33 || *c > 126)
+			return FALSE;
+	return TRUE;
+}
+
+static gboolean parse_syslog_name(struct section_pass *sp, const struct key *k, const char *value)
+{
+	g_autofree char *q = quote(value);
+
+	if (*value == '\0' && (k->flags & KEY_EMPTY_NONE)) {
+		store_text(sp->object, k->offset, NULL);
+		return TRUE;
+	}
+	if (*value == '\0' || !is_print_us_ascii(value))
+		return bad_value(sp, k, "expected printable US-ASCII without blanks (RFC 5424), got %s", q);
+	if (strlen(value) > k->max)
+		return bad_value(sp, k, "expected at most %" G_GUINT64_FORMAT " characters (RFC 5424),"
+				 " got %zu in %s", k->max, strlen(value), q);
+	store_text(sp->object, k->offset, g_strdup(value));
+	return TRUE;
+}
+
+static char *expects_syslog_name(const struct key *k)
+{
+	return g_strdup_printf("printable US-ASCII without blanks, at most %" G_GUINT64_FORMAT
+			       " characters%s", k->max,
+			       (k->flags & KEY_EMPTY_NONE) ? ", or nothing" : "");
+}
+
+static const struct value_type syslog_name_type = {
+	parse_syslog_name, print_text, expects_syslog_name, TRUE
+};
+
+/* --- sd_id: an SD-NAME (RFC 5424 section 6.3.2) of the form NAME@PEN:
+ * names without "@" are IANA's (section 7.2) */
+
+static gboolean parse_sd_id(struct section_pass *sp, const struct key *k, const char *value)
+{
+	g_autofree char *q = quote(value);
+	const char *at = strchr(value, '@');
+
+	if (!is_print_us_ascii(value) || strpbrk(value, "=]\"") || strlen(value) > k->max)
+		return bad_value(sp, k, "expected an SD-ID of at most %" G_GUINT64_FORMAT " printable"
+				 " US-ASCII characters without blanks, =, ] or \" (RFC 5424), got %s",
+				 k->max, q);
+	if (!at || at == value || at[1] == '\0' || at[strspn(at + 1, "0123456789") + 1] != '\0' ||
+	    strchr(at + 1, '@'))
+		return bad_value(sp, k, "expected NAME@NUMBER with your private enterprise number"
+				 " (RFC 5424 section 7.2: names without @ are IANA's), got %s", q);
+	store_text(sp->object, k->offset, g_strdup(value));
+	return TRUE;
+}
+
+static char *expects_sd_id(const struct key *k)
+{
+	return g_strdup_printf("NAME@NUMBER, at most %" G_GUINT64_FORMAT " characters", k->max);
+}
+
+static const struct value_type sd_id_type = { parse_sd_id, print_text, expects_sd_id, TRUE };
+
 /* --- the tables */
 
 #define FIELD(type, member) \
@@ -1380,14 +1488,15 @@ static const struct key source_keys[] = {
 
 static const struct key export_keys[] = {
 	{ "format", &choice_type, EXPORT(format), .choices = format_names, .flags = KEY_REQUIRED,
-	  .help = "the records' format, IPFIX (RFC 7011) or JSON lines" },
+	  .help = "the records' format, IPFIX (RFC 7011), JSON lines or syslog (RFC 5424)" },
 	/* file is implied by a path alone: check_export(). */
 	{ "transport", &choice_type, EXPORT(transport), .fallback = EXPORT_TRANSPORT_FILE,
 	  .choices = transport_names, .help = "where records go (file when only a path is given)" },
 	{ "destination", &address_type, EXPORT(host), SECOND_FIELD(struct export_config, port),
 	  .help = "the collector, for transport udp and tcp" },
 	{ "path", &path_type, EXPORT(path), .flags = KEY_RELATIVE | KEY_FILE,
-	  .help = "the file records are appended to, for transport file" },
+	  .help = "the file records are appended to, for transport file; for transport local, the"
+		  " syslog socket (default " SYSLOG_LOCAL_PATH ")" },
 	{ "flush_interval", &duration_type, EXPORT(flush_interval_ms),
 	  .fallback = SECOND_MS, .min = 10, .max = HOUR_MS,
 	  .help = "a partly filled message is sent at most this long after its first record" },
@@ -1444,6 +1553,24 @@ static const struct key export_keys[] = {
 	  .help = "netflow5, the engine type in the header" },
 	{ "engine_id", &count_type, EXPORT(engine_id), .fallback = 0, .min = 0, .max = 255,
 	  .help = "netflow5, the engine id in the header" },
+	{ "syslog_facility", &syslog_code_type, EXPORT(syslog_facility), .fallback = 16,
+	  .max = G_N_ELEMENTS(syslog_facility_names) - 2, .choices = syslog_facility_names,
+	  .help = "syslog, the facility of the messages (RFC 5424, 6.2.1)" },
+	{ "syslog_severity", &syslog_code_type, EXPORT(syslog_severity), .fallback = 6,
+	  .max = G_N_ELEMENTS(syslog_severity_names) - 2, .choices = syslog_severity_names,
+	  .help = "syslog, the severity of the messages" },
+	{ "syslog_app_name", &syslog_name_type, EXPORT(syslog_app_name), .fallback_text = "ctflowd",
+	  .max = SYSLOG_APP_NAME_MAX, .help = "syslog, the APP-NAME of the messages" },
+	{ "syslog_hostname", &syslog_name_type, EXPORT(syslog_hostname), .flags = KEY_EMPTY_NONE,
+	  .max = SYSLOG_HOSTNAME_MAX,
+	  .help = "syslog, the HOSTNAME of the messages (none: the host's name)" },
+	{ "syslog_sd_id", &sd_id_type, EXPORT(syslog_sd_id), .fallback_text = SYSLOG_DEFAULT_SD_ID,
+	  .max = SYSLOG_SD_NAME_MAX,
+	  .help = "syslog, the SD-ID of a flow's structured data; 32473 is the documentation"
+		  " number of RFC 5612: set your own private enterprise number" },
+	{ "syslog_text", &bool_type, EXPORT(syslog_text), .fallback = FALSE,
+	  .help = "syslog, the fields also as key=value text in the message, for tools that"
+		  " ignore structured data" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1536,7 +1663,7 @@ static void not_used(struct section_pass *sp, const char *key, const char *forma
 	va_end(args);
 }
 
-static void check_export_transport(struct section_pass *sp, const struct export_config *e)
+static void check_export_transport(struct section_pass *sp, struct export_config *e)
 {
 	const char *tname = export_transport_name(e->transport);
 	gboolean path = is_given(sp, "path"), destination = is_given(sp, "destination");
@@ -1555,6 +1682,12 @@ static void check_export_transport(struct section_pass *sp, const struct export_
 			not_used(sp, "destination", "not used with transport file (a destination is for udp or tcp)");
 		if (!path)
 			fail(sp->p, CONFIG_ERROR_MISSING, sp->group, "path", "missing; transport file needs a path");
+		break;
+	case EXPORT_TRANSPORT_LOCAL:
+		if (destination)
+			not_used(sp, "destination", "not used with transport local (a destination is for udp or tcp)");
+		if (!path)
+			store_text(e, offsetof(struct export_config, path), g_strdup(SYSLOG_LOCAL_PATH));
 		break;
 	case EXPORT_TRANSPORT_STDOUT:
 	default:
@@ -1652,6 +1785,43 @@ static void check_export_netflow(struct section_pass *sp, const struct export_co
 		not_used(sp, "source_port", "is for transport udp");
 }
 
+/* The value of key @name is its default. */
+static gboolean is_default(const struct section_pass *sp, const char *name)
+{
+	const struct key *k = &sp->section->keys[key_index(sp, name)];
+
+	if (k->type->text)
+		return g_strcmp0(load_text(sp->object, k->offset), k->fallback_text) == 0;
+	return load_number(sp->object, k->offset, k->size) == k->fallback;
+}
+
+/* The syslog keys belong to format syslog, and transport local only takes
+ * syslog: the local socket reads nothing else. */
+static void check_export_syslog(struct section_pass *sp, const struct export_config *e)
+{
+	static const char *const keys[] = {
+		"syslog_facility", "syslog_severity", "syslog_app_name", "syslog_hostname",
+		"syslog_sd_id", "syslog_text",
+	};
+	const char *fname = export_format_name(e->format);
+
+	if (e->format != EXPORT_FORMAT_SYSLOG) {
+		/* defaults pass: config_to_string() writes every key */
+		for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+			if (is_given(sp, keys[i]) && !is_default(sp, keys[i]))
+				not_used(sp, keys[i], "is for format syslog, not %s", fname);
+		if (e->transport == EXPORT_TRANSPORT_LOCAL && !is_bad(sp, "transport"))
+			fail(sp->p, CONFIG_ERROR_VALUE, sp->group, "transport",
+			     "local is the local syslog socket, for format syslog, not %s", fname);
+		return;
+	}
+	if (e->uniflow)
+		not_used(sp, "uniflow", "is for format ipfix (a syslog message has both directions by name)");
+	if (e->statistics_ms)
+		not_used(sp, "statistics", "is for format ipfix and json (syslog carries flows only;"
+			 " the log has the counters)");
+}
+
 /* The rules between keys of an export, most about its transport. */
 static void check_export(struct section_pass *sp)
 {
@@ -1674,6 +1844,8 @@ static void check_export(struct section_pass *sp)
 	if (e->uniflow && e->format == EXPORT_FORMAT_JSON && !is_bad(sp, "format"))
 		not_used(sp, "uniflow", "is for format ipfix (a JSON line has both directions by name)");
 	check_export_netflow(sp, e);
+	if (!is_bad(sp, "format"))
+		check_export_syslog(sp, e);
 }
 
 enum section_kind { SECTION_DAEMON, SECTION_SOURCE, SECTION_EXPORT, SECTION_UNKNOWN };

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential meson ninja-build pkg-config libglib2.0-dev libfixbuf-dev
           libnetfilter-conntrack-dev libmnl-dev libfixbuf-tools nfdump ulogd2 conntrack
-          nftables iproute2 iputils-ping python3 procps util-linux clang libclang-rt-14-dev pmacct tshark"
+          nftables iproute2 iputils-ping python3 procps util-linux clang libclang-rt-14-dev pmacct tshark rsyslog"
 
 if [ "${CTF_NO_APT:-0}" != 1 ]; then
     missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
@@ -56,7 +56,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
             test_encoder_ipfix test_encoder_json fuzz_config fuzz_journal fuzz_landing fuzz_state test_sink test_transport \
             test_intake test_cursor test_landing test_ct_request test_state_dir test_datagrams test_ct_socket test_conn_state \
             flush-ipfix tcp-export json-stdout kill-worker graceful-restart \
-            supervisor-killed forged-events test_encoder_netflow9 test_encoder_netflow5 netflow9
+            supervisor-killed forged-events test_encoder_netflow9 test_encoder_netflow5 netflow9 \
+            test_encoder_syslog syslog-export
     count_results build-asan
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))

@@ -36,6 +36,7 @@ enum export_format {
 	EXPORT_FORMAT_JSON,
 	EXPORT_FORMAT_NETFLOW9,    /* RFC 3954 */
 	EXPORT_FORMAT_NETFLOW5,
+	EXPORT_FORMAT_SYSLOG,
 };
 
 /* How a NetFlow v9 record carries a flow's start and end. */
@@ -56,7 +57,14 @@ enum export_transport {
 	EXPORT_TRANSPORT_TCP,
 	EXPORT_TRANSPORT_FILE,
 	EXPORT_TRANSPORT_STDOUT,
+	EXPORT_TRANSPORT_LOCAL,    /* the local syslog socket (a Unix datagram socket) */
 };
+
+/* syslog: where the default local socket is, what RFC 5424 allows. */
+#define SYSLOG_LOCAL_PATH "/dev/log"
+#define SYSLOG_HOSTNAME_MAX 255   /* RFC 5424 section 6.2.4 */
+#define SYSLOG_APP_NAME_MAX 48    /* section 6.2.5 */
+#define SYSLOG_SD_NAME_MAX 32     /* section 6.3.2 */
 
 struct daemon_config {
 	char *state_directory;     /* default /var/lib/ctflowd; relative export paths live here */
@@ -110,6 +118,13 @@ struct export_config {
 	guint source_port;         /* udp: bound local port, 0: the kernel picks */
 	guint engine_type;         /* netflow5 header */
 	guint engine_id;
+	/* format syslog */
+	guint32 syslog_facility;   /* 0..23, RFC 5424 section 6.2.1 */
+	guint32 syslog_severity;   /* 0..7 */
+	char *syslog_app_name;     /* APP-NAME */
+	char *syslog_hostname;     /* HOSTNAME; NULL: the host's name */
+	char *syslog_sd_id;        /* SD-ID of the flow's structured data, NAME@PEN */
+	gboolean syslog_text;      /* also key=value text as the MSG part */
 };
 
 struct ctflowd_config {

@@ -16,7 +16,8 @@ typedef struct sink sink;
 
 struct sink_stats {
 	guint64 records;        /* records delivered: sent (UDP), written (file), written
-				 * and synced (file, sync = yes), acknowledged (TCP) */
+				 * and synced (file, sync = yes), acknowledged (TCP),
+				 * taken by the local syslog socket (local) */
 	guint64 sent;           /* records handed to the transport, resends included */
 	guint64 messages;
 	guint64 bytes;

@@ -1,6 +1,7 @@
 /*
  * transport.h - moves finished messages to a destination: UDP, TCP, a file,
- * or standard output.
+ * standard output, or the local syslog socket (a Unix datagram socket,
+ * /dev/log unless cfg->path says otherwise).
  *
  * A transport is owned by one export thread and may block that thread (never
  * the one that drains netlink), but not forever: a TCP connect waits at most
@@ -37,7 +38,10 @@ gboolean transport_is_open(const transport *t);
  * Sends one whole message.  On a stream, FALSE means the connection broke
  * and was closed: what was sent since the last confirmation may be lost.
  * On UDP, a refused datagram (no collector listening) is reported but the
- * transport stays open: UDP cannot confirm delivery.
+ * transport stays open: UDP cannot confirm delivery.  On the local syslog
+ * socket one message is one datagram, taken whole by the reader's queue:
+ * FALSE means it was not taken (the reader is gone or stayed full for the
+ * send time-out), and the transport is closed.
  */
 gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **error);
 

@@ -35,6 +35,9 @@ encoder *encoder_new(const struct export_config *cfg, encoder_emit_fn emit, void
 	case EXPORT_FORMAT_NETFLOW5:
 		enc->ops = &encoder_netflow5_ops;
 		break;
+	case EXPORT_FORMAT_SYSLOG:
+		enc->ops = &encoder_syslog_ops;
+		break;
 	}
 	enc->message_limit = cfg->mtu ? cfg->mtu : MESSAGE_LIMIT_MAX;
 	enc->emit = emit;

@@ -1,6 +1,6 @@
 /*
  * format.h - the contract between encoder.c and the formats (one file
- * each: encoder_ipfix.c, encoder_json.c).  Private to src/export: the rest
+ * each: encoder_ipfix.c, encoder_json.c, encoder_syslog.c).  Private to src/export: the rest
  * of the daemon sees only encoder.h.
  *
  * A format keeps its own state and writes messages into its own buffer.
@@ -33,6 +33,14 @@ extern const struct encoder_ops encoder_ipfix_ops;
 extern const struct encoder_ops encoder_json_ops;
 extern const struct encoder_ops encoder_netflow9_ops;
 extern const struct encoder_ops encoder_netflow5_ops;
+extern const struct encoder_ops encoder_syslog_ops;
+
+/**
+ * syslog_append_param_value:
+ * Appends @value to @out as the text of an RFC 5424 PARAM-VALUE: '"', '\'
+ * and ']' escaped with a backslash (section 6.3.3), all else as it is.
+ */
+void syslog_append_param_value(GString *out, const char *value);
 
 /**
  * encoder_emit:

@@ -242,7 +242,8 @@ static gboolean deliver(const uint8_t *msg, size_t len, guint records, void *use
 		struct sent_message m = { transport_bytes_written(s->tr), s->emitted_pos };
 		g_array_append_val(s->unconfirmed, m);
 	} else {
-		/* an unsynced file has it once written */
+		/* an unsynced file has it once written; the local syslog
+		 * socket once the datagram is in its reader's queue */
 		confirm(s, s->emitted_pos);
 		s->backoff_ms = s->cfg->reconnect_min_ms;
 	}

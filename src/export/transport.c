@@ -1,5 +1,6 @@
 /*
- * transport.c - UDP, TCP, file and standard output destinations.
+ * transport.c - UDP, TCP, file, standard output and local syslog socket
+ * destinations.
  *
  * All of them run on their export thread and may block it: a transport never
  * runs on the thread that drains netlink.  Blocking is bounded (connect and
@@ -18,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ctflowd/datagrams.h"
@@ -60,6 +62,9 @@ transport *transport_new(const struct export_config *cfg)
 		break;
 	case EXPORT_TRANSPORT_STDOUT:
 		t->description = g_strdup("stdout");
+		break;
+	case EXPORT_TRANSPORT_LOCAL:
+		t->description = g_strdup_printf("local %s", cfg->path);
 		break;
 	}
 	return t;
@@ -125,16 +130,24 @@ static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t len, int
  * stopped reading: without it a stop could wait forever, so a socket that
  * refuses it is not used.  Keep-alive only finds a dead peer sooner.
  */
-static gboolean bound_tcp_sends(int fd, int *err)
+static gboolean bound_sends(int fd, int *err)
 {
-	int on = 1;
 	struct timeval tv = { .tv_sec = SEND_TIMEOUT_S };
 
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
 		*err = errno;
-		g_warning("cannot bound TCP sends (SO_SNDTIMEO): %s", g_strerror(errno));
+		g_warning("cannot bound sends (SO_SNDTIMEO): %s", g_strerror(errno));
 		return FALSE;
 	}
+	return TRUE;
+}
+
+static gboolean bound_tcp_sends(int fd, int *err)
+{
+	int on = 1;
+
+	if (!bound_sends(fd, err))
+		return FALSE;
 	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
 		g_debug("SO_KEEPALIVE: %s", g_strerror(errno));
 	return TRUE;
@@ -236,6 +249,55 @@ static gboolean open_socket(transport *t, GError **error)
 	return fail_errno(t, error, last, "cannot connect");
 }
 
+/*
+ * The local syslog socket is a Unix datagram socket: a datagram is taken
+ * whole into the reader's queue, or the send blocks while that queue is
+ * full (bounded by SO_SNDTIMEO), or fails when the reader is gone (a
+ * restarted syslog daemon binds a new socket: this one then refuses every
+ * send until it is reopened).
+ */
+static gboolean open_local(transport *t, GError **error)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int err = 0;
+
+	if (strlen(t->cfg->path) >= sizeof(sa.sun_path))
+		return fail_errno(t, error, ENAMETOOLONG, "cannot connect");
+	memcpy(sa.sun_path, t->cfg->path, strlen(t->cfg->path) + 1);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail_errno(t, error, errno, "cannot create a socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = errno;
+		close(fd);
+		return fail_errno(t, error, err, "cannot connect");
+	}
+	if (!bound_sends(fd, &err)) {
+		close(fd);
+		return fail_errno(t, error, err, "cannot connect");
+	}
+	t->fd = fd;
+	return TRUE;
+}
+
+/* One whole datagram, or the transport is closed: what it refused goes
+ * again to the reopened socket. */
+static gboolean send_local(transport *t, const uint8_t *msg, size_t len, GError **error)
+{
+	for (;;) {
+		ssize_t n = send(t->fd, msg, len, MSG_NOSIGNAL);
+		if (n == (ssize_t)len) {
+			t->written += len;
+			return TRUE;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		int e = n < 0 ? (errno == EAGAIN ? ETIMEDOUT : errno) : EMSGSIZE;
+		transport_close(t);
+		return fail_errno(t, error, e, "datagram not sent");
+	}
+}
+
 static gboolean open_file(transport *t, GError **error)
 {
 	/* a link at the export path may point at any file of the host */
@@ -263,6 +325,8 @@ gboolean transport_open(transport *t, GError **error)
 		if (t->fd < 0)
 			return fail_errno(t, error, errno, "cannot use standard output");
 		return TRUE;
+	case EXPORT_TRANSPORT_LOCAL:
+		return open_local(t, error);
 	}
 	return FALSE;
 }
@@ -376,6 +440,8 @@ gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **e
 	}
 	if (t->cfg->transport == EXPORT_TRANSPORT_UDP)
 		return send_datagram(t, msg, len, error);
+	if (t->cfg->transport == EXPORT_TRANSPORT_LOCAL)
+		return send_local(t, msg, len, error);
 	/* a connection found gone before writing: the message is not sent
 	 * into a void, where it would only be found missing later */
 	if (!transport_check_peer(t, error))

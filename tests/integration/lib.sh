@@ -1064,3 +1064,17 @@ ctf_fd_targets() {
 		printf '%s -> %s\n' "${f##*/}" "$(readlink "$f" 2>/dev/null)"
 	done | sort -n
 }
+
+# ctf_check_clean_stop PID LOG: SIGTERM to ctflowd PID; ok when it exits 0
+# without needing SIGKILL (within 20 s), else the tail of LOG as diagnostics
+ctf_check_clean_stop() {
+	local t0
+	t0=$(ctf_now)
+	ctf_stop "$1" 20
+	if [ "$CTF_STOP_KILLED" = 0 ] && [ "$CTF_STOP_STATUS" = 0 ]; then
+		ctf_ok "ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$t0") s)"
+	else
+		ctf_not_ok "ctflowd exits 0 on SIGTERM" "exit status $CTF_STOP_STATUS, needed SIGKILL: $CTF_STOP_KILLED"
+		ctf_diag_file "$2" 30
+	fi
+}

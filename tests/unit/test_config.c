@@ -160,7 +160,9 @@ static void test_shipped_documents_every_key(void)
 		"format", "transport", "destination", "path", "flush_interval",
 		"template_refresh", "mtu", "observation_domain", "zone_vrf", "reconnect_min",
 		"reconnect_max", "sync", "uniflow", "template_packets", "netflow_times",
-		"source_port", "engine_type", "engine_id", NULL,
+		"source_port", "engine_type", "engine_id",
+		"syslog_facility", "syslog_severity", "syslog_app_name", "syslog_hostname",
+		"syslog_sd_id", "syslog_text", NULL,
 	};
 	g_autofree char *path = shipped_config_path();
 	g_autofree char *text = NULL;
@@ -184,7 +186,7 @@ static void test_shipped_documents_every_key(void)
 		g_string_append_c(uncommented, '\n');
 	}
 	struct ctflowd_config *config = load_ok(uncommented->str);
-	g_assert_cmpuint(config->exports->len, ==, 6);
+	g_assert_cmpuint(config->exports->len, ==, 8);
 	const struct export_config *udp = export_at(config, 2), *tcp = export_at(config, 3);
 	const struct export_config *nf9 = export_at(config, 4), *nf5 = export_at(config, 5);
 	g_assert_cmpint(nf9->format, ==, EXPORT_FORMAT_NETFLOW9);
@@ -192,11 +194,16 @@ static void test_shipped_documents_every_key(void)
 	g_assert_cmpuint(nf9->template_packets, ==, 20);
 	g_assert_cmpint(nf9->netflow_times, ==, NETFLOW_TIMES_ABSOLUTE);
 	g_assert_cmpint(nf5->format, ==, EXPORT_FORMAT_NETFLOW5);
+	const struct export_config *siem = export_at(config, 6), *local = export_at(config, 7);
 	g_assert_cmpstr(udp->name, ==, "collector");
 	g_assert_cmpint(udp->transport, ==, EXPORT_TRANSPORT_UDP);
 	g_assert_cmpstr(udp->host, ==, "127.0.0.1");
 	g_assert_cmpstr(udp->port, ==, "4739");
 	g_assert_cmpint(tcp->transport, ==, EXPORT_TRANSPORT_TCP);
+	g_assert_cmpint(siem->format, ==, EXPORT_FORMAT_SYSLOG);
+	g_assert_cmpstr(siem->syslog_sd_id, ==, "ctflowd@32473");
+	g_assert_cmpint(local->transport, ==, EXPORT_TRANSPORT_LOCAL);
+	g_assert_cmpstr(local->path, ==, "/dev/log");
 	g_assert_cmpstr(config->daemon.pid_file, ==, "/run/ctflowd.pid");
 	config_free(config);
 }
@@ -736,15 +743,15 @@ static void test_transport_rules(void)
 	config_free(config);
 
 	check_error("[export c]\nformat = ipfix\ntransport = udpp\n", CONFIG_ERROR_VALUE,
-		    ORIGIN ":3: [export c] transport: expected one of udp, tcp, file, stdout, got \"udpp\"", NULL);
+		    ORIGIN ":3: [export c] transport: expected one of udp, tcp, file, stdout, local, got \"udpp\"", NULL);
 	check_error("[export c]\nformat = netflow\ntransport = stdout\n", CONFIG_ERROR_VALUE,
-		    ORIGIN ":2: [export c] format: expected one of ipfix, json, netflow9, netflow5, got \"netflow\"", NULL);
+		    ORIGIN ":2: [export c] format: expected one of ipfix, json, netflow9, netflow5, syslog, got \"netflow\"", NULL);
 
 	/* Missing keys are reported on the section's line. */
 	check_error("# comment\n[export c]\ntransport = stdout\n", CONFIG_ERROR_MISSING,
-		    ORIGIN ":2: [export c] format: missing; expected one of ipfix, json, netflow9, netflow5", NULL);
+		    ORIGIN ":2: [export c] format: missing; expected one of ipfix, json, netflow9, netflow5, syslog", NULL);
 	check_error("\n\n[export c]\nformat = ipfix\ndestination = 127.0.0.1:4739\n", CONFIG_ERROR_MISSING,
-		    ORIGIN ":3: [export c] transport: missing; expected one of udp, tcp, file, stdout", NULL);
+		    ORIGIN ":3: [export c] transport: missing; expected one of udp, tcp, file, stdout, local", NULL);
 	check_error("[export c]\nformat = ipfix\ntransport = udp\n", CONFIG_ERROR_MISSING,
 		    ORIGIN ":1: [export c] destination: missing; transport udp needs HOST:PORT", NULL);
 	check_error("[export c]\nformat = ipfix\ntransport = tcp\n", CONFIG_ERROR_MISSING,
@@ -951,7 +958,7 @@ static void test_error_message_form(void)
 	g_assert_error(error, CONFIG_ERROR, CONFIG_ERROR_VALUE);
 	g_assert_cmpstr(error->message, ==,
 			"/etc/ctflowd/ctflowd.conf:12: [export collector] transport: "
-			"expected one of udp, tcp, file, stdout, got \"udpp\"");
+			"expected one of udp, tcp, file, stdout, local, got \"udpp\"");
 }
 
 static void test_syntax_errors(void)
@@ -1076,7 +1083,7 @@ static void test_several_errors(void)
 		     "[export b]\nformat = json\ntransport = stdout\nobservation_domain = -1\n",
 		     CONFIG_ERROR_VALUE, (const char *const[]){
 		":7: [export b] observation_domain: expected a whole number from 0 to 4294967295, got \"-1\"",
-		":1: [export a] format: missing; expected one of ipfix, json, netflow9, netflow5",
+		":1: [export a] format: missing; expected one of ipfix, json, netflow9, netflow5, syslog",
 		NULL });
 
 	/* The code is the first problem's: an unknown section before a value. */
@@ -1123,7 +1130,7 @@ static void test_several_errors(void)
 	 * others are still checked. */
 	check_errors("[export c]\nformat = ipfix\ntransport = udpp\npath = f\nmtu = 1\n", CONFIG_ERROR_VALUE,
 		     (const char *const[]){
-		":3: [export c] transport: expected one of udp, tcp, file, stdout, got \"udpp\"",
+		":3: [export c] transport: expected one of udp, tcp, file, stdout, local, got \"udpp\"",
 		":5: [export c] mtu: expected a size from 512 to 65000, got \"1\"",
 		NULL });
 
@@ -1132,10 +1139,10 @@ static void test_several_errors(void)
 	check_errors("[export a]\n[export b]\ntransport = file\n[export]\nformat = json\ntransport = stdout\n",
 		     CONFIG_ERROR_MISSING, (const char *const[]){
 		":4: [export]: the section needs a name, as in [export collector]",
-		":1: [export a] format: missing; expected one of ipfix, json, netflow9, netflow5",
-		":1: [export a] transport: missing; expected one of udp, tcp, file, stdout "
+		":1: [export a] format: missing; expected one of ipfix, json, netflow9, netflow5, syslog",
+		":1: [export a] transport: missing; expected one of udp, tcp, file, stdout, local "
 		"(file is implied only by a path)",
-		":2: [export b] format: missing; expected one of ipfix, json, netflow9, netflow5",
+		":2: [export b] format: missing; expected one of ipfix, json, netflow9, netflow5, syslog",
 		":2: [export b] path: missing; transport file needs a path",
 		NULL });
 }

@@ -19,6 +19,7 @@
 
 #include "ctflowd/encoder.h"
 #include "interim_example.h"
+#include "encoder_capture.h"
 
 #define DOMAIN 7
 #define TID_FLOW4 256
@@ -38,46 +39,7 @@
 /* Capturing what the encoder emits                                          */
 /* ------------------------------------------------------------------------ */
 
-struct capture {
-	GPtrArray *msgs;    /* GBytes *, in order */
-	GArray *records;    /* guint: the count passed with each message */
-	gboolean fail;      /* make the next emit fail */
-};
-
-#define TEST_ERROR (g_quark_from_static_string("test-error"))
-
-static gboolean capture_emit(const uint8_t *msg, size_t len, guint records, void *user,
-			     GError **error)
-{
-	struct capture *c = user;
-
-	if (c->fail) {
-		c->fail = FALSE;
-		g_set_error(error, TEST_ERROR, 42, "collector went away");
-		return FALSE;
-	}
-	g_ptr_array_add(c->msgs, g_bytes_new(msg, len));
-	g_array_append_val(c->records, records);
-	return TRUE;
-}
-
-static void capture_init(struct capture *c)
-{
-	c->msgs = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-	c->records = g_array_new(FALSE, FALSE, sizeof(guint));
-	c->fail = FALSE;
-}
-
-static void capture_clear(struct capture *c)
-{
-	g_ptr_array_unref(c->msgs);
-	g_array_unref(c->records);
-}
-
-static guint capture_count(const struct capture *c, guint i)
-{
-	return g_array_index(c->records, guint, i);
-}
+/* struct capture and its functions: encoder_capture.h */
 
 /* @pen: the export's enterprise_number (0: none); @zone_vrf: its zone_vrf
  * (NULL: none); @uniflow: its uniflow */
