@@ -95,6 +95,10 @@ struct export_config {
 	gboolean sync;             /* file: fdatasync after each flush */
 	gboolean uniflow;          /* IPFIX: one record per direction, not a biflow */
 	enum export_counters counters;
+	char *failover;            /* NAME of the export that takes over while this one is
+				    * down (tcp and file only), NULL: none */
+	gboolean standby;          /* named by another export's failover: sends only in its
+				    * place, while it is down (set by the loader) */
 };
 
 struct ctflowd_config {
