@@ -541,6 +541,67 @@ static void test_statistics(void)
 	fixture_tear_down(&f);
 }
 
+/*
+ * failover: the export's file cannot be opened at first (its directory is
+ * missing), so its backup, a standby writing a file of its own, takes its
+ * records; once the directory is there the export takes them back.  Each
+ * record is in exactly one of the two files, the export's confirmed
+ * position covers both, and the backup sent nothing before the takeover
+ * nor after the giveback.
+ */
+static void test_failover_hands_over_and_back(void)
+{
+	struct fixture f = {0};
+	GError *error = NULL;
+
+	fixture_configure(&f, "main", 20, 512);
+	fixture_create(&f);
+	g_autofree char *missing = g_build_filename(f.dir, "missing", NULL);
+	g_autofree char *cur = g_build_filename(f.dir, "cur", NULL);
+	g_assert_cmpint(symlink(missing, cur), ==, 0);
+
+	struct export_config backup_cfg = f.cfg;
+	g_autofree char *spare = path_of(&f, "spare");
+	g_autofree char *spare_dir = g_path_get_dirname(spare);
+	g_assert_cmpint(g_mkdir_with_parents(spare_dir, 0700), ==, 0);
+	backup_cfg.name = (char *)"spare";
+	backup_cfg.path = spare;
+	backup_cfg.standby = TRUE;
+	sink *backup = sink_new(&backup_cfg, f.spool, &error);
+	g_assert_no_error(error);
+	sink_set_failover(f.sink, backup);
+	g_assert_true(sink_start(f.sink, NULL));
+	g_assert_true(sink_start(backup, NULL));
+
+	append(&f, 500);
+	g_assert_true(wait_confirmed(&f, 500));
+	struct sink_stats st;
+	sink_get_stats(backup, &st);
+	g_assert_cmpuint(st.takeovers, ==, 1);
+	g_assert_cmpuint(st.givebacks, ==, 0);
+	g_assert_cmpuint(st.records, ==, 500);
+	g_assert_cmpuint(file_lines(&f, "spare"), ==, 500);
+	g_assert_cmpuint(file_lines(&f, "flows.json"), ==, 0);
+
+	point_at(&f, "flows.json");
+	wait_stat(&f, G_STRUCT_OFFSET(struct sink_stats, givebacks), 1);
+	append(&f, 700);
+	g_assert_true(wait_confirmed(&f, 1200));
+	g_assert_cmpuint(file_lines(&f, "flows.json"), ==, 700);
+	g_assert_cmpuint(file_lines(&f, "spare"), ==, 500);
+	assert_each_once(&f, (const char *const[]){ "flows.json", "spare", NULL });
+
+	st = stats(&f);
+	g_assert_cmpuint(st.takeovers, ==, 1);
+	g_assert_cmpuint(st.givebacks, ==, 1);
+	g_assert_cmpuint(st.doubtful, ==, 0);
+	g_assert_cmpuint(st.records, ==, 700);
+	spool_close(f.spool);
+	sink_stop(backup, 2000);
+	sink_free(backup);
+	fixture_tear_down(&f);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -552,5 +613,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/sink/reopen-splits-without-loss", test_reopen_splits_without_loss);
 	g_test_add_func("/sink/udp-confirms-what-was-sent", test_udp_confirms_what_was_sent);
 	g_test_add_func("/sink/statistics", test_statistics);
+	g_test_add_func("/sink/failover-hands-over-and-back", test_failover_hands_over_and_back);
 	return g_test_run();
 }
