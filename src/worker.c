@@ -253,7 +253,7 @@ static void log_stats(struct daemon *d, const char *when)
 		const struct export_config *ec = g_ptr_array_index(d->config->exports, i);
 		if (ec->failover || ec->standby)
 			g_string_append_printf(line,
-					       ", failover takeovers %" G_GUINT64_FORMAT
+					       ", takeovers %" G_GUINT64_FORMAT
 					       ", givebacks %" G_GUINT64_FORMAT
 					       ", doubtful %" G_GUINT64_FORMAT,
 					       st.takeovers, st.givebacks, st.doubtful);

@@ -85,7 +85,9 @@ struct sink {
 	 * while it holds its position */
 	failover *fo;
 	gboolean is_backup;
-	gboolean holding;            /* backup: holds the export's position */
+	gboolean holding;            /* this thread holds the position it reads: the
+				    * export's own until it lets go, the backup's
+				    * from taking it until giving it back */
 	guint primary_reader;        /* backup: the export's reader */
 	gint poked;                  /* atomic: woken by the other side of a hand-off */
 
@@ -384,8 +386,9 @@ static void pause_for(sink *s, gint64 us)
  * is confirmed then. */
 static void let_go(sink *s)
 {
-	if (!failover_primary_holds(s->fo))
+	if (!s->holding)
 		return;
+	s->holding = FALSE;
 	failover_primary_down(s->fo, s->emitted_pos - s->confirmed_pos);
 	s->read_pos = s->emitted_pos = s->confirmed_pos;
 }
@@ -636,7 +639,7 @@ static enum turn primary_turn(sink *s)
 {
 	g_autoptr(GError) error = NULL;
 
-	if (failover_primary_holds(s->fo))
+	if (s->holding)
 		return TURN_SEND;
 	if (spool_is_closed(s->source)) {
 		if (spool_confirmed(s->source, s->reader) == spool_end(s->source))
@@ -647,6 +650,8 @@ static enum turn primary_turn(sink *s)
 	if (!transport_is_open(s->tr) && !open_session(s))
 		return TURN_WAIT;
 	if (failover_primary_up(s->fo)) {
+		/* what the backup confirmed meanwhile is not sent again */
+		s->holding = TRUE;
 		rewind_to_confirmed(s);
 		return TURN_SEND;
 	}
@@ -793,6 +798,7 @@ void sink_set_failover(sink *primary, sink *backup)
 {
 	g_return_if_fail(!primary->is_backup && backup->is_backup && !backup->fo);
 	primary->fo = failover_new(primary->cfg->name, backup->cfg->name, poke, primary, poke, backup);
+	primary->holding = TRUE;
 	backup->fo = primary->fo;
 	backup->primary_reader = primary->reader;
 }
