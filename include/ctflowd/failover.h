@@ -117,6 +117,13 @@ gboolean failover_backup_must_release(failover *fo);
  */
 void failover_backup_release(failover *fo, guint64 unconfirmed);
 
+/**
+ * failover_backup_finished:
+ * (backup thread, as it ends at a stop) Wakes the export, which may be
+ * waiting for the backup to deliver the last records.  Changes no phase.
+ */
+void failover_backup_finished(failover *fo);
+
 /** failover_get_stats: a snapshot of the counters (any thread). */
 void failover_get_stats(failover *fo, struct failover_stats *out);
 

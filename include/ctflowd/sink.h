@@ -34,7 +34,9 @@ struct sink_stats {
 /**
  * sink_new:
  * A destination for @cfg reading from @source (registers itself as a
- * reader).  Fails if the format cannot be set up.
+ * reader, unless @cfg is a standby: that one sends only for the export it
+ * backs, see sink_set_failover(), which must be called before it starts).
+ * Fails if the format cannot be set up.
  */
 sink *sink_new(const struct export_config *cfg, spool *source, GError **error);
 

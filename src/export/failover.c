@@ -140,6 +140,11 @@ void failover_backup_release(failover *fo, guint64 unconfirmed)
 	wake(fo->notify_primary, fo->primary_user);
 }
 
+void failover_backup_finished(failover *fo)
+{
+	wake(fo->notify_primary, fo->primary_user);
+}
+
 void failover_get_stats(failover *fo, struct failover_stats *out)
 {
 	g_mutex_lock(&fo->lock);

@@ -632,8 +632,8 @@ static enum turn backup_turn(sink *s)
 /*
  * An export whose backup holds its position keeps trying its destination;
  * once there, it asks for the position back and, while the backup finishes,
- * watches the new connection.  At a stop it only waits for the backup to
- * deliver what is left (or for the deadline).
+ * watches the new connection.  At a stop it is done once the backup
+ * delivered everything.
  */
 static enum turn primary_turn(sink *s)
 {
@@ -641,12 +641,9 @@ static enum turn primary_turn(sink *s)
 
 	if (s->holding)
 		return TURN_SEND;
-	if (spool_is_closed(s->source)) {
-		if (spool_confirmed(s->source, s->reader) == spool_end(s->source))
-			return TURN_DONE;
-		pause_for(s, 100 * 1000);
-		return TURN_WAIT;
-	}
+	if (spool_is_closed(s->source) &&
+	    spool_confirmed(s->source, s->reader) == spool_end(s->source))
+		return TURN_DONE;
 	if (!transport_is_open(s->tr) && !open_session(s))
 		return TURN_WAIT;
 	if (failover_primary_up(s->fo)) {
@@ -723,6 +720,9 @@ static gpointer sink_thread(gpointer data)
 		}
 	}
 
+	/* an export waiting for its backup to finish need not wait longer */
+	if (s->is_backup && s->fo)
+		failover_backup_finished(s->fo);
 	guint64 unsent = s->reader == NO_READER ? 0
 			 : spool_end(s->source) - spool_confirmed(s->source, s->reader);
 	if (unsent)
@@ -740,6 +740,8 @@ gboolean sink_start(sink *s, GError **error)
 	g_autofree char *full = g_strdup_printf("export-%s", s->cfg->name);
 	g_autofree char *name = g_strndup(full, 15);
 
+	/* a standby has no position of its own to send from */
+	g_return_val_if_fail(!s->is_backup || s->fo, FALSE);
 	s->next_stats_us = g_get_monotonic_time() + (gint64)s->cfg->statistics_ms * 1000;
 	s->thread = g_thread_try_new(name, sink_thread, s, error);
 	return s->thread != NULL;

@@ -22,14 +22,18 @@
 #   back     the export reconnects, asks for its records back, the backup
 #            lets go once what it sent is acknowledged (logged)
 #   phase C  2,000 UDP flows (dport 24000), conntrack -F, all to P
+#   phase D  P stops again, the backup takes over again; 1,000 UDP flows
+#            (dport 26000), conntrack -F and at once SIGTERM to ctflowd: the
+#            stop waits for the backup to deliver them, not for the stop's
+#            grace (10 s) that an export without backup would wait out
 #
 # Judged: over the files of both collectors, as ipfixDump decodes them,
 # every flow of the three phases exactly once (a record sent twice would be
 # allowed only up to the "doubtful" count ctflowd reports, which must then
 # say so; here every hand-off is clean and it must be 0), exact counters;
-# phase A and C entirely at P, phase B split between B and P; the JSON
-# file holds all 7,000; the final statistics of both exports show
-# takeovers 1, givebacks 1, doubtful 0; the log has each switch once.
+# phase A and C entirely at P, phase B split between B and P, phase D at
+# B; the JSON file holds all 8,000; the final statistics of both exports
+# show takeovers 2, givebacks 1, doubtful 0; the log has each switch.
 #
 # Environment: see lib.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -39,11 +43,11 @@ ctf_require_cmd ipfixDump "$PYTHON" "$CTFLOWD"
 export TZ=UTC
 
 P_PORT=4740 B_PORT=4741
-N_A=2000 N_B=3000 N_C=2000
-N_ALL=$((N_A + N_B + N_C))
+N_A=2000 N_B=3000 N_C=2000 N_D=1000
+N_ALL=$((N_A + N_B + N_C + N_D))
 PKTS=2 LEN=50
 UDP_FWD_BYTES=$((PKTS * (28 + LEN)))
-A_DPORT=20000 B_DPORT=22000 C_DPORT=24000 SPORT=1024
+A_DPORT=20000 B_DPORT=22000 C_DPORT=24000 D_DPORT=26000 SPORT=1024
 B_BATCHES=10
 
 T_BEGIN=$(ctf_now)
@@ -57,6 +61,19 @@ CONF=$DIR/ctflowd.conf LOG=$DIR/ctflowd.log JSON=$DIR/flows.json
 wait_log() {
 	local i
 	for ((i = 0; i < $2 * 10; i++)); do grep -q "$1" "$LOG" && return 0; sleep 0.1; done
+	return 1
+}
+
+# wait_delivered N MAX_S: until the two exports together count N records
+# delivered (the statistics line comes every second)
+wait_delivered() {
+	local i st
+	for ((i = 0; i < $2 * 5; i++)); do
+		st=$(ctf_last_stats "$LOG")
+		[ $(($(ctf_stat_export "$st" primary records) + $(ctf_stat_export "$st" backup records))) -ge "$1" ] &&
+			return 0
+		sleep 0.2
+	done
 	return 1
 }
 
@@ -143,25 +160,36 @@ ctf_wait_stat_export "$LOG" json records $((N_A + N_B)) 20 || ctf_diag "json exp
 
 # --- phase C: the export again
 phase C $C_DPORT $N_C
-ctf_wait_stat_export "$LOG" json records $N_ALL 20 || ctf_diag "json export behind"
-ctf_wait_idle "$CTFLOWD_PID" 1.5 30 || ctf_diag "ctflowd not idle after 30 s"
+wait_delivered $((N_A + N_B + N_C)) 20 || ctf_diag "not delivered: $(ctf_last_stats "$LOG")"
 
+# --- phase D: down again, and a stop right after the flush
+ctf_stop "$P_PID" 5
+for ((i = 0; i < 100; i++)); do
+	[ "$(grep -c 'export backup: taking over the records' "$LOG")" = 2 ] && break
+	sleep 0.1
+done
+ctf_is "$(grep -c 'export backup: taking over the records' "$LOG")" 2 "P down again: the backup takes over again"
+ctf_gen_udp $N_D $D_DPORT $SPORT $PKTS $LEN
+ctf_check "phase D: router created $N_D entries, every packet reached the server" [ $? = 0 ]
+ctf_ct_flush
 T_TERM=$(ctf_now)
 ctf_stop "$CTFLOWD_PID" 20
-ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "ctflowd exits 0 on SIGTERM ($(ctf_elapsed "$T_TERM") s; exit status/killed)"
-ctf_stop "$P_PID" 5
+took=$(ctf_elapsed "$T_TERM")
+ctf_is "$CTF_STOP_STATUS/$CTF_STOP_KILLED" 0/0 "ctflowd exits 0 on SIGTERM ($took s; exit status/killed)"
+ctf_check "the stop waits for the backup, not for the grace of 10 s ($took s, at most 5 s)" \
+	awk -v t="$took" 'BEGIN { exit !(t <= 5) }'
 ctf_stop "$B_PID" 5
 
 # --- the log and the counters
 grep -E 'export (primary|backup):' "$LOG" | grep -v 'statistics\|final' | sed 's/^/# log: /'
 ctf_is "$(grep -c 'export primary: down; export backup takes over' "$LOG")/$(grep -c 'export backup: taking over the records of export primary' "$LOG")/$(grep -c 'export primary: back; asking export backup' "$LOG")/$(grep -c 'export backup: gives the records of export primary back' "$LOG")" \
-	1/1/1/1 "each switch logged once (down/takeover/back/giveback)"
+	2/2/1/1 "each switch logged once (down/takeover/back/giveback)"
 final=$(grep ' final: ' "$LOG" | tail -1)
 for e in primary backup; do
 	st=$(printf '%s\n' "$final" | grep -o "export $e: [^;]*")
 	ctf_diag "final $st"
 	ctf_is "$(ctf_stat_export "$final" $e takeovers)/$(ctf_stat_export "$final" $e givebacks)/$(ctf_stat_export "$final" $e doubtful)" \
-		1/1/0 "final statistics of $e: takeovers/givebacks/doubtful"
+		2/1/0 "final statistics of $e: takeovers/givebacks/doubtful"
 done
 P_REC=$(ctf_stat_export "$final" primary records)
 B_REC=$(ctf_stat_export "$final" backup records)
@@ -216,7 +244,9 @@ for dport, (name, sport, count) in sorted(phases.items()):
         "phase %s: %d/%d flows, each exactly once over both collectors" % (name, len(keys), count),
         *(["%d missing, e.g. sport %s" % (len(missing), missing[:5])] if missing else []),
         *(["%d twice, e.g. %s" % (len(twice), [(k[3], seen[k]) for k in twice[:5]])] if twice else []))
-    if name in ("A", "C"):
+    if name == "D":
+        res(where["P"] == 0, "phase D: all at B (P was down)", *(["%d at P" % where["P"]] if where["P"] else []))
+    elif name in ("A", "C"):
         res(where["B"] == 0, "phase %s: all at P (the export was up)" % name,
             *(["%d at B" % where["B"]] if where["B"] else []))
     else:
@@ -229,7 +259,7 @@ res(not other, "no record of any other flow", *(["%d, e.g. %s" % (len(other), ot
 PY
 export CTF_LIB_DIR
 "$PYTHON" "$SCORE" "$P_DIR" "$B_DIR" $CLI_IP $SRV_IP $PKTS $UDP_FWD_BYTES \
-	"A:$A_DPORT:$SPORT:$N_A" "B:$B_DPORT:$SPORT:$N_B" "C:$C_DPORT:$SPORT:$N_C" \
+	"A:$A_DPORT:$SPORT:$N_A" "B:$B_DPORT:$SPORT:$N_B" "C:$C_DPORT:$SPORT:$N_C" "D:$D_DPORT:$SPORT:$N_D" \
 	>"$DIR/score.txt" 2>&1
 ctf_report_score <"$DIR/score.txt"
 
