@@ -541,6 +541,41 @@ static void test_statistics(void)
 	fixture_tear_down(&f);
 }
 
+/* The export's file cannot be opened (a dangling link); its backup, a
+ * standby writing @spare, is linked and both threads run. */
+static sink *start_with_backup(struct fixture *f, struct export_config *backup_cfg, char **spare)
+{
+	GError *error = NULL;
+
+	fixture_configure(f, "main", 20, 512);
+	fixture_create(f);
+	g_autofree char *missing = g_build_filename(f->dir, "missing", NULL);
+	g_autofree char *cur = g_build_filename(f->dir, "cur", NULL);
+	g_assert_cmpint(symlink(missing, cur), ==, 0);
+
+	*backup_cfg = f->cfg;
+	*spare = path_of(f, "spare");
+	g_autofree char *spare_dir = g_path_get_dirname(*spare);
+	g_assert_cmpint(g_mkdir_with_parents(spare_dir, 0700), ==, 0);
+	backup_cfg->name = (char *)"spare";
+	backup_cfg->path = *spare;
+	backup_cfg->standby = TRUE;
+	sink *backup = sink_new(backup_cfg, f->spool, &error);
+	g_assert_no_error(error);
+	sink_set_failover(f->sink, backup);
+	g_assert_true(sink_start(f->sink, NULL));
+	g_assert_true(sink_start(backup, NULL));
+	return backup;
+}
+
+static void stop_with_backup(struct fixture *f, sink *backup)
+{
+	spool_close(f->spool);
+	sink_stop(backup, 2000);
+	sink_free(backup);
+	fixture_tear_down(f);
+}
+
 /*
  * failover: the export's file cannot be opened at first (its directory is
  * missing), so its backup, a standby writing a file of its own, takes its
@@ -552,26 +587,9 @@ static void test_statistics(void)
 static void test_failover_hands_over_and_back(void)
 {
 	struct fixture f = {0};
-	GError *error = NULL;
-
-	fixture_configure(&f, "main", 20, 512);
-	fixture_create(&f);
-	g_autofree char *missing = g_build_filename(f.dir, "missing", NULL);
-	g_autofree char *cur = g_build_filename(f.dir, "cur", NULL);
-	g_assert_cmpint(symlink(missing, cur), ==, 0);
-
-	struct export_config backup_cfg = f.cfg;
-	g_autofree char *spare = path_of(&f, "spare");
-	g_autofree char *spare_dir = g_path_get_dirname(spare);
-	g_assert_cmpint(g_mkdir_with_parents(spare_dir, 0700), ==, 0);
-	backup_cfg.name = (char *)"spare";
-	backup_cfg.path = spare;
-	backup_cfg.standby = TRUE;
-	sink *backup = sink_new(&backup_cfg, f.spool, &error);
-	g_assert_no_error(error);
-	sink_set_failover(f.sink, backup);
-	g_assert_true(sink_start(f.sink, NULL));
-	g_assert_true(sink_start(backup, NULL));
+	struct export_config backup_cfg;
+	g_autofree char *spare = NULL;
+	sink *backup = start_with_backup(&f, &backup_cfg, &spare);
 
 	append(&f, 500);
 	g_assert_true(wait_confirmed(&f, 500));
@@ -596,10 +614,36 @@ static void test_failover_hands_over_and_back(void)
 	g_assert_cmpuint(st.givebacks, ==, 1);
 	g_assert_cmpuint(st.doubtful, ==, 0);
 	g_assert_cmpuint(st.records, ==, 700);
-	spool_close(f.spool);
-	sink_stop(backup, 2000);
-	sink_free(backup);
-	fixture_tear_down(&f);
+	stop_with_backup(&f, backup);
+}
+
+/*
+ * The hand-back while records keep coming: the export reconnects while its
+ * backup is still sending, and must start from what the backup confirmed
+ * when it let go, not from where things stood at its reconnect.
+ */
+static void test_failover_back_while_sending(void)
+{
+	struct fixture f = {0};
+	struct export_config backup_cfg;
+	g_autofree char *spare = NULL;
+	sink *backup = start_with_backup(&f, &backup_cfg, &spare);
+
+	for (guint i = 0; i < 300; i++) {
+		append(&f, 10);
+		if (i == 100)
+			point_at(&f, "flows.json");
+		g_usleep(1000);
+	}
+	g_assert_true(wait_confirmed(&f, 3000));
+	struct sink_stats st = stats(&f);
+	g_assert_cmpuint(st.takeovers, ==, 1);
+	g_assert_cmpuint(st.givebacks, ==, 1);
+	g_assert_cmpuint(st.doubtful, ==, 0);
+	g_assert_cmpuint(file_lines(&f, "spare"), >, 0);
+	g_assert_cmpuint(file_lines(&f, "flows.json"), >, 0);
+	assert_each_once(&f, (const char *const[]){ "flows.json", "spare", NULL });
+	stop_with_backup(&f, backup);
 }
 
 int main(int argc, char **argv)
@@ -614,5 +658,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/sink/udp-confirms-what-was-sent", test_udp_confirms_what_was_sent);
 	g_test_add_func("/sink/statistics", test_statistics);
 	g_test_add_func("/sink/failover-hands-over-and-back", test_failover_hands_over_and_back);
+	g_test_add_func("/sink/failover-back-while-sending", test_failover_back_while_sending);
 	return g_test_run();
 }
