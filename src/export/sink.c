@@ -486,6 +486,14 @@ static gboolean report_statistics(sink *s, GError **error)
 	st.records = s->stats.sent;
 	st.octets = s->stats.bytes;
 	st.not_sent = spool_lost(s->source, s->reader);
+	if (s->fo) {
+		struct failover_stats fs;
+		failover_get_stats(s->fo, &fs);
+		st.failover = TRUE;
+		st.takeovers = fs.takeovers;
+		st.givebacks = fs.givebacks;
+		st.doubtful = fs.doubtful;
+	}
 	if (!encoder_report_statistics(s->enc, &st, error))
 		return FALSE;
 	s->reported_lost = st.not_sent;
