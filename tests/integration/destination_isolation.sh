@@ -12,8 +12,10 @@
 #     round blackhole: dropped by nftables in the router's output path, so
 #                      every connect waits out its full 5 s time-out
 #     round stalled:   a collector that accepts, reads one byte and then
-#                      nothing (tiny receive buffer): the export's socket
-#                      fills and its send blocks (up to the 30 s SO_SNDTIMEO)
+#                      nothing (tiny receive buffer), and TCP send buffers
+#                      in the router capped at 64 KiB (tcp_wmem): the
+#                      export's socket fills and its send blocks (up to
+#                      the 30 s SO_SNDTIMEO) while the flows are exported
 # Workload per round: 20,000 two-packet UDP flows and 500 TCP connections
 # through the router, then `conntrack -F`; ctflowd reads with its default
 # 8 MiB receive buffer, so that the time measured is the exports' and not
@@ -120,6 +122,7 @@ round() {
 		}
 		EOF
 	else
+		ctf_nsx "$NS_RTR" sysctl -qw net.ipv4.tcp_wmem="4096 16384 65536" || ctf_bail "tcp_wmem"
 		ctf_spawn "$NS_RTR" "$dir/collector-dead.log" "$PYTHON" "$CTF_LIB_DIR/tcp_collector.py" \
 			--port $DEAD_PORT --dir "$dir/dead" --ready "$dir/collector-dead.ready" \
 			--rcvbuf 4096 --reset-after 1 --reset-delay 600
@@ -174,6 +177,11 @@ round() {
 	dead_lost=$(ctf_stat_export "$stats" dead lost)
 	ctf_diag "$(printf '%s\n' "$stats" | grep -o 'overruns [0-9]*') $(printf '%s\n' "$stats" | grep -o 'export [^;]*' | tr '\n' ';')"
 	ctf_is "${dead_records:-?}/${dead_lost:-?}" 0/0 "$name: the dead export delivered nothing and lost nothing (records/lost)"
+	if [ "$name" = stalled ]; then
+		local dead_sent; dead_sent=$(ctf_stat_export "$stats" dead sent)
+		ctf_check "$name: the dead export's send is stuck: ${dead_sent:-?} of $N_ALL records handed to its socket" \
+			[ "${dead_sent:-$N_ALL}" -lt $N_ALL ]
+	fi
 	ctf_check "$name: ctflowd keeps running with a dead destination" ctf_alive "$pid"
 
 	# the collectors' own arrival times
