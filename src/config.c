@@ -1388,6 +1388,18 @@ static gboolean parse_syslog_name(struct section_pass *sp, const struct key *k, 
 	return TRUE;
 }
 
+/* --- an export's name, as another export refers to it */
+
+static gboolean parse_export_name(struct section_pass *sp, const struct key *k, const char *value)
+{
+	g_autofree char *q = quote(value);
+
+	if (*value == '\0' || strpbrk(value, " \t[]"))
+		return bad_value(sp, k, "expected the NAME of an [export NAME] section, got %s", q);
+	store_text(sp->object, k->offset, g_strdup(value));
+	return TRUE;
+}
+
 static char *expects_syslog_name(const struct key *k)
 {
 	return g_strdup_printf("printable US-ASCII without blanks, at most %" G_GUINT64_FORMAT
@@ -1425,6 +1437,14 @@ static char *expects_sd_id(const struct key *k)
 }
 
 static const struct value_type sd_id_type = { parse_sd_id, print_text, expects_sd_id, TRUE };
+
+static char *expects_export_name(const struct key *k)
+{
+	(void)k;
+	return g_strdup("the NAME of another [export NAME] section");
+}
+
+static const struct value_type export_name_type = { parse_export_name, print_text, expects_export_name, TRUE };
 
 /* --- the tables */
 
@@ -1571,6 +1591,9 @@ static const struct key export_keys[] = {
 	{ "syslog_text", &bool_type, EXPORT(syslog_text), .fallback = FALSE,
 	  .help = "syslog, the fields also as key=value text in the message, for tools that"
 		  " ignore structured data" },
+	{ "failover", &export_name_type, EXPORT(failover),
+	  .help = "tcp and file, the export that sends this one's records while it cannot be"
+		  " reached, until it is back; that export then sends nothing else" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1928,6 +1951,78 @@ static void check_export_name(struct parser *p, const char *group, const char *n
 	g_hash_table_insert(names, g_strdup(name), GINT_TO_POINTER(layout_line(&p->layout, group, NULL)));
 }
 
+static guint find_export(const struct ctflowd_config *config, const char *name)
+{
+	for (guint i = 0; i < config->exports->len; i++)
+		if (strcmp(((struct export_config *)g_ptr_array_index(config->exports, i))->name, name) == 0)
+			return i;
+	return G_MAXUINT;
+}
+
+/*
+ * failover ties two exports together: the backup named must exist, be
+ * another export, back only this one and have no backup of its own (so no
+ * chain, and no cycle, can form).  @groups holds each export's section as
+ * GKeyFile names it, for the lines of messages.  Marks each backup standby.
+ */
+static void check_failover(struct parser *p, struct ctflowd_config *config, GPtrArray *groups)
+{
+	g_autofree guint *backs = g_new(guint, config->exports->len + 1);
+
+	for (guint i = 0; i < config->exports->len; i++)
+		backs[i] = G_MAXUINT;
+	for (guint i = 0; i < config->exports->len; i++) {
+		struct export_config *e = g_ptr_array_index(config->exports, i);
+		const char *group = g_ptr_array_index(groups, i);
+
+		if (!e->failover)
+			continue;
+		if (e->transport == EXPORT_TRANSPORT_UDP || e->transport == EXPORT_TRANSPORT_STDOUT) {
+			fail(p, CONFIG_ERROR_VALUE, group, "failover",
+			     "is for transport tcp or file (over %s nothing tells that the destination is down)",
+			     export_transport_name(e->transport));
+			continue;
+		}
+		if (strcmp(e->failover, e->name) == 0) {
+			fail(p, CONFIG_ERROR_VALUE, group, "failover",
+			     "names this export itself; expected another export");
+			continue;
+		}
+		guint b = find_export(config, e->failover);
+		if (b == G_MAXUINT) {
+			fail(p, CONFIG_ERROR_VALUE, group, "failover", "no [export %s] section; expected the"
+			     " name of another export", e->failover);
+			continue;
+		}
+		struct export_config *backup = g_ptr_array_index(config->exports, b);
+		const char *bgroup = g_ptr_array_index(groups, b);
+		if (backup->failover && strcmp(backup->failover, e->name) == 0) {
+			fail(p, CONFIG_ERROR_VALUE, group, "failover",
+			     "export %s names this one as its failover (line %d): a cycle; a backup cannot"
+			     " have a failover of its own", backup->name,
+			     layout_line(&p->layout, bgroup, "failover"));
+			continue;
+		}
+		if (backup->failover) {
+			fail(p, CONFIG_ERROR_VALUE, group, "failover",
+			     "export %s has a failover of its own (line %d); a backup cannot have one",
+			     backup->name, layout_line(&p->layout, bgroup, "failover"));
+			continue;
+		}
+		if (backs[b] != G_MAXUINT) {
+			const char *other = g_ptr_array_index(groups, backs[b]);
+			fail(p, CONFIG_ERROR_VALUE, group, "failover",
+			     "export %s already backs export %s (line %d); a backup serves one export",
+			     backup->name,
+			     ((struct export_config *)g_ptr_array_index(config->exports, backs[b]))->name,
+			     layout_line(&p->layout, other, "failover"));
+			continue;
+		}
+		backs[b] = i;
+		backup->standby = TRUE;
+	}
+}
+
 /* Every section and key of the file, whatever goes wrong on the way. */
 static struct ctflowd_config *parse(struct parser *p)
 {
@@ -1945,6 +2040,8 @@ static struct ctflowd_config *parse(struct parser *p)
 					     .object = &config->daemon });
 	read_section(&(struct section_pass){ .p = p, .section = &source_section, .group = "source",
 					     .object = &config->source });
+
+	g_autoptr(GPtrArray) export_groups = g_ptr_array_new();
 
 	for (int i = 0; groups[i]; i++) {
 		g_autofree char *name = NULL;
@@ -1964,6 +2061,7 @@ static struct ctflowd_config *parse(struct parser *p)
 			check_keys(p, groups[i], &export_section);
 			e->name = g_steal_pointer(&name);
 			g_ptr_array_add(config->exports, e);
+			g_ptr_array_add(export_groups, groups[i]);
 			read_section(&(struct section_pass){ .p = p, .section = &export_section,
 							     .group = groups[i], .object = e,
 							     .base = config->daemon.state_directory });
@@ -1981,6 +2079,7 @@ static struct ctflowd_config *parse(struct parser *p)
 	if (!any_export)
 		fail(p, CONFIG_ERROR_MISSING, NULL, NULL,
 		     "no [export NAME] section; at least one destination is required");
+	check_failover(p, config, export_groups);
 	return config;
 }
 

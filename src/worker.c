@@ -409,6 +409,13 @@ static void log_stats(struct daemon *d, const char *when)
 				       ", lost %" G_GUINT64_FORMAT ", skipped %" G_GUINT64_FORMAT,
 				       sink_name(s), st.records, st.sent, st.messages, st.send_errors,
 				       st.reconnects, st.resent, st.lost, st.skipped);
+		const struct export_config *ec = g_ptr_array_index(d->config->exports, i);
+		if (ec->failover || ec->standby)
+			g_string_append_printf(line,
+					       ", takeovers %" G_GUINT64_FORMAT
+					       ", givebacks %" G_GUINT64_FORMAT
+					       ", doubtful %" G_GUINT64_FORMAT,
+					       st.takeovers, st.givebacks, st.doubtful);
 	}
 	if (d->state_kept) {
 		g_string_append_printf(line, "; interim records %" G_GUINT64_FORMAT
@@ -542,6 +549,25 @@ static void daemon_counters(struct export_statistics *out, void *user)
 	out->spool_dropped = spool_dropped_total(d->spool);
 }
 
+/* Each export with `failover` gets its backup (the configuration checked
+ * that the name exists, is a standby and backs this export alone). */
+static void link_failovers(struct daemon *d)
+{
+	GPtrArray *exports = d->config->exports;
+
+	for (guint i = 0; i < exports->len; i++) {
+		const struct export_config *ec = g_ptr_array_index(exports, i);
+		if (!ec->failover)
+			continue;
+		for (guint j = 0; j < exports->len; j++) {
+			const struct export_config *bc = g_ptr_array_index(exports, j);
+			if (strcmp(bc->name, ec->failover) == 0)
+				sink_set_failover(g_ptr_array_index(d->sinks, i),
+						  g_ptr_array_index(d->sinks, j));
+		}
+	}
+}
+
 static gboolean start_sinks(struct daemon *d, GError **error)
 {
 	for (guint i = 0; i < d->config->exports->len; i++) {
@@ -554,6 +580,7 @@ static gboolean start_sinks(struct daemon *d, GError **error)
 		sink_set_statistics(s, i + 1, daemon_counters, d);
 		g_ptr_array_add(d->sinks, s);
 	}
+	link_failovers(d);
 	for (guint i = 0; i < d->sinks->len; i++) {
 		if (!sink_start(g_ptr_array_index(d->sinks, i), error))
 			return FALSE;

@@ -57,7 +57,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
             test_intake test_cursor test_landing test_ct_request test_state_dir test_datagrams test_ct_socket test_conn_state \
             flush-ipfix tcp-export json-stdout kill-worker graceful-restart \
             supervisor-killed forged-events test_encoder_netflow9 test_encoder_netflow5 netflow9 \
-            test_encoder_syslog syslog-export
+            test_encoder_syslog syslog-export \
+            test_failover failover
     count_results build-asan
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))

@@ -125,6 +125,10 @@ struct export_config {
 	char *syslog_hostname;     /* HOSTNAME; NULL: the host's name */
 	char *syslog_sd_id;        /* SD-ID of the flow's structured data, NAME@PEN */
 	gboolean syslog_text;      /* also key=value text as the MSG part */
+	char *failover;            /* NAME of the export that takes over while this one is
+				    * down (tcp and file only), NULL: none */
+	gboolean standby;          /* named by another export's failover: sends only in its
+				    * place, while it is down (set by the loader) */
 };
 
 struct ctflowd_config {

@@ -81,6 +81,12 @@ struct export_statistics {
 	guint64 overruns;          /* times the event socket overflowed (ENOBUFS) */
 	guint64 malformed;         /* netlink messages rejected as malformed */
 	guint64 spool_dropped;     /* records the spool bound dropped, over all destinations */
+	/* failover (failover.h), the same for both exports of a pair */
+	gboolean failover;         /* the export has a backup or is one: the counts below
+				    * are sent (IPFIX: under the enterprise number) */
+	guint64 takeovers;         /* times the backup took over */
+	guint64 givebacks;         /* times the export took its records back */
+	guint64 doubtful;          /* records sent again after a hand-off: at most this many doubles */
 };
 
 /**
@@ -89,8 +95,10 @@ struct export_statistics {
  * IPFIX: an options record of template 258 (scope exportingProcessId and
  * observationDomainId; the daemon's counters only under a configured
  * enterprise_number, as enterprise-specific elements named by RFC 5610
- * type records sent with the templates).  JSON: a line
- * {"exporter_stats":{...},"time":...}, preceded by the line
+ * type records sent with the templates; the failover counts only for an
+ * export of a failover pair).  JSON: a line
+ * {"exporter_stats":{...},"time":...} (with "takeovers", "givebacks" and
+ * "doubtful" for an export of a failover pair), preceded by the line
  * {"not_sent_flow_total_count":N,...} whenever that total changed in this
  * session.
  */

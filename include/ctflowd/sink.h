@@ -26,12 +26,19 @@ struct sink_stats {
 	guint64 resent;         /* records sent again after a rewind */
 	guint64 lost;           /* dropped by the spool before this sink confirmed them */
 	guint64 skipped;        /* left out: the format cannot carry them (netflow5: IPv6) */
+	/* failover, the same on both sides of the pair (zero without one) */
+	guint64 takeovers;      /* times the backup took over from the export */
+	guint64 givebacks;      /* times the export took its records back */
+	guint64 doubtful;       /* records the side letting go had sent unconfirmed: the
+				 * other sent them again (at most this many doubles) */
 };
 
 /**
  * sink_new:
  * A destination for @cfg reading from @source (registers itself as a
- * reader).  Fails if the format cannot be set up.
+ * reader, unless @cfg is a standby: that one sends only for the export it
+ * backs, see sink_set_failover(), which must be called before it starts).
+ * Fails if the format cannot be set up.
  */
 sink *sink_new(const struct export_config *cfg, spool *source, GError **error);
 
@@ -52,6 +59,17 @@ typedef void (*sink_counters_fn)(struct export_statistics *out, void *user);
  * zeros.
  */
 void sink_set_statistics(sink *s, guint32 process_id, sink_counters_fn fn, void *user);
+
+/**
+ * sink_set_failover:
+ * (before sink_start) @backup, the sink of an export configured as a
+ * standby (cfg->standby), sends the records of @primary while @primary
+ * cannot reach its destination, from @primary's position in the spool and
+ * confirming on it, and gives them back when @primary reaches it again
+ * (failover.h).  @backup sends nothing else.  @primary owns the hand-off;
+ * free @backup first or together, after both are stopped.
+ */
+void sink_set_failover(sink *primary, sink *backup);
 
 /** sink_start: starts the export thread. */
 gboolean sink_start(sink *s, GError **error);

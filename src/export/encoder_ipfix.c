@@ -184,10 +184,10 @@ struct ipfix_export_stats {
 	uint64_t exportedFlowRecordTotalCount;
 	uint64_t exportedOctetTotalCount;
 	uint64_t notSentFlowTotalCount;
-	uint64_t own[5];   /* in the order of own_elements[] */
+	uint64_t own[8];   /* in the order of own_elements[]; the failover ones last */
 };
 _Static_assert(offsetof(struct ipfix_export_stats, own) == 56, "ipfix_export_stats layout");
-_Static_assert(sizeof(struct ipfix_export_stats) == 96, "ipfix_export_stats size");
+_Static_assert(sizeof(struct ipfix_export_stats) == 120, "ipfix_export_stats size");
 
 /* An RFC 5610 information element type record. */
 struct ipfix_type_info {
@@ -215,8 +215,10 @@ _Static_assert(offsetof(struct ipfix_type_info, informationElementName) == 32,
 /*
  * ctflowd's own elements, numbered from 100 under the configured PEN so
  * that the numbers below stay free for flow fields.  The order is that of
- * ipfix_export_stats.own[].
+ * ipfix_export_stats.own[].  Those from FIRST_FAILOVER_ID on only an
+ * export of a failover pair sends.
  */
+#define FIRST_FAILOVER_ID 105
 static const struct own_element {
 	const char *name;
 	uint16_t id;
@@ -233,6 +235,13 @@ static const struct own_element {
 	  "netlink messages rejected as malformed" },
 	{ "ctflowdSpoolDroppedTotalCount", 104, IE_UNITS_FLOWS,
 	  "flow records the journal's size bound dropped before every destination sent them" },
+	{ "ctflowdFailoverTakeoverTotalCount", 107, IE_UNITS_NONE,
+	  "times the backup of the export took over its records" },
+	{ "ctflowdFailoverGivebackTotalCount", 108, IE_UNITS_NONE,
+	  "times the export took its records back from its backup" },
+	{ "ctflowdFailoverDoubtfulTotalCount", 109, IE_UNITS_FLOWS,
+	  "flow records sent again after a hand-off without a confirmation of the first"
+	  " sending: at most this many doubles" },
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(own_elements) ==
 		G_N_ELEMENTS(((struct ipfix_export_stats *)NULL)->own));
@@ -326,6 +335,8 @@ static fbInfoElementSpec_t napt_spec[] = {
 
 /* Flag 2 marks ctflowd's own elements: in the templates only with a PEN. */
 #define OWN_ELEMENT 2
+/* ... and of those, the ones only an export of a failover pair sends */
+#define FAILOVER_ELEMENT 4
 
 static fbInfoElementSpec_t export_stats_spec[] = {
 	IE("exportingProcessId", 4, 0),
@@ -341,6 +352,9 @@ static fbInfoElementSpec_t export_stats_spec[] = {
 	IE("ctflowdOverrunTotalCount", 8, OWN_ELEMENT),
 	IE("ctflowdMalformedTotalCount", 8, OWN_ELEMENT),
 	IE("ctflowdSpoolDroppedTotalCount", 8, OWN_ELEMENT),
+	IE("ctflowdFailoverTakeoverTotalCount", 8, OWN_ELEMENT | FAILOVER_ELEMENT),
+	IE("ctflowdFailoverGivebackTotalCount", 8, OWN_ELEMENT | FAILOVER_ELEMENT),
+	IE("ctflowdFailoverDoubtfulTotalCount", 8, OWN_ELEMENT | FAILOVER_ELEMENT),
 	FB_IESPEC_NULL
 };
 #define EXPORT_STATS_SCOPE 2
@@ -377,6 +391,7 @@ struct ipfix_state {
 	GArray *zone_vrf;        /* struct zone_vrf, sorted by zone */
 	gboolean uniflow;        /* a record per direction (uniflow = yes) */
 	enum export_counters counters;
+	gboolean failover;       /* one of a failover pair: its statistics count hand-offs */
 };
 
 static gboolean export_type_info(struct ipfix_state *st, GError **error);
@@ -437,7 +452,8 @@ static gboolean add_templates(fbSession_t *session, fbInfoModel_t *model, uint16
 static gboolean add_stats_templates(const struct ipfix_state *st, fbSession_t *session,
 				    GError **error)
 {
-	uint32_t flags = st->pen ? UINT32_MAX : ~(uint32_t)OWN_ELEMENT;
+	uint32_t flags = !st->pen ? ~(uint32_t)OWN_ELEMENT
+			 : st->failover ? UINT32_MAX : ~(uint32_t)FAILOVER_ELEMENT;
 	fbInfoElementSpec_t *const specs[] = {export_stats_spec, NULL};
 
 	return add_template_pair(session, st->model, TID_EXPORT_STATS, specs,
@@ -643,6 +659,8 @@ static gboolean export_type_info(struct ipfix_state *st, GError **error)
 {
 	for (size_t i = 0; st->pen && i < G_N_ELEMENTS(own_elements); i++) {
 		const struct own_element *e = &own_elements[i];
+		if (e->id >= FIRST_FAILOVER_ID && !st->failover)
+			continue;
 		struct ipfix_type_info rec = {
 			.privateEnterpriseNumber = st->pen,
 			.informationElementId = e->id,
@@ -932,7 +950,8 @@ static gboolean ipfix_report_statistics(void *state, const struct export_statist
 		.exportedOctetTotalCount = stats->octets,
 		.notSentFlowTotalCount = stats->not_sent,
 		.own = { stats->destroy_events, stats->duplicates, stats->overruns,
-			 stats->malformed, stats->spool_dropped },
+			 stats->malformed, stats->spool_dropped, stats->takeovers,
+			 stats->givebacks, stats->doubtful },
 	};
 
 	if (st->has_content && !ipfix_flush(st, error))
@@ -980,6 +999,7 @@ static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError 
 	st->pen = cfg->enterprise_number;
 	st->uniflow = cfg->uniflow;
 	st->counters = cfg->counters;
+	st->failover = cfg->failover || cfg->standby;
 	st->capacity = 65000;
 	st->msgbuf = g_malloc(st->capacity);
 	st->model = fbInfoModelAlloc();

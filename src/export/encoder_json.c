@@ -190,6 +190,11 @@ static void put_statistics(GString *out, const struct export_statistics *st, gui
 			       st->exporting_process_id, st->messages, st->records, st->octets,
 			       st->not_sent, st->destroy_events, st->duplicates, st->overruns,
 			       st->malformed, st->spool_dropped);
+	if (st->failover)
+		g_string_append_printf(out,
+				       ",\"takeovers\":%" PRIu64 ",\"givebacks\":%" PRIu64
+				       ",\"doubtful\":%" PRIu64,
+				       st->takeovers, st->givebacks, st->doubtful);
 	put_time(out, "since", st->init_ms * 1000000u, TRUE);
 	g_string_append_c(out, '}');
 	put_time(out, "time", now_ns, TRUE);

@@ -11,11 +11,20 @@
  * A file is reopened (sink_reopen) the same way, but only once everything
  * written to the old file is confirmed: then the rewind finds nothing to
  * send again, and each record is in exactly one of the two files.
+ *
+ * An export with a backup (failover.h) reads and confirms its position only
+ * while it holds it.  When it cannot reach its destination it lets go, and
+ * the backup's thread reads the same position, from what was confirmed,
+ * and confirms on it; the export keeps trying its destination and, once
+ * there, asks for the position back, which the backup returns after its
+ * last message is confirmed.  Both start from the confirmed position after
+ * every hand-off, as after a broken connection.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "ctflowd/encoder.h"
+#include "ctflowd/failover.h"
 #include "ctflowd/sink.h"
 #include "ctflowd/transport.h"
 
@@ -27,6 +36,13 @@
 #define LINGER_US 5000
 /* how often to look for TCP acknowledgements while some are outstanding */
 #define ACK_POLL_US 10000
+/* A backup giving the position back waits this long for its last bytes to
+ * be acknowledged: a live collector's host acknowledges within a round
+ * trip; one that does not within 2 s counts as broken, and what it did not
+ * acknowledge goes to the export again (counted as doubtful). */
+#define GIVEBACK_WAIT_US (2 * 1000 * 1000)
+/* a standby export, until it holds another export's position */
+#define NO_READER G_MAXUINT
 
 /* Records handed to the encoder come from contiguous runs of positions; the
  * spool skips positions it no longer holds, so counting records is not
@@ -63,6 +79,17 @@ struct sink {
 	guint backoff_ms;            /* wait before the next open; reset by a delivery */
 	gboolean ever_opened;
 	gboolean down_reported;
+
+	/* failover: an export with a backup owns @fo and its own reader; a
+	 * backup (cfg->standby) has no reader of its own and uses the export's
+	 * while it holds its position */
+	failover *fo;
+	gboolean is_backup;
+	gboolean holding;            /* this thread holds the position it reads: the
+				    * export's own until it lets go, the backup's
+				    * from taking it until giving it back */
+	guint primary_reader;        /* backup: the export's reader */
+	gint poked;                  /* atomic: woken by the other side of a hand-off */
 
 	gint reopen_requested;       /* atomic: sink_reopen() was called */
 	gint stopping;               /* atomic */
@@ -305,13 +332,16 @@ sink *sink_new(const struct export_config *cfg, spool *source, GError **error)
 		return NULL;
 	}
 	s->tr = transport_new(cfg);
+	s->is_backup = cfg->standby;
 	s->unconfirmed = g_array_new(FALSE, FALSE, sizeof(struct sent_message));
 	s->runs = g_array_new(FALSE, FALSE, sizeof(struct run));
 	s->backoff_ms = cfg->reconnect_min_ms;
 	s->init_ms = (guint64)g_get_real_time() / 1000u;
-	/* named: a destination resumes where it stopped, across restarts */
-	s->reader = spool_add_reader_named(source, cfg->name);
-	s->read_pos = s->emitted_pos = s->confirmed_pos = spool_confirmed(source, s->reader);
+	/* named: a destination resumes where it stopped, across restarts; a
+	 * standby keeps no position of its own (it would hold the journal) */
+	s->reader = s->is_backup ? NO_READER : spool_add_reader_named(source, cfg->name);
+	if (!s->is_backup)
+		s->read_pos = s->emitted_pos = s->confirmed_pos = spool_confirmed(source, s->reader);
 	g_mutex_init(&s->stop_lock);
 	g_cond_init(&s->stop_cond);
 	return s;
@@ -345,7 +375,8 @@ static void pause_for(sink *s, gint64 us)
 	gint64 until = g_get_monotonic_time() + us;
 
 	g_mutex_lock(&s->stop_lock);
-	while (g_get_monotonic_time() < until) {
+	while (g_get_monotonic_time() < until &&
+	       !g_atomic_int_compare_and_exchange(&s->poked, 1, 0)) {
 		gint64 wake = until;
 		if (g_atomic_int_get(&s->stopping))
 			wake = MIN(wake, s->stop_deadline_us);
@@ -354,6 +385,19 @@ static void pause_for(sink *s, gint64 us)
 			break;
 	}
 	g_mutex_unlock(&s->stop_lock);
+}
+
+/* An export with a backup that cannot reach its destination lets its
+ * position go, with what it sent unconfirmed since its last rewind, and
+ * forgets where it was: whoever holds the position next starts from what
+ * is confirmed then. */
+static void let_go(sink *s)
+{
+	if (!s->holding)
+		return;
+	s->holding = FALSE;
+	failover_primary_down(s->fo, s->emitted_pos - s->confirmed_pos);
+	s->read_pos = s->emitted_pos = s->confirmed_pos;
 }
 
 /* Opens the destination and starts a session there; rewinds to the last
@@ -367,6 +411,8 @@ static gboolean open_session(sink *s)
 			g_warning("export %s: %s; retrying with back-off up to %u ms", s->cfg->name,
 				  error->message, s->cfg->reconnect_max_ms);
 		s->down_reported = TRUE;
+		if (s->fo && !s->is_backup)
+			let_go(s);
 		pause_for(s, (gint64)s->backoff_ms * 1000);
 		s->backoff_ms = MIN(s->backoff_ms * 2, s->cfg->reconnect_max_ms);
 		return FALSE;
@@ -448,6 +494,14 @@ static gboolean report_statistics(sink *s, GError **error)
 	st.records = s->stats.sent;
 	st.octets = s->stats.bytes;
 	st.not_sent = spool_lost(s->source, s->reader);
+	if (s->fo) {
+		struct failover_stats fs;
+		failover_get_stats(s->fo, &fs);
+		st.failover = TRUE;
+		st.takeovers = fs.takeovers;
+		st.givebacks = fs.givebacks;
+		st.doubtful = fs.doubtful;
+	}
 	if (!encoder_report_statistics(s->enc, &st, error))
 		return FALSE;
 	s->reported_lost = st.not_sent;
@@ -528,6 +582,101 @@ static void close_for_reopen(sink *s)
 	transport_close(s->tr);
 }
 
+/* Starts where the position is confirmed now: after a hand-off, what the
+ * other side confirmed is not sent again. */
+static void rewind_to_confirmed(sink *s)
+{
+	s->read_pos = s->emitted_pos = s->confirmed_pos = spool_confirmed(s->source, s->reader);
+	g_array_set_size(s->unconfirmed, 0);
+	g_array_set_size(s->runs, 0);
+}
+
+/*
+ * A backup gives the position back: its last message goes out and gets
+ * GIVEBACK_WAIT_US to be confirmed; what is still unconfirmed then (or was
+ * when its connection broke) is counted, and the export sends it again.
+ * Its session ends: the next takeover starts a new one, templates first.
+ */
+static void give_back(sink *s)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (transport_is_open(s->tr) && encoder_flush(s->enc, &error) &&
+	    sync_and_confirm(s, &error)) {
+		gint64 until = g_get_monotonic_time() + GIVEBACK_WAIT_US;
+		while (s->unconfirmed->len && g_get_monotonic_time() < until &&
+		       poll_acknowledged(s, &error))
+			g_usleep(ACK_POLL_US);
+	}
+	if (error)
+		g_warning("export %s: %s", s->cfg->name, error->message);
+	guint64 doubtful = s->emitted_pos - s->confirmed_pos;
+	transport_close(s->tr);
+	s->holding = FALSE;
+	s->reader = NO_READER;
+	s->backoff_ms = s->cfg->reconnect_min_ms;
+	failover_backup_release(s->fo, doubtful);
+}
+
+enum turn { TURN_SEND, TURN_WAIT, TURN_DONE };
+
+/*
+ * A backup sends only while it holds the export's position: it waits for
+ * it, takes it (from what is confirmed) and gives it back when asked.  At
+ * a stop, one that holds nothing has nothing to send.
+ */
+static enum turn backup_turn(sink *s)
+{
+	if (!s->holding) {
+		if (spool_is_closed(s->source) && failover_phase_get(s->fo) == FAILOVER_PRIMARY)
+			return TURN_DONE;
+		if (!failover_backup_take(s->fo)) {
+			pause_for(s, IDLE_WAKE_US);
+			return TURN_WAIT;
+		}
+		s->holding = TRUE;
+		s->reader = s->primary_reader;
+		rewind_to_confirmed(s);
+	}
+	if (failover_backup_must_release(s->fo)) {
+		give_back(s);
+		return TURN_WAIT;
+	}
+	return TURN_SEND;
+}
+
+/*
+ * An export whose backup holds its position keeps trying its destination;
+ * once there, it asks for the position back and, while the backup finishes,
+ * watches the new connection.  At a stop it is done once the backup
+ * delivered everything.
+ */
+static enum turn primary_turn(sink *s)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (s->holding)
+		return TURN_SEND;
+	if (spool_is_closed(s->source) &&
+	    spool_confirmed(s->source, s->reader) == spool_end(s->source))
+		return TURN_DONE;
+	if (!transport_is_open(s->tr) && !open_session(s))
+		return TURN_WAIT;
+	if (failover_primary_up(s->fo)) {
+		/* what the backup confirmed meanwhile is not sent again */
+		s->holding = TRUE;
+		rewind_to_confirmed(s);
+		return TURN_SEND;
+	}
+	if (!transport_check_peer(s->tr, &error)) {
+		failover_primary_down(s->fo, 0);
+		session_broke(s, error);
+		return TURN_WAIT;
+	}
+	pause_for(s, IDLE_WAKE_US);
+	return TURN_WAIT;
+}
+
 static gpointer sink_thread(gpointer data)
 {
 	sink *s = data;
@@ -536,6 +685,13 @@ static gpointer sink_thread(gpointer data)
 		 * is still sending: the rest stays in the journal */
 		if (stop_expired(s))
 			break;
+		if (s->fo) {
+			enum turn t = s->is_backup ? backup_turn(s) : primary_turn(s);
+			if (t == TURN_DONE)
+				break;
+			if (t == TURN_WAIT)
+				continue;
+		}
 		if (g_atomic_int_compare_and_exchange(&s->reopen_requested, 1, 0) &&
 		    transport_is_open(s->tr))
 			close_for_reopen(s);
@@ -580,7 +736,11 @@ static gpointer sink_thread(gpointer data)
 		}
 	}
 
-	guint64 unsent = spool_end(s->source) - spool_confirmed(s->source, s->reader);
+	/* an export waiting for its backup to finish need not wait longer */
+	if (s->is_backup && s->fo)
+		failover_backup_finished(s->fo);
+	guint64 unsent = s->reader == NO_READER ? 0
+			 : spool_end(s->source) - spool_confirmed(s->source, s->reader);
 	if (unsent)
 		g_warning("export %s: stopping with %" G_GUINT64_FORMAT
 			  " records not delivered to %s",
@@ -596,6 +756,8 @@ gboolean sink_start(sink *s, GError **error)
 	g_autofree char *full = g_strdup_printf("export-%s", s->cfg->name);
 	g_autofree char *name = g_strndup(full, 15);
 
+	/* a standby has no position of its own to send from */
+	g_return_val_if_fail(!s->is_backup || s->fo, FALSE);
 	s->next_stats_us = g_get_monotonic_time() + (gint64)s->cfg->statistics_ms * 1000;
 	s->thread = g_thread_try_new(name, sink_thread, s, error);
 	return s->thread != NULL;
@@ -629,8 +791,35 @@ void sink_get_stats(sink *s, struct sink_stats *out)
 	out->send_errors = __atomic_load_n(&s->stats.send_errors, __ATOMIC_RELAXED);
 	out->reconnects = __atomic_load_n(&s->stats.reconnects, __ATOMIC_RELAXED);
 	out->resent = __atomic_load_n(&s->stats.resent, __ATOMIC_RELAXED);
-	out->lost = spool_lost(s->source, s->reader);
+	/* a backup's losses are those of the export it backs, counted there */
+	out->lost = s->is_backup ? 0 : spool_lost(s->source, s->reader);
 	out->skipped = encoder_skipped(s->enc);
+	struct failover_stats fs = {0};
+	if (s->fo)
+		failover_get_stats(s->fo, &fs);
+	out->takeovers = fs.takeovers;
+	out->givebacks = fs.givebacks;
+	out->doubtful = fs.doubtful;
+}
+
+/* Wakes the thread from pause_for(): the other side of a hand-off moved. */
+static void poke(void *user)
+{
+	sink *s = user;
+
+	g_atomic_int_set(&s->poked, 1);
+	g_mutex_lock(&s->stop_lock);
+	g_cond_broadcast(&s->stop_cond);
+	g_mutex_unlock(&s->stop_lock);
+}
+
+void sink_set_failover(sink *primary, sink *backup)
+{
+	g_return_if_fail(!primary->is_backup && backup->is_backup && !backup->fo);
+	primary->fo = failover_new(primary->cfg->name, backup->cfg->name, poke, primary, poke, backup);
+	primary->holding = TRUE;
+	backup->fo = primary->fo;
+	backup->primary_reader = primary->reader;
 }
 
 void sink_free(sink *s)
@@ -639,6 +828,8 @@ void sink_free(sink *s)
 		return;
 	if (s->thread)
 		sink_stop(s, 0);
+	if (!s->is_backup)
+		failover_free(s->fo);
 	encoder_free(s->enc);
 	transport_free(s->tr);
 	g_array_free(s->unconfirmed, TRUE);

@@ -95,6 +95,8 @@ static void assert_same_config(const struct ctflowd_config *a, const struct ctfl
 		g_assert_cmpuint(x->reconnect_min_ms, ==, y->reconnect_min_ms);
 		g_assert_cmpuint(x->reconnect_max_ms, ==, y->reconnect_max_ms);
 		g_assert_cmpint(x->sync, ==, y->sync);
+		g_assert_cmpstr(x->failover, ==, y->failover);
+		g_assert_cmpint(x->standby, ==, y->standby);
 	}
 }
 
@@ -186,7 +188,7 @@ static void test_shipped_documents_every_key(void)
 		g_string_append_c(uncommented, '\n');
 	}
 	struct ctflowd_config *config = load_ok(uncommented->str);
-	g_assert_cmpuint(config->exports->len, ==, 8);
+	g_assert_cmpuint(config->exports->len, ==, 9);
 	const struct export_config *udp = export_at(config, 2), *tcp = export_at(config, 3);
 	const struct export_config *nf9 = export_at(config, 4), *nf5 = export_at(config, 5);
 	g_assert_cmpint(nf9->format, ==, EXPORT_FORMAT_NETFLOW9);
@@ -195,6 +197,9 @@ static void test_shipped_documents_every_key(void)
 	g_assert_cmpint(nf9->netflow_times, ==, NETFLOW_TIMES_ABSOLUTE);
 	g_assert_cmpint(nf5->format, ==, EXPORT_FORMAT_NETFLOW5);
 	const struct export_config *siem = export_at(config, 6), *local = export_at(config, 7);
+	g_assert_cmpstr(tcp->failover, ==, export_at(config, 8)->name);
+	g_assert_true(export_at(config, 8)->standby);
+	g_assert_false(tcp->standby);
 	g_assert_cmpstr(udp->name, ==, "collector");
 	g_assert_cmpint(udp->transport, ==, EXPORT_TRANSPORT_UDP);
 	g_assert_cmpstr(udp->host, ==, "127.0.0.1");

@@ -1775,6 +1775,78 @@ static void test_counters_modes(void)
 	}
 }
 
+/*
+ * An export of a failover pair (failover set, or a standby) under a PEN
+ * also reports its hand-offs, as elements 107 to 109 named by their type
+ * records; without a PEN, only IANA's elements go out, as for any export.
+ */
+static void test_statistics_failover_elements(void)
+{
+	struct export_config cfg = {
+		.name = (char *)"test",
+		.format = EXPORT_FORMAT_IPFIX,
+		.transport = EXPORT_TRANSPORT_FILE,
+		.mtu = 1400,
+		.observation_domain = DOMAIN,
+		.enterprise_number = PEN_DOC,
+		.failover = (char *)"spare",
+	};
+	struct export_statistics stats = sample_stats;
+	g_autoptr(GError) error = NULL;
+	struct capture c;
+
+	stats.failover = TRUE;
+	stats.takeovers = 3;
+	stats.givebacks = 2;
+	stats.doubtful = 7;
+	capture_init(&c);
+	encoder *enc = encoder_new(&cfg, capture_emit, &c, &error);
+	g_assert_no_error(error);
+	start_ok(enc);
+	report_ok(enc, &stats);
+	const uint8_t *rec = NULL;
+	for (guint m = 0; m < c.msgs->len && !rec; m++) {
+		gsize len;
+		const uint8_t *msg = g_bytes_get_data(g_ptr_array_index(c.msgs, m), &len);
+		for (gsize off = 16; off + 4 <= len; off += get16(msg + off + 2)) {
+			if (get16(msg + off) != 258)
+				continue;
+			/* the 5 own elements and the 3 of failover */
+			g_assert_cmpuint(get16(msg + off + 2), ==, 4 + 8 + 6 * 8 + 8 * 8);
+			rec = msg + off + 4;
+		}
+	}
+	g_assert_nonnull(rec);
+	g_assert_cmpuint(get64(rec + 88), ==, 1300);   /* spool dropped, as before */
+	g_assert_cmpuint(get64(rec + 96), ==, 3);
+	g_assert_cmpuint(get64(rec + 104), ==, 2);
+	g_assert_cmpuint(get64(rec + 112), ==, 7);
+	g_autofree char *ipfixdump = g_find_program_in_path("ipfixDump");
+	if (ipfixdump) {
+		g_autofree char *out = run_ipfixdump(ipfixdump, &c, TRUE);
+		g_autoptr(GRegex) re = g_regex_new("ctflowdFailoverDoubtfulTotalCount\\s*:\\s*7\\b",
+						   0, 0, NULL);
+		if (!g_regex_match(re, out, 0, NULL) || !strstr(out, "ctflowdFailoverTakeoverTotalCount") ||
+		    !strstr(out, "ctflowdFailoverGivebackTotalCount"))
+			g_error("ipfixDump --rfc5610 does not show the failover counts:\n%s", out);
+	}
+	encoder_free(enc);
+	capture_clear(&c);
+
+	/* the standby of a pair, without a PEN: IANA's elements only */
+	cfg.failover = NULL;
+	cfg.standby = TRUE;
+	cfg.enterprise_number = 0;
+	capture_init(&c);
+	enc = encoder_new(&cfg, capture_emit, &c, &error);
+	g_assert_no_error(error);
+	start_ok(enc);
+	report_ok(enc, &stats);
+	g_assert_cmpint(find_stats(&c, FALSE, &rec), >=, 0);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1800,6 +1872,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_ipfix/emit-error", test_emit_error);
 	g_test_add_func("/encoder_ipfix/ipfixdump", test_ipfixdump);
 	g_test_add_func("/encoder_ipfix/counters-modes", test_counters_modes);
+	g_test_add_func("/encoder_ipfix/statistics-failover-elements", test_statistics_failover_elements);
 
 	return g_test_run();
 }

@@ -1032,6 +1032,31 @@ static void test_counters_modes(void)
 	}
 }
 
+/* An export of a failover pair also says how often its records changed
+ * hands, after the daemon's counters; other exports' lines stay as they
+ * were (test_statistics). */
+static void test_statistics_failover(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder(65000, &c);
+	struct export_statistics st = {
+		.exporting_process_id = 1,
+		.spool_dropped = 4,
+		.failover = TRUE,
+		.takeovers = 3,
+		.givebacks = 2,
+		.doubtful = 7,
+	};
+
+	start_ok(enc);
+	report_ok(enc, &st);
+	g_assert_nonnull(strstr(capture_msg(&c, c.msgs->len - 1),
+				"\"spool_dropped\":4,\"takeovers\":3,\"givebacks\":2,\"doubtful\":7,"
+				"\"since\":"));
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1054,5 +1079,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_json/statistics", test_statistics);
 	g_test_add_func("/encoder_json/counters-modes", test_counters_modes);
 
+	g_test_add_func("/encoder_json/statistics-failover", test_statistics_failover);
 	return g_test_run();
 }

@@ -583,6 +583,168 @@ static void test_skipped_records_confirmed(void)
 	fixture_tear_down(&f);
 }
 
+/* The export goes to a TCP collector on 127.0.0.1:@tcp_port or, when that
+ * is NULL, to a file that cannot be opened (a dangling link); its backup, a
+ * standby writing the file @spare, is linked and both threads run. */
+static sink *start_with_backup(struct fixture *f, struct export_config *backup_cfg, char **spare,
+			       const char *tcp_port)
+{
+	GError *error = NULL;
+
+	fixture_configure(f, "main", 20, 512);
+	if (tcp_port) {
+		f->cfg.transport = EXPORT_TRANSPORT_TCP;
+		f->cfg.host = (char *)"127.0.0.1";
+		f->cfg.port = (char *)tcp_port;
+	}
+	fixture_create(f);
+	g_autofree char *missing = g_build_filename(f->dir, "missing", NULL);
+	g_autofree char *cur = g_build_filename(f->dir, "cur", NULL);
+	g_assert_cmpint(symlink(missing, cur), ==, 0);
+
+	*backup_cfg = f->cfg;
+	backup_cfg->transport = EXPORT_TRANSPORT_FILE;
+	*spare = path_of(f, "spare");
+	g_autofree char *spare_dir = g_path_get_dirname(*spare);
+	g_assert_cmpint(g_mkdir_with_parents(spare_dir, 0700), ==, 0);
+	backup_cfg->name = (char *)"spare";
+	backup_cfg->path = *spare;
+	backup_cfg->standby = TRUE;
+	sink *backup = sink_new(backup_cfg, f->spool, &error);
+	g_assert_no_error(error);
+	sink_set_failover(f->sink, backup);
+	g_assert_true(sink_start(f->sink, NULL));
+	g_assert_true(sink_start(backup, NULL));
+	return backup;
+}
+
+static void stop_with_backup(struct fixture *f, sink *backup)
+{
+	spool_close(f->spool);
+	sink_stop(backup, 2000);
+	sink_free(backup);
+	fixture_tear_down(f);
+}
+
+/*
+ * failover: the export's file cannot be opened at first (its directory is
+ * missing), so its backup, a standby writing a file of its own, takes its
+ * records; once the directory is there the export takes them back.  Each
+ * record is in exactly one of the two files, the export's confirmed
+ * position covers both, and the backup sent nothing before the takeover
+ * nor after the giveback.
+ */
+static void test_failover_hands_over_and_back(void)
+{
+	struct fixture f = {0};
+	struct export_config backup_cfg;
+	g_autofree char *spare = NULL;
+	sink *backup = start_with_backup(&f, &backup_cfg, &spare, NULL);
+
+	append(&f, 500);
+	g_assert_true(wait_confirmed(&f, 500));
+	struct sink_stats st;
+	sink_get_stats(backup, &st);
+	g_assert_cmpuint(st.takeovers, ==, 1);
+	g_assert_cmpuint(st.givebacks, ==, 0);
+	g_assert_cmpuint(st.records, ==, 500);
+	g_assert_cmpuint(file_lines(&f, "spare"), ==, 500);
+	g_assert_cmpuint(file_lines(&f, "flows.json"), ==, 0);
+
+	point_at(&f, "flows.json");
+	wait_stat(&f, G_STRUCT_OFFSET(struct sink_stats, givebacks), 1);
+	append(&f, 700);
+	g_assert_true(wait_confirmed(&f, 1200));
+	g_assert_cmpuint(file_lines(&f, "flows.json"), ==, 700);
+	g_assert_cmpuint(file_lines(&f, "spare"), ==, 500);
+	assert_each_once(&f, (const char *const[]){ "flows.json", "spare", NULL });
+
+	st = stats(&f);
+	g_assert_cmpuint(st.takeovers, ==, 1);
+	g_assert_cmpuint(st.givebacks, ==, 1);
+	g_assert_cmpuint(st.doubtful, ==, 0);
+	g_assert_cmpuint(st.records, ==, 700);
+	stop_with_backup(&f, backup);
+}
+
+/*
+ * The hand-back while records keep coming: the export reconnects while its
+ * backup is still sending, and must start from what the backup confirmed
+ * when it let go, not from where things stood at its reconnect.
+ */
+static void test_failover_back_while_sending(void)
+{
+	struct fixture f = {0};
+	struct export_config backup_cfg;
+	g_autofree char *spare = NULL;
+	sink *backup = start_with_backup(&f, &backup_cfg, &spare, NULL);
+
+	for (guint i = 0; i < 300; i++) {
+		append(&f, 10);
+		if (i == 100)
+			point_at(&f, "flows.json");
+		g_usleep(1000);
+	}
+	g_assert_true(wait_confirmed(&f, 3000));
+	struct sink_stats st = stats(&f);
+	g_assert_cmpuint(st.takeovers, ==, 1);
+	g_assert_cmpuint(st.givebacks, ==, 1);
+	g_assert_cmpuint(st.doubtful, ==, 0);
+	g_assert_cmpuint(file_lines(&f, "spare"), >, 0);
+	g_assert_cmpuint(file_lines(&f, "flows.json"), >, 0);
+	assert_each_once(&f, (const char *const[]){ "flows.json", "spare", NULL });
+	stop_with_backup(&f, backup);
+}
+
+/*
+ * What the export sent without a confirmation when it went down is counted
+ * as doubtful, and it is exactly what the backup sends again: a collector
+ * that takes a connection, reads nothing (a tiny receive window, so most
+ * of what is written stays unacknowledged), then resets it and is gone.
+ */
+static void test_failover_counts_doubtful(void)
+{
+	struct fixture f = {0};
+	struct export_config backup_cfg;
+	g_autofree char *spare = NULL;
+	int lst = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int small = 4096;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+
+	g_assert_cmpint(lst, >=, 0);
+	g_assert_cmpint(setsockopt(lst, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), ==, 0);
+	g_assert_cmpint(bind(lst, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	g_assert_cmpint(listen(lst, 1), ==, 0);
+	g_assert_cmpint(getsockname(lst, (struct sockaddr *)&sa, &sl), ==, 0);
+	g_autofree char *port = g_strdup_printf("%u", ntohs(sa.sin_port));
+	sink *backup = start_with_backup(&f, &backup_cfg, &spare, port);
+	int conn = accept(lst, NULL, NULL);
+	g_assert_cmpint(conn, >=, 0);
+
+	append(&f, 2000);
+	wait_stat(&f, G_STRUCT_OFFSET(struct sink_stats, sent), 100);
+	g_usleep(200 * 1000);
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	g_assert_cmpint(setsockopt(conn, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)), ==, 0);
+	close(conn);
+	close(lst);
+
+	g_assert_true(wait_confirmed(&f, 2000));
+	struct sink_stats st = stats(&f);
+	g_assert_cmpuint(st.takeovers, ==, 1);
+	g_assert_cmpuint(st.records, <, st.sent);
+	g_assert_cmpuint(st.doubtful, ==, st.sent - st.records);
+	/* the backup starts at the export's confirmed position, no later */
+	g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+	guint twice = 0;
+	g_assert_cmpuint(count_lines(spare, seen, &twice), ==, 2000 - st.records);
+	g_assert_cmpuint(twice, ==, 0);
+	for (guint64 id = st.records + 1; id <= 2000; id++)
+		g_assert_true(g_hash_table_contains(seen, GSIZE_TO_POINTER(id)));
+	stop_with_backup(&f, backup);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -595,5 +757,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/sink/udp-confirms-what-was-sent", test_udp_confirms_what_was_sent);
 	g_test_add_func("/sink/statistics", test_statistics);
 	g_test_add_func("/sink/skipped-records-confirmed", test_skipped_records_confirmed);
+	g_test_add_func("/sink/failover-hands-over-and-back", test_failover_hands_over_and_back);
+	g_test_add_func("/sink/failover-back-while-sending", test_failover_back_while_sending);
+	g_test_add_func("/sink/failover-counts-doubtful", test_failover_counts_doubtful);
 	return g_test_run();
 }
