@@ -1418,6 +1418,9 @@ static const struct key export_keys[] = {
 	  .choices = counters_names,
 	  .help = "what the counters of a record are: delta (since the connection's previous"
 		  " record), total (since it began) or both" },
+	{ "marks", &bool_type, EXPORT(marks), .fallback = FALSE,
+	  .help = "IPFIX, each record carries the conntrack mark and labels (ctMark, ctLabels),"
+		  " elements of ctflowd's own under enterprise_number, which it needs" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1596,6 +1599,20 @@ static void check_export_enterprise(struct section_pass *sp, const struct export
 	     "29305 is the enterprise number of RFC 5103 reverse elements; expected one of your own");
 }
 
+/* The mark and labels are not IANA elements: in IPFIX they exist only under
+ * an enterprise number; JSON always has them. */
+static void check_export_marks(struct section_pass *sp, const struct export_config *e)
+{
+	if (!e->marks || is_bad(sp, "format"))
+		return;
+	if (e->format == EXPORT_FORMAT_JSON)
+		not_used(sp, "marks", "is for format ipfix (a JSON line always has mark and labels)");
+	else if (!e->enterprise_number && !is_bad(sp, "enterprise_number"))
+		fail(sp->p, CONFIG_ERROR_VALUE, sp->group, "marks",
+		     "needs enterprise_number: the conntrack mark and labels are sent as elements of"
+		     " ctflowd's own, under a private enterprise number you hold");
+}
+
 /* The rules between keys of an export, most about its transport. */
 static void check_export(struct section_pass *sp)
 {
@@ -1617,6 +1634,7 @@ static void check_export(struct section_pass *sp)
 	check_export_mtu(sp, e);
 	if (e->uniflow && e->format == EXPORT_FORMAT_JSON && !is_bad(sp, "format"))
 		not_used(sp, "uniflow", "is for format ipfix (a JSON line has both directions by name)");
+	check_export_marks(sp, e);
 }
 
 enum section_kind { SECTION_DAEMON, SECTION_SOURCE, SECTION_EXPORT, SECTION_UNKNOWN };

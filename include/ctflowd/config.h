@@ -95,6 +95,7 @@ struct export_config {
 	gboolean sync;             /* file: fdatasync after each flush */
 	gboolean uniflow;          /* IPFIX: one record per direction, not a biflow */
 	enum export_counters counters;
+	gboolean marks;            /* IPFIX: conntrack mark and labels, under the PEN */
 };
 
 struct ctflowd_config {
