@@ -72,6 +72,12 @@ struct source_config {
 	guint64 guard_entries;     /* ... or past this many entries (wins); both 0: off */
 	guint active_timeout_ms;   /* interim records this long after a connection's
 				    * previous record; 0: off */
+	/* Only connections that match are exported (ct_filter.h); each is the
+	 * canonical text of its key, NULL: not filtered on that. */
+	char *filter_protocols;
+	char *filter_addresses;
+	char *filter_zones;
+	char *filter_mark;
 };
 
 struct export_config {

@@ -182,26 +182,35 @@ static int in_current_netns(int fd)
 	return same;
 }
 
-/* A filter decides what the reader sees: one ctflowd did not attach would
- * hide events from it.  SO_GET_FILTER only counts classic BPF instructions
- * (0 for an eBPF program), so detaching is what tells for certain: ENOENT
- * when there is none.  The socket is refused when there was one, so the
- * detach changes nothing that is used. */
-static gboolean has_no_filter(int fd, GError **error)
+/* A filter decides what the reader sees: one ctflowd did not attach could
+ * hide events from it.  Whatever program is there goes (ctflowd attaches
+ * its own, or none, once the socket is accepted); only one that cannot go,
+ * locked with SO_LOCK_FILTER, makes the socket unusable.  SO_GET_FILTER
+ * only counts classic BPF instructions (0 for an eBPF program), so
+ * detaching is what tells for certain: ENOENT when there is none. */
+static gboolean remove_filter(int fd, GError **error)
 {
 	socklen_t instructions = 0;
 	int unused = 0;
 
 	getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &instructions);
-	if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused)) < 0 &&
-	    errno == ENOENT)
+	if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused)) == 0) {
+		g_message("removed the socket filter (%u classic BPF instructions) of the conntrack"
+			  " event socket it was handed; this configuration's filter replaces it",
+			  (guint)instructions);
 		return TRUE;
-	if (instructions)
+	}
+	if (errno == ENOENT)
+		return TRUE;
+	int e = errno;
+	if (e == EPERM)
 		g_set_error(error, CTFLOWD_ERROR, EPERM,
-			    "a socket filter of %u instructions is attached to it",
+			    "a socket filter of %u instructions is locked to it (SO_LOCK_FILTER): it"
+			    " would decide which events ctflowd sees",
 			    (guint)instructions);
 	else
-		g_set_error(error, CTFLOWD_ERROR, EPERM, "a socket filter is attached to it");
+		g_set_error(error, CTFLOWD_ERROR, e, "its socket filter cannot be removed: %s",
+			    g_strerror(e));
 	return FALSE;
 }
 
@@ -252,5 +261,5 @@ gboolean ct_socket_check_held(int fd, gboolean check_groups, GError **error)
 				    "it watches another network namespace than the configured one");
 		return FALSE;
 	}
-	return has_no_filter(fd, error) && (!check_groups || has_ctflowd_groups(fd, error));
+	return remove_filter(fd, error) && (!check_groups || has_ctflowd_groups(fd, error));
 }

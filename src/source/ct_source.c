@@ -20,6 +20,7 @@
 
 #include "ctflowd/coalesce.h"
 #include "ctflowd/error.h"
+#include "ctflowd/ct_filter.h"
 #include "ctflowd/ct_parse.h"
 #include "ctflowd/ct_request.h"
 #include "ctflowd/ct_source.h"
@@ -242,6 +243,10 @@ ct_source *ct_source_new(int events_fd, const char *landing_path,
 	if (!sender_check_for(events_fd, &src->check_sender, error) ||
 	    !(src->requests = ct_request_new(error)))
 		goto fail;
+	if (!ct_filter_is_empty(opts->filter)) {
+		struct ct_dump_filter dump = ct_filter_dump_filter(opts->filter);
+		ct_request_set_filter(src->requests, &dump);
+	}
 	if (landing_path) {
 		if (!map_landing_zone(src, landing_path, error))
 			goto fail;
@@ -296,6 +301,13 @@ static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_
 			src->stats.messages++;
 			switch (ct_parse_message(nlh, r, &why)) {
 			case CT_PARSE_OK:
+				/* the second stage: what the kernel's filters
+				 * cannot express, or let through before they were
+				 * in place */
+				if (!ct_filter_match(src->opts.filter, r)) {
+					src->stats.filtered++;
+					break;
+				}
 				if (r->event == FLOW_EVENT_DESTROY) {
 					src->stats.destroys++;
 					if (!(r->flags & FLOW_HAS_COUNTERS))

@@ -109,18 +109,22 @@ static void test_filter(void)
 	struct sock_fprog prog = { .len = 1, .filter = &drop_all };
 	int fd = open_or_fail();
 
+	int unused = 0;
 	g_assert_cmpint(setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)), ==, 0);
-	assert_refused(fd, FALSE, "a socket filter of 1 instructions is attached");
-	/* the check detached it on the way */
+	/* a filter someone else attached goes: the caller attaches its own */
 	g_assert_true(ct_socket_check_held(fd, FALSE, &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused)), ==, -1);
+	g_assert_cmpint(errno, ==, ENOENT);
 	close(fd);
 
+	/* one locked to the socket cannot go: the socket is refused */
 	fd = open_or_fail();
 	int on = 1;
 	g_assert_cmpint(setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)), ==, 0);
 	g_assert_cmpint(setsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &on, sizeof(on)), ==, 0);
-	assert_refused(fd, FALSE, "a socket filter of 1 instructions is attached");
-	assert_refused(fd, FALSE, "a socket filter of 1 instructions is attached");
+	assert_refused(fd, FALSE, "a socket filter of 1 instructions is locked to it");
+	assert_refused(fd, FALSE, "a socket filter of 1 instructions is locked to it");
 	close(fd);
 }
 
