@@ -9,13 +9,23 @@
 #
 #   case uid      fake_holder.py listens as nobody and offers its own
 #                 NETLINK_NETFILTER socket subscribed to DESTROY events
-#   case filter   the same as root, but the socket carries a socket filter
-#                 that drops every message
+#   case locked   the same as root, but the socket carries a socket filter
+#                 that drops every message, locked to it (SO_LOCK_FILTER)
 #
 # Judged, for each: ctflowd logs one line saying why it refused the socket,
 # does not log that it took one over, subscribes a socket of its own (not
 # the fake's inode), and exports every one of N flows that end afterwards
 # exactly once with exact counters.
+#
+#   case filter   a holder of ctflowd's uid hands over a socket with a
+#                 filter that drops every message, not locked, and reads it
+#                 no more, as a holder does
+#
+# Judged: ctflowd takes the socket over (the fake's inode), logs that it
+# removed the filter it found, and exports every one of N flows exactly
+# once: a filter on a handed-over socket never decides what ctflowd sees.
+# The same with a filter configured (filter_protocols = udp): the
+# configured filter replaces the foreign one.
 #
 #   case asker    the other way round: a holder left by a stopped ctflowd
 #                 is asked for its socket by a process of uid nobody (given
@@ -79,7 +89,37 @@ run_case() {
 }
 
 run_case uid 21000 "by a process of uid $NOBODY" --uid nobody
-run_case filter 21001 "a socket filter of 1 instructions" --filter
+run_case locked 21001 "a socket filter of 1 instructions is locked to it" --filter --lock
+
+# replaced NAME DPORT FILTER_KEYS: a foreign, unlocked filter on the socket
+# handed over; ctflowd with FILTER_KEYS in [source] takes it and sees all
+replaced() {
+	local name=$1 dport=$2 keys=$3 dir conf log json fake pid fake_inode got
+	dir=$CTF_WORK/$name
+	mkdir -p "$dir"
+	conf=$dir/ctflowd.conf log=$dir/ctflowd.log json=$dir/flows.json
+	ctf_ctflowd_conf "$conf"
+	[ -n "$keys" ] && printf '%s\n' "$keys" >>"$conf"
+	ctf_conf_json_file "$conf" json "$json"
+	ctf_start_fake_holder "$dir" "$SOCK" --filter --no-read
+	fake=$CTF_LAST_PID
+	fake_inode=$(ctf_ct_listener_inode "$fake")
+	ctf_start_ctflowd "$conf" "$log" || ctf_bail "$name: ctflowd did not start"
+	pid=$CTF_LAST_PID
+	ctf_is "$(grep -c 'removed the socket filter (1 classic BPF instructions)' "$log")/$(grep -c 'took over the conntrack event socket' "$log")" \
+		1/1 "$name: ctflowd removes the foreign filter and takes the socket over"
+	ctf_is "$(ctf_ct_listener_inode "$pid")" "$fake_inode" "$name: ctflowd reads the socket handed over"
+	ctf_gen_udp $N "$dport" $SPORT $PKTS $LEN || ctf_not_ok "$name: workload of $N flows"
+	ctf_ct_flush
+	ctf_wait_json_flows "$json" "$dport" $PKTS $BYTES $N 60
+	got=$(ctf_json_flows "$json" "$dport" $PKTS $BYTES)
+	ctf_is "$got" "$N $N $N" "$name: all $N flows exported once, counters exact (distinct records exact)"
+	ctf_stop_clean "$pid" "$name: ctflowd" "$log"
+	ctf_stop "$fake"
+}
+
+replaced filter 21002 ""
+replaced filter-configured 21003 "filter_protocols = udp"
 
 # ------------------------------------------------------------------ asker
 DIR=$CTF_WORK/asker
