@@ -54,6 +54,18 @@ EOF
 # counter NAME LINE: a counter of a statistics line
 counter() { printf '%s\n' "$2" | grep -o "$1 [0-9]*" | head -1 | awk '{ print $NF }'; }
 
+# check_counters NAME LOG FILTERED WHAT: ctflowd's final counters say N
+# DESTROYs were taken (duplicates aside) and accepted, and FILTERED were
+# dropped in user space
+check_counters() {
+	local stats taken
+	stats=$(ctf_last_stats "$2")
+	ctf_diag "$1: ${stats#*: }"
+	taken=$(( $(counter 'destroy events' "$stats") - $(counter duplicates "$stats") ))
+	ctf_is "$taken/$(counter accepted "$stats")" "$N/$N" "$1: $N DESTROYs taken and accepted"
+	ctf_is "$(counter 'filtered out in user space' "$stats")" "$3" "$1: $4"
+}
+
 # judge NAME DIR WANT_DPORT WANT_FAMILY N: the IPFIX file holds N flows, all
 # to WANT_DPORT of family WANT_FAMILY (4 or 6), each source port once
 judge() {
@@ -120,12 +132,7 @@ ctf_is "$(ctf_ct_count)" "$HELD_MATCH" "kernel: the table holds only what is hel
 kill -CONT "$WORKER"
 ctf_settle "$PID"
 ctf_stop_clean "$PID" "kernel: ctflowd" "$LOG"
-STATS=$(ctf_last_stats "$LOG")
-ctf_diag "kernel: ${STATS#*: }"
-TAKEN=$(( $(counter 'destroy events' "$STATS") - $(counter duplicates "$STATS") ))
-ctf_is "$TAKEN/$(counter accepted "$STATS")" "$N/$N" "kernel: $N DESTROYs taken and accepted"
-ctf_is "$(counter 'filtered out in user space' "$STATS")" 0 \
-	"kernel: none filtered in user space: the $((N + P)) others never reached ctflowd"
+check_counters kernel "$LOG" 0 "none filtered in user space: the $((N + P)) others never reached ctflowd"
 judge kernel "$DIR" 7302 4 $N
 
 # ------------------------------------------------------------------ user
@@ -153,12 +160,7 @@ ctf_is "$(ctf_nsx "$NS_RTR" conntrack -L -f ipv6 -w 7 2>/dev/null | grep -c .)/$
 ctf_ct_flush
 ctf_settle "$PID"
 ctf_stop_clean "$PID" "user: ctflowd" "$LOG"
-STATS=$(ctf_last_stats "$LOG")
-ctf_diag "user: ${STATS#*: }"
-TAKEN=$(( $(counter 'destroy events' "$STATS") - $(counter duplicates "$STATS") ))
-ctf_is "$TAKEN/$(counter accepted "$STATS")" "$N/$N" "user: $N DESTROYs taken and accepted"
-ctf_is "$(counter 'filtered out in user space' "$STATS")" $N \
-	"user: the $N IPv6 flows of zone 0 filtered in user space; the IPv4 ones never reached ctflowd"
+check_counters user "$LOG" $N "the $N IPv6 flows of zone 0 filtered in user space; the IPv4 ones never reached ctflowd"
 judge user "$DIR" 7303 6 $N
 
 ctf_done

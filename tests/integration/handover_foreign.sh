@@ -48,9 +48,22 @@ ctf_setup
 SOCK=$CTF_WORK/state/handover.sock
 NOBODY=$(id -u nobody)
 
+# flows_then_stop NAME DPORT JSON PID LOG FAKE: N flows end; each must be in
+# JSON once with exact counters; then ctflowd PID and the fake holder stop
+flows_then_stop() {
+	local name=$1 dport=$2 json=$3 got
+	ctf_gen_udp $N "$dport" $SPORT $PKTS $LEN || ctf_not_ok "$name: workload of $N flows"
+	ctf_ct_flush
+	ctf_wait_json_flows "$json" "$dport" $PKTS $BYTES $N 60
+	got=$(ctf_json_flows "$json" "$dport" $PKTS $BYTES)
+	ctf_is "$got" "$N $N $N" "$name: all $N flows exported once, counters exact (distinct records exact)"
+	ctf_stop_clean "$4" "$name: ctflowd" "$5"
+	ctf_stop "$6"
+}
+
 # run_case NAME DPORT WANT_LOG FAKE_ARGS...: one fake holder, one ctflowd
 run_case() {
-	local name=$1 dport=$2 want=$3 dir conf log json fake pid line fake_inode mine got
+	local name=$1 dport=$2 want=$3 dir conf log json fake pid line fake_inode mine
 	shift 3
 	dir=$CTF_WORK/$name
 	mkdir -p "$dir"
@@ -78,14 +91,7 @@ run_case() {
 	ctf_is "$([ -n "$mine" ] && [ "$mine" != "$fake_inode" ] && echo own || echo "${mine:-none}")" own \
 		"$name: ctflowd reads a socket of its own (inode $mine, the fake's $fake_inode)"
 
-	ctf_gen_udp $N "$dport" $SPORT $PKTS $LEN || ctf_not_ok "$name: workload of $N flows"
-	ctf_ct_flush
-	ctf_wait_json_flows "$json" "$dport" $PKTS $BYTES $N 60
-	got=$(ctf_json_flows "$json" "$dport" $PKTS $BYTES)
-	ctf_is "$got" "$N $N $N" "$name: all $N flows exported once, counters exact (distinct records exact)"
-
-	ctf_stop_clean "$pid" "$name: ctflowd" "$log"
-	ctf_stop "$fake"
+	flows_then_stop "$name" "$dport" "$json" "$pid" "$log" "$fake"
 }
 
 run_case uid 21000 "by a process of uid $NOBODY" --uid nobody
@@ -94,7 +100,7 @@ run_case locked 21001 "a socket filter of 1 instructions is locked to it" --filt
 # replaced NAME DPORT FILTER_KEYS: a foreign, unlocked filter on the socket
 # handed over; ctflowd with FILTER_KEYS in [source] takes it and sees all
 replaced() {
-	local name=$1 dport=$2 keys=$3 dir conf log json fake pid fake_inode got
+	local name=$1 dport=$2 keys=$3 dir conf log json fake pid fake_inode
 	dir=$CTF_WORK/$name
 	mkdir -p "$dir"
 	conf=$dir/ctflowd.conf log=$dir/ctflowd.log json=$dir/flows.json
@@ -109,13 +115,7 @@ replaced() {
 	ctf_is "$(grep -c 'removed the socket filter (1 classic BPF instructions)' "$log")/$(grep -c 'took over the conntrack event socket' "$log")" \
 		1/1 "$name: ctflowd removes the foreign filter and takes the socket over"
 	ctf_is "$(ctf_ct_listener_inode "$pid")" "$fake_inode" "$name: ctflowd reads the socket handed over"
-	ctf_gen_udp $N "$dport" $SPORT $PKTS $LEN || ctf_not_ok "$name: workload of $N flows"
-	ctf_ct_flush
-	ctf_wait_json_flows "$json" "$dport" $PKTS $BYTES $N 60
-	got=$(ctf_json_flows "$json" "$dport" $PKTS $BYTES)
-	ctf_is "$got" "$N $N $N" "$name: all $N flows exported once, counters exact (distinct records exact)"
-	ctf_stop_clean "$pid" "$name: ctflowd" "$log"
-	ctf_stop "$fake"
+	flows_then_stop "$name" "$dport" "$json" "$pid" "$log" "$fake"
 }
 
 replaced filter 21002 ""

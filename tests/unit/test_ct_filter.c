@@ -26,6 +26,7 @@
 
 #include "ctflowd/ct_filter.h"
 #include "ctflowd/ct_parse.h"
+#include "netlink_bound.h"
 
 /* ------------------------------------------------------------------------ */
 /* Syntax                                                                    */
@@ -333,15 +334,7 @@ static void test_describe(void)
 
 static int usersock(guint32 *port)
 {
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_USERSOCK);
-	struct sockaddr_nl addr = { .nl_family = AF_NETLINK };
-	socklen_t len = sizeof(addr);
-
-	g_assert_cmpint(fd, >=, 0);
-	g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
-	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
-	*port = addr.nl_pid;
-	return fd;
+	return netlink_bound_open(NETLINK_USERSOCK, port);
 }
 
 /* Sends @m to @port and tells whether it arrived at @rx: unicast delivery

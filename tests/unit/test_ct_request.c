@@ -26,6 +26,7 @@
 
 #include "ctflowd/ct_request.h"
 #include "ctflowd/error.h"
+#include "netlink_bound.h"
 
 /* ------------------------------------------------------------------------ */
 /* The message walk                                                          */
@@ -142,19 +143,6 @@ static void test_walk_random(void)
 /* Who may answer                                                            */
 /* ------------------------------------------------------------------------ */
 
-static int open_bound(int protocol, guint32 *port)
-{
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-	struct sockaddr_nl addr = { .nl_family = AF_NETLINK };
-	socklen_t len = sizeof(addr);
-
-	g_assert_cmpint(fd, >=, 0);
-	g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
-	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
-	*port = addr.nl_pid;
-	return fd;
-}
-
 static gboolean count_entry(const struct nlmsghdr *nlh, void *user)
 {
 	(*(guint *)user)++;
@@ -210,8 +198,8 @@ static gpointer flood_thread(gpointer data)
 static void test_foreign_sender_ignored(void)
 {
 	guint32 port, other_port;
-	int fd = open_bound(NETLINK_USERSOCK, &port);
-	int other = open_bound(NETLINK_USERSOCK, &other_port);
+	int fd = netlink_bound_open(NETLINK_USERSOCK, &port);
+	int other = netlink_bound_open(NETLINK_USERSOCK, &other_port);
 	g_autoptr(GError) error = NULL;
 	gboolean interrupted = TRUE;
 	guint entries = 0;
@@ -235,9 +223,9 @@ static void test_foreign_sender_ignored(void)
 static void test_deadline_despite_flood(void)
 {
 	guint32 port;
-	int fd = open_bound(NETLINK_USERSOCK, &port);
+	int fd = netlink_bound_open(NETLINK_USERSOCK, &port);
 	guint32 flood_port;
-	struct flood f = { .fd = open_bound(NETLINK_USERSOCK, &flood_port), .port = port, .seq = 7 };
+	struct flood f = { .fd = netlink_bound_open(NETLINK_USERSOCK, &flood_port), .port = port, .seq = 7 };
 	g_autoptr(GError) error = NULL;
 	gboolean interrupted;
 	guint entries = 0;
@@ -282,7 +270,7 @@ static guint32 request_links(int fd, guint32 seq, guint16 type)
 static void test_kernel_replies(void)
 {
 	guint32 port;
-	int fd = open_bound(NETLINK_ROUTE, &port);
+	int fd = netlink_bound_open(NETLINK_ROUTE, &port);
 	g_autoptr(GError) error = NULL;
 	gboolean interrupted;
 	guint entries = 0;
@@ -343,52 +331,6 @@ static void put_tuple_of(struct nlmsghdr *nlh, guint16 type, const struct entry_
 	mnl_attr_nest_end(nlh, tuple);
 }
 
-static void put_tuple(struct nlmsghdr *nlh, guint16 type, guint32 src, guint32 dst,
-		      guint16 sport, guint16 dport)
-{
-	struct nlattr *tuple = mnl_attr_nest_start(nlh, type);
-	struct nlattr *ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
-	mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, src);
-	mnl_attr_put_u32(nlh, CTA_IP_V4_DST, dst);
-	mnl_attr_nest_end(nlh, ip);
-	struct nlattr *proto = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
-	mnl_attr_put_u8(nlh, CTA_PROTO_NUM, IPPROTO_UDP);
-	mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, htons(sport));
-	mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, htons(dport));
-	mnl_attr_nest_end(nlh, proto);
-	mnl_attr_nest_end(nlh, tuple);
-}
-
-/* Adds a UDP entry 10.0.0.1:@sport -> 10.0.0.2:53 (conntrack -I), waiting
- * for the kernel's acknowledgement. */
-static void add_entry(int fd, guint16 sport)
-{
-	uint8_t buf[1024];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	guint32 a = htonl(0x0a000001), b = htonl(0x0a000002);
-
-	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
-	nlh->nlmsg_seq = sport;
-	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = AF_INET;
-	nfg->version = NFNETLINK_V0;
-	put_tuple(nlh, CTA_TUPLE_ORIG, a, b, sport, 53);
-	put_tuple(nlh, CTA_TUPLE_REPLY, b, a, 53, sport);
-	mnl_attr_put_u32(nlh, CTA_TIMEOUT, htonl(600));
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	g_assert_cmpint(sendto(fd, buf, nlh->nlmsg_len, 0, (struct sockaddr *)&kernel,
-			       sizeof(kernel)), ==, (int)nlh->nlmsg_len);
-
-	g_autoptr(GError) error = NULL;
-	gboolean interrupted;
-	guint none = 0;
-	g_assert_true(ct_request_collect(fd, sport, g_get_monotonic_time() + 5 * G_USEC_PER_SEC,
-					 count_entry, &none, &interrupted, "adding an entry",
-					 &error));
-	g_assert_no_error(error);
-}
-
 /* Adds an entry as @e says, port @sport -> 53, acknowledged. */
 static void add_entry_with(int fd, const struct entry_spec *e, guint16 sport)
 {
@@ -428,6 +370,29 @@ static void add_entry_with(int fd, const struct entry_spec *e, guint16 sport)
 	g_assert_no_error(error);
 }
 
+/* A UDP entry 10.0.0.1:@sport -> 10.0.0.2:53 (conntrack -I). */
+static void add_entry(int fd, guint16 sport)
+{
+	const struct entry_spec udp4 = { AF_INET, IPPROTO_UDP, 0, 0 };
+
+	add_entry_with(fd, &udp4, sport);
+}
+
+/* Moves the calling thread to a network namespace of its own; returns a
+ * descriptor of the one it was in, or -1 with the test skipped. */
+static int enter_own_netns(void)
+{
+	int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+
+	g_assert_cmpint(home, >=, 0);
+	if (unshare(CLONE_NEWNET) < 0) {
+		g_test_skip("needs CAP_SYS_ADMIN for a network namespace of its own");
+		close(home);
+		return -1;
+	}
+	return home;
+}
+
 static guint dump_table(ct_request *req, gint64 deadline_us, ct_request_entry_fn fn,
 			GError **error, gboolean *ok)
 {
@@ -441,16 +406,12 @@ static guint dump_table(ct_request *req, gint64 deadline_us, ct_request_entry_fn
 
 static void test_conntrack_dumps(void)
 {
-	int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	int home = enter_own_netns();
 
-	g_assert_cmpint(home, >=, 0);
-	if (unshare(CLONE_NEWNET) < 0) {
-		g_test_skip("needs CAP_SYS_ADMIN for a network namespace of its own");
-		close(home);
+	if (home < 0)
 		return;
-	}
 	guint32 port;
-	int fd = open_bound(NETLINK_NETFILTER, &port);
+	int fd = netlink_bound_open(NETLINK_NETFILTER, &port);
 	for (guint i = 0; i < CT_ENTRIES; i++)
 		add_entry(fd, (guint16)(10000 + i));
 	close(fd);
@@ -524,16 +485,12 @@ static void test_dump_filter(void)
 		{ {.family = AF_INET, .has_proto = TRUE, .proto = IPPROTO_UDP, .has_zone = TRUE,
 		   .zone = 7, .has_mark = TRUE, .mark = 0x1000, .mark_mask = 0xf000}, 1 },
 	};
-	int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	int home = enter_own_netns();
 
-	g_assert_cmpint(home, >=, 0);
-	if (unshare(CLONE_NEWNET) < 0) {
-		g_test_skip("needs CAP_SYS_ADMIN for a network namespace of its own");
-		close(home);
+	if (home < 0)
 		return;
-	}
 	guint32 port;
-	int fd = open_bound(NETLINK_NETFILTER, &port);
+	int fd = netlink_bound_open(NETLINK_NETFILTER, &port);
 	guint16 sport = 20000;
 	for (size_t a = 0; a < G_N_ELEMENTS(families); a++)
 		for (size_t b = 0; b < G_N_ELEMENTS(protos); b++)
