@@ -112,9 +112,9 @@ static gboolean prepare_state_directory(const struct daemon_config *dc, GError *
  * from another namespace (left by a run with another `netns`) would export
  * that namespace's flows and none of ours; a filter ctflowd did not attach
  * would hide events: it is replaced by the configured one, and a socket
- * whose filter is locked is refused.  The holder's groups are ctflowd's own; the service
- * manager's socket may come from an older ctflowd, and configuring sets
- * the groups anyway.  Called in the watched namespace.
+ * whose filter is locked is refused.  The holder's groups are ctflowd's
+ * own; the service manager's socket may come from an older ctflowd, and
+ * configuring sets the groups anyway.  Called in the watched namespace.
  */
 static gboolean held_socket_fits(int fd, const char *origin, gboolean from_holder)
 {
