@@ -98,9 +98,10 @@ gboolean ct_filter_complete_in_kernel(const ct_filter *f);
  * ct_filter_attach:
  * Makes @f the socket filter of @fd, replacing whatever filter was there
  * (another program would decide what ctflowd sees); with nothing the
- * kernel can do for @f, the socket is left without one.  FALSE with
- * @error when the filter cannot be replaced (one locked with
- * SO_LOCK_FILTER) or attached.
+ * kernel can do for @f, the socket is left without one.  A program found
+ * there that is not the one @f makes (another configuration's, or another
+ * process's) is logged as a warning.  FALSE with @error when the filter
+ * cannot be replaced (one locked with SO_LOCK_FILTER) or attached.
  */
 gboolean ct_filter_attach(int fd, const ct_filter *f, GError **error);
 

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -466,7 +467,52 @@ static struct nfct_filter *build_program(const ct_filter *f)
 	return nf;
 }
 
-gboolean ct_filter_attach(int fd, const ct_filter *f, GError **error)
+/*
+ * The classic program attached to @fd, NULL when none is; an eBPF program
+ * has no instructions to read back (EACCES), and reads as an empty array.
+ */
+static GArray *attached_program(int fd)
+{
+	socklen_t count = 0;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &count) < 0)
+		return errno == EACCES ? g_array_new(FALSE, TRUE, sizeof(struct sock_filter)) : NULL;
+	if (count == 0)
+		return NULL;
+	GArray *prog = g_array_sized_new(FALSE, TRUE, sizeof(struct sock_filter), count);
+	g_array_set_size(prog, count);
+	/* SO_GET_FILTER counts in instructions, not bytes */
+	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, prog->data, &count) < 0)
+		g_array_set_size(prog, 0);
+	return prog;
+}
+
+static gboolean same_program(const GArray *a, const GArray *b)
+{
+	if (!a || !b)
+		return a == b;
+	return a->len && a->len == b->len &&
+	       memcmp(a->data, b->data, a->len * sizeof(struct sock_filter)) == 0;
+}
+
+/* A program found on the socket that is not the one this configuration
+ * attaches came from another configuration, or from another process. */
+static void note_replaced(GArray *before, GArray *after)
+{
+	if (before && !same_program(before, after)) {
+		g_autofree char *what = before->len ? g_strdup_printf("%u instructions", before->len)
+						    : g_strdup("eBPF");
+		g_warning("the conntrack event socket had a socket filter (%s) that is not this"
+			  " configuration's (another configuration's, or another process's): %s",
+			  what, after ? "replaced by the configured one" : "removed, as none is configured");
+	}
+	if (before)
+		g_array_unref(before);
+	if (after)
+		g_array_unref(after);
+}
+
+static gboolean attach_program(int fd, const ct_filter *f, GError **error)
 {
 	int e;
 
@@ -498,6 +544,19 @@ gboolean ct_filter_attach(int fd, const ct_filter *f, GError **error)
 		    "cannot attach the socket filter to the conntrack event socket: %s%s",
 		    g_strerror(e), e == EPERM ? " (a locked filter is there: SO_LOCK_FILTER)" : "");
 	return FALSE;
+}
+
+gboolean ct_filter_attach(int fd, const ct_filter *f, GError **error)
+{
+	GArray *before = attached_program(fd);
+
+	if (!attach_program(fd, f, error)) {
+		if (before)
+			g_array_unref(before);
+		return FALSE;
+	}
+	note_replaced(before, attached_program(fd));
+	return TRUE;
 }
 
 struct ct_dump_filter ct_filter_dump_filter(const ct_filter *f)

@@ -183,34 +183,30 @@ static int in_current_netns(int fd)
 }
 
 /* A filter decides what the reader sees: one ctflowd did not attach could
- * hide events from it.  Whatever program is there goes (ctflowd attaches
- * its own, or none, once the socket is accepted); only one that cannot go,
- * locked with SO_LOCK_FILTER, makes the socket unusable.  SO_GET_FILTER
- * only counts classic BPF instructions (0 for an eBPF program), so
- * detaching is what tells for certain: ENOENT when there is none. */
-static gboolean remove_filter(int fd, GError **error)
+ * hide events from it.  ctflowd replaces whatever program is there with its
+ * own, or removes it (ct_filter_attach()); only a socket whose filter is
+ * locked (SO_LOCK_FILTER), which nobody can replace or remove, is unusable,
+ * with or without a program on it now. */
+static gboolean filter_replaceable(int fd, GError **error)
 {
-	socklen_t instructions = 0;
-	int unused = 0;
+	int locked = 0;
+	socklen_t len = sizeof(locked);
 
-	getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &instructions);
-	if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused)) == 0) {
-		g_message("removed the socket filter (%u classic BPF instructions) of the conntrack"
-			  " event socket it was handed; this configuration's filter replaces it",
-			  (guint)instructions);
-		return TRUE;
+	if (getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &locked, &len) < 0) {
+		int e = errno;
+		g_set_error(error, CTFLOWD_ERROR, e, "whether its socket filter is locked cannot be"
+			    " told: %s", g_strerror(e));
+		return FALSE;
 	}
-	if (errno == ENOENT)
+	if (!locked)
 		return TRUE;
-	int e = errno;
-	if (e == EPERM)
-		g_set_error(error, CTFLOWD_ERROR, EPERM,
-			    "a socket filter of %u instructions is locked to it (SO_LOCK_FILTER): it"
-			    " would decide which events ctflowd sees",
-			    (guint)instructions);
-	else
-		g_set_error(error, CTFLOWD_ERROR, e, "its socket filter cannot be removed: %s",
-			    g_strerror(e));
+	socklen_t instructions = 0;
+	getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &instructions);
+	g_set_error(error, CTFLOWD_ERROR, EPERM,
+		    "its socket filter is locked (SO_LOCK_FILTER, %u instructions on it): ctflowd"
+		    " could not put its own in place, and a program there would decide which"
+		    " events it sees",
+		    (guint)instructions);
 	return FALSE;
 }
 
@@ -261,5 +257,5 @@ gboolean ct_socket_check_held(int fd, gboolean check_groups, GError **error)
 				    "it watches another network namespace than the configured one");
 		return FALSE;
 	}
-	return remove_filter(fd, error) && (!check_groups || has_ctflowd_groups(fd, error));
+	return filter_replaceable(fd, error) && (!check_groups || has_ctflowd_groups(fd, error));
 }

@@ -384,7 +384,15 @@ static void test_program(void)
 		ct_filter *f = filter_or_fail(mn->protocols, mn->addresses, mn->zones, mn->mark);
 		g_autoptr(GError) error = NULL;
 		guint arrived = 0;
+		int none = 0;
 
+		/* a fresh start each time: the previous filter's program is not
+		 * what this one is replacing (test_attach_replaces) */
+		setsockopt(rx, SOL_SOCKET, SO_DETACH_FILTER, &none, sizeof(none));
+		g_assert_true(ct_filter_attach(rx, f, &error));
+		g_assert_no_error(error);
+		/* attached again, the same program: nothing to say (a restart
+		 * with the same configuration; warnings are fatal here) */
 		g_assert_true(ct_filter_attach(rx, f, &error));
 		g_assert_no_error(error);
 		for (guint k = 0; k < all->len; k++) {
@@ -409,7 +417,8 @@ static void test_program(void)
 }
 
 /* A program someone else attached is replaced, or removed when the filter
- * has nothing for the kernel; one locked to the socket is reported. */
+ * has nothing for the kernel, with a warning; one locked to the socket is
+ * reported. */
 static void test_attach_replaces(void)
 {
 	struct sock_filter drop_all = BPF_STMT(BPF_RET | BPF_K, 0);
@@ -423,14 +432,21 @@ static void test_attach_replaces(void)
 	g_assert_cmpint(setsockopt(rx, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)), ==, 0);
 	g_assert_false(delivered(tx, rx, port, &udp));
 	ct_filter *f = filter_or_fail("udp", NULL, NULL, NULL);
+	g_test_expect_message("ctflowd", G_LOG_LEVEL_WARNING,
+			      "*socket filter (1 instructions) that is not this configuration's*"
+			      "replaced by the configured one");
 	g_assert_true(ct_filter_attach(rx, f, &error));
+	g_test_assert_expected_messages();
 	g_assert_true(delivered(tx, rx, port, &udp));
 	g_assert_false(delivered(tx, rx, port, &tcp));
 	ct_filter_free(f);
 
 	g_assert_cmpint(setsockopt(rx, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)), ==, 0);
 	f = filter_or_fail(NULL, NULL, "7", NULL);   /* nothing for the kernel */
+	g_test_expect_message("ctflowd", G_LOG_LEVEL_WARNING,
+			      "*socket filter (1 instructions)*removed, as none is configured");
 	g_assert_true(ct_filter_attach(rx, f, &error));
+	g_test_assert_expected_messages();
 	g_assert_true(delivered(tx, rx, port, &udp));
 	g_assert_true(delivered(tx, rx, port, &tcp));
 	g_assert_true(ct_filter_attach(rx, NULL, &error));   /* none there: fine */
