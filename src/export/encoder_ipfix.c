@@ -248,7 +248,7 @@ static const struct own_element {
 	const char *description;
 } own_elements[] = {
 	{ "ctflowdDestroyEventTotalCount", 100, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
-	  IE_UNITS_FLOWS, "conntrack DESTROY events read from the kernel" },
+	  IE_UNITS_FLOWS, "conntrack DESTROY events read from the kernel that pass the filter" },
 	{ "ctflowdDuplicateTotalCount", 101, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
 	  IE_UNITS_FLOWS, "DESTROY events dropped as repeats of one already taken" },
 	{ "ctflowdOverrunTotalCount", 102, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
