@@ -62,9 +62,9 @@ static void put_tuple(GString *out, const char *prefix, int family, const struct
 }
 
 /* The conntrack labels set, as the numbers nft and conntrack name them by
- * (ct label set N), [] when none is; null when the message had no labels:
- * the kernel leaves them out of DESTROY events (it sends them with NEW and
- * UPDATE events and in table dumps). */
+ * (ct label set N), [] when none is; null when none are known: the kernel
+ * leaves them out of DESTROY events, and only a NEW event read before can
+ * bring them (ct_labels.h). */
 static void put_labels(GString *out, const struct flow_record *r)
 {
 	const char *sep = "";

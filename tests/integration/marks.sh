@@ -8,10 +8,11 @@
 # and no label.  ctflowd exports to an IPFIX file with enterprise_number
 # 32473 (RFC 5612's, for documentation) and marks = yes, and to a JSON file.
 # ipfixDump, told to read RFC 5610 type records, must name ctMark and
-# ctLabels and show each flow's mark; JSON must carry the same.  The kernel
-# leaves labels out of DESTROY events (it sends them with NEW and UPDATE
-# events and in table dumps): records made from DESTROYs have labels null
-# in JSON and ctLabels zero, not whatever the labels were.
+# ctLabels and show each flow's values; JSON must carry the same.  The
+# kernel leaves labels out of DESTROY events and sends them with NEW ones,
+# so ctflowd reads NEW events too (events = destroy,new) and gives each
+# DESTROY the labels of its NEW; port 7200's flows, with no label ever
+# set, have labels null in JSON and ctLabels zero.
 #
 # Environment: see lib.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -37,6 +38,7 @@ table inet ctfmark {
 EOF
 
 ctf_ctflowd_conf "$CONF"
+echo "events = destroy,new" >>"$CONF"
 ctf_conf_ipfix_file "$CONF" file "$DIR/export.ipfix"
 sed -i '/^\[export file\]$/a enterprise_number = 32473\nmarks = yes' "$CONF"
 ctf_conf_json_file "$CONF" json "$DIR/export.json"
@@ -62,9 +64,9 @@ import ipfix_verify as iv
 d, n = sys.argv[1], int(sys.argv[2])
 PEN = 32473
 MARK = {7200: 0, 7201: 0x2a, 7202: 0x10}
-# DESTROY events carry no labels: null in JSON, no bit in ctLabels
-LABELS = {7200: [], 7201: [], 7202: []}
-JSON_LABELS = {7200: None, 7201: None, 7202: None}
+LABELS = {7200: [], 7201: [3, 100], 7202: [127]}
+# never a label set: none known, null in JSON
+JSON_LABELS = {7200: None, 7201: [3, 100], 7202: [127]}
 
 def res(ok, what, *detail):
     print("|".join(["OK" if ok else "NOTOK", what] + [str(x) for x in detail]))
