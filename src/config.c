@@ -17,6 +17,7 @@
  */
 #include "config-build.h"
 #include "ctflowd/config.h"
+#include "ctflowd/ct_filter.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1182,6 +1183,54 @@ static char *expects_zone_vrf(const struct key *k)
 
 static const struct value_type zone_vrf_type = { parse_zone_vrf_value, print_text, expects_zone_vrf, TRUE };
 
+/* --- filter_*: a source's filter (ct_filter.h), kept as text in a canonical form */
+
+static enum ct_filter_key filter_key_of(const struct key *k)
+{
+	if (strcmp(k->name, "filter_protocols") == 0)
+		return CT_FILTER_PROTOCOLS;
+	if (strcmp(k->name, "filter_addresses") == 0)
+		return CT_FILTER_ADDRESSES;
+	if (strcmp(k->name, "filter_zones") == 0)
+		return CT_FILTER_ZONES;
+	return CT_FILTER_MARK;
+}
+
+static gboolean parse_filter_value(struct section_pass *sp, const struct key *k, const char *value)
+{
+	g_autoptr(GError) error = NULL;
+	char *text = ct_filter_normalize(filter_key_of(k), value, &error);
+
+	if (!text)
+		return bad_value(sp, k, "%s", error->message);
+	if (!*text) {
+		g_free(text);
+		text = NULL;
+	}
+	store_text(sp->object, k->offset, text);
+	return TRUE;
+}
+
+static char *expects_filter(const struct key *k)
+{
+	switch (filter_key_of(k)) {
+	case CT_FILTER_PROTOCOLS:
+		return g_strdup("protocol names (tcp, udp, udplite, icmp, icmpv6, sctp, dccp, gre) or"
+				" numbers separated by commas, or nothing");
+	case CT_FILTER_ADDRESSES:
+		return g_strdup("IPv4 and IPv6 addresses or prefixes (ADDRESS/LENGTH) separated by"
+				" commas, or nothing");
+	case CT_FILTER_ZONES:
+		return g_strdup("zones (0 to 65535) or ranges (FIRST-LAST) separated by commas, or"
+				" nothing");
+	case CT_FILTER_MARK:
+	default:
+		return g_strdup("MARK or MARK/MASK (0 to 0xffffffff), or nothing");
+	}
+}
+
+static const struct value_type filter_type = { parse_filter_value, print_text, expects_filter, TRUE };
+
 /* --- netns: a name under /run/netns or an absolute path such as /proc/PID/ns/net */
 
 static gboolean parse_netns(struct section_pass *sp, const struct key *k, const char *value)
@@ -1504,6 +1553,16 @@ static const struct key source_keys[] = {
 	  .fallback = 0, .min = 100, .max = HOUR_MS, .flags = KEY_AUTO,
 	  .help = "with an active timeout, the conntrack table is read this often (auto: a fifth"
 		  " of active_timeout, from 1s to 1m); an interim record comes at most this late" },
+	{ "filter_protocols", &filter_type, SOURCE(filter_protocols), .flags = KEY_EMPTY_NONE,
+	  .help = "only connections of these protocols are exported (none: all)" },
+	{ "filter_addresses", &filter_type, SOURCE(filter_addresses), .flags = KEY_EMPTY_NONE,
+	  .help = "only connections with an address in one of these prefixes, on either side,"
+		  " are exported (none: all)" },
+	{ "filter_zones", &filter_type, SOURCE(filter_zones), .flags = KEY_EMPTY_NONE,
+	  .help = "only connections in these conntrack zones are exported (none: all)" },
+	{ "filter_mark", &filter_type, SOURCE(filter_mark), .flags = KEY_EMPTY_NONE,
+	  .help = "only connections whose conntrack mark under the mask is this are exported"
+		  " (none: all)" },
 };
 
 static const struct key export_keys[] = {
@@ -1594,6 +1653,9 @@ static const struct key export_keys[] = {
 	{ "failover", &export_name_type, EXPORT(failover),
 	  .help = "tcp and file, the export that sends this one's records while it cannot be"
 		  " reached, until it is back; that export then sends nothing else" },
+	{ "marks", &bool_type, EXPORT(marks), .fallback = FALSE,
+	  .help = "IPFIX, each record carries the conntrack mark and labels (ctMark, ctLabels),"
+		  " elements of ctflowd's own under enterprise_number, which it needs" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1845,6 +1907,22 @@ static void check_export_syslog(struct section_pass *sp, const struct export_con
 			 " the log has the counters)");
 }
 
+/* The mark and labels are not IANA elements: in IPFIX they exist only under
+ * an enterprise number; JSON always has them. */
+static void check_export_marks(struct section_pass *sp, const struct export_config *e)
+{
+	if (!e->marks || is_bad(sp, "format"))
+		return;
+	if (e->format == EXPORT_FORMAT_JSON)
+		not_used(sp, "marks", "is for format ipfix (a JSON line always has mark and labels)");
+	else if (e->format != EXPORT_FORMAT_IPFIX)
+		not_used(sp, "marks", "is for format ipfix");
+	else if (!e->enterprise_number && !is_bad(sp, "enterprise_number"))
+		fail(sp->p, CONFIG_ERROR_VALUE, sp->group, "marks",
+		     "needs enterprise_number: the conntrack mark and labels are sent as elements of"
+		     " ctflowd's own, under a private enterprise number you hold");
+}
+
 /* The rules between keys of an export, most about its transport. */
 static void check_export(struct section_pass *sp)
 {
@@ -1869,6 +1947,7 @@ static void check_export(struct section_pass *sp)
 	check_export_netflow(sp, e);
 	if (!is_bad(sp, "format"))
 		check_export_syslog(sp, e);
+	check_export_marks(sp, e);
 }
 
 enum section_kind { SECTION_DAEMON, SECTION_SOURCE, SECTION_EXPORT, SECTION_UNKNOWN };

@@ -19,6 +19,7 @@
 
 #include "config-build.h"
 #include "ctflowd/config.h"
+#include "ctflowd/ct_filter.h"
 #include "ctflowd/ct_socket.h"
 #include "ctflowd/error.h"
 #include "ctflowd/guard.h"
@@ -110,9 +111,10 @@ static gboolean prepare_state_directory(const struct daemon_config *dc, GError *
  * have opened itself: else it is closed and a new one opened.  A socket
  * from another namespace (left by a run with another `netns`) would export
  * that namespace's flows and none of ours; a filter ctflowd did not attach
- * would hide events.  The holder's groups are ctflowd's own; the service
- * manager's socket may come from an older ctflowd, and configuring sets
- * the groups anyway.  Called in the watched namespace.
+ * would hide events: it is replaced by the configured one, and a socket
+ * whose filter is locked is refused.  The holder's groups are ctflowd's
+ * own; the service manager's socket may come from an older ctflowd, and
+ * configuring sets the groups anyway.  Called in the watched namespace.
  */
 static gboolean held_socket_fits(int fd, const char *origin, gboolean from_holder)
 {
@@ -127,6 +129,18 @@ static gboolean held_socket_fits(int fd, const char *origin, gboolean from_holde
 	    !systemd_notify("FDSTOREREMOVE=1\nFDNAME=" FDSTORE_NAME, NULL, 0, &error))
 		g_warning("%s; the service manager may keep the refused socket", error->message);
 	return FALSE;
+}
+
+/* The source's filter, on the event socket: what it cannot express is
+ * matched again by the worker. */
+static gboolean attach_filter(int fd, const struct source_config *sc, GError **error)
+{
+	ct_filter *filter = ct_filter_new(sc->filter_protocols, sc->filter_addresses,
+					  sc->filter_zones, sc->filter_mark, error);
+	gboolean ok = filter && ct_filter_attach(fd, filter, error);
+
+	ct_filter_free(filter);
+	return ok;
 }
 
 /*
@@ -172,7 +186,11 @@ static int acquire_socket(const struct ctflowd_config *config, guard **guard_out
 		if ((fd = ct_socket_open(error)) < 0)
 			goto fail;
 	}
-	if (!ct_socket_verify(fd, error) || !ct_socket_configure(fd, &opts, error))
+	/* the filter goes on before a new socket subscribes, so that nothing
+	 * it would drop is queued; on a socket another process kept it
+	 * replaces whatever filter that one had */
+	if (!ct_socket_verify(fd, error) || !attach_filter(fd, sc, error) ||
+	    !ct_socket_configure(fd, &opts, error))
 		goto fail;
 	/* the guard reads the table of the watched namespace */
 	if (sc->reliable && (sc->guard_percent || sc->guard_entries)) {

@@ -20,6 +20,7 @@
 
 #include "config-build.h"
 #include "ctflowd/conn_state.h"
+#include "ctflowd/ct_filter.h"
 #include "ctflowd/ct_source.h"
 #include "ctflowd/ct_walk.h"
 #include "ctflowd/error.h"
@@ -68,6 +69,7 @@ struct daemon {
 				      * the start folded records in */
 	int state_dirfd;
 	ct_walk *walk;
+	ct_filter *filter;           /* the source's filter_* keys */
 	GPtrArray *sinks;
 	GMainLoop *loop;
 	GThread *reader;
@@ -219,6 +221,7 @@ static ct_source *open_source(struct daemon *d, GError **error)
 		.subscribe_new = sc->subscribe_new,
 		.resync_delay_ms = sc->resync_delay_ms,
 		.hand_on_each_read = d->config->daemon.spool_sync == SPOOL_SYNC_RECORD,
+		.filter = d->filter,
 	};
 	g_autofree char *landing =
 		g_build_filename(d->config->daemon.state_directory, "landing", NULL);
@@ -394,10 +397,11 @@ static void log_stats(struct daemon *d, const char *when)
 			       ", overruns %" G_GUINT64_FORMAT " in %" G_GUINT64_FORMAT
 			       " bursts, without counters %" G_GUINT64_FORMAT
 			       ", without timestamps %" G_GUINT64_FORMAT ", recovered %" G_GUINT64_FORMAT
-			       ", not from the kernel %" G_GUINT64_FORMAT,
+			       ", not from the kernel %" G_GUINT64_FORMAT
+			       ", filtered out in user space %" G_GUINT64_FORMAT,
 			       when, cs->destroys, is->duplicates, is->accepted, cs->malformed,
 			       cs->overruns, cs->overrun_bursts, cs->no_counters, cs->no_timestamps,
-			       cs->recovered, cs->not_kernel);
+			       cs->recovered, cs->not_kernel, cs->filtered);
 	for (guint i = 0; i < d->sinks->len; i++) {
 		sink *s = g_ptr_array_index(d->sinks, i);
 		struct sink_stats st;
@@ -722,6 +726,15 @@ static gboolean set_up(struct daemon *d, GError **error)
 	/* destinations first: the source may deliver recovered events at once */
 	if (!start_sinks(d, error))
 		return FALSE;
+	d->filter = ct_filter_new(d->config->source.filter_protocols,
+				  d->config->source.filter_addresses, d->config->source.filter_zones,
+				  d->config->source.filter_mark, error);
+	if (!d->filter)
+		return FALSE;
+	if (!ct_filter_is_empty(d->filter)) {
+		g_autofree char *how = ct_filter_describe(d->filter);
+		g_message("connections filtered %s", how);
+	}
 	if (!(d->source = open_source(d, error)))
 		return FALSE;
 	publish_stats(d);
@@ -736,6 +749,7 @@ static void tear_down(struct daemon *d)
 		g_ptr_array_free(d->sinks, TRUE);
 	ct_walk_free(d->walk);
 	ct_source_free(d->source);
+	ct_filter_free(d->filter);
 	intake_free(d->intake);
 	conn_state_free(d->state);
 	if (d->state_dirfd >= 0)

@@ -58,7 +58,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
             flush-ipfix tcp-export json-stdout kill-worker graceful-restart \
             supervisor-killed forged-events test_encoder_netflow9 test_encoder_netflow5 netflow9 \
             test_encoder_syslog syslog-export \
-            test_failover failover
+            test_failover failover \
+            test_ct_filter filters test_ct_labels
     count_results build-asan
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))

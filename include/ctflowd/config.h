@@ -90,6 +90,12 @@ struct source_config {
 				    * previous record; 0: off */
 	guint walk_interval_ms;    /* table walks this often; 0: a fifth of the
 				    * active timeout, from 1 s to 60 s */
+	/* Only connections that match are exported (ct_filter.h); each is the
+	 * canonical text of its key, NULL: not filtered on that. */
+	char *filter_protocols;
+	char *filter_addresses;
+	char *filter_zones;
+	char *filter_mark;
 };
 
 struct export_config {
@@ -129,6 +135,7 @@ struct export_config {
 				    * down (tcp and file only), NULL: none */
 	gboolean standby;          /* named by another export's failover: sends only in its
 				    * place, while it is down (set by the loader) */
+	gboolean marks;            /* IPFIX: conntrack mark and labels, under the PEN */
 };
 
 struct ctflowd_config {

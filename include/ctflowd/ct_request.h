@@ -31,6 +31,28 @@ enum ct_request_list {
 	CT_REQUEST_DYING,  /* entries parked by reliable delivery (conntrack -L dying) */
 };
 
+/*
+ * What the kernel itself leaves out of a table dump (ctnetlink's dump
+ * filters): every field is optional, and an entry must match all that are
+ * set.  Linux 6.18 filters a dump by the address family (the request's
+ * nfgen_family), mark under a mask (CTA_MARK, CTA_MARK_MASK, since 2.6.x),
+ * one protocol number (CTA_FILTER, since 5.8; only in a dump of one family:
+ * for both it fails with EOPNOTSUPP, so it is not sent without a family)
+ * and one zone (a top-level
+ * CTA_ZONE, since 6.8; older kernels ignore it and dump every zone).  It has
+ * no address prefixes (CTA_FILTER compares whole addresses) and no lists:
+ * a caller that wants more filters what it gets again.
+ */
+struct ct_dump_filter {
+	guint8 family;              /* AF_INET or AF_INET6; 0: both */
+	gboolean has_proto;
+	guint8 proto;               /* L4 protocol number; used with a family only */
+	gboolean has_zone;
+	guint16 zone;
+	gboolean has_mark;
+	guint32 mark, mark_mask;    /* entries with (mark & mark_mask) == mark */
+};
+
 /**
  * ct_request_entry_fn:
  * Called with each entry of a dump, one whole message of nlh->nlmsg_len
@@ -70,6 +92,14 @@ gboolean ct_request_dump(ct_request *req, enum ct_request_list list, gint64 dead
  */
 gboolean ct_request_any_parked(ct_request *req, gint64 deadline_us, gboolean *any,
 			       GError **error);
+
+/**
+ * ct_request_set_filter:
+ * Table dumps from now on ask the kernel for the entries @filter describes
+ * only (NULL: all).  The dying list is always dumped whole: the kernel has
+ * no filter for it.
+ */
+void ct_request_set_filter(ct_request *req, const struct ct_dump_filter *filter);
 
 /** ct_request_free: closes the sockets (NULL is fine). */
 void ct_request_free(ct_request *req);

@@ -44,11 +44,13 @@ gboolean ct_socket_verify(int fd, GError **error);
  * ct_socket_check_held:
  * Checks a socket that another process held before ctflowd got it (systemd's
  * descriptor store, a holder): a netfilter netlink socket of the calling
- * thread's network namespace (call it there, see netns_enter()), with no
- * socket filter attached and, when @check_groups, subscribed to conntrack
- * DESTROY events (and NEW at most), as ctflowd leaves it.  FALSE with @error
- * saying what is wrong; a filter found is detached on the way, as the socket
- * is then not to be used.
+ * thread's network namespace (call it there, see netns_enter()), whose
+ * socket filter is not locked (SO_LOCK_FILTER) and, when @check_groups,
+ * subscribed to conntrack DESTROY events (and NEW at most), as ctflowd
+ * leaves it.  A filter on it is no reason to refuse it: the caller replaces
+ * it with its own or removes it (ct_filter_attach()), so a program another
+ * process put there never decides what ctflowd sees.  FALSE with @error
+ * saying what is wrong.
  */
 gboolean ct_socket_check_held(int fd, gboolean check_groups, GError **error);
 

@@ -22,6 +22,7 @@
 #include "ctflowd/flow.h"
 
 typedef struct ct_source ct_source;
+struct ct_filter;
 
 struct ct_source_options {
 	guint64 receive_buffer;     /* bytes asked for; the granted size sizes read coalescing */
@@ -31,6 +32,9 @@ struct ct_source_options {
 	gboolean hand_on_each_read; /* spool_sync = record: what a read took is handed
 				     * on (and made durable) before the next read,
 				     * not held back to gather a batch */
+	const struct ct_filter *filter; /* only matching records are handed on (NULL:
+				     * all); dumps ask the kernel for them; it must
+				     * outlive the source */
 };
 
 struct ct_source_stats {
@@ -47,6 +51,8 @@ struct ct_source_stats {
 	guint64 no_timestamps;      /* DESTROYs without timestamps */
 	guint64 recovered;          /* events found in the landing zone at start */
 	guint64 not_kernel;         /* datagrams another process sent (dropped unread) */
+	guint64 filtered;           /* records the filter dropped in user space (what
+				     * the kernel's filters let through) */
 };
 
 /**

@@ -192,14 +192,53 @@ static inline struct flow_tuple flow_post_nat(const struct flow_record *r)
 	return t;
 }
 
+/* splitmix64's finaliser: every input bit reaches every output bit. */
+static inline uint64_t flow_mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+/**
+ * flow_connection_key:
+ * A 64-bit fingerprint of the connection of @r: a keyed mix of its
+ * conntrack id, original tuple and zone, and, with @with_start, its start
+ * time, which tells apart connections that reuse an id and tuple over time
+ * (NEW events carry no start time).  Never 0 with @with_start.
+ */
+static inline uint64_t flow_connection_key(const struct flow_record *r, bool with_start)
+{
+	uint64_t h = 0x6a09e667f3bcc909ULL, w;
+
+	for (size_t i = 0; i < 16; i += 8) {
+		memcpy(&w, r->orig.src + i, 8);
+		h = flow_mix64(h ^ w);
+		memcpy(&w, r->orig.dst + i, 8);
+		h = flow_mix64(h ^ w);
+	}
+	h = flow_mix64(h ^ ((uint64_t)r->orig.sport << 48 | (uint64_t)r->orig.dport << 32 |
+			    (uint64_t)r->proto << 24 | (uint64_t)r->family << 16 | r->zone));
+	h = flow_mix64(h ^ r->ct_id);
+	if (!with_start)
+		return h;
+	h = flow_mix64(h ^ r->start_ns);
+	return h ? h : 1;
+}
+
 /**
  * flow_identity_hash:
- * A 64-bit hash of what identifies a conntrack entry over time: its id,
- * original tuple, protocol, family, zone and start timestamp (the id alone
- * is a hash of the entry's address, and is reused).  Every record of one
- * connection, from a dump or its DESTROY, has the same.
+ * What identifies a conntrack entry over time, start included (the id
+ * alone is a hash of the entry's address, and is reused): every record of
+ * one connection, from a dump or its DESTROY, has the same.  Never 0.
  */
-uint64_t flow_identity_hash(const struct flow_record *r);
+static inline uint64_t flow_identity_hash(const struct flow_record *r)
+{
+	return flow_connection_key(r, true);
+}
 
 /**
  * flow_end_reason_name:

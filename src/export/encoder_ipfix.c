@@ -30,6 +30,17 @@
 #define TID_FLOW6 257
 #define TID_EXPORT_STATS 258   /* options: exporting process statistics (RFC 7011, 4.3) */
 #define TID_TYPE_INFO 259      /* options: RFC 5610 type of ctflowd's own elements */
+/* marks = yes: every record carries the conntrack mark and labels.  An export
+ * is either biflow or uniflow for its whole life, so the two kinds share
+ * these ids. */
+#define TID_FLOW4_MARKS 260
+#define TID_FLOW6_MARKS 261
+#define TID_FLOW4_NAT_MARKS 262
+#define TID_FLOW6_NAT_MARKS 263
+#define TID_UNI4_MARKS TID_FLOW4_MARKS
+#define TID_UNI6_MARKS TID_FLOW6_MARKS
+#define TID_UNI4_NAT_MARKS TID_FLOW4_NAT_MARKS
+#define TID_UNI6_NAT_MARKS TID_FLOW6_NAT_MARKS
 #define TID_FLOW4_NAT 264
 #define TID_FLOW6_NAT 265
 #define TID_UNI4 266        /* uniflow = yes: one record per direction */
@@ -164,6 +175,15 @@ struct ipfix_uni6_nat {
 };
 _Static_assert(sizeof(struct ipfix_uni6_nat) == 152, "ipfix_uni6_nat size");
 
+/* What marks = yes appends to any of the records above: the conntrack mark
+ * and labels, as ctflowd's own elements under the configured PEN. */
+struct ipfix_marks {
+	uint32_t ctMark;
+	uint8_t ctLabels[16];    /* label N: byte N / 8, bit N % 8 (flow.h) */
+	uint8_t paddingOctets[4];
+};
+_Static_assert(sizeof(struct ipfix_marks) == 24, "ipfix_marks size");
+
 /*
  * RFC 7011 section 4.3, the exporting process reliability statistics,
  * with the counts section 4.1 gives a metering process: this destination
@@ -206,45 +226,63 @@ _Static_assert(offsetof(struct ipfix_type_info, informationElementName) == 32,
 	       "ipfix_type_info layout");
 
 /* RFC 5610 codes (IANA's IPFIX registries) for what own_elements[] need. */
+#define IE_TYPE_OCTET_ARRAY 0
+#define IE_TYPE_UNSIGNED32 3
 #define IE_TYPE_UNSIGNED64 4
+#define IE_SEMANTICS_DEFAULT 0
 #define IE_SEMANTICS_TOTAL_COUNTER 2
+#define IE_SEMANTICS_FLAGS 5
 #define IE_UNITS_NONE 0
 #define IE_UNITS_FLOWS 4
 #define IE_UNITS_MESSAGES 10
 
 /*
  * ctflowd's own elements, numbered from 100 under the configured PEN so
- * that the numbers below stay free for flow fields.  The order is that of
- * ipfix_export_stats.own[].  Those from FIRST_FAILOVER_ID on only an
- * export of a failover pair sends.
+ * that the numbers below stay free for flow fields.  The statistics come
+ * first, in the order of ipfix_export_stats.own[] (those with ids from
+ * FIRST_FAILOVER_ID to LAST_FAILOVER_ID only an export of a failover pair
+ * sends); the flow fields of marks = yes follow.  Every one is announced
+ * with an RFC 5610 type record.
  */
-#define FIRST_FAILOVER_ID 105
+#define FIRST_FAILOVER_ID 107
+#define LAST_FAILOVER_ID 109
 static const struct own_element {
 	const char *name;
 	uint16_t id;
+	uint16_t length;
+	uint8_t data_type;
+	uint8_t semantics;
 	uint16_t units;
 	const char *description;
 } own_elements[] = {
-	{ "ctflowdDestroyEventTotalCount", 100, IE_UNITS_FLOWS,
-	  "conntrack DESTROY events read from the kernel" },
-	{ "ctflowdDuplicateTotalCount", 101, IE_UNITS_FLOWS,
-	  "DESTROY events dropped as repeats of one already taken" },
-	{ "ctflowdOverrunTotalCount", 102, IE_UNITS_NONE,
-	  "times the conntrack event socket overflowed (ENOBUFS)" },
-	{ "ctflowdMalformedTotalCount", 103, IE_UNITS_MESSAGES,
-	  "netlink messages rejected as malformed" },
-	{ "ctflowdSpoolDroppedTotalCount", 104, IE_UNITS_FLOWS,
+	{ "ctflowdDestroyEventTotalCount", 100, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
+	  IE_UNITS_FLOWS, "conntrack DESTROY events read from the kernel that pass the filter" },
+	{ "ctflowdDuplicateTotalCount", 101, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
+	  IE_UNITS_FLOWS, "DESTROY events dropped as repeats of one already taken" },
+	{ "ctflowdOverrunTotalCount", 102, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
+	  IE_UNITS_NONE, "times the conntrack event socket overflowed (ENOBUFS)" },
+	{ "ctflowdMalformedTotalCount", 103, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
+	  IE_UNITS_MESSAGES, "netlink messages rejected as malformed" },
+	{ "ctflowdSpoolDroppedTotalCount", 104, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
+	  IE_UNITS_FLOWS,
 	  "flow records the journal's size bound dropped before every destination sent them" },
-	{ "ctflowdFailoverTakeoverTotalCount", 107, IE_UNITS_NONE,
-	  "times the backup of the export took over its records" },
-	{ "ctflowdFailoverGivebackTotalCount", 108, IE_UNITS_NONE,
-	  "times the export took its records back from its backup" },
-	{ "ctflowdFailoverDoubtfulTotalCount", 109, IE_UNITS_FLOWS,
-	  "flow records sent again after a hand-off without a confirmation of the first"
-	  " sending: at most this many doubles" },
+	{ "ctflowdFailoverTakeoverTotalCount", 107, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
+	  IE_UNITS_NONE, "times the backup of the export took over its records" },
+	{ "ctflowdFailoverGivebackTotalCount", 108, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
+	  IE_UNITS_NONE, "times the export took its records back from its backup" },
+	{ "ctflowdFailoverDoubtfulTotalCount", 109, 8, IE_TYPE_UNSIGNED64, IE_SEMANTICS_TOTAL_COUNTER,
+	  IE_UNITS_FLOWS, "flow records sent again after a hand-off without a confirmation of the"
+	  " first sending: at most this many doubles" },
+	/* a mark is often used as bits under a mask (nft's ct mark and), so
+	 * its semantics are flags */
+	{ "ctMark", 105, 4, IE_TYPE_UNSIGNED32, IE_SEMANTICS_FLAGS, IE_UNITS_NONE,
+	  "the conntrack mark of the connection (nft ct mark, iptables CONNMARK)" },
+	{ "ctLabels", 106, 16, IE_TYPE_OCTET_ARRAY, IE_SEMANTICS_DEFAULT, IE_UNITS_NONE,
+	  "the conntrack labels of the connection, 128 bits: label N is bit N % 8 of octet N / 8" },
 };
-G_STATIC_ASSERT(G_N_ELEMENTS(own_elements) ==
-		G_N_ELEMENTS(((struct ipfix_export_stats *)NULL)->own));
+#define OWN_STATISTICS 8
+G_STATIC_ASSERT(OWN_STATISTICS == G_N_ELEMENTS(((struct ipfix_export_stats *)NULL)->own));
+G_STATIC_ASSERT(OWN_STATISTICS <= G_N_ELEMENTS(own_elements));
 
 /* Flag 1 marks fields only the internal template has. */
 #define INTERNAL_ONLY 1
@@ -333,6 +371,13 @@ static fbInfoElementSpec_t napt_spec[] = {
 	FB_IESPEC_NULL
 };
 
+static fbInfoElementSpec_t marks_spec[] = {
+	IE("ctMark", 4, 0),
+	IE("ctLabels", 16, 0),
+	IE("paddingOctets", 4, INTERNAL_ONLY),
+	FB_IESPEC_NULL
+};
+
 /* Flag 2 marks ctflowd's own elements: in the templates only with a PEN. */
 #define OWN_ELEMENT 2
 /* ... and of those, the ones only an export of a failover pair sends */
@@ -392,6 +437,7 @@ struct ipfix_state {
 	gboolean uniflow;        /* a record per direction (uniflow = yes) */
 	enum export_counters counters;
 	gboolean failover;       /* one of a failover pair: its statistics count hand-offs */
+	gboolean marks;          /* records carry the conntrack mark and labels */
 };
 
 static gboolean export_type_info(struct ipfix_state *st, GError **error);
@@ -477,9 +523,10 @@ static uint32_t counter_flags(enum export_counters counters)
 }
 
 /* The flow templates: per family, one without and one with NAT, as
- * biflows or (@uniflow) as uniflows: an export sends only those it uses. */
+ * biflows or (@uniflow) as uniflows, with or without (@marks) the mark and
+ * labels: an export sends only those it uses. */
 static gboolean add_flow_templates(fbSession_t *session, fbInfoModel_t *model, gboolean uniflow,
-				   enum export_counters counters, GError **error)
+				   enum export_counters counters, gboolean marks, GError **error)
 {
 #define BI4 times_counts_spec, reverse_counts_spec, flow_id_spec, addr4_spec, tail4_spec
 #define BI6 times_counts_spec, reverse_counts_spec, flow_id_spec, addr6_spec, tail6_spec
@@ -493,6 +540,14 @@ static gboolean add_flow_templates(fbSession_t *session, fbInfoModel_t *model, g
 	static fbInfoElementSpec_t *const uni6[] = {UNI6, NULL};
 	static fbInfoElementSpec_t *const uni4_nat[] = {UNI4, nat4_spec, napt_spec, NULL};
 	static fbInfoElementSpec_t *const uni6_nat[] = {UNI6, nat6_spec, napt_spec, NULL};
+	static fbInfoElementSpec_t *const flow4_m[] = {BI4, marks_spec, NULL};
+	static fbInfoElementSpec_t *const flow6_m[] = {BI6, marks_spec, NULL};
+	static fbInfoElementSpec_t *const flow4_nat_m[] = {BI4, nat4_spec, napt_spec, marks_spec, NULL};
+	static fbInfoElementSpec_t *const flow6_nat_m[] = {BI6, nat6_spec, napt_spec, marks_spec, NULL};
+	static fbInfoElementSpec_t *const uni4_m[] = {UNI4, marks_spec, NULL};
+	static fbInfoElementSpec_t *const uni6_m[] = {UNI6, marks_spec, NULL};
+	static fbInfoElementSpec_t *const uni4_nat_m[] = {UNI4, nat4_spec, napt_spec, marks_spec, NULL};
+	static fbInfoElementSpec_t *const uni6_nat_m[] = {UNI6, nat6_spec, napt_spec, marks_spec, NULL};
 #undef BI4
 #undef BI6
 #undef UNI4
@@ -500,16 +555,22 @@ static gboolean add_flow_templates(fbSession_t *session, fbInfoModel_t *model, g
 	static const struct {
 		uint16_t tid;
 		fbInfoElementSpec_t *const *specs;
-		gboolean uniflow;
+		gboolean uniflow, marks;
 	} all[] = {
-		{TID_FLOW4, flow4, FALSE}, {TID_FLOW6, flow6, FALSE},
-		{TID_FLOW4_NAT, flow4_nat, FALSE}, {TID_FLOW6_NAT, flow6_nat, FALSE},
-		{TID_UNI4, uni4, TRUE}, {TID_UNI6, uni6, TRUE},
-		{TID_UNI4_NAT, uni4_nat, TRUE}, {TID_UNI6_NAT, uni6_nat, TRUE},
+		{TID_FLOW4, flow4, FALSE, FALSE}, {TID_FLOW6, flow6, FALSE, FALSE},
+		{TID_FLOW4_NAT, flow4_nat, FALSE, FALSE}, {TID_FLOW6_NAT, flow6_nat, FALSE, FALSE},
+		{TID_UNI4, uni4, TRUE, FALSE}, {TID_UNI6, uni6, TRUE, FALSE},
+		{TID_UNI4_NAT, uni4_nat, TRUE, FALSE}, {TID_UNI6_NAT, uni6_nat, TRUE, FALSE},
+		{TID_FLOW4_MARKS, flow4_m, FALSE, TRUE}, {TID_FLOW6_MARKS, flow6_m, FALSE, TRUE},
+		{TID_FLOW4_NAT_MARKS, flow4_nat_m, FALSE, TRUE},
+		{TID_FLOW6_NAT_MARKS, flow6_nat_m, FALSE, TRUE},
+		{TID_UNI4_MARKS, uni4_m, TRUE, TRUE}, {TID_UNI6_MARKS, uni6_m, TRUE, TRUE},
+		{TID_UNI4_NAT_MARKS, uni4_nat_m, TRUE, TRUE},
+		{TID_UNI6_NAT_MARKS, uni6_nat_m, TRUE, TRUE},
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(all); i++)
-		if (all[i].uniflow == uniflow &&
+		if (all[i].uniflow == uniflow && all[i].marks == marks &&
 		    !add_template_pair(session, model, all[i].tid, all[i].specs, 0, UINT32_MAX,
 				       counter_flags(counters), error))
 			return FALSE;
@@ -584,7 +645,7 @@ static gboolean ipfix_start_session(void *state, guint message_limit, GError **e
 	fbSession_t *session = fbSessionAlloc(st->model);
 	/* External templates belong to an observation domain: pick it first. */
 	fbSessionSetDomain(session, st->domain);
-	if (!add_flow_templates(session, st->model, st->uniflow, st->counters, error) ||
+	if (!add_flow_templates(session, st->model, st->uniflow, st->counters, st->marks, error) ||
 	    !add_stats_templates(st, session, error)) {
 		fbSessionFree(session);
 		return FALSE;
@@ -659,13 +720,13 @@ static gboolean export_type_info(struct ipfix_state *st, GError **error)
 {
 	for (size_t i = 0; st->pen && i < G_N_ELEMENTS(own_elements); i++) {
 		const struct own_element *e = &own_elements[i];
-		if (e->id >= FIRST_FAILOVER_ID && !st->failover)
+		if (e->id >= FIRST_FAILOVER_ID && e->id <= LAST_FAILOVER_ID && !st->failover)
 			continue;
 		struct ipfix_type_info rec = {
 			.privateEnterpriseNumber = st->pen,
 			.informationElementId = e->id,
-			.informationElementDataType = IE_TYPE_UNSIGNED64,
-			.informationElementSemantics = IE_SEMANTICS_TOTAL_COUNTER,
+			.informationElementDataType = e->data_type,
+			.informationElementSemantics = e->semantics,
 			.informationElementUnits = e->units,
 			.informationElementName = { strlen(e->name), (uint8_t *)e->name },
 			.informationElementDescription = { strlen(e->description),
@@ -802,19 +863,48 @@ static void fill_nat6(struct ipfix_nat6 *n, const struct flow_record *r, const s
 	memset(n->paddingOctets, 0, sizeof(n->paddingOctets));
 }
 
-/* A record on the stack, of the largest layout; which one a template uses
- * is chosen by encode(). */
+/* A record on the stack, of the largest layout and the marks after it;
+ * which one a template uses is chosen by encode(). */
 union ipfix_any {
 	struct ipfix_flow4_nat flow4;
 	struct ipfix_flow6_nat flow6;
 	struct ipfix_uni4_nat uni4;
 	struct ipfix_uni6_nat uni6;
+	uint8_t bytes[sizeof(struct ipfix_flow6_nat) + sizeof(struct ipfix_marks)];
 };
+
+/* The marks template of a record's template. */
+static uint16_t marks_template(uint16_t tid)
+{
+	switch (tid) {
+	case TID_FLOW4: return TID_FLOW4_MARKS;
+	case TID_FLOW6: return TID_FLOW6_MARKS;
+	case TID_FLOW4_NAT: return TID_FLOW4_NAT_MARKS;
+	case TID_FLOW6_NAT: return TID_FLOW6_NAT_MARKS;
+	case TID_UNI4: return TID_UNI4_MARKS;
+	case TID_UNI6: return TID_UNI6_MARKS;
+	case TID_UNI4_NAT: return TID_UNI4_NAT_MARKS;
+	default: return TID_UNI6_NAT_MARKS;
+	}
+}
+
+/* With marks = yes, the mark and labels go after the record @tid of @len
+ * bytes: returns the template of the whole and makes @len its size. */
+static uint16_t append_marks(const struct flow_record *r, uint16_t tid, union ipfix_any *rec,
+			     size_t *len)
+{
+	struct ipfix_marks m = { .ctMark = r->mark };
+
+	memcpy(m.ctLabels, r->labels, sizeof(m.ctLabels));
+	memcpy(rec->bytes + *len, &m, sizeof(m));
+	*len += sizeof(m);
+	return marks_template(tid);
+}
 
 /* Fills @rec with side @d of @r (every field of the layout it picks: no
  * clearing of the whole union per record); returns its template and sets
  * @len. */
-static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r,
+static uint16_t encode_flow(const struct ipfix_state *st, const struct flow_record *r,
 		       const struct side *d, bool nat, union ipfix_any *rec, size_t *len)
 {
 	const bool v4 = r->family == AF_INET;
@@ -865,6 +955,14 @@ static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r
 		fill_nat6(&rec->uni6.nat, r, d);
 	*len = nat ? sizeof(rec->uni6) : sizeof(*f);
 	return nat ? TID_UNI6_NAT : TID_UNI6;
+}
+
+static uint16_t encode(const struct ipfix_state *st, const struct flow_record *r,
+		       const struct side *d, bool nat, union ipfix_any *rec, size_t *len)
+{
+	uint16_t tid = encode_flow(st, r, d, nat, rec, len);
+
+	return st->marks ? append_marks(r, tid, rec, len) : tid;
 }
 
 static gboolean ipfix_flush(void *state, GError **error);
@@ -925,13 +1023,22 @@ static gboolean ipfix_refresh_templates(void *state, GError **error)
 static gboolean check_templates(struct ipfix_state *st, GError **error)
 {
 	fbSession_t *session = fbSessionAlloc(st->model);
-	gboolean ok = TRUE;
-	for (int c = EXPORT_COUNTERS_DELTA; ok && c <= EXPORT_COUNTERS_BOTH; c++)
-		ok = add_flow_templates(session, st->model, FALSE, c, error) &&
-		     add_flow_templates(session, st->model, TRUE, c, error);
-	ok = ok &&
-		      add_stats_templates(st, session, error);
+	gboolean ok = add_stats_templates(st, session, error);
+
 	fbSessionFree(session);
+	/* per counters key; biflow and uniflow marks templates share their
+	 * ids: a session each */
+	for (int c = EXPORT_COUNTERS_DELTA; ok && c <= EXPORT_COUNTERS_BOTH; c++) {
+		session = fbSessionAlloc(st->model);
+		ok = add_flow_templates(session, st->model, FALSE, c, FALSE, error) &&
+		     add_flow_templates(session, st->model, TRUE, c, FALSE, error);
+		fbSessionFree(session);
+		for (int uniflow = 0; ok && st->marks && uniflow < 2; uniflow++) {
+			session = fbSessionAlloc(st->model);
+			ok = add_flow_templates(session, st->model, uniflow, c, TRUE, error);
+			fbSessionFree(session);
+		}
+	}
 	return ok;
 }
 
@@ -982,10 +1089,13 @@ static void add_own_elements(fbInfoModel_t *model, uint32_t pen)
 {
 	for (size_t i = 0; i < G_N_ELEMENTS(own_elements); i++) {
 		const struct own_element *e = &own_elements[i];
-		fbInfoElement_t ie = FB_IE_INIT_FULL(e->name, pen, e->id, 8,
-						     FB_IE_F_ENDIAN | FB_IE_TOTALCOUNTER |
+		gboolean integer = e->data_type != IE_TYPE_OCTET_ARRAY;
+		/* fixbuf's flags: byte order, then RFC 5610 semantics and units */
+		fbInfoElement_t ie = FB_IE_INIT_FULL(e->name, pen, e->id, e->length,
+						     (integer ? FB_IE_F_ENDIAN : 0) |
+						     ((uint32_t)e->semantics << 8) |
 						     ((uint32_t)e->units << 16),
-						     0, 0, FB_UINT_64, (char *)e->description);
+						     0, 0, e->data_type, (char *)e->description);
 		fbInfoModelAddElement(model, &ie);
 	}
 }
@@ -1000,6 +1110,7 @@ static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError 
 	st->uniflow = cfg->uniflow;
 	st->counters = cfg->counters;
 	st->failover = cfg->failover || cfg->standby;
+	st->marks = cfg->marks && cfg->enterprise_number;
 	st->capacity = 65000;
 	st->msgbuf = g_malloc(st->capacity);
 	st->model = fbInfoModelAlloc();

@@ -86,6 +86,29 @@ static void put_counters(GString *out, const struct flow_record *r, enum export_
 	}
 }
 
+
+/* The conntrack labels set, as the numbers nft and conntrack name them by
+ * (ct label set N), [] when none is; null when none are known: the kernel
+ * leaves them out of DESTROY events, and only a NEW event read before can
+ * bring them (ct_labels.h). */
+static void put_labels(GString *out, const struct flow_record *r)
+{
+	const char *sep = "";
+
+	if (!(r->flags & FLOW_HAS_LABELS)) {
+		g_string_append(out, ",\"labels\":null");
+		return;
+	}
+	g_string_append(out, ",\"labels\":[");
+	for (unsigned n = 0; n < 8 * sizeof(r->labels); n++) {
+		if (r->labels[n / 8] & (1u << (n % 8))) {
+			g_string_append_printf(out, "%s%u", sep, n);
+			sep = ",";
+		}
+	}
+	g_string_append_c(out, ']');
+}
+
 static void format_record(GString *out, const struct flow_record *r, enum export_counters mode)
 {
 	gboolean counters = (r->flags & FLOW_HAS_COUNTERS) != 0;
@@ -109,10 +132,10 @@ static void format_record(GString *out, const struct flow_record *r, enum export
 		 times);
 	put_time(out, "end", r->end_ns, times);
 	g_string_append_printf(out,
-			       ",\"end_reason\":\"%s\",\"ct_id\":%" PRIu32 ",\"zone\":%u,\"mark\":%" PRIu32
-			       ",\"status\":%" PRIu32 "}\n",
-			       flow_end_reason_name(r->end_reason), r->ct_id, r->zone, r->mark,
-			       r->status);
+			       ",\"end_reason\":\"%s\",\"ct_id\":%" PRIu32 ",\"zone\":%u,\"mark\":%" PRIu32,
+			       flow_end_reason_name(r->end_reason), r->ct_id, r->zone, r->mark);
+	put_labels(out, r);
+	g_string_append_printf(out, ",\"status\":%" PRIu32 "}\n", r->status);
 }
 
 static gboolean json_flush(void *state, GError **error)

@@ -28,11 +28,9 @@ struct dedup {
 	size_t table_bytes, ring_bytes;
 };
 
-static inline guint64 fingerprint(const struct flow_record *r)
+static guint64 fingerprint(const struct flow_record *r)
 {
-	guint64 h = flow_identity_hash(r);
-
-	return h ? h : 1;   /* 0 marks an empty slot */
+	return flow_connection_key(r, true);
 }
 
 /*

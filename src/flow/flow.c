@@ -9,35 +9,6 @@
 #include "ctflowd/error.h"
 #include "ctflowd/flow.h"
 
-static inline guint64 mix64(guint64 x)
-{
-	/* splitmix64 finaliser: every input bit reaches every output bit */
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
-uint64_t flow_identity_hash(const struct flow_record *r)
-{
-	guint64 h = 0x6a09e667f3bcc909ULL;
-	guint64 w;
-
-	for (size_t i = 0; i < 16; i += 8) {
-		memcpy(&w, r->orig.src + i, 8);
-		h = mix64(h ^ w);
-		memcpy(&w, r->orig.dst + i, 8);
-		h = mix64(h ^ w);
-	}
-	h = mix64(h ^ ((guint64)r->orig.sport << 48 | (guint64)r->orig.dport << 32 |
-		       (guint64)r->proto << 24 | (guint64)r->family << 16 | r->zone));
-	h = mix64(h ^ r->ct_id);
-	h = mix64(h ^ r->start_ns);
-	return h;
-}
-
 const char *flow_end_reason_name(uint8_t reason)
 {
 	switch (reason) {

@@ -307,6 +307,29 @@ static const char *parse_timestamp(const struct nlattr *nest, struct flow_record
 	return NULL;
 }
 
+/*
+ * The kernel sends the labels as its bitmap of unsigned longs, in host order
+ * (CTA_LABELS, 16 bytes: 128 labels).  flow.h keeps label N at byte N / 8,
+ * bit N % 8, whatever the host's word size and byte order.
+ */
+static const char *parse_labels(const struct nlattr *a, struct flow_record *r)
+{
+	size_t len = attr_payload_len(a);
+	const size_t word = sizeof(unsigned long);
+
+	if (len == 0 || len > sizeof(r->labels) || len % word)
+		return "labels attribute of wrong length";
+	for (size_t w = 0; w < len / word; w++) {
+		unsigned long bits;
+		memcpy(&bits, (const char *)attr_payload(a) + w * word, word);
+		for (size_t b = 0; b < 8 * word; b++)
+			if (bits >> b & 1ul)
+				r->labels[(w * 8 * word + b) / 8] |= (uint8_t)(1u << (b % 8));
+	}
+	r->flags |= FLOW_HAS_LABELS;
+	return NULL;
+}
+
 static const char *parse_protoinfo(const struct nlattr *nest, struct flow_record *r)
 {
 	const struct nlattr *a;
@@ -456,6 +479,9 @@ enum ct_parse_result ct_parse_message(const struct nlmsghdr *nlh, struct flow_re
 			break;
 		case CTA_PROTOINFO:
 			err = parse_protoinfo(a, out);
+			break;
+		case CTA_LABELS:
+			err = parse_labels(a, out);
 			break;
 		default:
 			break;

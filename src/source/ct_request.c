@@ -2,8 +2,10 @@
  * ct_request.c - dumps of the conntrack table and the dying list, bounded
  * in time, on a socket that is replaced when a dump is left half-way.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <poll.h>
@@ -18,6 +20,10 @@
 #include "ctflowd/error.h"
 #include "ctflowd/netns.h"
 
+/* CTA_FILTER_ORIG_FLAGS bit for the protocol number: part of the ABI, but
+ * defined in the kernel's net/netfilter/nf_internals.h, not in its uapi. */
+#define FILTER_FLAG_PROTO_NUM (1u << 3)
+
 /* The kernel sizes a dump's parts by the largest read the socket has seen,
  * up to 32 KiB; a buffer of that size never truncates one. */
 #define REPLY_BUFFER 32768
@@ -26,6 +32,7 @@ struct ct_request {
 	int fd;          /* -1 until the next request opens one */
 	int netns_fd;    /* the namespace sockets are opened in */
 	guint32 seq;
+	struct ct_dump_filter filter;   /* of table dumps */
 };
 
 const struct nlmsghdr *ct_request_next_message(const void *buf, size_t len, size_t *offset)
@@ -124,25 +131,56 @@ static const char *list_name(enum ct_request_list list)
 					: "dump of the conntrack table";
 }
 
+void ct_request_set_filter(ct_request *req, const struct ct_dump_filter *filter)
+{
+	if (filter)
+		req->filter = *filter;
+	else
+		memset(&req->filter, 0, sizeof(req->filter));
+}
+
+/* The filter attributes of a table dump (see struct ct_dump_filter). */
+static void put_dump_filter(struct nlmsghdr *nlh, const struct ct_dump_filter *f)
+{
+	if (f->has_mark) {
+		mnl_attr_put_u32(nlh, CTA_MARK, htonl(f->mark));
+		mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(f->mark_mask));
+	}
+	if (f->has_zone)
+		mnl_attr_put_u16(nlh, CTA_ZONE, htons(f->zone));
+	/* the kernel takes a tuple filter only for one family (EOPNOTSUPP
+	 * for both): a protocol without one is left to the caller */
+	if (f->has_proto && f->family) {
+		struct nlattr *filter = mnl_attr_nest_start(nlh, CTA_FILTER);
+		mnl_attr_put_u32(nlh, CTA_FILTER_ORIG_FLAGS, FILTER_FLAG_PROTO_NUM);
+		mnl_attr_put_u32(nlh, CTA_FILTER_REPLY_FLAGS, 0);
+		mnl_attr_nest_end(nlh, filter);
+		struct nlattr *tuple = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
+		struct nlattr *proto = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+		mnl_attr_put_u8(nlh, CTA_PROTO_NUM, f->proto);
+		mnl_attr_nest_end(nlh, proto);
+		mnl_attr_nest_end(nlh, tuple);
+	}
+}
+
 static gboolean send_dump(ct_request *req, enum ct_request_list list, GError **error)
 {
-	struct {
-		struct nlmsghdr nlh;
-		struct nfgenmsg nfg;
-	} msg = {
-		.nlh = {
-			.nlmsg_len = sizeof(msg),
-			.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) |
-				      (list == CT_REQUEST_DYING ? IPCTNL_MSG_CT_GET_DYING
-								: IPCTNL_MSG_CT_GET),
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
-			.nlmsg_seq = ++req->seq,
-		},
-		.nfg = { .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0 },
-	};
+	_Alignas(struct nlmsghdr) uint8_t buf[256];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	const gboolean table = list == CT_REQUEST_TABLE;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) |
+			  (table ? IPCTNL_MSG_CT_GET : IPCTNL_MSG_CT_GET_DYING);
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = ++req->seq;
+	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = table ? req->filter.family : AF_UNSPEC;
+	nfg->version = NFNETLINK_V0;
+	if (table)
+		put_dump_filter(nlh, &req->filter);
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 
-	if (sendto(req->fd, &msg, sizeof(msg), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+	if (sendto(req->fd, nlh, nlh->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
 		int e = errno;
 		g_set_error(error, CTFLOWD_ERROR, e, "cannot request a %s: %s%s", list_name(list),
 			    g_strerror(e), e == EPERM ? " (needs CAP_NET_ADMIN)" : "");

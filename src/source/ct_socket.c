@@ -182,26 +182,31 @@ static int in_current_netns(int fd)
 	return same;
 }
 
-/* A filter decides what the reader sees: one ctflowd did not attach would
- * hide events from it.  SO_GET_FILTER only counts classic BPF instructions
- * (0 for an eBPF program), so detaching is what tells for certain: ENOENT
- * when there is none.  The socket is refused when there was one, so the
- * detach changes nothing that is used. */
-static gboolean has_no_filter(int fd, GError **error)
+/* A filter decides what the reader sees: one ctflowd did not attach could
+ * hide events from it.  ctflowd replaces whatever program is there with its
+ * own, or removes it (ct_filter_attach()); only a socket whose filter is
+ * locked (SO_LOCK_FILTER), which nobody can replace or remove, is unusable,
+ * with or without a program on it now. */
+static gboolean filter_replaceable(int fd, GError **error)
 {
-	socklen_t instructions = 0;
-	int unused = 0;
+	int locked = 0;
+	socklen_t len = sizeof(locked);
 
-	getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &instructions);
-	if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused)) < 0 &&
-	    errno == ENOENT)
+	if (getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &locked, &len) < 0) {
+		int e = errno;
+		g_set_error(error, CTFLOWD_ERROR, e, "whether its socket filter is locked cannot be"
+			    " told: %s", g_strerror(e));
+		return FALSE;
+	}
+	if (!locked)
 		return TRUE;
-	if (instructions)
-		g_set_error(error, CTFLOWD_ERROR, EPERM,
-			    "a socket filter of %u instructions is attached to it",
-			    (guint)instructions);
-	else
-		g_set_error(error, CTFLOWD_ERROR, EPERM, "a socket filter is attached to it");
+	socklen_t instructions = 0;
+	getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &instructions);
+	g_set_error(error, CTFLOWD_ERROR, EPERM,
+		    "its socket filter is locked (SO_LOCK_FILTER, %u instructions on it): ctflowd"
+		    " could not put its own in place, and a program there would decide which"
+		    " events it sees",
+		    (guint)instructions);
 	return FALSE;
 }
 
@@ -252,5 +257,5 @@ gboolean ct_socket_check_held(int fd, gboolean check_groups, GError **error)
 				    "it watches another network namespace than the configured one");
 		return FALSE;
 	}
-	return has_no_filter(fd, error) && (!check_groups || has_ctflowd_groups(fd, error));
+	return filter_replaceable(fd, error) && (!check_groups || has_ctflowd_groups(fd, error));
 }

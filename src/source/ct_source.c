@@ -20,6 +20,8 @@
 
 #include "ctflowd/coalesce.h"
 #include "ctflowd/error.h"
+#include "ctflowd/ct_filter.h"
+#include "ctflowd/ct_labels.h"
 #include "ctflowd/ct_parse.h"
 #include "ctflowd/ct_request.h"
 #include "ctflowd/ct_source.h"
@@ -35,6 +37,10 @@
 /* A resync holds up the reader: past this the dump is given up, keeping
  * what it delivered, so a stuck or endless dump cannot stall reading. */
 #define RESYNC_MAX_MS 30000
+/* Connections whose labels a NEW brought are remembered for their DESTROY
+ * (ct_labels.h); those with a label set are few, and each takes about 80
+ * bytes: at most about 5 MiB. */
+#define LABELS_REMEMBERED 65536
 /* Messages from other senders come as fast as someone sends them: the
  * first is logged, then one line a minute says how many followed. */
 #define NOT_KERNEL_LOG_US (60 * G_USEC_PER_SEC)
@@ -56,6 +62,7 @@ _Static_assert(sizeof(struct landing_slot) == SLOT_SIZE, "slots keep their size"
 struct ct_source {
 	int fd;                          /* events socket, owned by the caller */
 	ct_request *requests;            /* dumps; opened with the source: same namespace */
+	ct_labels *labels;               /* labels from NEW events (NULL: not subscribed) */
 	ct_source_records_fn deliver;
 	void *user;
 	struct ct_source_options opts;
@@ -242,6 +249,12 @@ ct_source *ct_source_new(int events_fd, const char *landing_path,
 	if (!sender_check_for(events_fd, &src->check_sender, error) ||
 	    !(src->requests = ct_request_new(error)))
 		goto fail;
+	if (opts->subscribe_new)
+		src->labels = ct_labels_new(LABELS_REMEMBERED);
+	if (!ct_filter_is_empty(opts->filter)) {
+		struct ct_dump_filter dump = ct_filter_dump_filter(opts->filter);
+		ct_request_set_filter(src->requests, &dump);
+	}
 	if (landing_path) {
 		if (!map_landing_zone(src, landing_path, error))
 			goto fail;
@@ -296,6 +309,16 @@ static void parse_datagram(ct_source *src, const uint8_t *buf, size_t len, size_
 			src->stats.messages++;
 			switch (ct_parse_message(nlh, r, &why)) {
 			case CT_PARSE_OK:
+				/* the second stage: what the kernel's filters
+				 * cannot express, or let through before they were
+				 * in place */
+				if (!ct_filter_match(src->opts.filter, r)) {
+					src->stats.filtered++;
+					break;
+				}
+				/* DESTROYs carry no labels: those of the NEW */
+				if (src->labels)
+					ct_labels_track(src->labels, r);
 				if (r->event == FLOW_EVENT_DESTROY) {
 					src->stats.destroys++;
 					if (!(r->flags & FLOW_HAS_COUNTERS))
@@ -556,6 +579,7 @@ void ct_source_free(ct_source *src)
 	if (!src)
 		return;
 	ct_request_free(src->requests);
+	ct_labels_free(src->labels);
 	if (src->slots_mapped)
 		munmap(src->slots, sizeof(*src->slots) * RECV_BATCH);
 	else

@@ -7,7 +7,9 @@ in the namespace it runs in.  With --uid it binds as root (the state
 directory is root's), then becomes that user before listen(): the peer
 credentials a connecting process reads (SO_PEERCRED) are those of the
 listen() call.  With --filter the offered socket carries a classic BPF
-filter that drops every message.
+filter that drops every message, with --lock locked to it (SO_LOCK_FILTER).
+With --no-read it never reads its socket: it only hands it over, as a holder
+does, so that whoever takes it gets every event.
 
 Writes READY once it listens; then, until SIGTERM, counts the connections
 it served and the DESTROY messages its socket received, and writes them to
@@ -27,6 +29,7 @@ NETLINK_ADD_MEMBERSHIP = 1
 NETLINK_NETFILTER = 12
 NFNLGRP_CONNTRACK_DESTROY = 3
 SO_ATTACH_FILTER = 26
+SO_LOCK_FILTER = 44
 BPF_RET_K = 0x06
 
 
@@ -45,6 +48,8 @@ def main():
     ap.add_argument("--status", required=True)
     ap.add_argument("--uid", help="user to listen as (name)")
     ap.add_argument("--filter", action="store_true")
+    ap.add_argument("--lock", action="store_true")
+    ap.add_argument("--no-read", action="store_true")
     a = ap.parse_args()
 
     events = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
@@ -54,6 +59,8 @@ def main():
     if a.filter:
         keep, prog = drop_all_filter()
         events.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+        if a.lock:
+            events.setsockopt(socket.SOL_SOCKET, SO_LOCK_FILTER, 1)
     events.setblocking(False)
 
     try:
@@ -79,7 +86,7 @@ def main():
         ready.write("uid=%d\n" % os.geteuid())
     while not stop:
         try:
-            r, _, _ = select.select([listener, events], [], [], 0.2)
+            r, _, _ = select.select([listener] + ([] if a.no_read else [events]), [], [], 0.2)
         except InterruptedError:
             continue
         if listener in r:

@@ -1043,7 +1043,7 @@ ctf_wait_json_flows() {
 }
 
 # ctf_start_fake_holder DIR SOCK ARGS...: fake_holder.py in the router,
-# listening at SOCK (ARGS: --uid USER, --filter); its ready and status files
+# listening at SOCK (ARGS: --uid USER, --filter, --lock, --no-read); its ready and status files
 # are DIR/fake.ready and DIR/fake.status, its pid in CTF_LAST_PID.  Bails
 # out when it does not listen within 10 s.
 ctf_start_fake_holder() {

@@ -289,8 +289,11 @@ static struct nlmsghdr *msg_build(const struct msg_spec *s, void *buf)
 	if (dump)
 		put_be32(&b, CTA_USE, 1);
 	if (s->extra_attrs) {
-		static const uint8_t labels[16] = {[0] = 0x01, [15] = 0x80};
+		/* labels 0 and 127, as the kernel's bitmap of unsigned longs */
+		unsigned long labels[16 / sizeof(unsigned long)] = {0};
 
+		labels[0] |= 1ul;
+		labels[G_N_ELEMENTS(labels) - 1] |= 1ul << (8 * sizeof(unsigned long) - 1);
 		put(&b, CTA_LABELS, labels, sizeof(labels));
 		uint64_t event_ns = htobe64(s->stop_ns + 1000);
 		put(&b, CTA_TIMESTAMP_EVENT, &event_ns, sizeof(event_ns));
@@ -980,7 +983,7 @@ static void test_destroy_zones(void)
 }
 
 /* Pad attributes (some architectures), attributes the parser has no use for
- * (labels) and ones newer than it (CTA_TIMESTAMP_EVENT, Linux 6.14) must be
+ * and ones newer than it (CTA_TIMESTAMP_EVENT, Linux 6.14) must be
  * skipped, not rejected. */
 static void test_destroy_padding_and_unknown_attrs(void)
 {
@@ -994,10 +997,68 @@ static void test_destroy_padding_and_unknown_attrs(void)
 	s.zone = 7;
 	g_assert_cmpint(parse(msg_build(&s, buf), &got, &why), ==, CT_PARSE_OK);
 	struct flow_record want = want_from_spec(&s);
-	want.flags = FLOW_HAS_COUNTERS | FLOW_HAS_TIMESTAMPS | FLOW_HAS_ID;
+	want.flags = FLOW_HAS_COUNTERS | FLOW_HAS_TIMESTAMPS | FLOW_HAS_ID | FLOW_HAS_LABELS;
+	want.labels[0] = 0x01;     /* label 0 */
+	want.labels[15] = 0x80;    /* label 127 */
 	want.event = FLOW_EVENT_DESTROY;
 	want.end_reason = FLOW_END_OF_FLOW;
 	assert_record_eq(&got, &want);
+}
+
+/* Labels as the kernel sends them (its bitmap of unsigned longs) come out
+ * as label N at byte N / 8, bit N % 8, the same as libnetfilter_conntrack
+ * reads them. */
+static void test_destroy_labels(void)
+{
+	static const unsigned label_numbers[] = { 1, 5, 31, 32, 64, 100, 127 };
+	unsigned long words[16 / sizeof(unsigned long)] = {0};
+	const size_t word_bits = 8 * sizeof(unsigned long);
+	struct msg_spec s = spec_udp4();
+	_Alignas(8) char buf[MSG_BUF_SIZE];
+	struct flow_record got;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(label_numbers); i++)
+		words[label_numbers[i] / word_bits] |= 1ul << (label_numbers[i] % word_bits);
+	struct nlmsghdr *nlh = msg_build(&s, buf);
+	mnl_attr_put(nlh, CTA_LABELS, sizeof(words), words);
+	g_assert_cmpint(parse(nlh, &got, NULL), ==, CT_PARSE_OK);
+	g_assert_true(got.flags & FLOW_HAS_LABELS);
+	for (unsigned n = 0; n < 128; n++) {
+		bool want = false;
+		for (size_t i = 0; i < G_N_ELEMENTS(label_numbers); i++)
+			want |= label_numbers[i] == n;
+		g_assert_cmpint(!!(got.labels[n / 8] & (1u << (n % 8))), ==, want);
+	}
+
+	struct nf_conntrack *ct = nfct_new();
+	g_assert_cmpint(nfct_nlmsg_parse(nlh, ct), ==, 0);
+	const struct nfct_bitmask *b = nfct_get_attr(ct, ATTR_CONNLABELS);
+	g_assert_nonnull(b);
+	for (unsigned n = 0; n < 128; n++)
+		g_assert_cmpint(!!(got.labels[n / 8] & (1u << (n % 8))), ==,
+				nfct_bitmask_test_bit(b, n));
+	nfct_destroy(ct);
+
+	/* without the attribute: no labels, and the flag says so */
+	s = spec_udp4();
+	g_assert_cmpint(parse(msg_build(&s, buf), &got, NULL), ==, CT_PARSE_OK);
+	g_assert_false(got.flags & FLOW_HAS_LABELS);
+}
+
+/* A labels attribute of no words, of a part of a word, or larger than the
+ * 128 labels a record keeps is malformed. */
+static void test_destroy_labels_bad_length(void)
+{
+	static const size_t lengths[] = { 0, 3, 17, 20, 32 };
+	uint8_t bytes[32] = {0xff};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(lengths); i++) {
+		struct msg_spec s = spec_udp4();
+		_Alignas(8) char buf[MSG_BUF_SIZE];
+		struct nlmsghdr *nlh = msg_build(&s, buf);
+		mnl_attr_put(nlh, CTA_LABELS, lengths[i], bytes);
+		assert_parse_error(nlh);
+	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1703,6 +1764,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/ct_parse/destroy/padding-and-unknown-attrs",
 			test_destroy_padding_and_unknown_attrs);
 
+	g_test_add_func("/ct_parse/destroy/labels", test_destroy_labels);
+	g_test_add_func("/ct_parse/destroy/labels-bad-length", test_destroy_labels_bad_length);
 	g_test_add_func("/ct_parse/event/new", test_event_new);
 	g_test_add_func("/ct_parse/event/update", test_event_update);
 	g_test_add_func("/ct_parse/event/dump-entry", test_event_dump_entry);

@@ -26,6 +26,7 @@
 
 #include "ctflowd/ct_request.h"
 #include "ctflowd/error.h"
+#include "netlink_bound.h"
 
 /* ------------------------------------------------------------------------ */
 /* The message walk                                                          */
@@ -142,19 +143,6 @@ static void test_walk_random(void)
 /* Who may answer                                                            */
 /* ------------------------------------------------------------------------ */
 
-static int open_bound(int protocol, guint32 *port)
-{
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-	struct sockaddr_nl addr = { .nl_family = AF_NETLINK };
-	socklen_t len = sizeof(addr);
-
-	g_assert_cmpint(fd, >=, 0);
-	g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
-	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
-	*port = addr.nl_pid;
-	return fd;
-}
-
 static gboolean count_entry(const struct nlmsghdr *nlh, void *user)
 {
 	(*(guint *)user)++;
@@ -210,8 +198,8 @@ static gpointer flood_thread(gpointer data)
 static void test_foreign_sender_ignored(void)
 {
 	guint32 port, other_port;
-	int fd = open_bound(NETLINK_USERSOCK, &port);
-	int other = open_bound(NETLINK_USERSOCK, &other_port);
+	int fd = netlink_bound_open(NETLINK_USERSOCK, &port);
+	int other = netlink_bound_open(NETLINK_USERSOCK, &other_port);
 	g_autoptr(GError) error = NULL;
 	gboolean interrupted = TRUE;
 	guint entries = 0;
@@ -235,9 +223,9 @@ static void test_foreign_sender_ignored(void)
 static void test_deadline_despite_flood(void)
 {
 	guint32 port;
-	int fd = open_bound(NETLINK_USERSOCK, &port);
+	int fd = netlink_bound_open(NETLINK_USERSOCK, &port);
 	guint32 flood_port;
-	struct flood f = { .fd = open_bound(NETLINK_USERSOCK, &flood_port), .port = port, .seq = 7 };
+	struct flood f = { .fd = netlink_bound_open(NETLINK_USERSOCK, &flood_port), .port = port, .seq = 7 };
 	g_autoptr(GError) error = NULL;
 	gboolean interrupted;
 	guint entries = 0;
@@ -282,7 +270,7 @@ static guint32 request_links(int fd, guint32 seq, guint16 type)
 static void test_kernel_replies(void)
 {
 	guint32 port;
-	int fd = open_bound(NETLINK_ROUTE, &port);
+	int fd = netlink_bound_open(NETLINK_ROUTE, &port);
 	g_autoptr(GError) error = NULL;
 	gboolean interrupted;
 	guint entries = 0;
@@ -310,39 +298,65 @@ static void test_kernel_replies(void)
 
 #define CT_ENTRIES 400   /* a few parts of a dump: about 100 fit in one */
 
-static void put_tuple(struct nlmsghdr *nlh, guint16 type, guint32 src, guint32 dst,
-		      guint16 sport, guint16 dport)
+/* What an entry made by add_entry_with() differs in. */
+struct entry_spec {
+	guint8 family;    /* AF_INET (default) or AF_INET6 */
+	guint8 proto;     /* IPPROTO_UDP (default) or IPPROTO_TCP */
+	guint16 zone;
+	guint32 mark;
+};
+
+static void put_tuple_of(struct nlmsghdr *nlh, guint16 type, const struct entry_spec *e,
+			 gboolean reply, guint16 sport, guint16 dport)
 {
+	static const guint8 v6[2][16] = {
+		{0x20, 0x01, 0x0d, 0xb8, [15] = 1}, {0x20, 0x01, 0x0d, 0xb8, [15] = 2},
+	};
+	guint32 v4[2] = { htonl(0x0a000001), htonl(0x0a000002) };
 	struct nlattr *tuple = mnl_attr_nest_start(nlh, type);
 	struct nlattr *ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
-	mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, src);
-	mnl_attr_put_u32(nlh, CTA_IP_V4_DST, dst);
+	if (e->family == AF_INET6) {
+		mnl_attr_put(nlh, CTA_IP_V6_SRC, 16, v6[reply]);
+		mnl_attr_put(nlh, CTA_IP_V6_DST, 16, v6[!reply]);
+	} else {
+		mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, v4[reply]);
+		mnl_attr_put_u32(nlh, CTA_IP_V4_DST, v4[!reply]);
+	}
 	mnl_attr_nest_end(nlh, ip);
 	struct nlattr *proto = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
-	mnl_attr_put_u8(nlh, CTA_PROTO_NUM, IPPROTO_UDP);
+	mnl_attr_put_u8(nlh, CTA_PROTO_NUM, e->proto ? e->proto : IPPROTO_UDP);
 	mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, htons(sport));
 	mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, htons(dport));
 	mnl_attr_nest_end(nlh, proto);
 	mnl_attr_nest_end(nlh, tuple);
 }
 
-/* Adds a UDP entry 10.0.0.1:@sport -> 10.0.0.2:53 (conntrack -I), waiting
- * for the kernel's acknowledgement. */
-static void add_entry(int fd, guint16 sport)
+/* Adds an entry as @e says, port @sport -> 53, acknowledged. */
+static void add_entry_with(int fd, const struct entry_spec *e, guint16 sport)
 {
 	uint8_t buf[1024];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	guint32 a = htonl(0x0a000001), b = htonl(0x0a000002);
 
 	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
 	nlh->nlmsg_seq = sport;
 	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = AF_INET;
+	nfg->nfgen_family = e->family ? e->family : AF_INET;
 	nfg->version = NFNETLINK_V0;
-	put_tuple(nlh, CTA_TUPLE_ORIG, a, b, sport, 53);
-	put_tuple(nlh, CTA_TUPLE_REPLY, b, a, 53, sport);
+	put_tuple_of(nlh, CTA_TUPLE_ORIG, e, FALSE, sport, 53);
+	put_tuple_of(nlh, CTA_TUPLE_REPLY, e, TRUE, 53, sport);
 	mnl_attr_put_u32(nlh, CTA_TIMEOUT, htonl(600));
+	if (e->zone)
+		mnl_attr_put_u16(nlh, CTA_ZONE, htons(e->zone));
+	if (e->mark)
+		mnl_attr_put_u32(nlh, CTA_MARK, htonl(e->mark));
+	if (e->proto == IPPROTO_TCP) {
+		struct nlattr *info = mnl_attr_nest_start(nlh, CTA_PROTOINFO);
+		struct nlattr *tcp = mnl_attr_nest_start(nlh, CTA_PROTOINFO_TCP);
+		mnl_attr_put_u8(nlh, CTA_PROTOINFO_TCP_STATE, 3);   /* ESTABLISHED */
+		mnl_attr_nest_end(nlh, tcp);
+		mnl_attr_nest_end(nlh, info);
+	}
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	g_assert_cmpint(sendto(fd, buf, nlh->nlmsg_len, 0, (struct sockaddr *)&kernel,
 			       sizeof(kernel)), ==, (int)nlh->nlmsg_len);
@@ -354,6 +368,29 @@ static void add_entry(int fd, guint16 sport)
 					 count_entry, &none, &interrupted, "adding an entry",
 					 &error));
 	g_assert_no_error(error);
+}
+
+/* A UDP entry 10.0.0.1:@sport -> 10.0.0.2:53 (conntrack -I). */
+static void add_entry(int fd, guint16 sport)
+{
+	const struct entry_spec udp4 = { AF_INET, IPPROTO_UDP, 0, 0 };
+
+	add_entry_with(fd, &udp4, sport);
+}
+
+/* Moves the calling thread to a network namespace of its own; returns a
+ * descriptor of the one it was in, or -1 with the test skipped. */
+static int enter_own_netns(void)
+{
+	int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+
+	g_assert_cmpint(home, >=, 0);
+	if (unshare(CLONE_NEWNET) < 0) {
+		g_test_skip("needs CAP_SYS_ADMIN for a network namespace of its own");
+		close(home);
+		return -1;
+	}
+	return home;
 }
 
 static guint dump_table(ct_request *req, gint64 deadline_us, ct_request_entry_fn fn,
@@ -369,16 +406,12 @@ static guint dump_table(ct_request *req, gint64 deadline_us, ct_request_entry_fn
 
 static void test_conntrack_dumps(void)
 {
-	int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	int home = enter_own_netns();
 
-	g_assert_cmpint(home, >=, 0);
-	if (unshare(CLONE_NEWNET) < 0) {
-		g_test_skip("needs CAP_SYS_ADMIN for a network namespace of its own");
-		close(home);
+	if (home < 0)
 		return;
-	}
 	guint32 port;
-	int fd = open_bound(NETLINK_NETFILTER, &port);
+	int fd = netlink_bound_open(NETLINK_NETFILTER, &port);
 	for (guint i = 0; i < CT_ENTRIES; i++)
 		add_entry(fd, (guint16)(10000 + i));
 	close(fd);
@@ -426,6 +459,72 @@ static void test_conntrack_dumps(void)
 	close(home);
 }
 
+/* The kernel's dump filters, on the kernel that runs the test: entries of
+ * every combination of family, protocol, zone and mark, and each filter
+ * field alone and together returns exactly the entries that match. */
+static void test_dump_filter(void)
+{
+	static const guint8 families[] = { AF_INET, AF_INET6 };
+	static const guint8 protos[] = { IPPROTO_UDP, IPPROTO_TCP };
+	static const guint16 zones[] = { 0, 7 };
+	static const guint32 marks[] = { 0, 0x10, 0x1010 };
+	static const struct {
+		struct ct_dump_filter f;
+		guint want;   /* of the 24 entries */
+	} cases[] = {
+		{ {0}, 24 },
+		{ {.family = AF_INET6}, 12 },
+		/* a protocol alone the kernel refuses: not sent */
+		{ {.has_proto = TRUE, .proto = IPPROTO_TCP}, 24 },
+		{ {.family = AF_INET6, .has_proto = TRUE, .proto = IPPROTO_TCP}, 6 },
+		{ {.has_zone = TRUE, .zone = 7}, 12 },
+		{ {.has_zone = TRUE, .zone = 0}, 12 },
+		{ {.has_mark = TRUE, .mark = 0x10, .mark_mask = 0xff}, 16 },
+		{ {.has_mark = TRUE, .mark = 0x10, .mark_mask = 0xffffffff}, 8 },
+		{ {.has_mark = TRUE, .mark = 0, .mark_mask = 0xffffffff}, 8 },
+		{ {.family = AF_INET, .has_proto = TRUE, .proto = IPPROTO_UDP, .has_zone = TRUE,
+		   .zone = 7, .has_mark = TRUE, .mark = 0x1000, .mark_mask = 0xf000}, 1 },
+	};
+	int home = enter_own_netns();
+
+	if (home < 0)
+		return;
+	guint32 port;
+	int fd = netlink_bound_open(NETLINK_NETFILTER, &port);
+	guint16 sport = 20000;
+	for (size_t a = 0; a < G_N_ELEMENTS(families); a++)
+		for (size_t b = 0; b < G_N_ELEMENTS(protos); b++)
+			for (size_t c = 0; c < G_N_ELEMENTS(zones); c++)
+				for (size_t d = 0; d < G_N_ELEMENTS(marks); d++) {
+					struct entry_spec e = { families[a], protos[b], zones[c],
+								marks[d] };
+					add_entry_with(fd, &e, sport++);
+				}
+	close(fd);
+
+	g_autoptr(GError) error = NULL;
+	ct_request *req = ct_request_new(&error);
+	g_assert_no_error(error);
+	gint64 later = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		gboolean ok;
+		ct_request_set_filter(req, &cases[i].f);
+		guint got = dump_table(req, later, count_entry, &error, &ok);
+		if (error)
+			g_error("dump filter case %zu: %s", i, error->message);
+		g_assert_true(ok);
+		if (got != cases[i].want)
+			g_error("dump filter case %zu: %u entries, want %u", i, got, cases[i].want);
+	}
+	/* no filter again: all */
+	gboolean ok;
+	ct_request_set_filter(req, NULL);
+	g_assert_cmpuint(dump_table(req, later, count_entry, &error, &ok), ==, 24);
+	ct_request_free(req);
+	g_assert_cmpint(setns(home, CLONE_NEWNET), ==, 0);
+	close(home);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -437,5 +536,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/ct_request/collect/deadline-despite-flood", test_deadline_despite_flood);
 	g_test_add_func("/ct_request/collect/kernel-replies", test_kernel_replies);
 	g_test_add_func("/ct_request/dump/conntrack", test_conntrack_dumps);
+	g_test_add_func("/ct_request/dump/filter", test_dump_filter);
 	return g_test_run();
 }

@@ -1370,6 +1370,22 @@ static guint64 get64(const uint8_t *p)
 
 /* The counters go out as RFC 7011 section 4.3 says, after the flows that
  * were waiting, and fixbuf reads them back by name. */
+/* The next record of the buffer set on @fbuf into @rec of @size bytes, and
+ * the template it came with; FALSE at the end of the buffer. */
+static gboolean next_collected(fBuf_t *fbuf, void *rec, size_t size, uint16_t *tid)
+{
+	g_autoptr(GError) error = NULL;
+	size_t len = size;
+
+	*tid = 0;
+	if (!fBufNext(fbuf, rec, &len, &error)) {
+		g_assert_error(error, FB_ERROR_DOMAIN, FB_ERROR_BUFSZ);
+		return FALSE;
+	}
+	fBufGetCollectionTemplate(fbuf, tid);
+	return TRUE;
+}
+
 static void test_statistics_report(void)
 {
 	struct capture c;
@@ -1428,18 +1444,10 @@ static void test_statistics_report(void)
 		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c.msgs, i), &len);
 		g_autofree uint8_t *copy = g_memdup2(data, len);
 		fBufSetBuffer(fbuf, copy, len);
-		for (;;) {
-			size_t reclen = sizeof(got);
-			uint16_t tid = 0;
-			if (!fBufNext(fbuf, (uint8_t *)&got, &reclen, &error)) {
-				g_assert_error(error, FB_ERROR_DOMAIN, FB_ERROR_BUFSZ);
-				g_clear_error(&error);
-				break;
-			}
-			fBufGetCollectionTemplate(fbuf, &tid);
+		uint16_t tid;
+		while (next_collected(fbuf, &got, sizeof(got), &tid))
 			if (tid == 258)
 				read = TRUE;
-		}
 		if (read)
 			break;
 	}
@@ -1563,6 +1571,139 @@ static void test_statistics_own_elements(void)
 		for (gsize off = 16; off + 4 <= len; off += get16(msg + off + 2))
 			g_assert_cmpuint(get16(msg + off), !=, 259);   /* no type records */
 	}
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* What a collector that knows ctflowd's elements reads of a marks record. */
+struct marks_rec {
+	uint64_t flowId;
+	uint32_t ctMark;
+	uint8_t ctLabels[16];
+	uint8_t biflowDirection;
+	uint8_t paddingOctets[3];
+};
+_Static_assert(sizeof(struct marks_rec) == 32, "marks_rec size");
+
+static GArray *read_back_marks(const struct capture *c, guint32 pen)
+{
+	static fbInfoElementSpec_t spec[] = {
+		IE("flowId", 8), IE("ctMark", 4), IE("ctLabels", 16), IE("biflowDirection", 1),
+		IE("paddingOctets", 3), FB_IESPEC_NULL,
+	};
+	GArray *out = g_array_new(FALSE, TRUE, sizeof(struct marks_rec));
+	g_autoptr(GError) error = NULL;
+	fbInfoModel_t *model = fbInfoModelAlloc();
+	fbInfoElement_t mark = FB_IE_INIT_FULL("ctMark", pen, 105, 4, FB_IE_F_ENDIAN, 0, 0,
+					       FB_UINT_32, NULL);
+	fbInfoElement_t labels = FB_IE_INIT_FULL("ctLabels", pen, 106, 16, 0, 0, 0,
+						 FB_OCTET_ARRAY, NULL);
+	fbInfoModelAddElement(model, &mark);
+	fbInfoModelAddElement(model, &labels);
+	fbSession_t *session = fbSessionAlloc(model);
+	fbTemplate_t *tmpl = fbTemplateAlloc(model);
+	g_assert_true(fbTemplateAppendSpecArray(tmpl, spec, UINT32_MAX, &error));
+	g_assert_cmpuint(fbSessionAddTemplate(session, TRUE, COLL_TID, tmpl, &error), ==,
+			 COLL_TID);
+	fBuf_t *fbuf = fBufAllocForCollection(session, NULL);
+	g_assert_true(fBufSetInternalTemplate(fbuf, COLL_TID, &error));
+	for (guint m = 0; m < c->msgs->len; m++) {
+		gsize len;
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c->msgs, m), &len);
+		g_autofree uint8_t *copy = g_memdup2(data, len);
+
+		fBufSetBuffer(fbuf, copy, len);
+		struct marks_rec got = {0};
+		uint16_t tid;
+		while (next_collected(fbuf, &got, sizeof(got), &tid)) {
+			if (tid >= 260 && tid <= 263)
+				g_array_append_val(out, got);
+			memset(&got, 0, sizeof(got));
+		}
+	}
+	fBufFree(fbuf);
+	fbInfoModelFree(model);
+	return out;
+}
+
+/* marks = yes: every record, of either family, with and without NAT,
+ * biflow and uniflow, carries the mark and labels in templates 260-263,
+ * which ipfixDump names from the RFC 5610 type records. */
+static void test_marks(void)
+{
+	for (int uniflow = 0; uniflow < 2; uniflow++) {
+		struct export_config cfg = {
+			.name = (char *)"test", .format = EXPORT_FORMAT_IPFIX,
+			.transport = EXPORT_TRANSPORT_FILE, .mtu = 1400,
+			.observation_domain = DOMAIN, .enterprise_number = PEN_DOC,
+			.uniflow = uniflow, .marks = TRUE,
+		};
+		g_autoptr(GError) error = NULL;
+		struct capture c;
+		struct flow_record recs[] = { rec_udp4(), rec_tcp6(), rec_icmp4(), rec_udp6_active() };
+
+		capture_init(&c);
+		encoder *enc = encoder_new(&cfg, capture_emit, &c, &error);
+		g_assert_no_error(error);
+		start_ok(enc);
+		guint want_records = 0;
+		for (size_t i = 0; i < G_N_ELEMENTS(recs); i++) {
+			recs[i].mark = 0x10u * (guint32)(i + 1) + 0xabc00000u;
+			recs[i].labels[i] = 0x81;
+			recs[i].labels[15] = (uint8_t)i;
+			recs[i].flags |= FLOW_HAS_LABELS;
+			add_ok(enc, &recs[i]);
+			want_records += uniflow && recs[i].reply_packets ? 2 : 1;
+		}
+		flush_ok(enc);
+		g_autoptr(GArray) got = read_back_marks(&c, PEN_DOC);
+		g_assert_cmpuint(got->len, ==, want_records);
+		guint k = 0;
+		for (size_t i = 0; i < G_N_ELEMENTS(recs); i++) {
+			guint n = uniflow && recs[i].reply_packets ? 2 : 1;
+			for (guint d = 0; d < n; d++, k++) {
+				const struct marks_rec *m = &g_array_index(got, struct marks_rec, k);
+				g_assert_cmpuint(m->flowId, ==, recs[i].flow_id);
+				g_assert_cmpuint(m->ctMark, ==, recs[i].mark);
+				g_assert_cmpmem(m->ctLabels, 16, recs[i].labels, 16);
+			}
+		}
+		g_autofree char *ipfixdump = g_find_program_in_path("ipfixDump");
+		if (ipfixdump) {
+			g_autofree char *out = run_ipfixdump(ipfixdump, &c, TRUE);
+			g_autofree char *want = g_strdup_printf("ctMark\\s*:\\s*%u\\b", recs[1].mark);
+			g_autoptr(GRegex) re = g_regex_new(want, 0, 0, NULL);
+			if (!strstr(out, "ctLabels") || !g_regex_match(re, out, 0, NULL))
+				g_error("ipfixDump --rfc5610 does not name ctMark and ctLabels:\n%s", out);
+		}
+		encoder_free(enc);
+		capture_clear(&c);
+	}
+}
+
+/* marks = yes without a PEN sends no marks (the configuration refuses it;
+ * the encoder does not invent elements without a number to put them under). */
+static void test_marks_need_pen(void)
+{
+	struct export_config cfg = {
+		.name = (char *)"test", .format = EXPORT_FORMAT_IPFIX,
+		.transport = EXPORT_TRANSPORT_FILE, .mtu = 1400,
+		.observation_domain = DOMAIN, .marks = TRUE,
+	};
+	g_autoptr(GError) error = NULL;
+	struct capture c;
+	struct flow_record r = rec_udp4();
+
+	capture_init(&c);
+	encoder *enc = encoder_new(&cfg, capture_emit, &c, &error);
+	g_assert_no_error(error);
+	start_ok(enc);
+	add_ok(enc, &r);
+	flush_ok(enc);
+	g_autoptr(GArray) got = read_back_marks(&c, PEN_DOC);
+	g_assert_cmpuint(got->len, ==, 0);
+	g_autoptr(GArray) plain = read_back(&c, 0, c.msgs->len);
+	g_assert_cmpuint(plain->len, ==, 1);
 	encoder_free(enc);
 	capture_clear(&c);
 }
@@ -1858,6 +1999,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_ipfix/fields", test_fields);
 	g_test_add_func("/encoder_ipfix/statistics-report", test_statistics_report);
 	g_test_add_func("/encoder_ipfix/statistics-own-elements", test_statistics_own_elements);
+	g_test_add_func("/encoder_ipfix/marks", test_marks);
+	g_test_add_func("/encoder_ipfix/marks-need-pen", test_marks_need_pen);
 	g_test_add_func("/encoder_ipfix/zone-vrf", test_zone_vrf);
 	g_test_add_func("/encoder_ipfix/uniflow", test_uniflow);
 	g_test_add_func("/encoder_ipfix/mixed-families", test_mixed_families);

@@ -191,7 +191,7 @@ static const char line_udp4_snat[] =
 	"\"reply_packets\":5,\"reply_bytes\":3735928559,"
 	"\"start\":\"2023-11-14T22:13:20.123456789Z\",\"start_ns\":1700000000123456789,"
 	"\"end\":\"2023-11-14T22:13:50.987654321Z\",\"end_ns\":1700000030987654321,"
-	"\"end_reason\":\"idle\",\"ct_id\":2343432205,\"zone\":258,\"mark\":2160132078,"
+	"\"end_reason\":\"idle\",\"ct_id\":2343432205,\"zone\":258,\"mark\":2160132078,\"labels\":null,"
 	"\"status\":398}\n";
 
 /* Port-forwarded to an inside server: the reply comes from its address. */
@@ -237,7 +237,7 @@ static const char line_tcp6_dnat[] =
 	"\"reply_packets\":4294967296,\"reply_bytes\":1234605616436508552,"
 	"\"start\":\"1970-01-01T00:00:00.000999999Z\",\"start_ns\":999999,"
 	"\"end\":\"2554-07-21T23:34:33.709551615Z\",\"end_ns\":18446744073709551615,"
-	"\"end_reason\":\"end\",\"ct_id\":0,\"zone\":0,\"mark\":0,\"status\":4294967295}\n";
+	"\"end_reason\":\"end\",\"ct_id\":0,\"zone\":0,\"mark\":0,\"labels\":null,\"status\":4294967295}\n";
 
 static struct flow_record rec_icmp4(void)
 {
@@ -267,7 +267,7 @@ static const char line_icmp4[] =
 	"\"reply_packets\":5,\"reply_bytes\":3735928559,"
 	"\"start\":\"2023-11-14T22:13:20.000000007Z\",\"start_ns\":1700000000000000007,"
 	"\"end\":\"2100-01-01T00:00:00.000000000Z\",\"end_ns\":4102444800000000000,"
-	"\"end_reason\":\"forced\",\"ct_id\":2343432205,\"zone\":258,\"mark\":2160132078,"
+	"\"end_reason\":\"forced\",\"ct_id\":2343432205,\"zone\":258,\"mark\":2160132078,\"labels\":null,"
 	"\"status\":398}\n";
 
 static struct flow_record rec_icmp6(void)
@@ -302,7 +302,7 @@ static const char line_icmp6[] =
 	"\"packets\":1,\"bytes\":104,\"reply_packets\":1,\"reply_bytes\":104,"
 	"\"start\":\"1970-01-01T00:00:00.000000000Z\",\"start_ns\":0,"
 	"\"end\":\"1970-01-01T00:00:00.001000000Z\",\"end_ns\":1000000,"
-	"\"end_reason\":\"resources\",\"ct_id\":0,\"zone\":0,\"mark\":0,\"status\":8}\n";
+	"\"end_reason\":\"resources\",\"ct_id\":0,\"zone\":0,\"mark\":0,\"labels\":null,\"status\":8}\n";
 
 /* The kernel sent no counters (nf_conntrack_acct was off when the entry
  * was made): whatever the record holds there must not be shown as data. */
@@ -325,7 +325,7 @@ static const char line_no_counters[] =
 	"\"packets\":null,\"bytes\":null,\"reply_packets\":null,\"reply_bytes\":null,"
 	"\"start\":\"2023-11-14T22:13:20.123456789Z\",\"start_ns\":1700000000123456789,"
 	"\"end\":\"2023-11-14T22:13:50.987654321Z\",\"end_ns\":1700000030987654321,"
-	"\"end_reason\":\"active\",\"ct_id\":2343432205,\"zone\":258,\"mark\":2160132078,"
+	"\"end_reason\":\"active\",\"ct_id\":2343432205,\"zone\":258,\"mark\":2160132078,\"labels\":null,"
 	"\"status\":398}\n";
 
 static struct flow_record rec_no_timestamps(void)
@@ -347,7 +347,7 @@ static const char line_no_timestamps[] =
 	"\"packets\":8589934595,\"bytes\":78187493520,"
 	"\"reply_packets\":5,\"reply_bytes\":3735928559,"
 	"\"start\":null,\"start_ns\":null,\"end\":null,\"end_ns\":null,"
-	"\"end_reason\":\"unknown\",\"ct_id\":2343432205,\"zone\":258,\"mark\":2160132078,"
+	"\"end_reason\":\"unknown\",\"ct_id\":2343432205,\"zone\":258,\"mark\":2160132078,\"labels\":null,"
 	"\"status\":398}\n";
 
 struct fixed_case {
@@ -461,8 +461,33 @@ static gboolean jp_number(struct jp *j)
 	return TRUE;
 }
 
+/* An array of numbers (the labels), its text as written in @out. */
+static gboolean jp_number_array(struct jp *j, GString *out)
+{
+	const char *start = j->p;
+
+	if (!jp_lit(j, "["))
+		return FALSE;
+	jp_ws(j);
+	if (!jp_lit(j, "]")) {
+		for (;;) {
+			jp_ws(j);
+			if (!jp_number(j))
+				return FALSE;
+			jp_ws(j);
+			if (jp_lit(j, "]"))
+				break;
+			if (!jp_lit(j, ","))
+				return FALSE;
+		}
+	}
+	g_string_append_len(out, start, j->p - start);
+	return TRUE;
+}
+
 /* A scalar value; its text (strings unquoted, "null" for null) in @out.
- * Nested values do not occur in a flow line and are refused. */
+ * Other nested values than an array of numbers do not occur in a flow
+ * line and are refused. */
 static gboolean jp_scalar(struct jp *j, GString *out, gboolean *is_string)
 {
 	const char *start = j->p;
@@ -470,6 +495,8 @@ static gboolean jp_scalar(struct jp *j, GString *out, gboolean *is_string)
 	*is_string = FALSE;
 	if (j->p >= j->end)
 		return FALSE;
+	if (*j->p == '[')
+		return jp_number_array(j, out);
 	if (*j->p == '"') {
 		*is_string = TRUE;
 		return jp_string(j, out);
@@ -610,6 +637,15 @@ static struct flow_record rec_numbered(guint64 i)
 		r.flags |= FLOW_HAS_COUNTERS;
 	if (i % 5 != 0)
 		r.flags |= FLOW_HAS_TIMESTAMPS;
+	/* labels: none, some, all 128; and some bits without the flag, which
+	 * must not show */
+	memset(r.labels, 0, sizeof(r.labels));
+	if (i % 4 == 1)
+		memset(r.labels, 0xff, sizeof(r.labels));
+	else if (i % 4 >= 2)
+		r.labels[i % 16] = (uint8_t)(i | 1);
+	if (i % 4 != 3)
+		r.flags |= FLOW_HAS_LABELS;
 	return r;
 }
 
@@ -705,10 +741,17 @@ static void check_fields(GHashTable *fields, GPtrArray *keys, const struct flow_
 	expect_u64(fields, "ct_id", r->ct_id, TRUE);
 	expect_u64(fields, "zone", r->zone, TRUE);
 	expect_u64(fields, "mark", r->mark, TRUE);
+	g_autoptr(GString) labels = g_string_new("[");
+	for (unsigned n = 0; n < 128; n++)
+		if (r->labels[n / 8] >> (n % 8) & 1)
+			g_string_append_printf(labels, "%s%u", labels->len > 1 ? "," : "", n);
+	g_string_append_c(labels, ']');
+	/* null: the kernel sent no labels, whatever the bytes hold */
+	expect_field(fields, "labels", FALSE, r->flags & FLOW_HAS_LABELS ? labels->str : "null");
 	expect_u64(fields, "status", r->status, TRUE);
-	/* nothing else: 24 keys, or 23 with the ICMP fields instead of ports,
+	/* nothing else: 25 keys, or 24 with the ICMP fields instead of ports,
 	 * and the post-NAT ones */
-	g_assert_cmpuint(keys->len, ==, (icmp ? 23 : 24) + nat_keys);
+	g_assert_cmpuint(keys->len, ==, (icmp ? 24 : 25) + nat_keys);
 	g_assert_cmpuint(g_hash_table_size(fields), ==, keys->len);
 }
 
@@ -738,9 +781,11 @@ static void test_parser_refuses(void)
 		"", "{", "}", "{\"a\":}", "{\"a\":1,}", "{\"a\":01}", "{\"a\":1.}",
 		"{\"a\":\"x}", "{a:1}", "{\"a\":1}{", "{\"a\":1,\"a\":2}", "{\"a\":nul}",
 		"{\"a\":\"\x01\"}", "{\"a\":\"\\x\"}", "{\"a\":1 \"b\":2}", "{\"a\":+1}",
+		"{\"a\":[1,]}", "{\"a\":[\"x\"]}", "{\"a\":[1}", "{\"a\":[[1]]}",
 	};
 	static const char *good[] = {
 		"{}", "{\"a\":1}", "{\"a\":-0.5e+3,\"b\":null,\"c\":\"x\\\"y\",\"d\":true}",
+		"{\"a\":[],\"b\":[1,2]}",
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
