@@ -52,9 +52,10 @@
 #                      8388608 is ctflowd's default receive_buffer
 #   EXPORTERS ["bare bare-batched ulogd ctflowd"]  which, in this order each round;
 #                      ctflowd-walk is ctflowd with table walks for interim
-#                      records back to back (walk_interval 100ms), so that a
-#                      walk runs during the flush: its nl_drops and CPU next
-#                      to ctflowd's show what walks cost the DESTROY reader;
+#                      records every 2.5 s (walk_interval), so that a walk
+#                      mostly runs during the flush: its nl_drops and CPU
+#                      next to ctflowd's show what walks cost the DESTROY
+#                      reader;
 #                      ctflowd-none, ctflowd-batch and ctflowd-record are
 #                      ctflowd with that spool_sync, so that one run shows
 #                      the journal's cost next to ulogd
@@ -534,11 +535,14 @@ while True:
 				sleep 0.1
 			done
 		fi
-		# ctflowd-walk: table walks back to back through the run (each
-		# reads every entry; none is old enough for an interim record)
+		# ctflowd-walk: a table walk every 2.5 s through the run (each
+		# reads every entry; none is old enough for an interim record);
+		# a walk of 200,000 entries takes most of a second, so one mostly
+		# overlaps the flush, and the exporter is still idle between
+		# walks for QUIET_S
 		local walk=
 		[ "$exp" = ctflowd-walk ] && sync=$SPOOL_SYNC \
-			walk=$'active_timeout = 10m\nwalk_interval = 100ms'
+			walk=$'active_timeout = 10m\nwalk_interval = 2500ms'
 		case " $FORMAT_VARIANTS " in *" $exp "*) sync=$SPOOL_SYNC format=${exp#ctflowd-} ;; esac
 		write_ctflowd_conf "$conf" "$dir/state" "$sync" "$format" "$transport" "$walk"
 		ctf_spawn "$NS_RTR" "$log" "${EXP_TS[@]}" "$bin" -f -c "$conf"

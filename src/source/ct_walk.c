@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -153,6 +155,14 @@ static gpointer walker_thread(gpointer data)
 {
 	ct_walk *w = data;
 	gint64 next = g_get_monotonic_time() + (gint64)w->interval_ms * 1000;
+
+	/* The walk is background work: on a busy CPU the DESTROY reader must
+	 * win.  The kernel builds the dump in this thread's recvmsg(), so at
+	 * the default priority a walk of a large table took CPU time from the
+	 * reader during a flush (more events parked and resent).  Nice 19,
+	 * not SCHED_IDLE: a host that is never idle still gets its walks. */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) < 0)
+		g_info("table walk: cannot lower its priority: %s", g_strerror(errno));
 
 	for (;;) {
 		g_mutex_lock(&w->lock);
