@@ -14,8 +14,9 @@
 #include <time.h>
 
 #include "format.h"
+#include "text.h"
 
-#define JSON_LINE_MAX 1024   /* room for one line beyond a full message */
+#define JSON_LINE_MAX 2048   /* room for one line beyond a full message */
 
 struct json_state {
 	encoder *enc;
@@ -26,40 +27,53 @@ struct json_state {
 	enum export_counters counters;
 };
 
-static void put_time(GString *out, const char *key, uint64_t ns, gboolean known)
+/*
+ * A line is written straight into the message buffer (text.h, no printf):
+ * JSON_LINE_MAX bytes of room are made first, more than the longest line
+ * (two IPv6 tuples and a post-NAT one, every counter, 128 labels).
+ */
+#define KEY(at, k) text_copy((at), ",\"" k "\":")
+
+static char *put_time(char *at, const char *key, uint64_t ns, gboolean known)
 {
-	if (!known) {
-		g_string_append_printf(out, ",\"%s\":null,\"%s_ns\":null", key, key);
-		return;
+	at = text_copy(text_copy(text_copy(at, ",\""), key), "\":");
+	if (!known)
+		return text_copy(text_copy(text_copy(at, "null,\""), key), "_ns\":null");
+	*at++ = '"';
+	at = text_rfc3339(at, ns, 9);
+	at = text_copy(text_copy(text_copy(at, "\",\""), key), "_ns\":");
+	return text_decimal(at, ns, 1);
+}
+
+/* put_time() for the lines that are not flows */
+static void append_time(GString *out, const char *key, uint64_t ns)
+{
+	char buf[128];
+
+	g_string_append_len(out, buf, put_time(buf, key, ns, TRUE) - buf);
+}
+
+static char *put_number(char *at, const char *key, uint64_t v, gboolean known)
+{
+	at = text_copy(text_copy(text_copy(at, ",\""), key), "\":");
+	return known ? text_decimal(at, v, 1) : text_copy(at, "null");
+}
+
+static char *put_tuple(char *at, const char *prefix, int family, const struct flow_tuple *t,
+		       gboolean ports)
+{
+	at = text_copy(text_copy(text_copy(at, ",\""), prefix), "src\":\"");
+	at = text_addr(at, family, t->src);
+	at = text_copy(text_copy(text_copy(at, "\",\""), prefix), "dst\":\"");
+	at = text_addr(at, family, t->dst);
+	*at++ = '"';
+	if (ports) {
+		at = text_copy(text_copy(text_copy(at, ",\""), prefix), "sport\":");
+		at = text_decimal(at, t->sport, 1);
+		at = text_copy(text_copy(text_copy(at, ",\""), prefix), "dport\":");
+		at = text_decimal(at, t->dport, 1);
 	}
-	time_t secs = (time_t)(ns / 1000000000u);
-	struct tm tm;
-	char buf[32];
-	gmtime_r(&secs, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	g_string_append_printf(out, ",\"%s\":\"%s.%09" PRIu64 "Z\",\"%s_ns\":%" PRIu64, key, buf,
-			       ns % 1000000000u, key, ns);
-}
-
-static void put_counter(GString *out, const char *key, uint64_t v, gboolean known)
-{
-	if (known)
-		g_string_append_printf(out, ",\"%s\":%" PRIu64, key, v);
-	else
-		g_string_append_printf(out, ",\"%s\":null", key);
-}
-
-static void put_tuple(GString *out, const char *prefix, int family, const struct flow_tuple *t,
-		      gboolean ports)
-{
-	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
-
-	g_string_append_printf(out, ",\"%ssrc\":\"%s\",\"%sdst\":\"%s\"", prefix,
-			       flow_format_addr(family, t->src, a, sizeof(a)), prefix,
-			       flow_format_addr(family, t->dst, b, sizeof(b)));
-	if (ports)
-		g_string_append_printf(out, ",\"%ssport\":%u,\"%sdport\":%u", prefix, t->sport,
-				       prefix, t->dport);
+	return at;
 }
 
 /*
@@ -68,45 +82,44 @@ static void put_tuple(GString *out, const char *prefix, int family, const struct
  * total counters (and both sets) cover the connection from its start.
  * Both: packets... are the deltas, total_packets... the totals.
  */
-static void put_counters(GString *out, const struct flow_record *r, enum export_counters mode,
-			 gboolean known)
+static char *put_counters(char *at, const struct flow_record *r, enum export_counters mode,
+			  gboolean known)
 {
 	struct flow_counts c = mode == EXPORT_COUNTERS_TOTAL ? flow_total_counts(r)
 							     : flow_delta_counts(r);
 
-	put_counter(out, "packets", c.packets, known);
-	put_counter(out, "bytes", c.bytes, known);
-	put_counter(out, "reply_packets", c.reply_packets, known);
-	put_counter(out, "reply_bytes", c.reply_bytes, known);
+	at = put_number(at, "packets", c.packets, known);
+	at = put_number(at, "bytes", c.bytes, known);
+	at = put_number(at, "reply_packets", c.reply_packets, known);
+	at = put_number(at, "reply_bytes", c.reply_bytes, known);
 	if (mode == EXPORT_COUNTERS_BOTH) {
-		put_counter(out, "total_packets", r->packets, known);
-		put_counter(out, "total_bytes", r->bytes, known);
-		put_counter(out, "total_reply_packets", r->reply_packets, known);
-		put_counter(out, "total_reply_bytes", r->reply_bytes, known);
+		at = put_number(at, "total_packets", r->packets, known);
+		at = put_number(at, "total_bytes", r->bytes, known);
+		at = put_number(at, "total_reply_packets", r->reply_packets, known);
+		at = put_number(at, "total_reply_bytes", r->reply_bytes, known);
 	}
+	return at;
 }
-
 
 /* The conntrack labels set, as the numbers nft and conntrack name them by
  * (ct label set N), [] when none is; null when none are known: the kernel
  * leaves them out of DESTROY events, and only a NEW event read before can
  * bring them (ct_labels.h). */
-static void put_labels(GString *out, const struct flow_record *r)
+static char *put_labels(char *at, const struct flow_record *r)
 {
-	const char *sep = "";
-
-	if (!(r->flags & FLOW_HAS_LABELS)) {
-		g_string_append(out, ",\"labels\":null");
-		return;
-	}
-	g_string_append(out, ",\"labels\":[");
+	if (!(r->flags & FLOW_HAS_LABELS))
+		return text_copy(KEY(at, "labels"), "null");
+	at = KEY(at, "labels");
+	*at++ = '[';
 	for (unsigned n = 0; n < 8 * sizeof(r->labels); n++) {
 		if (r->labels[n / 8] & (1u << (n % 8))) {
-			g_string_append_printf(out, "%s%u", sep, n);
-			sep = ",";
+			if (at[-1] != '[')
+				*at++ = ',';
+			at = text_decimal(at, n, 1);
 		}
 	}
-	g_string_append_c(out, ']');
+	*at++ = ']';
+	return at;
 }
 
 static void format_record(GString *out, const struct flow_record *r, enum export_counters mode)
@@ -114,28 +127,38 @@ static void format_record(GString *out, const struct flow_record *r, enum export
 	gboolean counters = (r->flags & FLOW_HAS_COUNTERS) != 0;
 	gboolean times = (r->flags & FLOW_HAS_TIMESTAMPS) != 0;
 	gboolean ports = !flow_is_icmp(r);
+	gsize before = out->len;
 
-	g_string_append_printf(out, "{\"flow_id\":%" PRIu64 ",\"family\":\"%s\",\"proto\":%u",
-			       r->flow_id, r->family == AF_INET6 ? "ipv6" : "ipv4", r->proto);
-	put_tuple(out, "", r->family, &r->orig, ports);
-	put_tuple(out, "reply_", r->family, &r->reply, ports);
+	g_string_set_size(out, before + JSON_LINE_MAX);
+	char *at = out->str + before;
+	at = text_decimal(text_copy(at, "{\"flow_id\":"), r->flow_id, 1);
+	at = text_copy(at, r->family == AF_INET6 ? ",\"family\":\"ipv6\"" : ",\"family\":\"ipv4\"");
+	at = text_decimal(KEY(at, "proto"), r->proto, 1);
+	at = put_tuple(at, "", r->family, &r->orig, ports);
+	at = put_tuple(at, "reply_", r->family, &r->reply, ports);
 	if (flow_is_translated(r)) {
 		/* what the reply tuple says, named as IPFIX's post-NAT elements */
 		const struct flow_tuple post = flow_post_nat(r);
-		put_tuple(out, "post_nat_", r->family, &post, ports);
+		at = put_tuple(at, "post_nat_", r->family, &post, ports);
 	}
-	if (!ports)
-		g_string_append_printf(out, ",\"icmp_type\":%u,\"icmp_code\":%u,\"icmp_id\":%u",
-				       r->icmp_type, r->icmp_code, r->orig.sport);
-	put_counters(out, r, mode, counters);
-	put_time(out, "start", mode == EXPORT_COUNTERS_DELTA ? flow_period_start_ns(r) : r->start_ns,
-		 times);
-	put_time(out, "end", r->end_ns, times);
-	g_string_append_printf(out,
-			       ",\"end_reason\":\"%s\",\"ct_id\":%" PRIu32 ",\"zone\":%u,\"mark\":%" PRIu32,
-			       flow_end_reason_name(r->end_reason), r->ct_id, r->zone, r->mark);
-	put_labels(out, r);
-	g_string_append_printf(out, ",\"status\":%" PRIu32 "}\n", r->status);
+	if (!ports) {
+		at = text_decimal(KEY(at, "icmp_type"), r->icmp_type, 1);
+		at = text_decimal(KEY(at, "icmp_code"), r->icmp_code, 1);
+		at = text_decimal(KEY(at, "icmp_id"), r->orig.sport, 1);
+	}
+	at = put_counters(at, r, mode, counters);
+	at = put_time(at, "start", mode == EXPORT_COUNTERS_DELTA ? flow_period_start_ns(r) : r->start_ns,
+		      times);
+	at = put_time(at, "end", r->end_ns, times);
+	at = text_copy(text_copy(KEY(at, "end_reason"), "\""), flow_end_reason_name(r->end_reason));
+	*at++ = '"';
+	at = text_decimal(KEY(at, "ct_id"), r->ct_id, 1);
+	at = text_decimal(KEY(at, "zone"), r->zone, 1);
+	at = text_decimal(KEY(at, "mark"), r->mark, 1);
+	at = put_labels(at, r);
+	at = text_decimal(KEY(at, "status"), r->status, 1);
+	at = text_copy(at, "}\n");
+	g_string_truncate(out, (gsize)(at - out->str));
 }
 
 static gboolean json_flush(void *state, GError **error)
@@ -197,7 +220,7 @@ static gboolean json_refresh_templates(void *state, GError **error)
 static void put_not_sent(GString *out, guint64 total, guint64 now_ns)
 {
 	g_string_append_printf(out, "{\"not_sent_flow_total_count\":%" PRIu64, total);
-	put_time(out, "time", now_ns, TRUE);
+	append_time(out, "time", now_ns);
 	g_string_append(out, "}\n");
 }
 
@@ -218,9 +241,9 @@ static void put_statistics(GString *out, const struct export_statistics *st, gui
 				       ",\"takeovers\":%" PRIu64 ",\"givebacks\":%" PRIu64
 				       ",\"doubtful\":%" PRIu64,
 				       st->takeovers, st->givebacks, st->doubtful);
-	put_time(out, "since", st->init_ms * 1000000u, TRUE);
+	append_time(out, "since", st->init_ms * 1000000u);
 	g_string_append_c(out, '}');
-	put_time(out, "time", now_ns, TRUE);
+	append_time(out, "time", now_ns);
 	g_string_append(out, "}\n");
 }
 

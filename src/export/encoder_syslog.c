@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "text.h"
 
 #define SYSLOG_MSGID "flow"
 /* room for the framing prefix ("65000 ") of a message beyond a full batch */
@@ -101,25 +102,9 @@ static struct param *next_param(struct syslog_state *st, const char *name)
 	return p;
 }
 
-/* Decimal digits of @v at @out, at least @width of them (zero-padded);
- * returns the end.  printf costs more than the rest of a message together. */
-static char *put_decimal(char *out, uint64_t v, int width)
-{
-	int n = 1;
-
-	for (uint64_t rest = v / 10; rest; rest /= 10)
-		n++;
-	if (n < width)
-		n = width;
-	char *end = out + n;
-	for (char *at = end; at > out; v /= 10)
-		*--at = (char)('0' + v % 10);
-	return end;
-}
-
 static void add_uint(struct syslog_state *st, const char *name, uint64_t v)
 {
-	*put_decimal(next_param(st, name)->value, v, 1) = '\0';
+	*text_decimal(next_param(st, name)->value, v, 1) = '\0';
 }
 
 static void add_text(struct syslog_state *st, const char *name, const char *text)
@@ -129,63 +114,7 @@ static void add_text(struct syslog_state *st, const char *name, const char *text
 
 static void add_addr(struct syslog_state *st, const char *name, int family, const uint8_t *addr)
 {
-	struct param *p = next_param(st, name);
-
-	if (family == AF_INET6) {
-		flow_format_addr(family, addr, p->value, PARAM_VALUE_MAX);
-		return;
-	}
-	char *at = p->value;
-	for (int i = 0; i < 4; i++) {
-		if (i)
-			*at++ = '.';
-		at = put_decimal(at, addr[i], 1);
-	}
-	*at = '\0';
-}
-
-/* The civil date of a day counted from 1970-01-01 (the proleptic
- * Gregorian calendar, in eras of 400 years), without gmtime_r's locks. */
-static void civil_from_days(int64_t days, int64_t *year, unsigned *month, unsigned *day)
-{
-	days += 719468;
-	int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-	unsigned doe = (unsigned)(days - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-
-	*day = doy - (153 * mp + 2) / 5 + 1;
-	*month = mp < 10 ? mp + 3 : mp - 9;
-	*year = (int64_t)yoe + era * 400 + (*month <= 2);
-}
-
-/* "2026-12-02T09:30:58.123456Z": an RFC 3339 UTC time with @digits (1 to 9)
- * of fraction, at @out (at least 32 bytes); returns the end. */
-static char *put_time(char *out, uint64_t ns, int digits)
-{
-	uint64_t secs = ns / 1000000000u, frac = ns % 1000000000u;
-	int64_t year;
-	unsigned month, day, sod = (unsigned)(secs % 86400);
-
-	civil_from_days((int64_t)(secs / 86400), &year, &month, &day);
-	out = put_decimal(out, (uint64_t)year, 4);
-	*out++ = '-';
-	out = put_decimal(out, month, 2);
-	*out++ = '-';
-	out = put_decimal(out, day, 2);
-	*out++ = 'T';
-	out = put_decimal(out, sod / 3600, 2);
-	*out++ = ':';
-	out = put_decimal(out, sod / 60 % 60, 2);
-	*out++ = ':';
-	out = put_decimal(out, sod % 60, 2);
-	*out++ = '.';
-	for (int i = digits; i < 9; i++)
-		frac /= 10;
-	out = put_decimal(out, frac, digits);
-	*out++ = 'Z';
-	return out;
+	*text_addr(next_param(st, name)->value, family, addr) = '\0';
 }
 
 /* "Dec  2 09:30:58" in local time, English month names whatever the
@@ -207,7 +136,7 @@ static const char *format_local_second(struct syslog_state *st, time_t sec)
 
 static void add_time(struct syslog_state *st, const char *name, uint64_t ns)
 {
-	*put_time(next_param(st, name)->value, ns, 9) = '\0';
+	*text_rfc3339(next_param(st, name)->value, ns, 9) = '\0';
 }
 
 static void add_counts(struct syslog_state *st, const char *const names[4], struct flow_counts c)
@@ -321,7 +250,7 @@ static void format_message(struct syslog_state *st, GString *out, const struct f
 
 	collect_params(st, r);
 	*at++ = '<';
-	at = put_decimal(at, st->pri, 1);
+	at = text_decimal(at, st->pri, 1);
 	*at++ = '>';
 	if (st->framing == FRAMING_LOCAL) {
 		g_string_append_len(out, head, at - head);
@@ -331,7 +260,7 @@ static void format_message(struct syslog_state *st, GString *out, const struct f
 		*at++ = '1';
 		*at++ = ' ';
 		/* RFC 5424 section 6.2.3: at most six digits of fraction */
-		at = put_time(at, when, 6);
+		at = text_rfc3339(at, when, 6);
 		g_string_append_len(out, head, at - head);
 		g_string_append(out, st->header_tail);
 	}

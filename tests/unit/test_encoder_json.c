@@ -1040,6 +1040,39 @@ static void test_statistics(void)
 	capture_clear(&c);
 }
 
+/* The longest line there can be (IPv6 tuples of the longest text, NAT,
+ * every counter at its largest in both sets, every label set) is whole and
+ * parses; labels come as their numbers. */
+static void test_longest_line(void)
+{
+	struct flow_record r = rec_tcp6_dnat();
+	struct capture c;
+
+	set_addr(r.orig.src, AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe");
+	set_addr(r.orig.dst, AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd");
+	set_addr(r.reply.src, AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc");
+	set_addr(r.reply.dst, AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffb");
+	r.flow_id = r.base_bytes = G_MAXUINT64;
+	r.ct_id = r.mark = r.status = G_MAXUINT32;
+	r.zone = G_MAXUINT16;
+	r.flags |= FLOW_HAS_LABELS | FLOW_HAS_COUNTERS | FLOW_HAS_TIMESTAMPS;
+	memset(r.labels, 0xff, sizeof(r.labels));
+	encoder *enc = new_encoder_counters(65000, EXPORT_COUNTERS_BOTH, &c);
+	start_ok(enc);
+	add_ok(enc, &r);
+	flush_ok(enc);
+	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GHashTable) f = parse_line(capture_msg(&c, 0), capture_len(&c, 0), keys);
+	expect_addr(f, "post_nat_src", AF_INET6, r.reply.dst);
+	expect_u64(f, "total_packets", G_MAXUINT64, TRUE);
+	expect_u64(f, "status", G_MAXUINT32, TRUE);
+	g_assert_nonnull(strstr(capture_msg(&c, 0), "\"labels\":[0,1,2,"));
+	g_assert_nonnull(strstr(capture_msg(&c, 0), ",126,127],"));
+	g_test_message("%" G_GSIZE_FORMAT " bytes", capture_len(&c, 0));
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
 /* An interim record per counters key: the same meanings as IPFIX's. */
 static void test_counters_modes(void)
 {
@@ -1123,6 +1156,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_json/flush", test_flush);
 	g_test_add_func("/encoder_json/statistics", test_statistics);
 	g_test_add_func("/encoder_json/counters-modes", test_counters_modes);
+	g_test_add_func("/encoder_json/longest-line", test_longest_line);
 
 	g_test_add_func("/encoder_json/statistics-failover", test_statistics_failover);
 	return g_test_run();
