@@ -46,12 +46,23 @@ static const char *const format_names[] = { "ipfix", "json", NULL };
 static const char *const transport_names[] = { "udp", "tcp", "file", "stdout", NULL };
 static const char *const counters_names[] = { "delta", "total", "both", NULL };
 static const char *const spool_sync_names[] = { "none", "batch", "record", NULL };
+static const char *const records_names[] = { "flows", "nat-events", "both", NULL };
 
 const char *export_format_name(enum export_format format)
 {
 	if ((unsigned)format < G_N_ELEMENTS(format_names) - 1)
 		return format_names[format];
 	return "unknown";
+}
+
+gboolean config_nat_events(const struct ctflowd_config *config)
+{
+	for (guint i = 0; config->exports && i < config->exports->len; i++) {
+		const struct export_config *e = g_ptr_array_index(config->exports, i);
+		if (e->records != EXPORT_RECORDS_FLOWS)
+			return TRUE;
+	}
+	return FALSE;
 }
 
 const char *export_transport_name(enum export_transport transport)
@@ -1375,6 +1386,10 @@ static const struct key source_keys[] = {
 	  .fallback = 0, .min = 100, .max = HOUR_MS, .flags = KEY_AUTO,
 	  .help = "with an active timeout, the conntrack table is read this often (auto: a fifth"
 		  " of active_timeout, from 1s to 1m); an interim record comes at most this late" },
+	{ "nat_refresh", &duration_type, SOURCE(nat_refresh_ms),
+	  .fallback = 0, .min = MINUTE_MS, .max = 7 * DAY_MS, .flags = KEY_ZERO_OFF,
+	  .help = "with NAT event logging, a session still alive this long after its last create"
+		  " event is logged again as a create marked as a refresh; off: never" },
 };
 
 static const struct key export_keys[] = {
@@ -1427,6 +1442,10 @@ static const struct key export_keys[] = {
 	  .choices = counters_names,
 	  .help = "what the counters of a record are: delta (since the connection's previous"
 		  " record), total (since it began) or both" },
+	{ "records", &choice_type, EXPORT(records), .fallback = EXPORT_RECORDS_FLOWS,
+	  .choices = records_names,
+	  .help = "what is sent: flows, NAT session create and delete events (nat-events, RFC 8158;"
+		  " needs events = destroy,new), or both" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1438,6 +1457,7 @@ G_STATIC_ASSERT(sizeof(enum export_format) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum export_transport) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum spool_sync) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum export_counters) == sizeof(guint32));
+G_STATIC_ASSERT(sizeof(enum export_records) == sizeof(guint32));
 
 static void check_export(struct section_pass *sp);
 
@@ -1747,6 +1767,12 @@ static struct ctflowd_config *parse(struct parser *p)
 			read_section(&(struct section_pass){ .p = p, .section = &export_section,
 							     .group = groups[i], .object = e,
 							     .base = config->daemon.state_directory });
+			/* a create event comes from a NEW event; without them
+			 * every create would be a late one */
+			if (e->records != EXPORT_RECORDS_FLOWS && !config->source.subscribe_new)
+				fail(p, CONFIG_ERROR_VALUE, groups[i], "records",
+				     "%s needs NEW events: set events = destroy,new in [source]",
+				     records_names[e->records]);
 			break;
 		}
 		case SECTION_UNKNOWN:

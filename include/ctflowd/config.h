@@ -43,6 +43,13 @@ enum export_counters {
 	EXPORT_COUNTERS_BOTH,
 };
 
+/* What an export sends: flow records, NAT session events, or both. */
+enum export_records {
+	EXPORT_RECORDS_FLOWS,
+	EXPORT_RECORDS_NAT_EVENTS,
+	EXPORT_RECORDS_BOTH,
+};
+
 enum export_transport {
 	EXPORT_TRANSPORT_UDP,
 	EXPORT_TRANSPORT_TCP,
@@ -74,6 +81,8 @@ struct source_config {
 				    * previous record; 0: off */
 	guint walk_interval_ms;    /* table walks this often; 0: a fifth of the
 				    * active timeout, from 1 s to 60 s */
+	guint nat_refresh_ms;      /* NAT sessions alive this long since their last create
+				    * are logged again (a refresh); 0: off */
 };
 
 struct export_config {
@@ -97,6 +106,7 @@ struct export_config {
 	gboolean sync;             /* file: fdatasync after each flush */
 	gboolean uniflow;          /* IPFIX: one record per direction, not a biflow */
 	enum export_counters counters;
+	enum export_records records;
 };
 
 struct ctflowd_config {
@@ -167,4 +177,11 @@ void config_free(struct ctflowd_config *config);
 /** export_format_name / export_transport_name: the config-file spelling. */
 const char *export_format_name(enum export_format format);
 const char *export_transport_name(enum export_transport transport);
+
+/**
+ * config_nat_events:
+ * Whether some export sends NAT session events (records = nat-events or
+ * both).
+ */
+gboolean config_nat_events(const struct ctflowd_config *config);
 

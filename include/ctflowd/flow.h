@@ -202,6 +202,15 @@ static inline struct flow_tuple flow_post_nat(const struct flow_record *r)
 uint64_t flow_identity_hash(const struct flow_record *r);
 
 /**
+ * flow_nat_identity:
+ * flow_identity_hash() without the start timestamp: what a NEW event (which
+ * carries no timestamps) and the DESTROY of the same entry share.  Two live
+ * entries never have the same id and original tuple, so this tells live
+ * connections apart; over time it repeats when the kernel reuses both.
+ */
+uint64_t flow_nat_identity(const struct flow_record *r);
+
+/**
  * flow_end_reason_name:
  * Short name of an IPFIX flowEndReason ("idle", "active", "end", "forced",
  * "resources"), or "unknown".

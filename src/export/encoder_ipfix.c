@@ -17,6 +17,13 @@
  * adds the post-NAT addresses and ports: records of connections without
  * NAT keep their size and layout, and carry no elements that would only
  * repeat the original tuple.
+ *
+ * NAT session events (records = nat-events or both) go out with the
+ * NAT44 session template of RFC 8158 (section 4.1.1): natEvent 4 or 5,
+ * observationTimeMilliseconds, the inside and outside addresses and ports.
+ * RFC 8158 has no natEvent for NAT66 sessions: those are left out (logged
+ * once, counted).  Under an enterprise_number, a flags element of ctflowd's
+ * own says which creates are late or refreshes.
  */
 #include <arpa/inet.h>
 #include <fixbuf/public.h>
@@ -36,6 +43,7 @@
 #define TID_UNI6 267
 #define TID_UNI4_NAT 268
 #define TID_UNI6_NAT 269
+#define TID_NAT_EVENT4 270  /* RFC 8158 NAT44 session create/delete events */
 
 /* Internal record layouts: fixbuf copies them field by field in template
  * order, so the structs must match the specs below exactly.  The two
@@ -164,6 +172,31 @@ struct ipfix_uni6_nat {
 };
 _Static_assert(sizeof(struct ipfix_uni6_nat) == 152, "ipfix_uni6_nat size");
 
+/* A NAT44 session event (RFC 8158, 4.1.1), with ctflowd's own marks. */
+struct ipfix_nat_event4 {
+	uint64_t observationTimeMilliseconds;
+	uint32_t ingressVRFID;
+	uint32_t sourceIPv4Address;
+	uint32_t postNATSourceIPv4Address;
+	uint32_t destinationIPv4Address;
+	uint32_t postNATDestinationIPv4Address;
+	uint16_t sourceTransportPort;
+	uint16_t postNAPTSourceTransportPort;
+	uint16_t destinationTransportPort;
+	uint16_t postNAPTDestinationTransportPort;
+	uint8_t natEvent;
+	uint8_t protocolIdentifier;
+	uint8_t ctflowdNatEventFlags;   /* NAT_MARK_*; sent only under a PEN */
+	uint8_t paddingOctets[1];
+};
+_Static_assert(offsetof(struct ipfix_nat_event4, ctflowdNatEventFlags) == 38,
+	       "ipfix_nat_event4 layout");
+_Static_assert(sizeof(struct ipfix_nat_event4) == 40, "ipfix_nat_event4 size");
+
+/* ctflowdNatEventFlags bits */
+#define NAT_MARK_LATE 0x01      /* a create sent late: its NEW event was lost */
+#define NAT_MARK_REFRESH 0x02   /* a create repeated for a session still alive */
+
 /*
  * RFC 7011 section 4.3, the exporting process reliability statistics,
  * with the counts section 4.1 gives a metering process: this destination
@@ -206,8 +239,10 @@ _Static_assert(offsetof(struct ipfix_type_info, informationElementName) == 32,
 	       "ipfix_type_info layout");
 
 /* RFC 5610 codes (IANA's IPFIX registries) for what own_elements[] need. */
+#define IE_TYPE_UNSIGNED8 1
 #define IE_TYPE_UNSIGNED64 4
 #define IE_SEMANTICS_TOTAL_COUNTER 2
+#define IE_SEMANTICS_FLAGS 5
 #define IE_UNITS_NONE 0
 #define IE_UNITS_FLOWS 4
 #define IE_UNITS_MESSAGES 10
@@ -236,6 +271,14 @@ static const struct own_element {
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(own_elements) ==
 		G_N_ELEMENTS(((struct ipfix_export_stats *)NULL)->own));
+
+/* The marks of NAT session events: numbered from 110 (105 and up are for
+ * flow fields). */
+static const struct own_element nat_flags_element = {
+	"ctflowdNatEventFlags", 110, IE_UNITS_NONE,
+	"marks of a NAT session create event: 1 late (the connection's NEW event was lost;"
+	" the time is the connection's start), 2 refresh (the session is still alive)",
+};
 
 /* Flag 1 marks fields only the internal template has. */
 #define INTERNAL_ONLY 1
@@ -326,6 +369,27 @@ static fbInfoElementSpec_t napt_spec[] = {
 
 /* Flag 2 marks ctflowd's own elements: in the templates only with a PEN. */
 #define OWN_ELEMENT 2
+/* Flag 16 marks what takes their place without one (padding). */
+#define NO_PEN 16
+
+static fbInfoElementSpec_t nat_event4_spec[] = {
+	IE("observationTimeMilliseconds", 8, 0),
+	IE("ingressVRFID", 4, 0),
+	IE("sourceIPv4Address", 4, 0),
+	IE("postNATSourceIPv4Address", 4, 0),
+	IE("destinationIPv4Address", 4, 0),
+	IE("postNATDestinationIPv4Address", 4, 0),
+	IE("sourceTransportPort", 2, 0),
+	IE("postNAPTSourceTransportPort", 2, 0),
+	IE("destinationTransportPort", 2, 0),
+	IE("postNAPTDestinationTransportPort", 2, 0),
+	IE("natEvent", 1, 0),
+	IE("protocolIdentifier", 1, 0),
+	IE("ctflowdNatEventFlags", 1, OWN_ELEMENT),
+	IE("paddingOctets", 1, INTERNAL_ONLY | OWN_ELEMENT),
+	IE("paddingOctets", 2, INTERNAL_ONLY | NO_PEN),
+	FB_IESPEC_NULL
+};
 
 static fbInfoElementSpec_t export_stats_spec[] = {
 	IE("exportingProcessId", 4, 0),
@@ -377,6 +441,8 @@ struct ipfix_state {
 	GArray *zone_vrf;        /* struct zone_vrf, sorted by zone */
 	gboolean uniflow;        /* a record per direction (uniflow = yes) */
 	enum export_counters counters;
+	guint64 nat66_skipped;   /* NAT66 session events left out */
+	gboolean nat_events;     /* records = nat-events or both: the event template */
 };
 
 static gboolean export_type_info(struct ipfix_state *st, GError **error);
@@ -444,6 +510,17 @@ static gboolean add_stats_templates(const struct ipfix_state *st, fbSession_t *s
 				 EXPORT_STATS_SCOPE, flags, flags, error) &&
 	       (!st->pen || add_templates(session, st->model, TID_TYPE_INFO, type_info_spec,
 					  TYPE_INFO_SCOPE, error));
+}
+
+/* The NAT44 session event template: its marks only under a PEN. */
+static gboolean add_nat_event_templates(const struct ipfix_state *st, fbSession_t *session,
+					GError **error)
+{
+	uint32_t flags = st->pen ? ~(uint32_t)NO_PEN : ~(uint32_t)OWN_ELEMENT;
+	fbInfoElementSpec_t *const specs[] = {nat_event4_spec, NULL};
+
+	return add_template_pair(session, st->model, TID_NAT_EVENT4, specs, 0, flags, flags,
+				 error);
 }
 
 /* The counters of the external templates (the counters key). */
@@ -569,7 +646,8 @@ static gboolean ipfix_start_session(void *state, guint message_limit, GError **e
 	/* External templates belong to an observation domain: pick it first. */
 	fbSessionSetDomain(session, st->domain);
 	if (!add_flow_templates(session, st->model, st->uniflow, st->counters, error) ||
-	    !add_stats_templates(st, session, error)) {
+	    !add_stats_templates(st, session, error) ||
+	    (st->nat_events && !add_nat_event_templates(st, session, error))) {
 		fbSessionFree(session);
 		return FALSE;
 	}
@@ -639,23 +717,32 @@ static gboolean append_record(struct ipfix_state *st, uint16_t tid, const void *
  * a collector learns their names and types with them, and over UDP again
  * with every template refresh.
  */
+static gboolean append_type_info(struct ipfix_state *st, const struct own_element *e,
+				 uint8_t type, uint8_t semantics, GError **error)
+{
+	struct ipfix_type_info rec = {
+		.privateEnterpriseNumber = st->pen,
+		.informationElementId = e->id,
+		.informationElementDataType = type,
+		.informationElementSemantics = semantics,
+		.informationElementUnits = e->units,
+		.informationElementName = { strlen(e->name), (uint8_t *)e->name },
+		.informationElementDescription = { strlen(e->description),
+						   (uint8_t *)e->description },
+	};
+
+	return append_in_message(st, TID_TYPE_INFO, &rec, sizeof(rec), error);
+}
+
 static gboolean export_type_info(struct ipfix_state *st, GError **error)
 {
-	for (size_t i = 0; st->pen && i < G_N_ELEMENTS(own_elements); i++) {
-		const struct own_element *e = &own_elements[i];
-		struct ipfix_type_info rec = {
-			.privateEnterpriseNumber = st->pen,
-			.informationElementId = e->id,
-			.informationElementDataType = IE_TYPE_UNSIGNED64,
-			.informationElementSemantics = IE_SEMANTICS_TOTAL_COUNTER,
-			.informationElementUnits = e->units,
-			.informationElementName = { strlen(e->name), (uint8_t *)e->name },
-			.informationElementDescription = { strlen(e->description),
-							   (uint8_t *)e->description },
-		};
-		if (!append_in_message(st, TID_TYPE_INFO, &rec, sizeof(rec), error))
+	for (size_t i = 0; st->pen && i < G_N_ELEMENTS(own_elements); i++)
+		if (!append_type_info(st, &own_elements[i], IE_TYPE_UNSIGNED64,
+				      IE_SEMANTICS_TOTAL_COUNTER, error))
 			return FALSE;
-	}
+	if (st->pen && !append_type_info(st, &nat_flags_element, IE_TYPE_UNSIGNED8,
+					 IE_SEMANTICS_FLAGS, error))
+		return FALSE;
 	st->current_tid = 0;
 	return TRUE;
 }
@@ -858,9 +945,9 @@ static gboolean ipfix_flush(void *state, GError **error);
  * both records of a connection go in the same message: when the message
  * has no room for two, it goes out first.
  */
-static gboolean ipfix_add(void *state, const struct flow_record *r, GError **error)
+static gboolean append_flow(struct ipfix_state *st, const struct flow_record *r, gboolean count,
+			    GError **error)
 {
-	struct ipfix_state *st = state;
 	union ipfix_any rec;
 	size_t len;
 	const bool nat = flow_is_translated(r);
@@ -876,7 +963,77 @@ static gboolean ipfix_add(void *state, const struct flow_record *r, GError **err
 		struct side reply = side_of(r, true);
 		tid = encode(st, r, &reply, nat, &rec, &len);
 	}
-	return append_record(st, tid, &rec, len, error);
+	return count ? append_record(st, tid, &rec, len, error)
+		     : append_in_message(st, tid, &rec, len, error);
+}
+
+static gboolean ipfix_add(void *state, const struct flow_record *r, GError **error)
+{
+	return append_flow(state, r, TRUE, error);
+}
+
+static void fill_nat_event4(const struct ipfix_state *st, struct ipfix_nat_event4 *e,
+			    const struct flow_record *r, const struct nat_event *ev)
+{
+	/* ICMP: the query id stands where the ports are, and NAT may change it */
+	const gboolean icmp = flow_is_icmp(r);
+
+	e->observationTimeMilliseconds = ev->time_ns / 1000000;
+	e->ingressVRFID = st->zone_vrf->len ?
+		zone_vrf_lookup((const struct zone_vrf *)(const void *)st->zone_vrf->data,
+				st->zone_vrf->len, r->zone) : r->zone;
+	e->sourceIPv4Address = v4_host(r->orig.src);
+	e->postNATSourceIPv4Address = v4_host(r->reply.dst);
+	e->destinationIPv4Address = v4_host(r->orig.dst);
+	e->postNATDestinationIPv4Address = v4_host(r->reply.src);
+	e->sourceTransportPort = r->orig.sport;
+	e->postNAPTSourceTransportPort = icmp ? r->reply.sport : r->reply.dport;
+	e->destinationTransportPort = icmp ? 0 : r->orig.dport;
+	e->postNAPTDestinationTransportPort = icmp ? 0 : r->reply.sport;
+	e->natEvent = (uint8_t)ev->type;
+	e->protocolIdentifier = r->proto;
+	e->ctflowdNatEventFlags = (uint8_t)((ev->late ? NAT_MARK_LATE : 0) |
+					    (ev->refresh ? NAT_MARK_REFRESH : 0));
+	e->paddingOctets[0] = 0;
+}
+
+/*
+ * The events of one record (and its flow first, records = both), in one
+ * message: the record is delivered with its last byte, so a message cut
+ * between them would send the first part again after a reconnect.
+ */
+static gboolean ipfix_add_nat_events(void *state, const struct flow_record *r,
+				     const struct nat_event *events, guint n, gboolean with_flow,
+				     gboolean *written, GError **error)
+{
+	struct ipfix_state *st = state;
+
+	*written = TRUE;
+	if (r->family != AF_INET) {
+		if (!st->nat66_skipped++)
+			g_message("IPFIX has no NAT66 session events (RFC 8158 defines NAT44 and"
+				  " NAT64 ones): IPv6 sessions are left out of NAT event logging,"
+				  " counted");
+		if (with_flow)
+			return ipfix_add(st, r, error);
+		*written = FALSE;
+		return TRUE;
+	}
+	/* room for the flow (two with uniflow), the events and a set header each */
+	size_t need = n * (sizeof(struct ipfix_nat_event4) + 4) +
+		      (with_flow ? 2 * sizeof(union ipfix_any) + 8 : 0);
+	if (st->has_content && fBufRemaining(st->fbuf) < need && !ipfix_flush(st, error))
+		return FALSE;
+	if (with_flow && !append_flow(st, r, FALSE, error))
+		return FALSE;
+	for (guint i = 0; i < n; i++) {
+		struct ipfix_nat_event4 rec;
+		fill_nat_event4(st, &rec, r, &events[i]);
+		if (!(i + 1 < n ? append_in_message(st, TID_NAT_EVENT4, &rec, sizeof(rec), error)
+				: append_record(st, TID_NAT_EVENT4, &rec, sizeof(rec), error)))
+			return FALSE;
+	}
+	return TRUE;
 }
 
 static gboolean ipfix_flush(void *state, GError **error)
@@ -911,8 +1068,8 @@ static gboolean check_templates(struct ipfix_state *st, GError **error)
 	for (int c = EXPORT_COUNTERS_DELTA; ok && c <= EXPORT_COUNTERS_BOTH; c++)
 		ok = add_flow_templates(session, st->model, FALSE, c, error) &&
 		     add_flow_templates(session, st->model, TRUE, c, error);
-	ok = ok &&
-		      add_stats_templates(st, session, error);
+	ok = ok && add_stats_templates(st, session, error) &&
+	     add_nat_event_templates(st, session, error);
 	fbSessionFree(session);
 	return ok;
 }
@@ -961,6 +1118,11 @@ static void ipfix_destroy(void *state)
 
 static void add_own_elements(fbInfoModel_t *model, uint32_t pen)
 {
+	const struct own_element *f = &nat_flags_element;
+	fbInfoElement_t flags = FB_IE_INIT_FULL(f->name, pen, f->id, 1, FB_IE_FLAGS, 0, 0,
+						FB_UINT_8, (char *)f->description);
+
+	fbInfoModelAddElement(model, &flags);
 	for (size_t i = 0; i < G_N_ELEMENTS(own_elements); i++) {
 		const struct own_element *e = &own_elements[i];
 		fbInfoElement_t ie = FB_IE_INIT_FULL(e->name, pen, e->id, 8,
@@ -980,6 +1142,7 @@ static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError 
 	st->pen = cfg->enterprise_number;
 	st->uniflow = cfg->uniflow;
 	st->counters = cfg->counters;
+	st->nat_events = cfg->records != EXPORT_RECORDS_FLOWS;
 	st->capacity = 65000;
 	st->msgbuf = g_malloc(st->capacity);
 	st->model = fbInfoModelAlloc();
@@ -1001,4 +1164,5 @@ const struct encoder_ops encoder_ipfix_ops = {
 	.refresh_templates = ipfix_refresh_templates,
 	.report_statistics = ipfix_report_statistics,
 	.destroy = ipfix_destroy,
+	.add_nat_events = ipfix_add_nat_events,
 };

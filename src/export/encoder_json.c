@@ -4,6 +4,7 @@
  * What a billing pipeline ingests and what a person reads when trying
  * ctflowd.  Values the kernel did not send (counters or timestamps of entries
  * created before accounting was on) are null, never a made-up zero.
+ * NAT session events are lines of their own, {"nat_event":...}.
  * Lines are gathered into messages of at most `mtu` bytes so a file or
  * socket sees few large writes.
  */
@@ -115,6 +116,31 @@ static void format_record(GString *out, const struct flow_record *r, enum export
 			       r->status);
 }
 
+/*
+ * A NAT session event: the inside (original) tuple and the outside one
+ * (after translation), with the names flow lines use.  Late creates and
+ * refreshes say so; the time is when the event was observed.
+ */
+static void format_nat_event(GString *out, const struct flow_record *r,
+			      const struct nat_event *ev)
+{
+	const gboolean ports = !flow_is_icmp(r);
+	const struct flow_tuple post = flow_post_nat(r);
+
+	g_string_append_printf(out, "{\"nat_event\":\"%s\",\"late\":%s,\"refresh\":%s",
+			       ev->type == NAT_EVENT_CREATE ? "create" : "delete",
+			       ev->late ? "true" : "false", ev->refresh ? "true" : "false");
+	put_time(out, "time", ev->time_ns, TRUE);
+	g_string_append_printf(out, ",\"flow_id\":%" PRIu64 ",\"family\":\"%s\",\"proto\":%u",
+			       r->flow_id, r->family == AF_INET6 ? "ipv6" : "ipv4", r->proto);
+	put_tuple(out, "", r->family, &r->orig, ports);
+	put_tuple(out, "post_nat_", r->family, &post, ports);
+	if (!ports)
+		g_string_append_printf(out, ",\"icmp_id\":%u,\"post_nat_icmp_id\":%u", r->orig.sport,
+				       r->reply.sport);
+	g_string_append_printf(out, ",\"ct_id\":%" PRIu32 ",\"zone\":%u}\n", r->ct_id, r->zone);
+}
+
 static gboolean json_flush(void *state, GError **error)
 {
 	struct json_state *st = state;
@@ -129,14 +155,12 @@ static gboolean json_flush(void *state, GError **error)
 	return ok;
 }
 
-static gboolean json_add(void *state, const struct flow_record *r, GError **error)
+/* The lines of one record, just appended from @before on, stay together:
+ * when they do not fit, what was there goes out first. */
+static gboolean count_lines(struct json_state *st, gsize before, GError **error)
 {
-	struct json_state *st = state;
-	gsize before = st->msg->len;
-
-	format_record(st->msg, r, st->counters);
 	if (st->msg->len > st->mtu && before > 0) {
-		/* The line does not fit: send what was there, keep the line. */
+		/* The lines do not fit: send what was there, keep the lines. */
 		g_autofree char *line = g_strndup(st->msg->str + before, st->msg->len - before);
 		g_string_truncate(st->msg, before);
 		if (!json_flush(st, error))
@@ -146,6 +170,31 @@ static gboolean json_add(void *state, const struct flow_record *r, GError **erro
 	st->in_message++;
 	encoder_note_added(st->enc);
 	return TRUE;
+}
+
+static gboolean json_add(void *state, const struct flow_record *r, GError **error)
+{
+	struct json_state *st = state;
+	gsize before = st->msg->len;
+
+	format_record(st->msg, r, st->counters);
+	return count_lines(st, before, error);
+}
+
+/* Both families: a JSON line names its family. */
+static gboolean json_add_nat_events(void *state, const struct flow_record *r,
+				    const struct nat_event *events, guint n, gboolean with_flow,
+				    gboolean *written, GError **error)
+{
+	struct json_state *st = state;
+	gsize before = st->msg->len;
+
+	if (with_flow)
+		format_record(st->msg, r, st->counters);
+	for (guint i = 0; i < n; i++)
+		format_nat_event(st->msg, r, &events[i]);
+	*written = TRUE;
+	return count_lines(st, before, error);
 }
 
 static gboolean json_start_session(void *state, guint message_limit, GError **error)
@@ -241,4 +290,5 @@ const struct encoder_ops encoder_json_ops = {
 	.refresh_templates = json_refresh_templates,
 	.report_statistics = json_report_statistics,
 	.destroy = json_destroy,
+	.add_nat_events = json_add_nat_events,
 };

@@ -210,12 +210,31 @@ static void queue_datagram(sink *s, const uint8_t *msg, size_t len, guint record
 	s->queued.records += records;
 }
 
+/* Records that give this export nothing are delivered once what comes
+ * before them is: nothing is sent for them. */
+static void pass_records(sink *s, guint records)
+{
+	s->emitted_pos = take_positions(s, records);
+	if (is_udp(s) ? s->queued.messages > 0 : s->unconfirmed->len > 0) {
+		if (!is_udp(s)) {
+			struct sent_message m = { transport_bytes_written(s->tr), s->emitted_pos };
+			g_array_append_val(s->unconfirmed, m);
+		}
+		return;
+	}
+	confirm(s, s->emitted_pos);
+}
+
 /* Called by the encoder with every finished message. */
 static gboolean deliver(const uint8_t *msg, size_t len, guint records, void *user,
 			GError **error)
 {
 	sink *s = user;
 
+	if (!len) {
+		pass_records(s, records);
+		return TRUE;
+	}
 	if (is_udp(s)) {
 		queue_datagram(s, msg, len, records);
 		if (records)

@@ -20,9 +20,11 @@ static inline guint64 mix64(guint64 x)
 	return x;
 }
 
-uint64_t flow_identity_hash(const struct flow_record *r)
+/* What both identities hash: the original tuple, protocol, family, zone
+ * and conntrack id, from @seed. */
+static guint64 hash_entry(const struct flow_record *r, guint64 seed)
 {
-	guint64 h = 0x6a09e667f3bcc909ULL;
+	guint64 h = seed;
 	guint64 w;
 
 	for (size_t i = 0; i < 16; i += 8) {
@@ -33,9 +35,18 @@ uint64_t flow_identity_hash(const struct flow_record *r)
 	}
 	h = mix64(h ^ ((guint64)r->orig.sport << 48 | (guint64)r->orig.dport << 32 |
 		       (guint64)r->proto << 24 | (guint64)r->family << 16 | r->zone));
-	h = mix64(h ^ r->ct_id);
-	h = mix64(h ^ r->start_ns);
-	return h;
+	return mix64(h ^ r->ct_id);
+}
+
+uint64_t flow_identity_hash(const struct flow_record *r)
+{
+	return mix64(hash_entry(r, 0x6a09e667f3bcc909ULL) ^ r->start_ns);
+}
+
+uint64_t flow_nat_identity(const struct flow_record *r)
+{
+	/* another seed: never equal to the identity of the same entry */
+	return hash_entry(r, 0xbb67ae8584caa73bULL);
 }
 
 const char *flow_end_reason_name(uint8_t reason)
