@@ -441,7 +441,8 @@ struct ipfix_state {
 	GArray *zone_vrf;        /* struct zone_vrf, sorted by zone */
 	gboolean uniflow;        /* a record per direction (uniflow = yes) */
 	enum export_counters counters;
-	guint64 nat66_skipped;   /* NAT66 session events left out */
+	guint64 nat66_skipped;   /* records of NAT66 sessions whose events were left out */
+	char *name;              /* the export's, for the log */
 	gboolean nat_events;     /* records = nat-events or both: the event template */
 };
 
@@ -1011,9 +1012,9 @@ static gboolean ipfix_add_nat_events(void *state, const struct flow_record *r,
 	*written = TRUE;
 	if (r->family != AF_INET) {
 		if (!st->nat66_skipped++)
-			g_message("IPFIX has no NAT66 session events (RFC 8158 defines NAT44 and"
-				  " NAT64 ones): IPv6 sessions are left out of NAT event logging,"
-				  " counted");
+			g_message("export %s: IPFIX has no NAT66 session events (RFC 8158 defines"
+				  " NAT44 and NAT64 ones): IPv6 sessions are left out of NAT event"
+				  " logging (counted, the total logged at stop)", st->name);
 		if (with_flow)
 			return ipfix_add(st, r, error);
 		*written = FALSE;
@@ -1107,6 +1108,10 @@ static void ipfix_destroy(void *state)
 {
 	struct ipfix_state *st = state;
 
+	if (st->nat66_skipped)
+		g_message("export %s: %" G_GUINT64_FORMAT " records of NAT66 sessions had their"
+			  " NAT events left out", st->name, st->nat66_skipped);
+	g_free(st->name);
 	free_session(st);
 	if (st->model)
 		fbInfoModelFree(st->model);
@@ -1138,6 +1143,7 @@ static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError 
 	struct ipfix_state *st = g_new0(struct ipfix_state, 1);
 
 	st->enc = enc;
+	st->name = g_strdup(cfg->name);
 	st->domain = cfg->observation_domain;
 	st->pen = cfg->enterprise_number;
 	st->uniflow = cfg->uniflow;
