@@ -56,7 +56,7 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
             test_encoder_ipfix test_encoder_json fuzz_config fuzz_journal fuzz_landing fuzz_state test_sink test_transport \
             test_intake test_cursor test_landing test_ct_request test_state_dir test_datagrams test_ct_socket test_conn_state \
             flush-ipfix tcp-export json-stdout kill-worker graceful-restart \
-            supervisor-killed forged-events
+            supervisor-killed forged-events nat-events
     count_results build-asan
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))
