@@ -97,6 +97,10 @@ guint conn_state_size(const conn_state *cs);
 /** conn_state_memory: bytes the table has allocated. */
 gsize conn_state_memory(const conn_state *cs);
 
+/* The snapshot format conn_state_snapshot() writes; conn_state_parse()
+ * also reads version 1, which had no NAT session entries. */
+#define CONN_STATE_SNAPSHOT_VERSION 2u
+
 /**
  * conn_state_snapshot:
  * The table as a file's contents, covering the journal up to @position

@@ -33,7 +33,7 @@
 #define SNAPSHOT_MAGIC 0x53465443u    /* "CTFS" in a little-endian file */
 /* version 2 added NAT session entries (CONN_NAT_CREATED); a version 1 file
  * has none and reads the same */
-#define SNAPSHOT_VERSION 2u
+#define SNAPSHOT_VERSION CONN_STATE_SNAPSHOT_VERSION
 #define SNAPSHOT_VERSION_OLDEST 1u
 
 struct snapshot_header {
