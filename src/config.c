@@ -1787,6 +1787,9 @@ static struct ctflowd_config *parse(struct parser *p)
 	if (!any_export)
 		fail(p, CONFIG_ERROR_MISSING, NULL, NULL,
 		     "no [export NAME] section; at least one destination is required");
+	else if (config->source.nat_refresh_ms && !config_nat_events(config))
+		fail(p, CONFIG_ERROR_VALUE, "source", "nat_refresh",
+		     "refreshes NAT session events, but no export has records = nat-events or both");
 	return config;
 }
 

@@ -223,7 +223,8 @@ static void finish_connection(intake *in, struct flow_record *r)
 {
 	const struct conn_state_entry *e = conn_state_find(in->state, r);
 
-	if (flow_is_translated(r)) {
+	/* with NAT logging off and the table empty, no key can be there */
+	if ((in->nat_events || conn_state_size(in->state)) && flow_is_translated(r)) {
 		const struct conn_state_entry *n = conn_state_find_nat(in->state, r);
 		if (n) {
 			if (!e)
