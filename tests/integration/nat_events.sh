@@ -2,13 +2,15 @@
 # nat_events.sh - NAT event logging: a session create when a translated
 # connection starts, a delete when it ends, exactly once each.
 #
-# The router SNATs UDP to dport 20001 (to 198.19.0.10, ports 40000-49999);
-# dport 20000 is forwarded untranslated.  ctflowd reads destroy,new events
+# The router SNATs UDP to dport 20001 and TCP to dport 20011 (to
+# 198.19.0.10, ports 40000-49999); UDP to dport 20000 is forwarded
+# untranslated.  ctflowd reads destroy,new events
 # and exports records = nat-events to nfcapd over UDP (IPFIX, RFC 8158
 # NAT44 template) and to a JSON file.  The router's table (conntrack -L),
 # taken before the flush, is the truth of each connection's translation.
 #
-# Round 1: N translated and M untranslated connections, then a flush.
+# Round 1: N translated UDP and T translated TCP connections (closed with
+#   FIN), M untranslated UDP ones, then a flush.
 #   nfdump (its NEL view) and the JSON lines each show exactly one create
 #   and one delete per translated connection, with the inside and outside
 #   addresses and ports of the table, and nothing for the others.  No
@@ -25,7 +27,7 @@
 ctf_require_root
 ctf_require_cmd "$CTFLOWD" "$PYTHON" nfcapd nfdump
 
-N=1000 M=100 PKTS=2 LEN=40 PORT=$((20000 + $$ % 20000))
+N=1000 T=200 M=100 PKTS=2 LEN=40 PORT=$((20000 + $$ % 20000))
 SNAT_IP=198.19.0.10
 
 ctf_setup
@@ -34,9 +36,13 @@ table ip ctfnat {
 	chain post {
 		type nat hook postrouting priority srcnat; policy accept;
 		udp dport 20001 snat to $SNAT_IP:40000-49999
+		tcp dport 20011 snat to $SNAT_IP:40000-49999
 	}
 }
 EOF
+# the server answers TCP to the SNAT address: the router holds it
+ctf_nsx "$NS_RTR" ip addr add $SNAT_IP/32 dev r-srv || ctf_bail "SNAT address on the router"
+ctf_spawn "$NS_SRV" "$CTF_WORK/tcp-server.log" "$FLOWGEN" tcp-server -p 20011 -t 120
 
 # round NAME RCVBUF SPORT: one round in a state directory of its own
 round() {
@@ -71,9 +77,11 @@ round() {
 		ctf_diag "flowgen: $out"
 	out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" udp -d $SRV_IP -n $M -P $PKTS -l $LEN -p 20000 -S "$sport" 2>&1) ||
 		ctf_diag "flowgen: $out"
-	ctf_nsx "$NS_RTR" conntrack -L -f ipv4 -p udp >"$dir/conntrack.txt" 2>/dev/null
-	ctf_is "$(grep -c 'dport=2000[01] ' "$dir/conntrack.txt")" $((N + M)) \
-		"$name: the router's table holds the $((N + M)) connections"
+	out=$(ctf_nsx "$NS_CLI" "$FLOWGEN" tcp -d $SRV_IP -n $T -p 20011 -l 100 -c 20 2>&1) ||
+		ctf_diag "flowgen tcp: $out"
+	ctf_nsx "$NS_RTR" conntrack -L -f ipv4 >"$dir/conntrack.txt" 2>/dev/null
+	ctf_is "$(grep -Ec 'dport=(20000|20001|20011) ' "$dir/conntrack.txt")" $((N + T + M)) \
+		"$name: the router's table holds the $((N + T + M)) connections"
 	ctf_ct_flush
 	ctf_settle "$pid"
 	ctf_stop_clean "$pid" "$name: ctflowd" "$log"
@@ -107,7 +115,7 @@ for line in open(os.path.join(d, "conntrack.txt")):
     v = {}
     for k, x in (w.split("=", 1) for w in line.split() if "=" in w):
         v.setdefault(k, []).append(x)
-    if len(v.get("src", [])) != 2 or v["dport"][0] not in ("20000", "20001"):
+    if len(v.get("src", [])) != 2 or v["dport"][0] not in ("20000", "20001", "20011"):
         continue
     key = (a(v["src"][0]), int(v["sport"][0]), a(v["dst"][0]), int(v["dport"][0]))
     post = (a(v["dst"][1]), int(v["dport"][1]), a(v["src"][1]), int(v["sport"][1]))
