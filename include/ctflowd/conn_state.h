@@ -19,9 +19,8 @@
  * the journal up to a position, and conn_state_apply() of every record from
  * there on gives the state again after a crash: an interim record sets its
  * connection's entry, a NAT create record (FLOW_EVENT_NEW) its NAT session
- * entry, a final record removes both.  The owner keeps the
- * journal from that position on until the next snapshot (a spool reader of
- * its own).
+ * entry, a final record removes both.  The owner keeps the journal from
+ * that position on until the next snapshot (a spool reader of its own).
  *
  * One thread owns a table; a snapshot is a copy taken on that thread and
  * written on any other.
@@ -86,8 +85,7 @@ void conn_state_remove_nat(conn_state *cs, const struct flow_record *r);
  * connection's entry to what it reported, a NAT create record
  * (FLOW_EVENT_NEW) adds or updates its NAT session entry (last_ns its
  * end_ns), a final record (a DESTROY) removes both; other records change
- * nothing.  Returns TRUE if the table
- * changed.
+ * nothing.  Returns TRUE if the table changed.
  */
 gboolean conn_state_apply(conn_state *cs, const struct flow_record *r);
 

@@ -7,10 +7,11 @@
  * ct_request.h), so it never holds up the reader of DESTROY events.  It
  * parses each entry and keeps those that started at least the active
  * timeout ago (younger ones cannot be due; translated ones also when they
- * started the NAT refresh ago, if that is shorter), stamped with the time they
- * were read (end_ns), as FLOW_EVENT_DUMP records.  The reader thread takes
- * them in batches (ct_walk_take()) and decides, against the connection
- * state it owns, which become interim records.
+ * started the NAT refresh ago, if that is shorter), stamped with the time
+ * they were read (end_ns), as FLOW_EVENT_DUMP records.  The reader thread
+ * takes them in batches (ct_walk_take()) and decides, against the
+ * connection state it owns, which become interim records, NAT refreshes
+ * or late NAT creates.
  *
  * A dump flagged NLM_F_DUMP_INTR (the table changed under it) is not
  * redone: every entry read is a true reading of its connection at that

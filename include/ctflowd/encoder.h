@@ -21,8 +21,9 @@ typedef struct encoder encoder;
  * Called with a finished message of @len bytes holding @records flow records
  * (0 for a message of templates only).  A message of 0 bytes (@msg NULL)
  * sends nothing: it passes @records records that give this export nothing
- * (records = nat-events and a flow without NAT, say), in their order.  Returns FALSE with @error set when
- * the message could not be delivered; the encoder then returns that error.
+ * (records = nat-events and a flow without NAT, say), in their order.
+ * Returns FALSE with @error set when the message could not be delivered;
+ * the encoder then returns that error.
  */
 typedef gboolean (*encoder_emit_fn)(const uint8_t *msg, size_t len, guint records, void *user,
 				    GError **error);

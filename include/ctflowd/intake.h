@@ -19,7 +19,8 @@ typedef struct intake intake;
 struct intake_stats {
 	guint64 accepted;     /* final records appended to the spool */
 	guint64 duplicates;   /* repeated DESTROYs dropped */
-	guint64 not_exported; /* NEW events and dump entries that gave no record */
+	guint64 not_exported; /* NEW events giving no NAT create; dump entries giving none
+			       * without an active timeout (with one: walked) */
 	guint64 interim;      /* interim records appended */
 	guint64 walked;       /* dump entries looked at for interim records */
 	guint64 walked_ended; /* ... of connections whose DESTROY was already taken */

@@ -280,9 +280,10 @@ void intake_records(const struct flow_record *records, size_t n, void *user)
 				/* the create first: an interim record takes its flowId */
 				used = nat_from_dump(in, r, &in->early[early]);
 				early += used;
-				if (in->active_timeout_ns && make_interim(in, r, &in->early[early])) {
-					early++;
-					used = TRUE;
+				/* with an active timeout every entry counts as walked */
+				if (in->active_timeout_ns) {
+					early += make_interim(in, r, &in->early[early]);
+					continue;
 				}
 			}
 			if (!used)
