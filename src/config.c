@@ -61,12 +61,23 @@ static const char *const syslog_severity_names[] = {
 /* No private enterprise number is ctflowd's: the default SD-ID is under
  * 32473, the one RFC 5612 reserves for documentation. */
 #define SYSLOG_DEFAULT_SD_ID "ctflowd@32473"
+static const char *const records_names[] = { "flows", "nat-events", "both", NULL };
 
 const char *export_format_name(enum export_format format)
 {
 	if ((unsigned)format < G_N_ELEMENTS(format_names) - 1)
 		return format_names[format];
 	return "unknown";
+}
+
+gboolean config_nat_events(const struct ctflowd_config *config)
+{
+	for (guint i = 0; config->exports && i < config->exports->len; i++) {
+		const struct export_config *e = g_ptr_array_index(config->exports, i);
+		if (e->records != EXPORT_RECORDS_FLOWS)
+			return TRUE;
+	}
+	return FALSE;
 }
 
 const char *export_transport_name(enum export_transport transport)
@@ -1563,6 +1574,10 @@ static const struct key source_keys[] = {
 	{ "filter_mark", &filter_type, SOURCE(filter_mark), .flags = KEY_EMPTY_NONE,
 	  .help = "only connections whose conntrack mark under the mask is this are exported"
 		  " (none: all)" },
+	{ "nat_refresh", &duration_type, SOURCE(nat_refresh_ms),
+	  .fallback = 0, .min = MINUTE_MS, .max = 7 * DAY_MS, .flags = KEY_ZERO_OFF,
+	  .help = "with NAT event logging, a session still alive this long after its last create"
+		  " event is logged again as a create marked as a refresh; off: never" },
 };
 
 static const struct key export_keys[] = {
@@ -1656,6 +1671,10 @@ static const struct key export_keys[] = {
 	{ "marks", &bool_type, EXPORT(marks), .fallback = FALSE,
 	  .help = "IPFIX, each record carries the conntrack mark and labels (ctMark, ctLabels),"
 		  " elements of ctflowd's own under enterprise_number, which it needs" },
+	{ "records", &choice_type, EXPORT(records), .fallback = EXPORT_RECORDS_FLOWS,
+	  .choices = records_names,
+	  .help = "what is sent: flows, NAT session create and delete events (nat-events, RFC 8158;"
+		  " needs events = destroy,new), or both" },
 };
 
 /* section_pass keeps a bit per key. */
@@ -1668,6 +1687,7 @@ G_STATIC_ASSERT(sizeof(enum export_transport) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum spool_sync) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum export_counters) == sizeof(guint32));
 G_STATIC_ASSERT(sizeof(enum netflow_times) == sizeof(guint32));
+G_STATIC_ASSERT(sizeof(enum export_records) == sizeof(guint32));
 
 static void check_export(struct section_pass *sp);
 
@@ -2144,6 +2164,12 @@ static struct ctflowd_config *parse(struct parser *p)
 			read_section(&(struct section_pass){ .p = p, .section = &export_section,
 							     .group = groups[i], .object = e,
 							     .base = config->daemon.state_directory });
+			/* a create event comes from a NEW event; without them
+			 * every create would be a late one */
+			if (e->records != EXPORT_RECORDS_FLOWS && !config->source.subscribe_new)
+				fail(p, CONFIG_ERROR_VALUE, groups[i], "records",
+				     "%s needs NEW events: set events = destroy,new in [source]",
+				     records_names[e->records]);
 			break;
 		}
 		case SECTION_UNKNOWN:
@@ -2159,6 +2185,9 @@ static struct ctflowd_config *parse(struct parser *p)
 		fail(p, CONFIG_ERROR_MISSING, NULL, NULL,
 		     "no [export NAME] section; at least one destination is required");
 	check_failover(p, config, export_groups);
+	if (any_export && config->source.nat_refresh_ms && !config_nat_events(config))
+		fail(p, CONFIG_ERROR_VALUE, "source", "nat_refresh",
+		     "refreshes NAT session events, but no export has records = nat-events or both");
 	return config;
 }
 

@@ -130,17 +130,27 @@ static void persist_state(GBytes *snapshot, guint64 position, void *user)
 	spool_confirm(d->spool, d->state_reader, position);
 }
 
+/* NAT sessions are refreshed only when some export logs them. */
+static guint nat_refresh_ms(const struct daemon *d)
+{
+	return config_nat_events(d->config) ? d->config->source.nat_refresh_ms : 0;
+}
+
 static ct_walk *open_walk(struct daemon *d, GError **error)
 {
 	guint timeout = d->config->source.active_timeout_ms;
+	guint refresh = nat_refresh_ms(d);
 	guint interval = d->config->source.walk_interval_ms;
+	/* the walk serves the shorter of the two */
+	guint shortest = timeout && refresh ? MIN(timeout, refresh) : MAX(timeout, refresh);
 
 	if (!interval)
-		interval = timeout ? CLAMP(timeout / WALKS_PER_TIMEOUT, WALK_MIN_MS, WALK_MAX_MS)
-				   : WALK_MAX_MS;
+		interval = shortest ? CLAMP(shortest / WALKS_PER_TIMEOUT, WALK_MIN_MS, WALK_MAX_MS)
+				    : WALK_MAX_MS;
 
-	return ct_walk_new(interval, (guint64)timeout * 1000000, timeout != 0, persist_state, d,
-			   error);
+	return ct_walk_new(interval, timeout ? (guint64)timeout * 1000000 : G_MAXUINT64,
+			   refresh ? (guint64)refresh * 1000000 : G_MAXUINT64, shortest != 0,
+			   persist_state, d, error);
 }
 
 /*
@@ -173,7 +183,8 @@ static gboolean load_state(struct daemon *d, GError **error)
 		d->state = conn_state_new();
 		covered = 0;
 	}
-	d->state_kept = d->config->source.active_timeout_ms != 0 || covered != G_MAXUINT64;
+	d->state_kept = d->config->source.active_timeout_ms != 0 || config_nat_events(d->config) ||
+			covered != G_MAXUINT64;
 	if (!d->state_kept)
 		return TRUE;
 	d->state_reader = spool_add_reader_named(d->spool, STATE_READER);
@@ -231,6 +242,8 @@ static ct_source *open_source(struct daemon *d, GError **error)
 		return NULL;
 	ct_source *src = ct_source_new(d->events_fd, landing, &opts, intake_records, d->intake,
 				       error);
+	/* what a predecessor left in the landing zone is taken */
+	intake_recovered(d->intake);
 	if (src && d->state_kept && !(d->walk = open_walk(d, error))) {
 		ct_source_free(src);
 		src = NULL;
@@ -425,6 +438,12 @@ static void log_stats(struct daemon *d, const char *when)
 		g_string_append_printf(line, "; interim records %" G_GUINT64_FORMAT
 				       ", connections with interim records %u (%" G_GSIZE_FORMAT
 				       " bytes)", in.interim, state_size, state_memory);
+	}
+	if (config_nat_events(d->config)) {
+		g_string_append_printf(line, "; NAT creates %" G_GUINT64_FORMAT ", late %"
+				       G_GUINT64_FORMAT ", refreshes %" G_GUINT64_FORMAT
+				       ", repeated NEW events %" G_GUINT64_FORMAT,
+				       in.nat_creates, in.nat_late, in.nat_refreshes, in.nat_repeats);
 	}
 	if (d->walk) {
 		struct ct_walk_stats ws;
@@ -720,6 +739,8 @@ static gboolean set_up(struct daemon *d, GError **error)
 		return FALSE;
 	intake_set_active_timeout(d->intake,
 				  (guint64)d->config->source.active_timeout_ms * 1000000);
+	intake_set_nat_events(d->intake, config_nat_events(d->config),
+			      (guint64)nat_refresh_ms(d) * 1000000);
 	/* a DESTROY journaled before a crash may come again from the landing
 	 * zone or the kernel: the filter must know what was taken */
 	spool_recent(d->spool, d->config->source.dedup_window, intake_remember, d->intake);

@@ -59,7 +59,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
             supervisor-killed forged-events test_encoder_netflow9 test_encoder_netflow5 netflow9 \
             test_encoder_syslog syslog-export \
             test_failover failover \
-            test_ct_filter filters test_ct_labels
+            test_ct_filter filters test_ct_labels \
+            nat-events
     count_results build-asan
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))

@@ -52,6 +52,13 @@ enum export_counters {
 	EXPORT_COUNTERS_BOTH,
 };
 
+/* What an export sends: flow records, NAT session events, or both. */
+enum export_records {
+	EXPORT_RECORDS_FLOWS,
+	EXPORT_RECORDS_NAT_EVENTS,
+	EXPORT_RECORDS_BOTH,
+};
+
 enum export_transport {
 	EXPORT_TRANSPORT_UDP,
 	EXPORT_TRANSPORT_TCP,
@@ -96,6 +103,8 @@ struct source_config {
 	char *filter_addresses;
 	char *filter_zones;
 	char *filter_mark;
+	guint nat_refresh_ms;      /* NAT sessions alive this long since their last create
+				    * are logged again (a refresh); 0: off */
 };
 
 struct export_config {
@@ -136,6 +145,7 @@ struct export_config {
 	gboolean standby;          /* named by another export's failover: sends only in its
 				    * place, while it is down (set by the loader) */
 	gboolean marks;            /* IPFIX: conntrack mark and labels, under the PEN */
+	enum export_records records;
 };
 
 struct ctflowd_config {
@@ -206,4 +216,11 @@ void config_free(struct ctflowd_config *config);
 /** export_format_name / export_transport_name: the config-file spelling. */
 const char *export_format_name(enum export_format format);
 const char *export_transport_name(enum export_transport transport);
+
+/**
+ * config_nat_events:
+ * Whether some export sends NAT session events (records = nat-events or
+ * both).
+ */
+gboolean config_nat_events(const struct ctflowd_config *config);
 

@@ -6,10 +6,12 @@
  * The walk runs on a thread of its own with a dump socket of its own (see
  * ct_request.h), so it never holds up the reader of DESTROY events.  It
  * parses each entry and keeps those that started at least the active
- * timeout ago (younger ones cannot be due), stamped with the time they
- * were read (end_ns), as FLOW_EVENT_DUMP records.  The reader thread takes
- * them in batches (ct_walk_take()) and decides, against the connection
- * state it owns, which become interim records.
+ * timeout ago (younger ones cannot be due; translated ones also when they
+ * started the NAT refresh ago, if that is shorter), stamped with the time
+ * they were read (end_ns), as FLOW_EVENT_DUMP records.  The reader thread
+ * takes them in batches (ct_walk_take()) and decides, against the
+ * connection state it owns, which become interim records, NAT refreshes
+ * or late NAT creates.
  *
  * A dump flagged NLM_F_DUMP_INTR (the table changed under it) is not
  * redone: every entry read is a true reading of its connection at that
@@ -51,11 +53,13 @@ typedef void (*ct_walk_persist_fn)(GBytes *snapshot, guint64 position, void *use
  * ct_walk_new:
  * A walker for the calling thread's network namespace (see netns_enter()),
  * not started.  It walks every @interval_ms, handing entries that started
- * at least @min_age_ns before; @walk FALSE only sets the rhythm of
- * snapshots.  NULL with @error when the dump socket cannot be opened.
+ * at least @min_age_ns before, and translated ones (flow_is_translated())
+ * also when they started at least @nat_min_age_ns before (G_MAXUINT64:
+ * never); @walk FALSE only sets the rhythm of snapshots.  NULL with @error
+ * when the dump socket cannot be opened.
  */
-ct_walk *ct_walk_new(guint interval_ms, guint64 min_age_ns, gboolean walk,
-		     ct_walk_persist_fn persist, void *user, GError **error);
+ct_walk *ct_walk_new(guint interval_ms, guint64 min_age_ns, guint64 nat_min_age_ns,
+		     gboolean walk, ct_walk_persist_fn persist, void *user, GError **error);
 
 /** ct_walk_start: starts the walker thread. */
 gboolean ct_walk_start(ct_walk *w, GError **error);

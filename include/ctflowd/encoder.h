@@ -19,9 +19,11 @@ typedef struct encoder encoder;
 /**
  * encoder_emit_fn:
  * Called with a finished message of @len bytes holding @records flow records
- * (0 for a message of templates only).  A message of 0 bytes is not sent:
- * its records were left out by the format (encoder_skipped()) and count as
- * done.  Returns FALSE with @error set when
+ * (0 for a message of templates only).  A message of 0 bytes (@msg may be
+ * NULL) sends nothing: it passes @records records that give this export
+ * nothing (records the format leaves out, encoder_skipped(); with records =
+ * nat-events, a flow without NAT, say), in their order, and they count as
+ * done once what went before them is.  Returns FALSE with @error set when
  * the message could not be delivered; the encoder then returns that error.
  */
 typedef gboolean (*encoder_emit_fn)(const uint8_t *msg, size_t len, guint records, void *user,
@@ -49,7 +51,14 @@ void encoder_set_message_limit(encoder *enc, guint limit);
  */
 gboolean encoder_start_session(encoder *enc, GError **error);
 
-/** encoder_add: adds one record; may emit the previous, full message. */
+/**
+ * encoder_add:
+ * Adds one record as the export's `records` key says: a flow, the NAT
+ * session events it gives (a NAT create record, FLOW_EVENT_NEW, a create;
+ * the final record of a translated connection a delete, after a late
+ * create when it is marked FLOW_LATE), both, or nothing.  May emit the
+ * previous, full message.
+ */
 gboolean encoder_add(encoder *enc, const struct flow_record *record, GError **error);
 
 /** encoder_flush: emits the unfinished message, if it holds any record. */

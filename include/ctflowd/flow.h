@@ -241,6 +241,19 @@ static inline uint64_t flow_identity_hash(const struct flow_record *r)
 }
 
 /**
+ * flow_nat_identity:
+ * flow_identity_hash() without the start timestamp: what a NEW event (which
+ * carries no timestamps) and the DESTROY of the same entry share.  Two live
+ * entries never have the same id and original tuple, so this tells live
+ * connections apart; over time it repeats when the kernel reuses both.
+ */
+static inline uint64_t flow_nat_identity(const struct flow_record *r)
+{
+	/* another seed than the identity's: never equal to it by design */
+	return flow_connection_key(r, false) ^ 0xbb67ae8584caa73bULL;
+}
+
+/**
  * flow_end_reason_name:
  * Short name of an IPFIX flowEndReason ("idle", "active", "end", "forced",
  * "resources"), or "unknown".

@@ -2,7 +2,8 @@
  * intake.h - what the daemon accepts from the kernel: drops repeated
  * DESTROYs, turns dump entries of long-lived connections into interim
  * records (active timeout) and subtracts those from the final record,
- * gives each connection its flowId and appends the records to the spool.
+ * journals NAT session creates (NAT event logging), gives each connection
+ * its flowId and appends the records to the spool.
  * Runs on the thread that drains netlink.
  */
 #pragma once
@@ -18,10 +19,15 @@ typedef struct intake intake;
 struct intake_stats {
 	guint64 accepted;     /* final records appended to the spool */
 	guint64 duplicates;   /* repeated DESTROYs dropped */
-	guint64 not_exported; /* NEW events, dump entries without an active timeout */
+	guint64 not_exported; /* NEW events giving no NAT create; dump entries giving none
+			       * without an active timeout (with one: walked) */
 	guint64 interim;      /* interim records appended */
 	guint64 walked;       /* dump entries looked at for interim records */
 	guint64 walked_ended; /* ... of connections whose DESTROY was already taken */
+	guint64 nat_creates;  /* NAT session creates journaled from NEW events */
+	guint64 nat_repeats;  /* NEW events of sessions whose create was journaled */
+	guint64 nat_late;     /* late creates: DESTROYs marked FLOW_LATE, and from dumps */
+	guint64 nat_refreshes; /* refresh creates from dumps (nat_refresh) */
 };
 
 /**
@@ -42,6 +48,25 @@ intake *intake_new(spool *out, flow_ids *ids, conn_state *state, guint dedup_win
  * are only counted.
  */
 void intake_set_active_timeout(intake *in, guint64 timeout_ns);
+
+/**
+ * intake_set_nat_events:
+ * With @on, NEW events of translated connections become NAT session create
+ * records (FLOW_EVENT_NEW, start_ns = end_ns = when read), once per
+ * connection; a DESTROY of a translated connection without one is marked
+ * FLOW_LATE; dump entries of translated connections give late creates
+ * (FLOW_LATE, start_ns the connection's start, end_ns the reading) and,
+ * when @refresh_ns is not 0, refreshes (FLOW_REFRESH, end_ns the reading)
+ * @refresh_ns after the last create.  Call before intake_remember().
+ */
+void intake_set_nat_events(intake *in, gboolean on, guint64 refresh_ns);
+
+/**
+ * intake_recovered:
+ * The landing zone's events were taken: NAT keys of journaled DESTROYs
+ * (from intake_remember()) need no longer stop a NEW that came again.
+ */
+void intake_recovered(intake *in);
 
 /** intake_take_state_changed: whether the state changed since the last call. */
 gboolean intake_take_state_changed(intake *in);

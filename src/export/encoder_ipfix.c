@@ -17,6 +17,13 @@
  * adds the post-NAT addresses and ports: records of connections without
  * NAT keep their size and layout, and carry no elements that would only
  * repeat the original tuple.
+ *
+ * NAT session events (records = nat-events or both) go out with the
+ * NAT44 session template of RFC 8158 (section 4.1.1): natEvent 4 or 5,
+ * observationTimeMilliseconds, the inside and outside addresses and ports.
+ * RFC 8158 has no natEvent for NAT66 sessions: those are left out (logged
+ * once, counted).  Under an enterprise_number, a flags element of ctflowd's
+ * own says which creates are late or refreshes.
  */
 #include <arpa/inet.h>
 #include <fixbuf/public.h>
@@ -47,6 +54,7 @@
 #define TID_UNI6 267
 #define TID_UNI4_NAT 268
 #define TID_UNI6_NAT 269
+#define TID_NAT_EVENT4 270  /* RFC 8158 NAT44 session create/delete events */
 
 /* Internal record layouts: fixbuf copies them field by field in template
  * order, so the structs must match the specs below exactly.  The two
@@ -184,6 +192,31 @@ struct ipfix_marks {
 };
 _Static_assert(sizeof(struct ipfix_marks) == 24, "ipfix_marks size");
 
+/* A NAT44 session event (RFC 8158, 4.1.1), with ctflowd's own marks. */
+struct ipfix_nat_event4 {
+	uint64_t observationTimeMilliseconds;
+	uint32_t ingressVRFID;
+	uint32_t sourceIPv4Address;
+	uint32_t postNATSourceIPv4Address;
+	uint32_t destinationIPv4Address;
+	uint32_t postNATDestinationIPv4Address;
+	uint16_t sourceTransportPort;
+	uint16_t postNAPTSourceTransportPort;
+	uint16_t destinationTransportPort;
+	uint16_t postNAPTDestinationTransportPort;
+	uint8_t natEvent;
+	uint8_t protocolIdentifier;
+	uint8_t ctflowdNatEventFlags;   /* NAT_MARK_*; sent only under a PEN */
+	uint8_t paddingOctets[1];
+};
+_Static_assert(offsetof(struct ipfix_nat_event4, ctflowdNatEventFlags) == 38,
+	       "ipfix_nat_event4 layout");
+_Static_assert(sizeof(struct ipfix_nat_event4) == 40, "ipfix_nat_event4 size");
+
+/* ctflowdNatEventFlags bits */
+#define NAT_MARK_LATE 0x01      /* a create sent late: its NEW event was lost */
+#define NAT_MARK_REFRESH 0x02   /* a create repeated for a session still alive */
+
 /*
  * RFC 7011 section 4.3, the exporting process reliability statistics,
  * with the counts section 4.1 gives a metering process: this destination
@@ -227,6 +260,7 @@ _Static_assert(offsetof(struct ipfix_type_info, informationElementName) == 32,
 
 /* RFC 5610 codes (IANA's IPFIX registries) for what own_elements[] need. */
 #define IE_TYPE_OCTET_ARRAY 0
+#define IE_TYPE_UNSIGNED8 1
 #define IE_TYPE_UNSIGNED32 3
 #define IE_TYPE_UNSIGNED64 4
 #define IE_SEMANTICS_DEFAULT 0
@@ -279,6 +313,10 @@ static const struct own_element {
 	  "the conntrack mark of the connection (nft ct mark, iptables CONNMARK)" },
 	{ "ctLabels", 106, 16, IE_TYPE_OCTET_ARRAY, IE_SEMANTICS_DEFAULT, IE_UNITS_NONE,
 	  "the conntrack labels of the connection, 128 bits: label N is bit N % 8 of octet N / 8" },
+	/* the marks of NAT session events */
+	{ "ctflowdNatEventFlags", 110, 1, IE_TYPE_UNSIGNED8, IE_SEMANTICS_FLAGS, IE_UNITS_NONE,
+	  "marks of a NAT session create event: 1 late (the connection's NEW event was lost;"
+	  " the time is the connection's start), 2 refresh (the session is still alive)" },
 };
 #define OWN_STATISTICS 8
 G_STATIC_ASSERT(OWN_STATISTICS == G_N_ELEMENTS(((struct ipfix_export_stats *)NULL)->own));
@@ -382,6 +420,27 @@ static fbInfoElementSpec_t marks_spec[] = {
 #define OWN_ELEMENT 2
 /* ... and of those, the ones only an export of a failover pair sends */
 #define FAILOVER_ELEMENT 4
+/* Flag 16 marks what takes their place without one (padding). */
+#define NO_PEN 16
+
+static fbInfoElementSpec_t nat_event4_spec[] = {
+	IE("observationTimeMilliseconds", 8, 0),
+	IE("ingressVRFID", 4, 0),
+	IE("sourceIPv4Address", 4, 0),
+	IE("postNATSourceIPv4Address", 4, 0),
+	IE("destinationIPv4Address", 4, 0),
+	IE("postNATDestinationIPv4Address", 4, 0),
+	IE("sourceTransportPort", 2, 0),
+	IE("postNAPTSourceTransportPort", 2, 0),
+	IE("destinationTransportPort", 2, 0),
+	IE("postNAPTDestinationTransportPort", 2, 0),
+	IE("natEvent", 1, 0),
+	IE("protocolIdentifier", 1, 0),
+	IE("ctflowdNatEventFlags", 1, OWN_ELEMENT),
+	IE("paddingOctets", 1, INTERNAL_ONLY | OWN_ELEMENT),
+	IE("paddingOctets", 2, INTERNAL_ONLY | NO_PEN),
+	FB_IESPEC_NULL
+};
 
 static fbInfoElementSpec_t export_stats_spec[] = {
 	IE("exportingProcessId", 4, 0),
@@ -438,6 +497,9 @@ struct ipfix_state {
 	enum export_counters counters;
 	gboolean failover;       /* one of a failover pair: its statistics count hand-offs */
 	gboolean marks;          /* records carry the conntrack mark and labels */
+	guint64 nat66_skipped;   /* records of NAT66 sessions whose events were left out */
+	char *name;              /* the export's, for the log */
+	gboolean nat_events;     /* records = nat-events or both: the event template */
 };
 
 static gboolean export_type_info(struct ipfix_state *st, GError **error);
@@ -506,6 +568,17 @@ static gboolean add_stats_templates(const struct ipfix_state *st, fbSession_t *s
 				 EXPORT_STATS_SCOPE, flags, flags, error) &&
 	       (!st->pen || add_templates(session, st->model, TID_TYPE_INFO, type_info_spec,
 					  TYPE_INFO_SCOPE, error));
+}
+
+/* The NAT44 session event template: its marks only under a PEN. */
+static gboolean add_nat_event_templates(const struct ipfix_state *st, fbSession_t *session,
+					GError **error)
+{
+	uint32_t flags = st->pen ? ~(uint32_t)NO_PEN : ~(uint32_t)OWN_ELEMENT;
+	fbInfoElementSpec_t *const specs[] = {nat_event4_spec, NULL};
+
+	return add_template_pair(session, st->model, TID_NAT_EVENT4, specs, 0, flags, flags,
+				 error);
 }
 
 /* The counters of the external templates (the counters key). */
@@ -646,7 +719,8 @@ static gboolean ipfix_start_session(void *state, guint message_limit, GError **e
 	/* External templates belong to an observation domain: pick it first. */
 	fbSessionSetDomain(session, st->domain);
 	if (!add_flow_templates(session, st->model, st->uniflow, st->counters, st->marks, error) ||
-	    !add_stats_templates(st, session, error)) {
+	    !add_stats_templates(st, session, error) ||
+	    (st->nat_events && !add_nat_event_templates(st, session, error))) {
 		fbSessionFree(session);
 		return FALSE;
 	}
@@ -716,6 +790,7 @@ static gboolean append_record(struct ipfix_state *st, uint16_t tid, const void *
  * a collector learns their names and types with them, and over UDP again
  * with every template refresh.
  */
+
 static gboolean export_type_info(struct ipfix_state *st, GError **error)
 {
 	for (size_t i = 0; st->pen && i < G_N_ELEMENTS(own_elements); i++) {
@@ -974,9 +1049,9 @@ static gboolean ipfix_flush(void *state, GError **error);
  * both records of a connection go in the same message: when the message
  * has no room for two, it goes out first.
  */
-static gboolean ipfix_add(void *state, const struct flow_record *r, GError **error)
+static gboolean append_flow(struct ipfix_state *st, const struct flow_record *r, gboolean count,
+			    GError **error)
 {
-	struct ipfix_state *st = state;
 	union ipfix_any rec;
 	size_t len;
 	const bool nat = flow_is_translated(r);
@@ -992,7 +1067,77 @@ static gboolean ipfix_add(void *state, const struct flow_record *r, GError **err
 		struct side reply = side_of(r, true);
 		tid = encode(st, r, &reply, nat, &rec, &len);
 	}
-	return append_record(st, tid, &rec, len, error);
+	return count ? append_record(st, tid, &rec, len, error)
+		     : append_in_message(st, tid, &rec, len, error);
+}
+
+static gboolean ipfix_add(void *state, const struct flow_record *r, GError **error)
+{
+	return append_flow(state, r, TRUE, error);
+}
+
+static void fill_nat_event4(const struct ipfix_state *st, struct ipfix_nat_event4 *e,
+			    const struct flow_record *r, const struct nat_event *ev)
+{
+	/* ICMP: the query id stands where the ports are, and NAT may change it */
+	const gboolean icmp = flow_is_icmp(r);
+
+	e->observationTimeMilliseconds = ev->time_ns / 1000000;
+	e->ingressVRFID = st->zone_vrf->len ?
+		zone_vrf_lookup((const struct zone_vrf *)(const void *)st->zone_vrf->data,
+				st->zone_vrf->len, r->zone) : r->zone;
+	e->sourceIPv4Address = v4_host(r->orig.src);
+	e->postNATSourceIPv4Address = v4_host(r->reply.dst);
+	e->destinationIPv4Address = v4_host(r->orig.dst);
+	e->postNATDestinationIPv4Address = v4_host(r->reply.src);
+	e->sourceTransportPort = r->orig.sport;
+	e->postNAPTSourceTransportPort = icmp ? r->reply.sport : r->reply.dport;
+	e->destinationTransportPort = icmp ? 0 : r->orig.dport;
+	e->postNAPTDestinationTransportPort = icmp ? 0 : r->reply.sport;
+	e->natEvent = (uint8_t)ev->type;
+	e->protocolIdentifier = r->proto;
+	e->ctflowdNatEventFlags = (uint8_t)((ev->late ? NAT_MARK_LATE : 0) |
+					    (ev->refresh ? NAT_MARK_REFRESH : 0));
+	e->paddingOctets[0] = 0;
+}
+
+/*
+ * The events of one record (and its flow first, records = both), in one
+ * message: the record is delivered with its last byte, so a message cut
+ * between them would send the first part again after a reconnect.
+ */
+static gboolean ipfix_add_nat_events(void *state, const struct flow_record *r,
+				     const struct nat_event *events, guint n, gboolean with_flow,
+				     gboolean *written, GError **error)
+{
+	struct ipfix_state *st = state;
+
+	*written = TRUE;
+	if (r->family != AF_INET) {
+		if (!st->nat66_skipped++)
+			g_message("export %s: IPFIX has no NAT66 session events (RFC 8158 defines"
+				  " NAT44 and NAT64 ones): IPv6 sessions are left out of NAT event"
+				  " logging (counted, the total logged at stop)", st->name);
+		if (with_flow)
+			return ipfix_add(st, r, error);
+		*written = FALSE;
+		return TRUE;
+	}
+	/* room for the flow (two with uniflow), the events and a set header each */
+	size_t need = n * (sizeof(struct ipfix_nat_event4) + 4) +
+		      (with_flow ? 2 * sizeof(union ipfix_any) + 8 : 0);
+	if (st->has_content && fBufRemaining(st->fbuf) < need && !ipfix_flush(st, error))
+		return FALSE;
+	if (with_flow && !append_flow(st, r, FALSE, error))
+		return FALSE;
+	for (guint i = 0; i < n; i++) {
+		struct ipfix_nat_event4 rec;
+		fill_nat_event4(st, &rec, r, &events[i]);
+		if (!(i + 1 < n ? append_in_message(st, TID_NAT_EVENT4, &rec, sizeof(rec), error)
+				: append_record(st, TID_NAT_EVENT4, &rec, sizeof(rec), error)))
+			return FALSE;
+	}
+	return TRUE;
 }
 
 static gboolean ipfix_flush(void *state, GError **error)
@@ -1023,7 +1168,8 @@ static gboolean ipfix_refresh_templates(void *state, GError **error)
 static gboolean check_templates(struct ipfix_state *st, GError **error)
 {
 	fbSession_t *session = fbSessionAlloc(st->model);
-	gboolean ok = add_stats_templates(st, session, error);
+	gboolean ok = add_stats_templates(st, session, error) &&
+		      add_nat_event_templates(st, session, error);
 
 	fbSessionFree(session);
 	/* per counters key; biflow and uniflow marks templates share their
@@ -1076,6 +1222,10 @@ static void ipfix_destroy(void *state)
 {
 	struct ipfix_state *st = state;
 
+	if (st->nat66_skipped)
+		g_message("export %s: %" G_GUINT64_FORMAT " records of NAT66 sessions had their"
+			  " NAT events left out", st->name, st->nat66_skipped);
+	g_free(st->name);
 	free_session(st);
 	if (st->model)
 		fbInfoModelFree(st->model);
@@ -1105,12 +1255,14 @@ static void *ipfix_create(const struct export_config *cfg, encoder *enc, GError 
 	struct ipfix_state *st = g_new0(struct ipfix_state, 1);
 
 	st->enc = enc;
+	st->name = g_strdup(cfg->name);
 	st->domain = cfg->observation_domain;
 	st->pen = cfg->enterprise_number;
 	st->uniflow = cfg->uniflow;
 	st->counters = cfg->counters;
 	st->failover = cfg->failover || cfg->standby;
 	st->marks = cfg->marks && cfg->enterprise_number;
+	st->nat_events = cfg->records != EXPORT_RECORDS_FLOWS;
 	st->capacity = 65000;
 	st->msgbuf = g_malloc(st->capacity);
 	st->model = fbInfoModelAlloc();
@@ -1132,4 +1284,5 @@ const struct encoder_ops encoder_ipfix_ops = {
 	.refresh_templates = ipfix_refresh_templates,
 	.report_statistics = ipfix_report_statistics,
 	.destroy = ipfix_destroy,
+	.add_nat_events = ipfix_add_nat_events,
 };

@@ -4,6 +4,7 @@
  * What a billing pipeline ingests and what a person reads when trying
  * ctflowd.  Values the kernel did not send (counters or timestamps of entries
  * created before accounting was on) are null, never a made-up zero.
+ * NAT session events are lines of their own, {"nat_event":...}.
  * Lines are gathered into messages of at most `mtu` bytes so a file or
  * socket sees few large writes.
  */
@@ -161,6 +162,40 @@ static void format_record(GString *out, const struct flow_record *r, enum export
 	g_string_truncate(out, (gsize)(at - out->str));
 }
 
+/*
+ * A NAT session event: the inside (original) tuple and the outside one
+ * (after translation), with the names flow lines use.  Late creates and
+ * refreshes say so; the time is when the event was observed.
+ */
+static void format_nat_event(GString *out, const struct flow_record *r,
+			      const struct nat_event *ev)
+{
+	const gboolean ports = !flow_is_icmp(r);
+	const struct flow_tuple post = flow_post_nat(r);
+	gsize before = out->len;
+
+	g_string_set_size(out, before + JSON_LINE_MAX);
+	char *at = out->str + before;
+	at = text_copy(at, ev->type == NAT_EVENT_CREATE ? "{\"nat_event\":\"create\""
+							 : "{\"nat_event\":\"delete\"");
+	at = text_copy(KEY(at, "late"), ev->late ? "true" : "false");
+	at = text_copy(KEY(at, "refresh"), ev->refresh ? "true" : "false");
+	at = put_time(at, "time", ev->time_ns, TRUE);
+	at = text_decimal(KEY(at, "flow_id"), r->flow_id, 1);
+	at = text_copy(at, r->family == AF_INET6 ? ",\"family\":\"ipv6\"" : ",\"family\":\"ipv4\"");
+	at = text_decimal(KEY(at, "proto"), r->proto, 1);
+	at = put_tuple(at, "", r->family, &r->orig, ports);
+	at = put_tuple(at, "post_nat_", r->family, &post, ports);
+	if (!ports) {
+		at = text_decimal(KEY(at, "icmp_id"), r->orig.sport, 1);
+		at = text_decimal(KEY(at, "post_nat_icmp_id"), r->reply.sport, 1);
+	}
+	at = text_decimal(KEY(at, "ct_id"), r->ct_id, 1);
+	at = text_decimal(KEY(at, "zone"), r->zone, 1);
+	at = text_copy(at, "}\n");
+	g_string_truncate(out, (gsize)(at - out->str));
+}
+
 static gboolean json_flush(void *state, GError **error)
 {
 	struct json_state *st = state;
@@ -175,14 +210,12 @@ static gboolean json_flush(void *state, GError **error)
 	return ok;
 }
 
-static gboolean json_add(void *state, const struct flow_record *r, GError **error)
+/* The lines of one record, just appended from @before on, stay together:
+ * when they do not fit, what was there goes out first. */
+static gboolean count_lines(struct json_state *st, gsize before, GError **error)
 {
-	struct json_state *st = state;
-	gsize before = st->msg->len;
-
-	format_record(st->msg, r, st->counters);
 	if (st->msg->len > st->mtu && before > 0) {
-		/* The line does not fit: send what was there, keep the line. */
+		/* The lines do not fit: send what was there, keep the lines. */
 		g_autofree char *line = g_strndup(st->msg->str + before, st->msg->len - before);
 		g_string_truncate(st->msg, before);
 		if (!json_flush(st, error))
@@ -192,6 +225,31 @@ static gboolean json_add(void *state, const struct flow_record *r, GError **erro
 	st->in_message++;
 	encoder_note_added(st->enc);
 	return TRUE;
+}
+
+static gboolean json_add(void *state, const struct flow_record *r, GError **error)
+{
+	struct json_state *st = state;
+	gsize before = st->msg->len;
+
+	format_record(st->msg, r, st->counters);
+	return count_lines(st, before, error);
+}
+
+/* Both families: a JSON line names its family. */
+static gboolean json_add_nat_events(void *state, const struct flow_record *r,
+				    const struct nat_event *events, guint n, gboolean with_flow,
+				    gboolean *written, GError **error)
+{
+	struct json_state *st = state;
+	gsize before = st->msg->len;
+
+	if (with_flow)
+		format_record(st->msg, r, st->counters);
+	for (guint i = 0; i < n; i++)
+		format_nat_event(st->msg, r, &events[i]);
+	*written = TRUE;
+	return count_lines(st, before, error);
 }
 
 static gboolean json_start_session(void *state, guint message_limit, GError **error)
@@ -292,4 +350,5 @@ const struct encoder_ops encoder_json_ops = {
 	.refresh_templates = json_refresh_templates,
 	.report_statistics = json_report_statistics,
 	.destroy = json_destroy,
+	.add_nat_events = json_add_nat_events,
 };

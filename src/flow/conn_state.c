@@ -8,8 +8,12 @@
  * them.  A removal moves the last entry into the hole, so the chunks stay
  * dense and a snapshot is a copy of them.
  *
+ * The same table keeps the NAT sessions whose create event was logged
+ * (CONN_NAT_CREATED, keyed by flow_nat_identity() with start 0): a few
+ * dozen bytes per translated connection, and one index for both.
+ *
  * Snapshot file (host byte order; the state directory is local):
- *   header   40 bytes  magic "CTFS", version, entry size, header CRC,
+ *   header   40 bytes  magic "CTFS", version (2; 1 is read too), entry size, header CRC,
  *                      entry count, journal position covered, reserved
  *   entries  72 bytes each (struct conn_state_entry)
  *   CRC-32C of the entries, 4 bytes
@@ -27,7 +31,10 @@
 
 #define CHUNK_ENTRIES 4096u
 #define SNAPSHOT_MAGIC 0x53465443u    /* "CTFS" in a little-endian file */
-#define SNAPSHOT_VERSION 1u
+/* version 2 added NAT session entries (CONN_NAT_CREATED); a version 1 file
+ * has none and reads the same */
+#define SNAPSHOT_VERSION CONN_STATE_SNAPSHOT_VERSION
+#define SNAPSHOT_VERSION_OLDEST 1u
 
 struct snapshot_header {
 	guint32 magic;
@@ -149,9 +156,9 @@ static void clear_slot(conn_state *cs, guint32 hole)
 	cs->index[hole] = 0;
 }
 
-void conn_state_remove(conn_state *cs, const struct flow_record *r)
+static void remove_entry(conn_state *cs, guint64 identity, guint64 start_ns, guint32 ct_id)
 {
-	guint32 s = find_slot(cs, flow_identity_hash(r), r->start_ns, r->ct_id);
+	guint32 s = find_slot(cs, identity, start_ns, ct_id);
 
 	if (!cs->index[s])
 		return;
@@ -171,12 +178,48 @@ void conn_state_remove(conn_state *cs, const struct flow_record *r)
 		g_ptr_array_remove_index(cs->chunks, cs->chunks->len - 1);
 }
 
+void conn_state_remove(conn_state *cs, const struct flow_record *r)
+{
+	remove_entry(cs, flow_identity_hash(r), r->start_ns, r->ct_id);
+}
+
+/* NAT sessions are keyed without the start (NEW events have none), with
+ * start 0 beside the key: an interim entry always has a start. */
+struct conn_state_entry *conn_state_find_nat(conn_state *cs, const struct flow_record *r)
+{
+	guint32 s = find_slot(cs, flow_nat_identity(r), 0, r->ct_id);
+
+	return cs->index[s] ? entry_at(cs, cs->index[s] - 1) : NULL;
+}
+
+struct conn_state_entry *conn_state_insert_nat(conn_state *cs, const struct flow_record *r)
+{
+	struct conn_state_entry *e = insert_entry(cs, flow_nat_identity(r), 0, r->ct_id);
+
+	e->flags |= CONN_NAT_CREATED;
+	return e;
+}
+
+void conn_state_remove_nat(conn_state *cs, const struct flow_record *r)
+{
+	remove_entry(cs, flow_nat_identity(r), 0, r->ct_id);
+}
+
 gboolean conn_state_apply(conn_state *cs, const struct flow_record *r)
 {
 	if (r->event == FLOW_EVENT_DESTROY) {
 		guint before = cs->count;
 		conn_state_remove(cs, r);
+		if (flow_is_translated(r))
+			conn_state_remove_nat(cs, r);
 		return cs->count != before;
+	}
+	if (r->event == FLOW_EVENT_NEW) {
+		/* a NAT session create (first, late or refresh) */
+		struct conn_state_entry *e = conn_state_insert_nat(cs, r);
+		e->last_ns = r->end_ns;
+		e->flow_id = r->flow_id;
+		return TRUE;
 	}
 	if (!flow_is_interim(r))
 		return FALSE;
@@ -255,7 +298,7 @@ conn_state *conn_state_parse(const guint8 *data, gsize len, const char *origin,
 	const char *why = NULL;
 	if (h.magic != SNAPSHOT_MAGIC)
 		why = "not a connection state snapshot (wrong magic)";
-	else if (h.version != SNAPSHOT_VERSION || h.entry_size != esz)
+	else if (h.version < SNAPSHOT_VERSION_OLDEST || h.entry_size != esz)
 		why = "a snapshot format this build does not read";
 	else if (crc32c(0, &copy, sizeof(copy)) != h.crc)
 		why = "header fails its CRC";
@@ -264,6 +307,13 @@ conn_state *conn_state_parse(const guint8 *data, gsize len, const char *origin,
 		why = "its length does not match its entry count";
 	if (why) {
 		g_set_error(error, CTFLOWD_ERROR, EINVAL, "%s: %s", origin, why);
+		return NULL;
+	}
+	if (h.version > SNAPSHOT_VERSION) {
+		/* a later build's file: its entries may mean what this one cannot */
+		g_set_error(error, CTFLOWD_ERROR, EINVAL, "%s: snapshot format version %u, written by"
+			    " a later ctflowd; this build reads versions %u to %u", origin, h.version,
+			    SNAPSHOT_VERSION_OLDEST, SNAPSHOT_VERSION);
 		return NULL;
 	}
 	guint32 stored;

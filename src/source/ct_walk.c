@@ -36,6 +36,7 @@ struct ct_walk {
 	ct_request *requests;
 	guint interval_ms;
 	guint64 min_age_ns;
+	guint64 nat_min_age_ns;    /* translated entries (NAT refresh) */
 	gboolean walk;
 	ct_walk_persist_fn persist;
 	void *user;
@@ -104,8 +105,12 @@ static gboolean take_entry(const struct nlmsghdr *nlh, void *user)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	guint64 now = (guint64)ts.tv_sec * G_GUINT64_CONSTANT(1000000000) + (guint64)ts.tv_nsec;
-	/* younger than the timeout: no record of it can be due */
-	if (r->start_ns > now || now - r->start_ns < w->min_age_ns)
+	/* younger than the timeout (or the NAT refresh, for a translated
+	 * one): no record of it can be due */
+	guint64 min_age = w->min_age_ns;
+	if (w->nat_min_age_ns < min_age && flow_is_translated(r))
+		min_age = w->nat_min_age_ns;
+	if (r->start_ns > now || now - r->start_ns < min_age)
 		return TRUE;
 	r->event = FLOW_EVENT_DUMP;
 	r->end_ns = now;   /* when it was read */
@@ -195,8 +200,8 @@ static gpointer walker_thread(gpointer data)
 	return NULL;
 }
 
-ct_walk *ct_walk_new(guint interval_ms, guint64 min_age_ns, gboolean walk,
-		     ct_walk_persist_fn persist, void *user, GError **error)
+ct_walk *ct_walk_new(guint interval_ms, guint64 min_age_ns, guint64 nat_min_age_ns,
+		     gboolean walk, ct_walk_persist_fn persist, void *user, GError **error)
 {
 	ct_request *req = ct_request_new(error);
 
@@ -213,6 +218,7 @@ ct_walk *ct_walk_new(guint interval_ms, guint64 min_age_ns, gboolean walk,
 	w->requests = req;
 	w->interval_ms = MAX(interval_ms, 1);
 	w->min_age_ns = min_age_ns;
+	w->nat_min_age_ns = nat_min_age_ns;
 	w->walk = walk;
 	w->persist = persist;
 	w->user = user;

@@ -38,8 +38,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	GBytes *again = conn_state_snapshot(cs, position);
 	gsize len;
 	const void *bytes = g_bytes_get_data(again, &len);
-	/* entries come back in file order: removals are what reorder them */
-	if (len != size || memcmp(bytes, data, size) != 0)
+	/* entries come back in file order: removals are what reorder them;
+	 * a file of an older version comes back in the current one, with
+	 * its header's version and CRC changed and nothing else */
+	guint32 version;
+	memcpy(&version, data + 4, sizeof(version));
+	const gsize keep = version == CONN_STATE_SNAPSHOT_VERSION ? 4 : 16;
+	if (len != size || memcmp(bytes, data, 4) != 0 ||
+	    memcmp((const guint8 *)bytes + keep, data + keep, size - keep) != 0)
 		abort();
 	g_bytes_unref(again);
 

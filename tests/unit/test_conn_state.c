@@ -17,6 +17,7 @@
 #include "ctflowd/error.h"
 #include "ctflowd/state_dir.h"
 #include "test_files.h"
+#include "src/spool/crc32c.h"
 
 static struct flow_record conn(guint32 k)
 {
@@ -178,11 +179,85 @@ static void test_snapshot_files(void)
 	remove_tree(dir);
 }
 
+/* @data's header with @version, its CRC made right again. */
+static guint8 *with_version(const guint8 *data, gsize len, guint32 version)
+{
+	guint8 *copy = g_memdup2(data, len);
+	guint32 crc = 0;
+
+	memcpy(copy + 4, &version, 4);
+	memcpy(copy + 12, &crc, 4);
+	crc = crc32c(0, copy, 40);
+	memcpy(copy + 12, &crc, 4);
+	return copy;
+}
+
+/*
+ * NAT session entries sit beside interim ones (start 0, their own key)
+ * and go through snapshots; version 1 files (before NAT entries) still
+ * read, and a later version is refused with a message that says so.
+ */
+static void test_snapshot_versions(void)
+{
+	g_autoptr(GError) error = NULL;
+	conn_state *cs = conn_state_new();
+	guint64 covered = 0;
+
+	for (guint32 k = 0; k < 100; k++) {
+		struct flow_record r = conn(k);
+		conn_state_apply(cs, &r);
+		r.event = FLOW_EVENT_NEW;   /* the same connection's NAT create */
+		r.end_reason = 0;
+		r.end_ns = r.start_ns + 5;
+		conn_state_apply(cs, &r);
+	}
+	g_assert_cmpuint(conn_state_size(cs), ==, 200);
+	struct flow_record q = conn(7);
+	struct conn_state_entry *n = conn_state_find_nat(cs, &q);
+	g_assert_nonnull(n);
+	g_assert_cmpuint(n->flags, ==, CONN_NAT_CREATED);
+	g_assert_cmpuint(n->start_ns, ==, 0);
+	g_assert_cmpuint(n->last_ns, ==, q.start_ns + 5);
+	check_entry(conn_state_find(cs, &q), 7);
+
+	g_autoptr(GBytes) snap = conn_state_snapshot(cs, 9);
+	gsize len;
+	const guint8 *data = g_bytes_get_data(snap, &len);
+	conn_state *back = conn_state_parse(data, len, "v2", &covered, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(conn_state_size(back), ==, 200);
+	g_assert_cmpmem(conn_state_find_nat(back, &q), sizeof(*n), n, sizeof(*n));
+	conn_state_free(back);
+
+	g_autofree guint8 *v1 = with_version(data, len, 1);
+	back = conn_state_parse(v1, len, "v1", &covered, &error);
+	g_assert_no_error(error);
+	conn_state_free(back);
+	g_autofree guint8 *v3 = with_version(data, len, 3);
+	g_assert_null(conn_state_parse(v3, len, "v3", &covered, &error));
+	g_assert_error(error, CTFLOWD_ERROR, EINVAL);
+	g_assert_nonnull(strstr(error->message, "v3: snapshot format version 3, written by a later"
+				" ctflowd; this build reads versions 1 to 2"));
+
+	/* a DESTROY removes both entries of its connection */
+	struct flow_record end = conn(7);
+	end.event = FLOW_EVENT_DESTROY;
+	end.end_reason = FLOW_END_IDLE_TIMEOUT;
+	memcpy(end.reply.src, end.orig.dst, 16);
+	end.reply.dst[0] = 198;   /* translated: the NAT key goes too */
+	g_assert_true(conn_state_apply(cs, &end));
+	g_assert_null(conn_state_find(cs, &q));
+	g_assert_null(conn_state_find_nat(cs, &q));
+	g_assert_cmpuint(conn_state_size(cs), ==, 198);
+	conn_state_free(cs);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/conn_state/random-against-model", test_random_against_model);
 	g_test_add_func("/conn_state/memory-per-entry", test_memory_per_entry);
 	g_test_add_func("/conn_state/snapshot-files", test_snapshot_files);
+	g_test_add_func("/conn_state/snapshot-versions", test_snapshot_versions);
 	return g_test_run();
 }

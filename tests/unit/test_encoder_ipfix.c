@@ -43,10 +43,14 @@
 
 /* @pen: the export's enterprise_number (0: none); @zone_vrf: its zone_vrf
  * (NULL: none); @uniflow: its uniflow */
+/* the export's records key, for the encoders made from here on */
+static enum export_records next_records = EXPORT_RECORDS_FLOWS;
+
 static encoder *new_encoder_all(guint mtu, guint32 pen, const char *zone_vrf, gboolean uniflow,
 				enum export_counters counters, struct capture *c)
 {
 	struct export_config cfg = {
+		.records = next_records,
 		.name = (char *)"test",
 		.format = EXPORT_FORMAT_IPFIX,
 		.transport = EXPORT_TRANSPORT_FILE,
@@ -342,23 +346,33 @@ struct collected {
 	guint msg;          /* index of its message */
 };
 
+/* A collecting buffer whose records come out in the layout of @spec
+ * (template @tid); free with fBufFree() and then *@model. */
+static fBuf_t *collector_for(fbInfoElementSpec_t *spec, uint16_t tid, fbInfoModel_t **model)
+{
+	g_autoptr(GError) error = NULL;
+	*model = fbInfoModelAlloc();
+	fbSession_t *session = fbSessionAlloc(*model);
+	fbTemplate_t *tmpl = fbTemplateAlloc(*model);
+
+	g_assert_true(fbTemplateAppendSpecArray(tmpl, spec, UINT32_MAX, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(fbSessionAddTemplate(session, TRUE, tid, tmpl, &error), ==, tid);
+	g_assert_no_error(error);
+	fBuf_t *fbuf = fBufAllocForCollection(session, NULL);
+	g_assert_true(fBufSetInternalTemplate(fbuf, tid, &error));
+	g_assert_no_error(error);
+	return fbuf;
+}
+
 /* Reads messages [from, to) of @c as one collector session would. */
 static GArray *read_back(const struct capture *c, guint from, guint to)
 {
 	GArray *out = g_array_new(FALSE, TRUE, sizeof(struct collected));
 	g_autoptr(GError) error = NULL;
-	fbInfoModel_t *model = fbInfoModelAlloc();
-	fbSession_t *session = fbSessionAlloc(model);
-	fbTemplate_t *tmpl = fbTemplateAlloc(model);
-
-	g_assert_true(fbTemplateAppendSpecArray(tmpl, coll_spec, UINT32_MAX, &error));
-	g_assert_no_error(error);
-	g_assert_cmpuint(fbSessionAddTemplate(session, TRUE, COLL_TID, tmpl, &error), ==,
-			 COLL_TID);
-	g_assert_no_error(error);
-	fBuf_t *fbuf = fBufAllocForCollection(session, NULL);
-	g_assert_true(fBufSetInternalTemplate(fbuf, COLL_TID, &error));
-	g_assert_no_error(error);
+	fbInfoModel_t *model = NULL;
+	fBuf_t *fbuf = collector_for(coll_spec, COLL_TID, &model);
+	fbSession_t *session = fBufGetSession(fbuf);
 
 	for (guint m = from; m < to; m++) {
 		gsize len;
@@ -1988,6 +2002,212 @@ static void test_statistics_failover_elements(void)
 	capture_clear(&c);
 }
 
+/* ---- NAT session events (RFC 8158) ------------------------------------------------ */
+
+#define NAT_TID 0x9998
+
+/* the collector's own order: fixbuf matches elements by name */
+struct coll_nat {
+	uint64_t observationTimeMilliseconds;
+	uint32_t ingressVRFID;
+	uint32_t sourceIPv4Address;
+	uint32_t destinationIPv4Address;
+	uint32_t postNATSourceIPv4Address;
+	uint32_t postNATDestinationIPv4Address;
+	uint16_t sourceTransportPort;
+	uint16_t destinationTransportPort;
+	uint16_t postNAPTSourceTransportPort;
+	uint16_t postNAPTDestinationTransportPort;
+	uint8_t natEvent;
+	uint8_t protocolIdentifier;
+	uint8_t paddingOctets[2];
+};
+_Static_assert(sizeof(struct coll_nat) == 40, "coll_nat size");
+
+static fbInfoElementSpec_t coll_nat_spec[] = {
+	IE("observationTimeMilliseconds", 8),
+	IE("ingressVRFID", 4),
+	IE("sourceIPv4Address", 4),
+	IE("destinationIPv4Address", 4),
+	IE("postNATSourceIPv4Address", 4),
+	IE("postNATDestinationIPv4Address", 4),
+	IE("sourceTransportPort", 2),
+	IE("destinationTransportPort", 2),
+	IE("postNAPTSourceTransportPort", 2),
+	IE("postNAPTDestinationTransportPort", 2),
+	IE("natEvent", 1),
+	IE("protocolIdentifier", 1),
+	IE("paddingOctets", 2),
+	FB_IESPEC_NULL
+};
+
+/* The next record of the buffer in @got; FALSE at the end of its message. */
+static gboolean next_nat_record(fBuf_t *fbuf, struct coll_nat *got)
+{
+	g_autoptr(GError) error = NULL;
+	size_t reclen = sizeof(*got);
+
+	if (fBufNext(fbuf, (uint8_t *)got, &reclen, &error))
+		return TRUE;
+	g_assert_error(error, FB_ERROR_DOMAIN, FB_ERROR_BUFSZ);
+	return FALSE;
+}
+
+/* The NAT events in @c, as a collector reads them (other records skipped). */
+static GArray *read_nat_events(const struct capture *c)
+{
+	GArray *out = g_array_new(FALSE, TRUE, sizeof(struct coll_nat));
+	g_autoptr(GError) error = NULL;
+	fbInfoModel_t *model = NULL;
+	fBuf_t *fbuf = collector_for(coll_nat_spec, NAT_TID, &model);
+	for (guint m = 0; m < c->msgs->len; m++) {
+		gsize len;
+		const uint8_t *data = g_bytes_get_data(g_ptr_array_index(c->msgs, m), &len);
+		g_autofree uint8_t *copy = g_memdup2(data, len);
+		fBufSetBuffer(fbuf, copy, len);
+		struct coll_nat got = {0};
+		while (next_nat_record(fbuf, &got)) {
+			if (got.natEvent)
+				g_array_append_val(out, got);
+			memset(&got, 0, sizeof(got));
+		}
+	}
+	fBufFree(fbuf);
+	fbInfoModelFree(model);
+	return out;
+}
+
+static void check_nat_event(const struct coll_nat *e, const struct flow_record *r, uint8_t event,
+			    uint64_t time_ns)
+{
+	g_assert_cmpuint(e->natEvent, ==, event);
+	g_assert_cmpuint(e->observationTimeMilliseconds, ==, time_ns / 1000000);
+	g_assert_cmpuint(e->sourceIPv4Address, ==, v4_host(r->orig.src));
+	g_assert_cmpuint(e->postNATSourceIPv4Address, ==, v4_host(r->reply.dst));
+	g_assert_cmpuint(e->destinationIPv4Address, ==, v4_host(r->orig.dst));
+	g_assert_cmpuint(e->postNATDestinationIPv4Address, ==, v4_host(r->reply.src));
+	g_assert_cmpuint(e->sourceTransportPort, ==, r->orig.sport);
+	g_assert_cmpuint(e->postNAPTSourceTransportPort, ==, r->reply.dport);
+	g_assert_cmpuint(e->destinationTransportPort, ==, r->orig.dport);
+	g_assert_cmpuint(e->postNAPTDestinationTransportPort, ==, r->reply.sport);
+	g_assert_cmpuint(e->protocolIdentifier, ==, r->proto);
+	g_assert_cmpuint(e->ingressVRFID, ==, r->zone);
+}
+
+/*
+ * records = nat-events: a create (natEvent 4) from a NAT create record, a
+ * late create and a delete (5) from a translated DESTROY marked late, in
+ * one message; nothing for untranslated, interim or NAT66 records, which
+ * still count as passed.  Under a PEN the marks go out as
+ * ctflowdNatEventFlags, named by a type record.
+ */
+static void test_nat_events(void)
+{
+	struct capture c;
+
+	next_records = EXPORT_RECORDS_NAT_EVENTS;
+	encoder *enc = new_encoder_pen(1400, PEN_DOC, &c);
+	next_records = EXPORT_RECORDS_FLOWS;
+	struct flow_record create = rec_udp4(), late_end = rec_udp4(), plain = rec_udp4();
+	struct flow_record interim = rec_udp4(), nat66 = rec_tcp6();
+
+	create.event = FLOW_EVENT_NEW;
+	create.start_ns = create.end_ns = 1700000000500000000ull;
+	create.flags |= FLOW_REFRESH;
+	late_end.flags |= FLOW_LATE;
+	memcpy(plain.reply.dst, plain.orig.src, 16);
+	plain.reply.dport = plain.orig.sport;
+	interim.end_reason = FLOW_END_ACTIVE_TIMEOUT;
+	interim.event = FLOW_EVENT_DUMP;
+	nat66.reply.dport = 40001;   /* its port translated */
+	start_ok(enc);
+	guint first = c.msgs->len;
+	add_ok(enc, &create);
+	add_ok(enc, &plain);
+	add_ok(enc, &late_end);
+	add_ok(enc, &interim);
+	add_ok(enc, &nat66);
+	flush_ok(enc);
+	guint counted = 0;
+	for (guint m = first; m < c.msgs->len; m++)
+		counted += capture_count(&c, m);
+	g_assert_cmpuint(counted, ==, 5);
+	g_assert_cmpuint(encoder_pending(enc), ==, 0);
+
+	g_autoptr(GArray) ev = read_nat_events(&c);
+	g_assert_cmpuint(ev->len, ==, 3);
+	check_nat_event(&g_array_index(ev, struct coll_nat, 0), &create, 4, create.end_ns);
+	check_nat_event(&g_array_index(ev, struct coll_nat, 1), &late_end, 4, late_end.start_ns);
+	check_nat_event(&g_array_index(ev, struct coll_nat, 2), &late_end, 5, late_end.end_ns);
+
+	g_autofree char *ipfixdump = g_find_program_in_path("ipfixDump");
+	if (!ipfixdump) {
+		g_test_skip("ipfixDump (libfixbuf-tools) not installed");
+	} else {
+		g_autofree char *out = run_ipfixdump(ipfixdump, &c, TRUE);
+		g_autoptr(GRegex) re = g_regex_new("ctflowdNatEventFlags\\s*:\\s*(\\d+)", 0, 0, NULL);
+		g_autoptr(GMatchInfo) mi = NULL;
+		g_autoptr(GString) marks = g_string_new(NULL);
+		for (g_regex_match(re, out, 0, &mi); g_match_info_matches(mi);
+		     g_match_info_next(mi, NULL)) {
+			g_autofree char *v = g_match_info_fetch(mi, 1);
+			g_string_append_printf(marks, "%s ", v);
+		}
+		/* refresh, late, none */
+		if (strcmp(marks->str, "2 1 0 ") != 0)
+			g_error("ipfixDump shows marks \"%s\", want \"2 1 0 \":\n%s", marks->str, out);
+	}
+	encoder_free(enc);
+	capture_clear(&c);
+
+	/* records = flows: a NAT create record is passed, not sent */
+	enc = new_encoder(1400, &c);
+	start_ok(enc);
+	first = c.msgs->len;
+	add_ok(enc, &create);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, first + 1);
+	g_assert_cmpuint(g_bytes_get_size(g_ptr_array_index(c.msgs, first)), ==, 0);
+	g_assert_cmpuint(capture_count(&c, first), ==, 1);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* records = both: the flow and its events (a late create and the delete)
+ * go in one message, counted as the one record they come from, also when
+ * messages are small. */
+static void test_nat_events_with_flows(void)
+{
+	struct capture c;
+
+	next_records = EXPORT_RECORDS_BOTH;
+	encoder *enc = new_encoder(512, &c);
+	next_records = EXPORT_RECORDS_FLOWS;
+	struct flow_record end = rec_udp4();
+	end.flags |= FLOW_LATE;
+	start_ok(enc);
+	guint first = c.msgs->len;
+	for (guint i = 0; i < 20; i++) {
+		end.flow_id = i;
+		add_ok(enc, &end);
+	}
+	flush_ok(enc);
+	guint counted = 0;
+	for (guint m = first; m < c.msgs->len; m++)
+		counted += capture_count(&c, m);
+	g_assert_cmpuint(counted, ==, 20);
+	/* each message holds whole records: a flow and its two events */
+	g_autoptr(GArray) flows = read_back(&c, 0, c.msgs->len);
+	g_autoptr(GArray) ev = read_nat_events(&c);
+	g_assert_cmpuint(ev->len, ==, 40);
+	guint flows_seen = 0;
+	for (guint i = 0; i < flows->len; i++)
+		flows_seen += g_array_index(flows, struct collected, i).rec.flowEndMilliseconds != 0;
+	g_assert_cmpuint(flows_seen, ==, 20);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1997,6 +2217,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_ipfix/session-starts-with-templates",
 			test_session_starts_with_templates);
 	g_test_add_func("/encoder_ipfix/fields", test_fields);
+	g_test_add_func("/encoder_ipfix/nat-events", test_nat_events);
+	g_test_add_func("/encoder_ipfix/nat-events-with-flows", test_nat_events_with_flows);
 	g_test_add_func("/encoder_ipfix/statistics-report", test_statistics_report);
 	g_test_add_func("/encoder_ipfix/statistics-own-elements", test_statistics_own_elements);
 	g_test_add_func("/encoder_ipfix/marks", test_marks);

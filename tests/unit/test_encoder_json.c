@@ -48,8 +48,8 @@ static gboolean capture_emit(const uint8_t *msg, size_t len, guint records, void
 	return TRUE;
 }
 
-static encoder *new_encoder_counters(guint mtu, enum export_counters counters,
-				     struct capture *c)
+static encoder *new_encoder_with(guint mtu, enum export_counters counters,
+				 enum export_records records, struct capture *c)
 {
 	struct export_config cfg = {
 		.name = (char *)"test",
@@ -58,6 +58,7 @@ static encoder *new_encoder_counters(guint mtu, enum export_counters counters,
 		.mtu = mtu,
 		.observation_domain = 1,
 		.counters = counters,
+		.records = records,
 	};
 	g_autoptr(GError) error = NULL;
 
@@ -69,6 +70,17 @@ static encoder *new_encoder_counters(guint mtu, enum export_counters counters,
 	g_assert_no_error(error);
 	g_assert_nonnull(enc);
 	return enc;
+}
+
+static encoder *new_encoder_counters(guint mtu, enum export_counters counters,
+				     struct capture *c)
+{
+	return new_encoder_with(mtu, counters, EXPORT_RECORDS_FLOWS, c);
+}
+
+static encoder *new_encoder_records(enum export_records records, struct capture *c)
+{
+	return new_encoder_with(65000, EXPORT_COUNTERS_DELTA, records, c);
 }
 
 static encoder *new_encoder(guint mtu, struct capture *c)
@@ -1131,6 +1143,109 @@ static void test_statistics_failover(void)
 	g_assert_nonnull(strstr(capture_msg(&c, c.msgs->len - 1),
 				"\"spool_dropped\":4,\"takeovers\":3,\"givebacks\":2,\"doubtful\":7,"
 				"\"since\":"));
+}
+
+/* ------------------------------------------------------------------------ */
+/* NAT session events                                                        */
+/* ------------------------------------------------------------------------ */
+
+#define NAT_EVENT_TAIL \
+	"\"flow_id\":18364758544493064720,\"family\":\"ipv4\",\"proto\":17," \
+	"\"src\":\"192.0.2.10\",\"dst\":\"198.51.100.20\",\"sport\":40000,\"dport\":53," \
+	"\"post_nat_src\":\"203.0.113.5\",\"post_nat_dst\":\"198.51.100.20\"," \
+	"\"post_nat_sport\":61000,\"post_nat_dport\":53,\"ct_id\":2343432205,\"zone\":258}\n"
+
+/*
+ * records = nat-events: a NAT create record is a create line at its time;
+ * a translated final record a delete at its end, after a late create at
+ * its start when marked late; untranslated and interim records give
+ * nothing, and every record still counts once in the message.
+ */
+static void test_nat_events(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder_records(EXPORT_RECORDS_NAT_EVENTS, &c);
+	struct flow_record create = rec_udp4_snat(), late_end = rec_udp4_snat();
+	struct flow_record plain = rec_icmp4(), interim = rec_udp4_snat(), end = rec_udp4_snat();
+
+	create.event = FLOW_EVENT_NEW;
+	create.start_ns = create.end_ns = 1700000000500000000ull;
+	create.flags |= FLOW_REFRESH;
+	late_end.flags |= FLOW_LATE;
+	interim.end_reason = FLOW_END_ACTIVE_TIMEOUT;
+	interim.event = FLOW_EVENT_DUMP;
+	start_ok(enc);
+	add_ok(enc, &create);
+	add_ok(enc, &plain);
+	add_ok(enc, &late_end);
+	add_ok(enc, &interim);
+	add_ok(enc, &end);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 1);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 5);
+	g_assert_cmpstr(capture_msg(&c, 0), ==,
+		"{\"nat_event\":\"create\",\"late\":false,\"refresh\":true,"
+		"\"time\":\"2023-11-14T22:13:20.500000000Z\",\"time_ns\":1700000000500000000,"
+		NAT_EVENT_TAIL
+		"{\"nat_event\":\"create\",\"late\":true,\"refresh\":false,"
+		"\"time\":\"2023-11-14T22:13:20.123456789Z\",\"time_ns\":1700000000123456789,"
+		NAT_EVENT_TAIL
+		"{\"nat_event\":\"delete\",\"late\":false,\"refresh\":false,"
+		"\"time\":\"2023-11-14T22:13:50.987654321Z\",\"time_ns\":1700000030987654321,"
+		NAT_EVENT_TAIL
+		"{\"nat_event\":\"delete\",\"late\":false,\"refresh\":false,"
+		"\"time\":\"2023-11-14T22:13:50.987654321Z\",\"time_ns\":1700000030987654321,"
+		NAT_EVENT_TAIL);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/*
+ * Records that give an export nothing are passed in order: with the next
+ * message when one is open, alone in an empty message when nothing else
+ * waits.  records = both: the flow line and its delete, one record.
+ */
+static void test_nat_passed_over(void)
+{
+	struct capture c;
+	encoder *enc = new_encoder_records(EXPORT_RECORDS_FLOWS, &c);
+	struct flow_record create = rec_udp4_snat(), end = rec_udp4_snat(), icmp = rec_icmp4();
+
+	create.event = FLOW_EVENT_NEW;
+	start_ok(enc);
+	add_ok(enc, &create);
+	add_ok(enc, &create);
+	g_assert_cmpuint(encoder_pending(enc), ==, 2);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 1);
+	g_assert_cmpuint(capture_len(&c, 0), ==, 0);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 2);
+	g_assert_cmpuint(encoder_pending(enc), ==, 0);
+	add_ok(enc, &icmp);
+	add_ok(enc, &create);
+	add_ok(enc, &icmp);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+	g_assert_cmpuint(capture_count(&c, 1), ==, 3);
+	g_autofree char *two = g_strconcat(line_icmp4, line_icmp4, NULL);
+	g_assert_cmpstr(capture_msg(&c, 1), ==, two);
+	encoder_free(enc);
+	capture_clear(&c);
+
+	enc = new_encoder_records(EXPORT_RECORDS_BOTH, &c);
+	start_ok(enc);
+	add_ok(enc, &create);
+	add_ok(enc, &end);
+	flush_ok(enc);
+	g_assert_cmpuint(c.msgs->len, ==, 1);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 2);
+	gchar **lines = g_strsplit(capture_msg(&c, 0), "\n", -1);
+	g_assert_cmpuint(g_strv_length(lines), ==, 4);   /* create, flow, delete, "" */
+	g_assert_true(g_str_has_prefix(lines[0], "{\"nat_event\":\"create\""));
+	g_autofree char *flow = g_strndup(line_udp4_snat, sizeof(line_udp4_snat) - 2);
+	g_assert_cmpstr(lines[1], ==, flow);
+	g_assert_true(g_str_has_prefix(lines[2], "{\"nat_event\":\"delete\""));
+	g_strfreev(lines);
 	encoder_free(enc);
 	capture_clear(&c);
 }
@@ -1157,6 +1272,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_json/statistics", test_statistics);
 	g_test_add_func("/encoder_json/counters-modes", test_counters_modes);
 	g_test_add_func("/encoder_json/longest-line", test_longest_line);
+	g_test_add_func("/encoder_json/nat-events", test_nat_events);
+	g_test_add_func("/encoder_json/nat-passed-over", test_nat_passed_over);
 
 	g_test_add_func("/encoder_json/statistics-failover", test_statistics_failover);
 	return g_test_run();

@@ -73,7 +73,9 @@ struct pipeline {
 	guint reader;
 };
 
-static void pipeline_open(struct pipeline *p, const char *dir, gboolean durable)
+/* With @nat, NAT events are logged (refreshes @refresh_ns after a create). */
+static void pipeline_open_nat(struct pipeline *p, const char *dir, gboolean durable, gboolean nat,
+			      guint64 refresh_ns)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree char *id_path = path_in(dir, "flow-id");
@@ -90,9 +92,23 @@ static void pipeline_open(struct pipeline *p, const char *dir, gboolean durable)
 	p->in = intake_new(p->spool, p->ids, p->state, WINDOW, &error);
 	g_assert_no_error(error);
 	g_assert_nonnull(p->in);
-	/* what the worker does at start: the filter learns what was taken */
+	intake_set_nat_events(p->in, nat, refresh_ns);
+	/* what the worker does at start: the state is the journal's fold ... */
+	struct flow_record buf[256];
+	guint64 pos = 0;
+	size_t n;
+	guint folder = spool_add_reader_named(p->spool, "fold");
+	while ((n = spool_read(p->spool, folder, &pos, buf, G_N_ELEMENTS(buf), 0)))
+		for (size_t i = 0; i < n; i++)
+			conn_state_apply(p->state, &buf[i]);
+	/* ... and the filter learns what was taken */
 	spool_recent(p->spool, WINDOW, intake_remember, p->in);
 	p->reader = spool_add_reader_named(p->spool, "collector");
+}
+
+static void pipeline_open(struct pipeline *p, const char *dir, gboolean durable)
+{
+	pipeline_open_nat(p, dir, durable, FALSE, 0);
 }
 
 static void pipeline_close(struct pipeline *p)
@@ -543,6 +559,291 @@ static void test_interim_state_is_a_fold(void)
 	remove_tree(dir);
 }
 
+/* ---- NAT event logging ---------------------------------------------------------- */
+
+#define REFRESH_NS (60 * SECOND_NS)
+
+/* Flow @k translated: source NAT to 198.19.0.10, port 40000 + k. */
+static struct flow_record translated(struct flow_record r, guint32 k)
+{
+	memcpy(r.reply.src, r.orig.dst, 16);
+	r.reply.dst[0] = 198;
+	r.reply.dst[1] = 19;
+	r.reply.dst[3] = 10;
+	r.reply.sport = r.orig.dport;
+	r.reply.dport = (uint16_t)(40000 + k % 20000);
+	return r;
+}
+
+/* The NEW event of flow @k, as the kernel sends it: no counters, no times. */
+static struct flow_record new_of(guint32 k, gboolean nat)
+{
+	struct flow_record r = destroy_of(k);
+
+	r.event = FLOW_EVENT_NEW;
+	r.start_ns = r.end_ns = 0;
+	r.packets = r.bytes = 0;
+	r.flags = FLOW_HAS_ID;
+	if (nat)
+		return translated(r, k);
+	/* untranslated: the reply tuple is the original one turned around */
+	memcpy(r.reply.src, r.orig.dst, 16);
+	memcpy(r.reply.dst, r.orig.src, 16);
+	r.reply.sport = r.orig.dport;
+	r.reply.dport = r.orig.sport;
+	return r;
+}
+
+static struct flow_record nat_destroy_of(guint32 k)
+{
+	return translated(destroy_of(k), k);
+}
+
+static const struct flow_record *at(GArray *a, guint i)
+{
+	return &g_array_index(a, struct flow_record, i);
+}
+
+/*
+ * A NEW of a translated connection is journaled once as its create (its
+ * time when read), a repeat is dropped, its DESTROY is final and not late
+ * and has the create's flowId; a NEW without NAT is counted only; with NAT
+ * events off, nothing of this happens.
+ */
+static void test_nat_new_and_destroy(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+
+	pipeline_open_nat(&p, dir, FALSE, TRUE, 0);
+	guint64 before = (guint64)g_get_real_time() * 1000;
+	take(&p, new_of(1, TRUE));
+	take(&p, new_of(1, TRUE));          /* a repeat */
+	take(&p, new_of(2, FALSE));         /* no NAT */
+	guint64 after = (guint64)g_get_real_time() * 1000;
+	g_assert_cmpuint(conn_state_size(p.state), ==, 1);
+	take(&p, nat_destroy_of(1));
+	take(&p, destroy_of(2));
+	g_assert_cmpuint(conn_state_size(p.state), ==, 0);
+
+	g_autoptr(GArray) got = spooled(&p, 0);
+	g_assert_cmpuint(got->len, ==, 3);
+	const struct flow_record *create = at(got, 0), *end = at(got, 1);
+	g_assert_cmpint(create->event, ==, FLOW_EVENT_NEW);
+	g_assert_cmpuint(create->ct_id, ==, 0x10001u);
+	g_assert_cmpuint(create->flags & (FLOW_LATE | FLOW_REFRESH), ==, 0);
+	g_assert_cmpuint(create->end_ns, >=, before);
+	g_assert_cmpuint(create->end_ns, <=, after);
+	g_assert_cmpuint(create->start_ns, ==, create->end_ns);
+	g_assert_false(flow_is_interim(create));
+	g_assert_cmpint(end->event, ==, FLOW_EVENT_DESTROY);
+	g_assert_cmpuint(end->flags & FLOW_LATE, ==, 0);
+	g_assert_cmpuint(end->flow_id, ==, create->flow_id);
+	g_assert_cmpuint(at(got, 2)->flow_id, !=, create->flow_id);
+	const struct intake_stats *st = intake_get_stats(p.in);
+	g_assert_cmpuint(st->nat_creates, ==, 1);
+	g_assert_cmpuint(st->nat_repeats, ==, 1);
+	g_assert_cmpuint(st->nat_late, ==, 0);
+	g_assert_cmpuint(st->not_exported, ==, 1);
+	g_assert_cmpuint(st->accepted, ==, 2);
+	pipeline_close(&p);
+
+	/* off: NEW events are counted, DESTROYs not marked */
+	pipeline_open(&p, dir, FALSE);
+	take(&p, new_of(3, TRUE));
+	take(&p, nat_destroy_of(3));
+	g_autoptr(GArray) off = spooled(&p, 0);
+	g_assert_cmpuint(off->len, ==, 1);
+	g_assert_cmpuint(at(off, 0)->flags & FLOW_LATE, ==, 0);
+	g_assert_cmpuint(intake_get_stats(p.in)->not_exported, ==, 1);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+/* A DESTROY of a translated connection whose NEW never came is marked late;
+ * one without NAT is not. */
+static void test_nat_lost_new(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+
+	pipeline_open_nat(&p, dir, FALSE, TRUE, 0);
+	take(&p, nat_destroy_of(5));
+	take(&p, destroy_of(6));
+	take(&p, nat_destroy_of(5));   /* a repeat: dropped before it could be marked again */
+	g_autoptr(GArray) got = spooled(&p, 0);
+	g_assert_cmpuint(got->len, ==, 2);
+	g_assert_cmpuint(at(got, 0)->flags & FLOW_LATE, ==, FLOW_LATE);
+	g_assert_cmpuint(at(got, 1)->flags & FLOW_LATE, ==, 0);
+	g_assert_cmpuint(intake_get_stats(p.in)->nat_late, ==, 1);
+	g_assert_cmpuint(intake_get_stats(p.in)->duplicates, ==, 1);
+	g_assert_cmpuint(conn_state_size(p.state), ==, 0);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+/*
+ * Dump entries: a translated connection without a create gets a late one
+ * (its time the connection's start), unless it is too young for its NEW
+ * to be known lost; one with a create gets a refresh once nat_refresh has
+ * passed since the last create, with the same flowId; after the DESTROY
+ * was taken, a dump entry gives nothing.
+ */
+static void test_nat_dump_late_and_refresh(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+
+	pipeline_open_nat(&p, dir, FALSE, TRUE, REFRESH_NS);
+	take(&p, translated(dumped(8, 2 * SECOND_NS, 1, 100, 1, 100), 8));    /* too young */
+	g_assert_cmpuint(spool_end(p.spool), ==, 0);
+	take(&p, translated(dumped(8, 20 * SECOND_NS, 1, 100, 1, 100), 8));   /* late create */
+	take(&p, translated(dumped(8, 70 * SECOND_NS, 1, 100, 1, 100), 8));   /* 50 s after: none */
+	take(&p, translated(dumped(8, 81 * SECOND_NS, 1, 100, 1, 100), 8));   /* refresh */
+	take(&p, new_of(9, TRUE));
+	take(&p, translated(dumped(9, 30 * SECOND_NS, 1, 100, 1, 100), 9));   /* NEW just read: none */
+	take(&p, dumped(10, 300 * SECOND_NS, 1, 100, 1, 100));                /* no NAT: none */
+	take(&p, nat_destroy_of(8));
+	take(&p, translated(dumped(8, 200 * SECOND_NS, 1, 100, 1, 100), 8));  /* ended: none */
+
+	g_autoptr(GArray) got = spooled(&p, 0);
+	g_assert_cmpuint(got->len, ==, 4);
+	const struct flow_record *late = at(got, 0), *refresh = at(got, 1), *end = at(got, 3);
+	guint64 start = START_NS + 8;
+	g_assert_cmpint(late->event, ==, FLOW_EVENT_NEW);
+	g_assert_cmpuint(late->flags & (FLOW_LATE | FLOW_REFRESH), ==, FLOW_LATE);
+	g_assert_cmpuint(late->start_ns, ==, start);
+	g_assert_cmpuint(late->end_ns, ==, start + 20 * SECOND_NS);
+	g_assert_cmpint(refresh->event, ==, FLOW_EVENT_NEW);
+	g_assert_cmpuint(refresh->flags & (FLOW_LATE | FLOW_REFRESH), ==, FLOW_REFRESH);
+	g_assert_cmpuint(refresh->end_ns, ==, start + 81 * SECOND_NS);
+	g_assert_cmpuint(refresh->flow_id, ==, late->flow_id);
+	g_assert_cmpint(at(got, 2)->event, ==, FLOW_EVENT_NEW);   /* flow 9's create */
+	g_assert_cmpuint(at(got, 2)->ct_id, ==, 0x10009u);
+	g_assert_cmpint(end->event, ==, FLOW_EVENT_DESTROY);
+	g_assert_cmpuint(end->flags & FLOW_LATE, ==, 0);
+	g_assert_cmpuint(end->flow_id, ==, late->flow_id);
+	const struct intake_stats *st = intake_get_stats(p.in);
+	g_assert_cmpuint(st->nat_late, ==, 1);
+	g_assert_cmpuint(st->nat_refreshes, ==, 1);
+	g_assert_cmpuint(conn_state_size(p.state), ==, 1);   /* flow 9 lives on */
+	pipeline_close(&p);
+
+	/* without nat_refresh, no refresh */
+	pipeline_open_nat(&p, dir, FALSE, TRUE, 0);
+	take(&p, translated(dumped(8, 20 * SECOND_NS, 1, 100, 1, 100), 8));
+	take(&p, translated(dumped(8, 5000 * SECOND_NS, 1, 100, 1, 100), 8));
+	g_assert_cmpuint(spool_end(p.spool), ==, 1);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+/*
+ * Across a restart: the NAT keys are the journal's fold.  A NEW the
+ * landing zone gives again is dropped, whether its connection is still
+ * alive (its key is there) or its DESTROY was journaled too (the key is
+ * gone, the DESTROY is known); the DESTROY that comes again is a
+ * duplicate, and a live connection's DESTROY is not late.
+ */
+static void test_nat_restart(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+
+	pipeline_open_nat(&p, dir, TRUE, TRUE, 0);
+	take(&p, new_of(1, TRUE));
+	take(&p, nat_destroy_of(1));
+	take(&p, new_of(2, TRUE));
+	g_assert_cmpuint(spool_end(p.spool), ==, 3);
+	pipeline_close(&p);
+
+	pipeline_open_nat(&p, dir, TRUE, TRUE, 0);
+	g_assert_cmpuint(conn_state_size(p.state), ==, 1);
+	take(&p, new_of(1, TRUE));          /* the landing zone's */
+	take(&p, nat_destroy_of(1));
+	take(&p, new_of(2, TRUE));
+	intake_recovered(p.in);
+	take(&p, nat_destroy_of(2));
+	const struct intake_stats *st = intake_get_stats(p.in);
+	g_assert_cmpuint(st->nat_repeats, ==, 2);
+	g_assert_cmpuint(st->duplicates, ==, 1);
+	g_assert_cmpuint(st->nat_late, ==, 0);
+	g_assert_cmpuint(st->nat_creates, ==, 0);
+	g_autoptr(GArray) got = spooled(&p, 0);
+	g_assert_cmpuint(got->len, ==, 4);
+	g_assert_cmpint(at(got, 3)->event, ==, FLOW_EVENT_DESTROY);
+	g_assert_cmpuint(at(got, 3)->flow_id, ==, at(got, 2)->flow_id);
+	g_assert_cmpuint(conn_state_size(p.state), ==, 0);
+	/* once recovered, the same connection made again is a new one */
+	take(&p, new_of(1, TRUE));
+	g_assert_cmpuint(intake_get_stats(p.in)->nat_creates, ==, 1);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
+/* The NAT keys are part of the fold: from the journal, or from a snapshot
+ * and the records after it, the same table as the intake's. */
+static void test_nat_state_is_a_fold(void)
+{
+	g_autofree char *dir = make_dir();
+	struct pipeline p;
+
+	pipeline_open_nat(&p, dir, FALSE, TRUE, REFRESH_NS);
+	intake_set_active_timeout(p.in, TIMEOUT_NS);
+	for (guint32 k = 0; k < 2000; k++)
+		take(&p, new_of(k, TRUE));
+	guint64 mid = spool_end(p.spool);
+	g_autoptr(GBytes) snap = conn_state_snapshot(p.state, mid);
+	for (guint32 k = 0; k < 2000; k += 2)
+		take(&p, nat_destroy_of(k));
+	for (guint32 k = 1; k < 2000; k += 4)   /* interim records beside the NAT keys */
+		take(&p, translated(dumped(k, 20 * SECOND_NS, 10, 1000, 1, 100), k));
+	for (guint32 k = 2000; k < 2100; k++)   /* lost NEW: late creates from a dump */
+		take(&p, translated(dumped(k, 20 * SECOND_NS, 10, 1000, 1, 100), k));
+
+	g_autoptr(GArray) got = spooled(&p, 0);
+	g_autoptr(GError) error = NULL;
+	guint64 covered = 0;
+	gsize len;
+	const guint8 *data = g_bytes_get_data(snap, &len);
+	conn_state *from_snap = conn_state_parse(data, len, "snapshot", &covered, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(covered, ==, mid);
+	conn_state *from_zero = conn_state_new();
+	for (guint i = 0; i < got->len; i++) {
+		conn_state_apply(from_zero, at(got, i));
+		if (i >= mid)
+			conn_state_apply(from_snap, at(got, i));
+	}
+	guint live = 0;
+	for (guint32 k = 0; k < 2100; k++) {
+		struct flow_record probe = nat_destroy_of(k);
+		struct conn_state_entry *a = conn_state_find_nat(p.state, &probe);
+		struct conn_state_entry *b = conn_state_find_nat(from_zero, &probe);
+		struct conn_state_entry *c = conn_state_find_nat(from_snap, &probe);
+		if (k < 2000 && k % 2 == 0) {
+			g_assert_null(a);
+			g_assert_null(b);
+			g_assert_null(c);
+			continue;
+		}
+		live++;
+		g_assert_nonnull(a);
+		g_assert_cmpuint(a->flags, ==, CONN_NAT_CREATED);
+		g_assert_cmpmem(a, sizeof(*a), b, sizeof(*b));
+		g_assert_cmpmem(a, sizeof(*a), c, sizeof(*c));
+	}
+	g_assert_cmpuint(live, ==, 1100);
+	/* 1100 NAT keys, and interim entries of the 500 + 100 dumped */
+	g_assert_cmpuint(conn_state_size(p.state), ==, 1700);
+	g_assert_cmpuint(conn_state_size(from_zero), ==, 1700);
+	g_assert_cmpuint(conn_state_size(from_snap), ==, 1700);
+	conn_state_free(from_zero);
+	conn_state_free(from_snap);
+	pipeline_close(&p);
+	remove_tree(dir);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -556,6 +857,11 @@ int main(int argc, char **argv)
 	g_test_add_func("/intake/interim/needs-timeout-and-facts", test_interim_needs_timeout_and_facts);
 	g_test_add_func("/intake/interim/state-is-a-fold", test_interim_state_is_a_fold);
 	g_test_add_func("/intake/interim/not-remembered", test_interim_not_remembered);
+	g_test_add_func("/intake/nat/new-and-destroy", test_nat_new_and_destroy);
+	g_test_add_func("/intake/nat/lost-new", test_nat_lost_new);
+	g_test_add_func("/intake/nat/dump-late-and-refresh", test_nat_dump_late_and_refresh);
+	g_test_add_func("/intake/nat/restart", test_nat_restart);
+	g_test_add_func("/intake/nat/state-is-a-fold", test_nat_state_is_a_fold);
 
 	return g_test_run();
 }
