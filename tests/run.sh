@@ -4,7 +4,7 @@
 #   against the kernel in network namespaces, judged by collectors from Debian
 #   (nfdump, ipfixDump); then the unit tests and the daemon's main end-to-end
 #   tests again built with ASan and UBSan; then each fuzz target for a bounded
-#   time (CTF_FUZZ_SECONDS, 30 s).
+#   time (CTF_FUZZ_SECONDS, 15 s; tests/fuzz/run.sh explores longer).
 # Installs what it needs with apt-get, then ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -55,12 +55,9 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
             test_coalesce test_config test_ct_parse test_dedup test_flow_id test_spool test_journal \
             test_encoder_ipfix test_encoder_json fuzz_config fuzz_journal fuzz_landing fuzz_state test_sink test_transport \
             test_intake test_cursor test_landing test_ct_request test_state_dir test_datagrams test_ct_socket test_conn_state \
-            flush-ipfix tcp-export json-stdout kill-worker graceful-restart \
-            supervisor-killed forged-events test_encoder_netflow9 test_encoder_netflow5 netflow9 \
-            test_encoder_syslog syslog-export \
-            test_failover failover \
-            test_ct_filter filters test_ct_labels \
-            nat-events
+            flush-ipfix tcp-export json-stdout kill-worker supervisor-killed forged-events \
+            test_encoder_netflow9 test_encoder_netflow5 test_encoder_syslog \
+            test_failover failover test_ct_filter filters test_ct_labels nat-events interim
     count_results build-asan
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))
@@ -73,7 +70,7 @@ while read -r line; do
 	"fuzz "*": ok"*) passed=$((passed + 1)) ;;
 	"fuzz "*": FAILED"* | "fuzz: "*) failed=$((failed + 1)) ;;
 	esac
-done < <("$PWD/tests/fuzz/run.sh" "${CTF_FUZZ_SECONDS:-30}" 2>&1)
+done < <("$PWD/tests/fuzz/run.sh" "${CTF_FUZZ_SECONDS:-15}" 2>&1)
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1143,6 +1143,8 @@ static void test_statistics_failover(void)
 	g_assert_nonnull(strstr(capture_msg(&c, c.msgs->len - 1),
 				"\"spool_dropped\":4,\"takeovers\":3,\"givebacks\":2,\"doubtful\":7,"
 				"\"since\":"));
+	encoder_free(enc);
+	capture_clear(&c);
 }
 
 /* ------------------------------------------------------------------------ */
