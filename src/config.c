@@ -1641,8 +1641,8 @@ static const struct key export_keys[] = {
 	  .help = "netflow9, flow start and end as absolute milliseconds (152/153, what nfdump,"
 		  " nfacctd and Wireshark all decode) or sysUptime milliseconds (22/21)" },
 	{ "source_port", &count_type, EXPORT(source_port), .fallback = 0, .min = 0, .max = 65535,
-	  .help = "udp, the local port datagrams are sent from, the same after every restart"
-		  " (0: any port the kernel picks)" },
+	  .help = "udp, the local port datagrams are sent from (0: the one the kernel picked at"
+		  " the first start, kept in the state directory and used again after restarts)" },
 	{ "engine_type", &count_type, EXPORT(engine_type), .fallback = 0, .min = 0, .max = 255,
 	  .help = "netflow5, the engine type in the header" },
 	{ "engine_id", &count_type, EXPORT(engine_id), .fallback = 0, .min = 0, .max = 255,
@@ -2030,7 +2030,21 @@ static void export_config_free(gpointer data)
 	for (size_t i = 0; i < export_section.n_keys; i++)
 		key_free_fields(&export_section.keys[i], e);
 	g_free(e->name);
+	g_free(e->port_file);
 	g_free(e);
+}
+
+/* The state file that keeps an export's UDP source port: the name is the
+ * export's, with anything but letters, digits, '-', '_' and '.' as '_'. */
+static char *port_file_of(const char *state_directory, const char *name)
+{
+	g_autofree char *safe = g_strdup(name);
+
+	for (char *c = safe; *c; c++)
+		if (!g_ascii_isalnum(*c) && *c != '-' && *c != '_' && *c != '.')
+			*c = '_';
+	g_autofree char *file = g_strconcat("source-port-", safe, NULL);
+	return g_build_filename(state_directory, file, NULL);
 }
 
 /* [export NAME]: named, once. @names maps the names seen to their lines. */
@@ -2164,6 +2178,8 @@ static struct ctflowd_config *parse(struct parser *p)
 			read_section(&(struct section_pass){ .p = p, .section = &export_section,
 							     .group = groups[i], .object = e,
 							     .base = config->daemon.state_directory });
+			if (e->transport == EXPORT_TRANSPORT_UDP && config->daemon.state_directory)
+				e->port_file = port_file_of(config->daemon.state_directory, e->name);
 			/* a create event comes from a NEW event; without them
 			 * every create would be a late one */
 			if (e->records != EXPORT_RECORDS_FLOWS && !config->source.subscribe_new)

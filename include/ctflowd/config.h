@@ -130,7 +130,10 @@ struct export_config {
 	enum export_counters counters;
 	guint template_packets;    /* netflow9: templates again every this many packets, 0: off */
 	enum netflow_times netflow_times;
-	guint source_port;         /* udp: bound local port, 0: the kernel picks */
+	guint source_port;         /* udp: bound local port, 0: the one remembered in
+				    * port_file, else the kernel picks */
+	char *port_file;           /* udp: where the port the kernel picked is kept for
+				    * the next start (set by the loader) */
 	guint engine_type;         /* netflow5 header */
 	guint engine_id;
 	/* format syslog */

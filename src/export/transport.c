@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "ctflowd/datagrams.h"
+#include "ctflowd/state_dir.h"
 #include "ctflowd/transport.h"
 
 #define CONNECT_TIMEOUT_MS 5000
@@ -173,6 +174,54 @@ static gboolean kernel_has_udp_gso(int fd)
  * yet.  SO_REUSEADDR lets a restarted worker bind while the socket of the
  * one before is still closing.
  */
+/* The port kept in the export's port_file, 0: none (or not readable). */
+static guint remembered_port(transport *t)
+{
+	g_autoptr(GError) error = NULL;
+	char buf[16] = "";
+	guint64 port = 0;
+
+	if (!t->cfg->port_file)
+		return 0;
+	int fd = state_dir_open_path(t->cfg->port_file, O_RDONLY, 0, &error);
+	if (fd < 0) {
+		if (error->code != ENOENT)
+			g_warning("%s: %s; the kernel picks the source port", t->description,
+				  error->message);
+		return 0;
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || !g_ascii_string_to_unsigned(g_strchomp(buf), 10, 1, 65535, &port, NULL)) {
+		g_warning("%s: %s does not hold a port; the kernel picks the source port",
+			  t->description, t->cfg->port_file);
+		return 0;
+	}
+	return (guint)port;
+}
+
+/* Keeps the port the socket sends from for the next start, when it changed. */
+static void remember_port(transport *t, int fd)
+{
+	g_autoptr(GError) error = NULL;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (!t->cfg->port_file || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	guint port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						    : ((struct sockaddr_in *)&ss)->sin_port);
+	if (port == remembered_port(t))
+		return;
+	g_autofree char *text = g_strdup_printf("%u\n", port);
+	int out = state_dir_open_path(t->cfg->port_file, O_WRONLY | O_CREAT | O_TRUNC, 0640, &error);
+	if (out < 0 || write(out, text, strlen(text)) != (ssize_t)strlen(text) || fsync(out) < 0)
+		g_warning("%s: cannot keep the source port %u for the next start: %s",
+			  t->description, port, error ? error->message : g_strerror(errno));
+	if (out >= 0)
+		close(out);
+}
+
 static gboolean bind_source_port(int fd, int family, guint port, int *err)
 {
 	int on = 1;
@@ -222,6 +271,18 @@ static gboolean open_socket(transport *t, GError **error)
 			last = errno;
 			continue;
 		}
+		guint remembered = tcp || t->cfg->source_port ? 0 : remembered_port(t);
+		if (remembered && !bind_source_port(fd, ai->ai_family, remembered, &last)) {
+			/* taken by another program meanwhile: a new one, kept */
+			g_warning("%s: cannot send from port %u again (%s); the kernel picks another",
+				  t->description, remembered, g_strerror(last));
+			close(fd);
+			fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+			if (fd < 0) {
+				last = errno;
+				continue;
+			}
+		}
 		if (!tcp && t->cfg->source_port &&
 		    !bind_source_port(fd, ai->ai_family, t->cfg->source_port, &last)) {
 			close(fd);
@@ -242,6 +303,8 @@ static gboolean open_socket(transport *t, GError **error)
 		t->refused_reported = FALSE;
 		if (!tcp)
 			t->gso = kernel_has_udp_gso(fd);
+		if (!tcp && !t->cfg->source_port)
+			remember_port(t, fd);
 		freeaddrinfo(res);
 		return TRUE;
 	}
