@@ -60,7 +60,7 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
             test_encoder_syslog syslog-export \
             test_failover failover \
             test_ct_filter filters test_ct_labels \
-            nat-events
+            nat-events nat-events-netflow9-syslog
     count_results build-asan
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))
