@@ -324,6 +324,32 @@ static gboolean syslog_flush(void *state, GError **error)
 	return ok;
 }
 
+/* st->one as the stream frames it, onto @out: octet counting (RFC 6587
+ * section 3.4.1) or a line. */
+static void frame_onto(struct syslog_state *st, GString *out)
+{
+	if (st->framing == FRAMING_OCTET_COUNTING) {
+		char prefix[24];
+		int n = snprintf(prefix, sizeof(prefix), "%zu ", st->one->len);
+		g_string_append_len(out, prefix, n);
+		g_string_append_len(out, st->one->str, st->one->len);
+	} else {
+		g_string_append_len(out, st->one->str, st->one->len);
+		g_string_append_c(out, '\n');
+	}
+}
+
+/* The bytes frame_onto() adds. */
+static size_t framed_len(const struct syslog_state *st)
+{
+	size_t n = st->one->len + 1;
+
+	if (st->framing == FRAMING_OCTET_COUNTING)
+		for (size_t v = st->one->len; v >= 10; v /= 10)
+			n++;
+	return n;
+}
+
 /*
  * Sends st->one, a message of the record being added; @last: the record's
  * last.  A datagram is sent at once, the record counted with its last; a
@@ -347,20 +373,18 @@ static gboolean put_message(struct syslog_state *st, gboolean last, GError **err
 				    last ? 1 : 0, error);
 	}
 
-	if (st->framing == FRAMING_OCTET_COUNTING) {
-		g_string_append_printf(st->record, "%zu ", st->one->len);
-		g_string_append_len(st->record, st->one->str, st->one->len);
-	} else {
-		g_string_append_len(st->record, st->one->str, st->one->len);
-		g_string_append_c(st->record, '\n');
-	}
-	if (!last)
+	/* the record's last message (a flow's only one) is framed straight
+	 * into the batch, the ones before it wait in st->record */
+	if (!last) {
+		frame_onto(st, st->record);
 		return TRUE;
-	if (st->batch->len && st->batch->len + st->record->len > st->limit &&
+	}
+	if (st->batch->len && st->batch->len + st->record->len + framed_len(st) > st->limit &&
 	    !syslog_flush(st, error))
 		return FALSE;
 	g_string_append_len(st->batch, st->record->str, st->record->len);
 	g_string_truncate(st->record, 0);
+	frame_onto(st, st->batch);
 	st->in_batch++;
 	return TRUE;
 }
