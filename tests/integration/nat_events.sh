@@ -25,7 +25,9 @@
 # 50 TCP, 50 untranslated), with NetFlow v9 to nfcapd in place of IPFIX
 # and a syslog export over UDP to an rsyslogd of the test's own in the
 # router besides: its SADD and SDEL messages are judged as the nfdump
-# events are, and its late marks must be JSON's.
+# events are, and its late marks must be JSON's.  tshark captures the v9
+# datagrams: it decodes as many natEvent 4 and 5 as nfdump, and finds
+# nothing malformed.
 #
 # Environment: see lib.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -40,7 +42,7 @@ case $FMT in
 ipfix) ;;
 netflow9)
 	N=300 T=50 M=50
-	ctf_require_cmd rsyslogd
+	ctf_require_cmd rsyslogd tshark
 	;;
 *) ctf_bail "CTF_NAT_EVENTS_FORMAT: ipfix or netflow9, not '$FMT'" ;;
 esac
@@ -62,7 +64,7 @@ ctf_spawn "$NS_SRV" "$CTF_WORK/tcp-server.log" "$FLOWGEN" tcp-server -p 20011 -t
 
 # round NAME RCVBUF SPORT: one round in a state directory of its own
 round() {
-	local name=$1 rcvbuf=$2 sport=$3 dir=$CTF_WORK/$1 pid nfcapd rsyslog= out
+	local name=$1 rcvbuf=$2 sport=$3 dir=$CTF_WORK/$1 pid nfcapd rsyslog= tshark= out
 	mkdir -p "$dir"
 	local conf=$dir/ctflowd.conf log=$dir/ctflowd.log
 	CTF_RCVBUF=$rcvbuf ctf_ctflowd_conf "$conf"
@@ -87,6 +89,8 @@ round() {
 	EOF
 	ctf_start_nfcapd "$dir/nf" "$PORT"; nfcapd=$CTF_LAST_PID
 	if [ "$FMT" = netflow9 ]; then
+		ctf_start_tshark "$dir/cap.pcapng" "$dir/tshark.log" "udp dst port $PORT"
+		tshark=$CTF_LAST_PID
 		cat >>"$conf" <<-EOF
 
 		[export syslog]
@@ -126,6 +130,7 @@ round() {
 	sleep 0.5   # the last datagrams reach nfcapd (and rsyslogd)
 	ctf_stop "$nfcapd"
 	[ -z "$rsyslog" ] || ctf_stop "$rsyslog"
+	[ -z "$tshark" ] || ctf_stop "$tshark"
 	# nfdump 1.7.1 names only natEvent 1 and 2 (ADD, DELETE): its NEL view
 	# prints 4 and 5 as UNKNOW, and its raw view the numbers, read here
 	nfdump -R "$dir/nf" -N -o raw >"$dir/nel-raw.txt" 2>"$dir/nel.err"
@@ -264,6 +269,15 @@ PY
 	done <"$dir/verdict.txt"
 	# a verdict that broke off judged nothing after the break
 	grep -qx END "$dir/verdict.txt" || ctf_not_ok "$name: the verdict ran to its end"
+	[ "$FMT" = netflow9 ] || return 0
+	local events nf bad
+	events=$(tshark -n -r "$dir/cap.pcapng" -d "udp.port==$PORT,cflow" -T fields -e cflow.nat_event \
+		2>/dev/null | tr ',' '\n' | grep -cxE '4|5')
+	nf=$(grep -c '^ *nat event' "$dir/nel-raw.txt")
+	ctf_is "$events/$((events > 0))" "$nf/1" "$name: tshark decodes $events natEvent 4 and 5, as many as nfdump"
+	bad=$(tshark -n -r "$dir/cap.pcapng" -d "udp.port==$PORT,cflow" \
+		-Y "_ws.malformed || _ws.expert.severity >= \"Warning\"" -T fields -e frame.number 2>/dev/null | grep -c .)
+	ctf_is "$bad" 0 "$name: tshark: no malformed packet, no expert warning or error"
 }
 
 T0=$(ctf_now)
