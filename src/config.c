@@ -1886,6 +1886,11 @@ static void check_export_netflow(struct section_pass *sp, const struct export_co
 		not_used(sp, "enterprise_number", "is for format ipfix");
 	if (e->zone_vrf && e->format == EXPORT_FORMAT_NETFLOW5 && !is_bad(sp, "zone_vrf"))
 		not_used(sp, "zone_vrf", "is not for format netflow5 (a v5 record has no VRF)");
+	if (e->format == EXPORT_FORMAT_NETFLOW5 && e->records != EXPORT_RECORDS_FLOWS &&
+	    !is_bad(sp, "records"))
+		fail(sp->p, CONFIG_ERROR_VALUE, sp->group, "records",
+		     "format netflow5 cannot carry NAT session events (a v5 record has no NAT"
+		     " fields); expected flows, or format ipfix, netflow9, syslog or json");
 	if (e->source_port && e->transport != EXPORT_TRANSPORT_UDP)
 		not_used(sp, "source_port", "is for transport udp");
 }

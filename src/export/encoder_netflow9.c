@@ -15,6 +15,15 @@
  * of records in the packet, template records included.  The source ID is
  * the observation_domain.
  *
+ * NAT session events (records = nat-events or both) go out with a
+ * template of their own, the NAT44 session record of RFC 8158 (section
+ * 4.1.1) in v9 form: v9 collectors read IANA's numbers for observation
+ * time, natEvent and the post-NAT fields.  It is sent only to such an
+ * export, so the templates of a flow export keep their bytes.  v9 has no
+ * enterprise fields: a late or refreshed create looks like any other
+ * create.  RFC 8158 has no NAT66 session event: IPv6 sessions are left
+ * out (logged once, counted).
+ *
  * NetFlow counters are deltas: a record carries flow_delta_counts() and
  * starts at flow_period_start_ns().  Times go as absolute milliseconds
  * (152/153) or, with netflow_times = uptime, as sysUptime milliseconds
@@ -57,10 +66,12 @@ enum nf9_field_type {
 	NF9_POST_NAT_DST_IPV4 = 226,
 	NF9_POST_NAPT_SRC_PORT = 227,
 	NF9_POST_NAPT_DST_PORT = 228,
+	NF9_NAT_EVENT = 230,
 	NF9_INGRESS_VRFID = 234,
 	NF9_BIFLOW_DIRECTION = 239,
 	NF9_POST_NAT_SRC_IPV6 = 281,
 	NF9_POST_NAT_DST_IPV6 = 282,
+	NF9_OBSERVATION_TIME_MS = 323,
 };
 
 struct nf9_field {
@@ -78,6 +89,8 @@ struct nf9_template {
 /* Template ids by family (v6), NAT and direction (uniflow). */
 #define NF9_TID_BASE 256
 #define NF9_N_TEMPLATES 4
+/* the NAT session event template, after the flow ones of both layouts */
+#define NF9_TID_NAT_EVENT4 (NF9_TID_BASE + 2 * NF9_N_TEMPLATES)
 
 /* One direction of a connection as a record shows it. */
 struct nf9_view {
@@ -88,6 +101,7 @@ struct nf9_view {
 	uint16_t icmp_type_code;
 	uint8_t direction;              /* biflowDirection: 1 initiator, 2 responder */
 	uint32_t vrf;
+	const struct nat_event *ev;     /* a NAT session event record: its event */
 };
 
 struct nf9_state {
@@ -97,7 +111,11 @@ struct nf9_state {
 	enum netflow_times times;
 	guint template_packets;
 	GArray *zone_vrf;               /* struct zone_vrf, sorted by zone */
-	struct nf9_template templates[NF9_N_TEMPLATES];
+	char *name;                     /* the export's */
+	/* the flow templates (template_for), then the NAT event one */
+	struct nf9_template templates[NF9_N_TEMPLATES + 1];
+	guint n_templates;              /* the NAT event one only with records != flows */
+	guint64 nat66_skipped;          /* records of NAT66 sessions whose events were left out */
 
 	uint8_t *buf;
 	size_t len;                     /* bytes of the unfinished packet, 0: none */
@@ -156,6 +174,24 @@ static void build_template(struct nf9_state *st, struct nf9_template *t, uint16_
 	}
 }
 
+/* RFC 8158 section 4.1.1, in the order of the IPFIX encoder's record */
+static const struct nf9_field nat_event4_fields[] = {
+	{ NF9_OBSERVATION_TIME_MS, 8 }, { NF9_INGRESS_VRFID, 4 },
+	{ NF9_IPV4_SRC_ADDR, 4 }, { NF9_POST_NAT_SRC_IPV4, 4 },
+	{ NF9_IPV4_DST_ADDR, 4 }, { NF9_POST_NAT_DST_IPV4, 4 },
+	{ NF9_L4_SRC_PORT, 2 }, { NF9_POST_NAPT_SRC_PORT, 2 },
+	{ NF9_L4_DST_PORT, 2 }, { NF9_POST_NAPT_DST_PORT, 2 },
+	{ NF9_NAT_EVENT, 1 }, { NF9_PROTOCOL, 1 },
+};
+
+static void build_nat_event_template(struct nf9_template *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->id = NF9_TID_NAT_EVENT4;
+	for (size_t i = 0; i < G_N_ELEMENTS(nat_event4_fields); i++)
+		add_field(t, nat_event4_fields[i].type, nat_event4_fields[i].len);
+}
+
 static struct nf9_template *template_for(struct nf9_state *st, bool v6, bool nat)
 {
 	return &st->templates[(v6 ? 1 : 0) + (nat ? 2 : 0)];
@@ -168,6 +204,20 @@ static uint8_t *put_field(uint8_t *p, const struct nf9_field *f, const struct nf
 	const bool icmp = flow_is_icmp(r);
 	const size_t alen = r->family == AF_INET6 ? 16 : 4;
 
+	/* An ICMP session is keyed by its query id, which NAT may change:
+	 * the events carry it (both sides) where the source ports are. */
+	if (v->ev && icmp) {
+		switch (f->type) {
+		case NF9_L4_SRC_PORT:
+			return netflow_put16(p, r->orig.sport);
+		case NF9_POST_NAPT_SRC_PORT:
+			return netflow_put16(p, r->reply.sport);
+		case NF9_L4_DST_PORT:
+			return netflow_put16(p, 0);
+		default:
+			break;
+		}
+	}
 	switch (f->type) {
 	case NF9_IN_BYTES:
 		return netflow_put64(p, v->counts.bytes);
@@ -211,6 +261,10 @@ static uint8_t *put_field(uint8_t *p, const struct nf9_field *f, const struct nf
 		return netflow_put32(p, v->vrf);
 	case NF9_BIFLOW_DIRECTION:
 		return netflow_put8(p, v->direction);
+	case NF9_OBSERVATION_TIME_MS:
+		return netflow_put64(p, v->ev->time_ns / 1000000u);
+	case NF9_NAT_EVENT:
+		return netflow_put8(p, (uint8_t)v->ev->type);
 	/* the original direction after translation, from the other
 	 * direction's tuple turned around (flow_post_nat) */
 	case NF9_POST_NAT_SRC_IPV4:
@@ -268,7 +322,7 @@ static size_t templates_len(const struct nf9_state *st)
 {
 	size_t n = NF9_SET_HEADER_LEN;
 
-	for (size_t i = 0; i < NF9_N_TEMPLATES; i++)
+	for (size_t i = 0; i < st->n_templates; i++)
 		n += 4 + 4u * st->templates[i].n_fields;
 	return n;
 }
@@ -280,7 +334,7 @@ static void put_templates(struct nf9_state *st)
 
 	p = netflow_put16(p, NF9_TEMPLATE_SET_ID);
 	p += 2;   /* length, below */
-	for (size_t i = 0; i < NF9_N_TEMPLATES; i++) {
+	for (size_t i = 0; i < st->n_templates; i++) {
 		const struct nf9_template *t = &st->templates[i];
 		p = netflow_put16(p, t->id);
 		p = netflow_put16(p, t->n_fields);
@@ -332,15 +386,44 @@ static gboolean emit_packet(struct nf9_state *st, GError **error)
 	return encoder_emit(st->enc, st->buf, len, records, error);
 }
 
-/* Room for @n records of @t in the unfinished packet, a new flowset
- * header and the padding of the one open now included. */
-static gboolean has_room(const struct nf9_state *st, const struct nf9_template *t, guint n)
+/* Room for @n records of @t (none: NULL) and then @n_events NAT event
+ * records in the unfinished packet, new flowset headers and the padding
+ * of the sets before them included. */
+static gboolean has_room(const struct nf9_state *st, const struct nf9_template *t, guint n,
+			 guint n_events)
 {
-	size_t need = (size_t)n * t->record_len;
+	const struct nf9_template *et = &st->templates[NF9_N_TEMPLATES];
+	size_t need = 0;
 
-	if (st->set_id != t->id || !st->set_start)
-		need += 3 + NF9_SET_HEADER_LEN;
+	if (t) {
+		need += (size_t)n * t->record_len;
+		if (st->set_id != t->id || !st->set_start)
+			need += 3 + NF9_SET_HEADER_LEN;
+	}
+	if (n_events) {
+		need += (size_t)n_events * et->record_len;
+		if (t || st->set_id != et->id || !st->set_start)
+			need += 3 + NF9_SET_HEADER_LEN;
+	}
 	return st->len + need + 3 <= st->limit;
+}
+
+/* Makes room for what has_room() is asked for: the unfinished packet goes
+ * out first when it is too full, and templates due at the head of a small
+ * packet leave it too little room: they go alone. */
+static gboolean make_room(struct nf9_state *st, const struct nf9_template *t, guint n,
+			  guint n_events, GError **error)
+{
+	if (st->len && !has_room(st, t, n, n_events) && !emit_packet(st, error))
+		return FALSE;
+	if (!st->len)
+		start_packet(st);
+	if (!has_room(st, t, n, n_events)) {
+		if (!emit_packet(st, error))
+			return FALSE;
+		start_packet(st);
+	}
+	return TRUE;
 }
 
 static void put_record(struct nf9_state *st, const struct nf9_template *t,
@@ -366,29 +449,72 @@ static void put_record(struct nf9_state *st, const struct nf9_template *t,
  * sink counts connections per packet, so both records of one go in the
  * same packet.
  */
-static gboolean nf9_add(void *state, const struct flow_record *r, GError **error)
+static const struct nf9_template *flow_template(struct nf9_state *st,
+						const struct flow_record *r, guint *n)
 {
-	struct nf9_state *st = state;
-	const struct nf9_template *t = template_for(st, r->family == AF_INET6, flow_is_translated(r));
-	struct flow_counts c = flow_delta_counts(r);
-	guint n = st->uniflow && c.reply_packets ? 2 : 1;
+	*n = st->uniflow && flow_delta_counts(r).reply_packets ? 2 : 1;
+	return template_for(st, r->family == AF_INET6, flow_is_translated(r));
+}
 
-	if (st->len && !has_room(st, t, n) && !emit_packet(st, error))
-		return FALSE;
-	if (!st->len)
-		start_packet(st);
-	/* templates due at the head of a small packet leave it too little
-	 * room: they go alone */
-	if (!has_room(st, t, n)) {
-		if (!emit_packet(st, error))
-			return FALSE;
-		start_packet(st);
-	}
+static void put_flow(struct nf9_state *st, const struct nf9_template *t,
+		     const struct flow_record *r, guint n)
+{
 	struct nf9_view v = view_of(st, r, false);
 	put_record(st, t, &v);
 	if (n == 2) {
 		v = view_of(st, r, true);
 		put_record(st, t, &v);
+	}
+}
+
+static gboolean nf9_add(void *state, const struct flow_record *r, GError **error)
+{
+	struct nf9_state *st = state;
+	guint n;
+	const struct nf9_template *t = flow_template(st, r, &n);
+
+	if (!make_room(st, t, n, 0, error))
+		return FALSE;
+	put_flow(st, t, r, n);
+	st->in_message++;
+	encoder_note_added(st->enc);
+	return TRUE;
+}
+
+/*
+ * The events of one record (after its flow, records = both) in one
+ * packet: the sink counts the record delivered with the packet, so a
+ * record cut over two would send its first part again after a resend.
+ */
+static gboolean nf9_add_nat_events(void *state, const struct flow_record *r,
+				   const struct nat_event *events, guint n_events,
+				   gboolean with_flow, gboolean *written, GError **error)
+{
+	struct nf9_state *st = state;
+	const struct nf9_template *t = NULL;
+	guint n = 0;
+
+	*written = TRUE;
+	if (r->family != AF_INET) {
+		if (!st->nat66_skipped++)
+			g_message("export %s: NetFlow v9 has no NAT66 session events (RFC 8158"
+				  " defines NAT44 and NAT64 ones): IPv6 sessions are left out of NAT"
+				  " event logging (counted, the total logged at stop)", st->name);
+		if (with_flow)
+			return nf9_add(st, r, error);
+		*written = FALSE;
+		return TRUE;
+	}
+	if (with_flow)
+		t = flow_template(st, r, &n);
+	if (!make_room(st, t, n, n_events, error))
+		return FALSE;
+	if (t)
+		put_flow(st, t, r, n);
+	struct nf9_view v = view_of(st, r, false);
+	for (guint i = 0; i < n_events; i++) {
+		v.ev = &events[i];
+		put_record(st, &st->templates[NF9_N_TEMPLATES], &v);
 	}
 	st->in_message++;
 	encoder_note_added(st->enc);
@@ -435,6 +561,10 @@ static void nf9_destroy(void *state)
 
 	if (st->zone_vrf)
 		g_array_unref(st->zone_vrf);
+	if (st->nat66_skipped)
+		g_message("export %s: %" G_GUINT64_FORMAT " records of NAT66 sessions had their"
+			  " NAT events left out", st->name, st->nat66_skipped);
+	g_free(st->name);
 	g_free(st->buf);
 	g_free(st);
 }
@@ -448,15 +578,21 @@ static void *nf9_create(const struct export_config *cfg, encoder *enc, GError **
 	st->uniflow = cfg->uniflow;
 	st->times = cfg->netflow_times;
 	st->template_packets = cfg->template_packets;
+	st->name = g_strdup(cfg->name);
 	st->buf = g_malloc(NF9_BUFFER);
 	st->limit = NF9_BUFFER;
 	for (int i = 0; i < NF9_N_TEMPLATES; i++)
 		build_template(st, &st->templates[i], (uint16_t)(NF9_TID_BASE + i + (st->uniflow ? 4 : 0)),
 			       i & 1, i & 2);
-	/* a connection's records fit a packet of the smallest limit; the
-	 * templates may need one of their own (nf9_add) */
-	g_assert(NF9_HEADER_LEN + 3 + NF9_SET_HEADER_LEN +
-		 2u * template_for(st, true, true)->record_len <= 512);
+	build_nat_event_template(&st->templates[NF9_N_TEMPLATES]);
+	/* the NAT event template is sent only to an export of NAT events */
+	st->n_templates = NF9_N_TEMPLATES + (cfg->records != EXPORT_RECORDS_FLOWS);
+	/* a connection's records, and two NAT events after them, fit a packet
+	 * of the smallest limit; the templates may need one of their own
+	 * (make_room) */
+	g_assert(NF9_HEADER_LEN + 2 * (3 + NF9_SET_HEADER_LEN) +
+		 2u * template_for(st, true, true)->record_len +
+		 2u * st->templates[NF9_N_TEMPLATES].record_len <= 512);
 	g_assert(NF9_HEADER_LEN + templates_len(st) <= 512);
 	st->zone_vrf = zone_vrf_parse(cfg->zone_vrf, error);
 	if (!st->zone_vrf) {
@@ -474,4 +610,5 @@ const struct encoder_ops encoder_netflow9_ops = {
 	.refresh_templates = nf9_refresh_templates,
 	.report_statistics = NULL,
 	.destroy = nf9_destroy,
+	.add_nat_events = nf9_add_nat_events,
 };

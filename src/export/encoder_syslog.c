@@ -18,6 +18,16 @@
  *           not also in the structured data.
  *   file, stdout   RFC 5424 messages, one per line
  *
+ * NAT session events (records = nat-events or both) take the form of the
+ * IETF BEHAVE syslog NAT logging draft: one message per event, MSGID SADD
+ * (session added) or SDEL (session deleted), the header's TIMESTAMP the
+ * event's time, and the session in the structured data: the event again
+ * (the local form has no MSGID), the protocol, the inside (pre-NAT) and
+ * outside (post-NAT) source address and port, the destination before and
+ * after NAT, the zone, and whether a create is late (its NEW event was
+ * lost) or a refresh.  A record's messages go together: in one write over
+ * a stream, counted as delivered with the last datagram otherwise.
+ *
  * Values the kernel did not send (counters or timestamps of entries created
  * before accounting was on) are left out, never a made-up zero.
  */
@@ -32,8 +42,6 @@
 #include "text.h"
 
 #define SYSLOG_MSGID "flow"
-/* room for the framing prefix ("65000 ") of a message beyond a full batch */
-#define FRAME_PREFIX_MAX 16
 
 enum syslog_framing {
 	FRAMING_DATAGRAM,        /* RFC 5424, one message per datagram */
@@ -57,11 +65,12 @@ struct syslog_state {
 	const struct export_config *cfg;
 	enum syslog_framing framing;
 	guint limit;
-	char *header_tail;       /* " HOSTNAME APP-NAME PROCID MSGID " */
+	char *header_tail;       /* " HOSTNAME APP-NAME PROCID ", the MSGID after it */
 	char *local_tag;         /* " APP[PID]: " */
 	guint pri;
 	GString *one;            /* the message being built */
 	GString *batch;          /* streams: framed messages not yet emitted */
+	GString *record;         /* streams: the framed messages of the record being added */
 	guint in_batch;
 	gboolean oversize_told;  /* once per session */
 	/* the date and time of the last second formatted, for the next */
@@ -243,12 +252,13 @@ static uint64_t message_time_ns(const struct flow_record *r)
 	return (uint64_t)g_get_real_time() * 1000u;
 }
 
-static void format_message(struct syslog_state *st, GString *out, const struct flow_record *r)
+/* The message of the params collected: header (time @when, MSGID
+ * @msgid) and body. */
+static void format_message(struct syslog_state *st, GString *out, uint64_t when,
+			   const char *msgid)
 {
-	uint64_t when = message_time_ns(r);
 	char head[64], *at = head;
 
-	collect_params(st, r);
 	*at++ = '<';
 	at = text_decimal(at, st->pri, 1);
 	*at++ = '>';
@@ -263,8 +273,41 @@ static void format_message(struct syslog_state *st, GString *out, const struct f
 		at = text_rfc3339(at, when, 6);
 		g_string_append_len(out, head, at - head);
 		g_string_append(out, st->header_tail);
+		g_string_append(out, msgid);
+		g_string_append_c(out, ' ');
 	}
 	append_body(st, out);
+}
+
+/* The fields of a NAT session event: the session as the draft logs it. */
+static void collect_event_params(struct syslog_state *st, const struct flow_record *r,
+				 const struct nat_event *ev)
+{
+	const struct flow_tuple post = flow_post_nat(r);
+
+	st->n_params = 0;
+	add_text(st, "event", ev->type == NAT_EVENT_CREATE ? "SADD" : "SDEL");
+	add_time(st, "time", ev->time_ns);
+	add_uint(st, "proto", r->proto);
+	add_addr(st, "src", r->family, r->orig.src);
+	add_addr(st, "postNatSrc", r->family, post.src);
+	if (flow_is_icmp(r)) {
+		/* the query id is the session's "port", and NAT may change it */
+		add_uint(st, "icmpId", r->orig.sport);
+		add_uint(st, "postNatIcmpId", r->reply.sport);
+		add_addr(st, "dst", r->family, r->orig.dst);
+		add_addr(st, "postNatDst", r->family, post.dst);
+	} else {
+		add_uint(st, "sport", r->orig.sport);
+		add_uint(st, "postNatSport", post.sport);
+		add_addr(st, "dst", r->family, r->orig.dst);
+		add_addr(st, "postNatDst", r->family, post.dst);
+		add_uint(st, "dport", r->orig.dport);
+		add_uint(st, "postNatDport", post.dport);
+	}
+	add_uint(st, "zone", r->zone);
+	add_uint(st, "late", ev->late);
+	add_uint(st, "refresh", ev->refresh);
 }
 
 static gboolean syslog_flush(void *state, GError **error)
@@ -281,14 +324,40 @@ static gboolean syslog_flush(void *state, GError **error)
 	return ok;
 }
 
-static gboolean syslog_add(void *state, const struct flow_record *r, GError **error)
+/* st->one as the stream frames it, onto @out: octet counting (RFC 6587
+ * section 3.4.1) or a line. */
+static void frame_onto(struct syslog_state *st, GString *out)
 {
-	struct syslog_state *st = state;
+	if (st->framing == FRAMING_OCTET_COUNTING) {
+		char prefix[24];
+		int n = snprintf(prefix, sizeof(prefix), "%zu ", st->one->len);
+		g_string_append_len(out, prefix, n);
+		g_string_append_len(out, st->one->str, st->one->len);
+	} else {
+		g_string_append_len(out, st->one->str, st->one->len);
+		g_string_append_c(out, '\n');
+	}
+}
 
-	g_string_truncate(st->one, 0);
-	format_message(st, st->one, r);
-	encoder_note_added(st->enc);
+/* The bytes frame_onto() adds. */
+static size_t framed_len(const struct syslog_state *st)
+{
+	size_t n = st->one->len + 1;
 
+	if (st->framing == FRAMING_OCTET_COUNTING)
+		for (size_t v = st->one->len; v >= 10; v /= 10)
+			n++;
+	return n;
+}
+
+/*
+ * Sends st->one, a message of the record being added; @last: the record's
+ * last.  A datagram is sent at once, the record counted with its last; a
+ * stream gathers the record's messages and adds them to the batch
+ * together.
+ */
+static gboolean put_message(struct syslog_state *st, gboolean last, GError **error)
+{
 	if (st->framing == FRAMING_DATAGRAM || st->framing == FRAMING_LOCAL) {
 		/* One message, one datagram, whole: a datagram above the path's
 		 * MTU is fragmented by IP rather than cut (RFC 5426 section 3.2
@@ -300,25 +369,64 @@ static gboolean syslog_add(void *state, const struct flow_record *r, GError **er
 				  st->cfg->name, st->one->len, st->limit);
 			st->oversize_told = TRUE;
 		}
-		return encoder_emit(st->enc, (const uint8_t *)st->one->str, st->one->len, 1, error);
+		return encoder_emit(st->enc, (const uint8_t *)st->one->str, st->one->len,
+				    last ? 1 : 0, error);
 	}
 
-	char prefix[FRAME_PREFIX_MAX] = "";
-	size_t framed = st->one->len + 1;
-	if (st->framing == FRAMING_OCTET_COUNTING) {
-		snprintf(prefix, sizeof(prefix), "%zu ", st->one->len);
-		framed = strlen(prefix) + st->one->len;
+	/* the record's last message (a flow's only one) is framed straight
+	 * into the batch, the ones before it wait in st->record */
+	if (!last) {
+		frame_onto(st, st->record);
+		return TRUE;
 	}
-	if (st->batch->len && st->batch->len + framed > st->limit && !syslog_flush(st, error))
+	if (st->batch->len && st->batch->len + st->record->len + framed_len(st) > st->limit &&
+	    !syslog_flush(st, error))
 		return FALSE;
-	if (st->framing == FRAMING_OCTET_COUNTING) {
-		g_string_append(st->batch, prefix);
-		g_string_append_len(st->batch, st->one->str, st->one->len);
-	} else {
-		g_string_append_len(st->batch, st->one->str, st->one->len);
-		g_string_append_c(st->batch, '\n');
-	}
+	g_string_append_len(st->batch, st->record->str, st->record->len);
+	g_string_truncate(st->record, 0);
+	frame_onto(st, st->batch);
 	st->in_batch++;
+	return TRUE;
+}
+
+static void format_flow(struct syslog_state *st, const struct flow_record *r)
+{
+	g_string_truncate(st->one, 0);
+	collect_params(st, r);
+	format_message(st, st->one, message_time_ns(r), SYSLOG_MSGID);
+}
+
+static gboolean syslog_add(void *state, const struct flow_record *r, GError **error)
+{
+	struct syslog_state *st = state;
+
+	format_flow(st, r);
+	encoder_note_added(st->enc);
+	return put_message(st, TRUE, error);
+}
+
+/* The record's flow first (records = both), then its events. */
+static gboolean syslog_add_nat_events(void *state, const struct flow_record *r,
+				      const struct nat_event *events, guint n, gboolean with_flow,
+				      gboolean *written, GError **error)
+{
+	struct syslog_state *st = state;
+
+	*written = TRUE;
+	encoder_note_added(st->enc);
+	if (with_flow) {
+		format_flow(st, r);
+		if (!put_message(st, FALSE, error))
+			return FALSE;
+	}
+	for (guint i = 0; i < n; i++) {
+		g_string_truncate(st->one, 0);
+		collect_event_params(st, r, &events[i]);
+		format_message(st, st->one, events[i].time_ns,
+			       events[i].type == NAT_EVENT_CREATE ? "SADD" : "SDEL");
+		if (!put_message(st, i + 1 == n, error))
+			return FALSE;
+	}
 	return TRUE;
 }
 
@@ -328,6 +436,7 @@ static gboolean syslog_start_session(void *state, guint message_limit, GError **
 
 	st->limit = message_limit;
 	g_string_truncate(st->batch, 0);
+	g_string_truncate(st->record, 0);
 	st->in_batch = 0;
 	st->oversize_told = FALSE;
 	return TRUE;
@@ -344,6 +453,7 @@ static void syslog_destroy(void *state)
 
 	g_string_free(st->one, TRUE);
 	g_string_free(st->batch, TRUE);
+	g_string_free(st->record, TRUE);
 	g_free(st->header_tail);
 	g_free(st->local_tag);
 	g_free(st);
@@ -390,10 +500,11 @@ static void *syslog_create(const struct export_config *cfg, encoder *enc, GError
 	st->limit = cfg->mtu ? cfg->mtu : 65000u;
 	st->pri = cfg->syslog_facility * 8u + cfg->syslog_severity;
 	/* PROCID: the process that sends, as a receiver sees it (section 6.2.6) */
-	st->header_tail = g_strdup_printf(" %s %s %ld %s ", host, app, (long)getpid(), SYSLOG_MSGID);
+	st->header_tail = g_strdup_printf(" %s %s %ld ", host, app, (long)getpid());
 	st->local_tag = g_strdup_printf(" %s[%ld]: ", app, (long)getpid());
 	st->one = g_string_sized_new(1024);
 	st->batch = g_string_sized_new(st->limit + 1024);
+	st->record = g_string_sized_new(1024);
 	return st;
 }
 
@@ -405,4 +516,5 @@ const struct encoder_ops encoder_syslog_ops = {
 	.refresh_templates = syslog_refresh_templates,
 	.report_statistics = NULL,
 	.destroy = syslog_destroy,
+	.add_nat_events = syslog_add_nat_events,
 };

@@ -1078,3 +1078,22 @@ ctf_check_clean_stop() {
 		ctf_diag_file "$2" 30
 	fi
 }
+
+# ctf_start_tshark PCAP LOG FILTER: tshark in the router capturing what
+# FILTER takes on its loopback to PCAP (pid in CTF_LAST_PID); bails out
+# when it does not capture within 10 s.  ctflowd sends runs of datagrams as
+# one UDP GSO send, which the loopback would pass (and the capture show) as
+# one frame: segments of one are cut by the stack before the device
+# instead, so the capture holds each datagram alone.
+ctf_start_tshark() {
+	local pcap=$1 log=$2 filter=$3 pid i
+	ctf_nsx "$NS_RTR" ip link set lo gso_max_segs 1 || ctf_bail "cannot set gso_max_segs on the router's lo"
+	ctf_spawn "$NS_RTR" "$log" tshark -n -i lo -B 64 -f "$filter" -w "$pcap"
+	pid=$CTF_LAST_PID
+	for ((i = 0; i < 100; i++)); do
+		grep -q "Capture started" "$log" 2>/dev/null && break
+		sleep 0.1
+	done
+	grep -q "Capture started" "$log" || { ctf_diag_file "$log"; ctf_bail "tshark does not capture"; }
+	CTF_LAST_PID=$pid
+}

@@ -21,6 +21,14 @@
 #   connection still has exactly one create and one delete; the creates
 #   whose NEW was lost are marked late in JSON, as many as ctflowd counted.
 #
+# CTF_NAT_EVENTS_FORMAT=netflow9 runs the same rounds, smaller (300 UDP,
+# 50 TCP, 50 untranslated), with NetFlow v9 to nfcapd in place of IPFIX
+# and a syslog export over UDP to an rsyslogd of the test's own in the
+# router besides: its SADD and SDEL messages are judged as the nfdump
+# events are, and its late marks must be JSON's.  tshark captures the v9
+# datagrams: it decodes as many natEvent 4 and 5 as nfdump, and finds
+# nothing malformed.
+#
 # Environment: see lib.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -29,6 +37,16 @@ ctf_require_cmd "$CTFLOWD" "$PYTHON" nfcapd nfdump
 
 N=1000 T=200 M=100 PKTS=2 LEN=40 PORT=$((20000 + $$ % 20000))
 SNAT_IP=198.19.0.10
+FMT=${CTF_NAT_EVENTS_FORMAT:-ipfix}
+case $FMT in
+ipfix) ;;
+netflow9)
+	N=300 T=50 M=50
+	ctf_require_cmd rsyslogd tshark
+	;;
+*) ctf_bail "CTF_NAT_EVENTS_FORMAT: ipfix or netflow9, not '$FMT'" ;;
+esac
+SYSLOG_PORT=$((PORT + 1))
 
 ctf_setup
 ctf_nsx "$NS_RTR" nft -f - <<EOF || ctf_bail "router NAT ruleset"
@@ -46,7 +64,7 @@ ctf_spawn "$NS_SRV" "$CTF_WORK/tcp-server.log" "$FLOWGEN" tcp-server -p 20011 -t
 
 # round NAME RCVBUF SPORT: one round in a state directory of its own
 round() {
-	local name=$1 rcvbuf=$2 sport=$3 dir=$CTF_WORK/$1 pid nfcapd out
+	local name=$1 rcvbuf=$2 sport=$3 dir=$CTF_WORK/$1 pid nfcapd rsyslog= tshark= out
 	mkdir -p "$dir"
 	local conf=$dir/ctflowd.conf log=$dir/ctflowd.log
 	CTF_RCVBUF=$rcvbuf ctf_ctflowd_conf "$conf"
@@ -56,7 +74,7 @@ round() {
 	events = destroy,new
 
 	[export nel]
-	format = ipfix
+	format = $FMT
 	transport = udp
 	destination = 127.0.0.1:$PORT
 	flush_interval = 200ms
@@ -70,6 +88,30 @@ round() {
 	records = nat-events
 	EOF
 	ctf_start_nfcapd "$dir/nf" "$PORT"; nfcapd=$CTF_LAST_PID
+	if [ "$FMT" = netflow9 ]; then
+		ctf_start_tshark "$dir/cap.pcapng" "$dir/tshark.log" "udp dst port $PORT"
+		tshark=$CTF_LAST_PID
+		cat >>"$conf" <<-EOF
+
+		[export syslog]
+		format = syslog
+		transport = udp
+		destination = 127.0.0.1:$SYSLOG_PORT
+		records = nat-events
+		EOF
+		mkdir -p "$dir/rsyslog-work"
+		cat >"$dir/rsyslog.conf" <<-EOF
+		global(workDirectory="$dir/rsyslog-work" maxMessageSize="8k")
+		template(name="parsed" type="string" string="%msgid% %structured-data%\n")
+		ruleset(name="remote") { action(type="omfile" file="$dir/syslog.txt" template="parsed") }
+		module(load="imudp")
+		input(type="imudp" address="127.0.0.1" port="$SYSLOG_PORT" ruleset="remote" rcvbufSize="32m")
+		EOF
+		ctf_spawn "$NS_RTR" "$dir/rsyslog.log" rsyslogd -n -f "$dir/rsyslog.conf" -i "$dir/rsyslog.pid"
+		rsyslog=$CTF_LAST_PID
+		ctf_wait_udp_port "$NS_RTR" "$SYSLOG_PORT" 10 ||
+			{ ctf_diag_file "$dir/rsyslog.log"; ctf_bail "$name: rsyslogd does not listen"; }
+	fi
 	ctf_start_ctflowd "$conf" "$log" || ctf_bail "$name: ctflowd did not start"
 	pid=$CTF_LAST_PID
 
@@ -85,8 +127,10 @@ round() {
 	ctf_ct_flush
 	ctf_settle "$pid"
 	ctf_stop_clean "$pid" "$name: ctflowd" "$log"
-	sleep 0.5   # the last datagrams reach nfcapd
+	sleep 0.5   # the last datagrams reach nfcapd (and rsyslogd)
 	ctf_stop "$nfcapd"
+	[ -z "$rsyslog" ] || ctf_stop "$rsyslog"
+	[ -z "$tshark" ] || ctf_stop "$tshark"
 	# nfdump 1.7.1 names only natEvent 1 and 2 (ADD, DELETE): its NEL view
 	# prints 4 and 5 as UNKNOW, and its raw view the numbers, read here
 	nfdump -R "$dir/nf" -N -o raw >"$dir/nel-raw.txt" 2>"$dir/nel.err"
@@ -182,6 +226,31 @@ for line in open(os.path.join(d, "events.json")):
             stray.append("late %s" % j["nat_event"])
 res(not stray, "json: only NAT event lines, late marks on creates only", *stray[:3])
 judge("json", ev)
+json_late = late
+
+# rsyslog's "MSGID [SD-ID name="value" ...]" lines (netflow9 rounds)
+import re
+syslog = os.path.join(d, "syslog.txt")
+if os.path.exists(os.path.join(d, "rsyslog.conf")):
+    ev, late, stray = [], 0, []
+    for line in open(syslog) if os.path.exists(syslog) else []:
+        msgid, _, sd = line.partition(" ")
+        p = {k: re.sub(r"\\(.)", r"\1", v) for k, v in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', sd)}
+        kind = {"SADD": "create", "SDEL": "delete"}.get(msgid)
+        if kind is None or p.get("event") != msgid or p.get("late") not in ("0", "1"):
+            stray.append(line[:80])
+            continue
+        ev.append((kind, (a(p["src"]), int(p["sport"]), a(p["dst"]), int(p["dport"])),
+                   (a(p["postNatSrc"]), int(p["postNatSport"]), a(p["postNatDst"]), int(p["postNatDport"])),
+                   p["late"] == "1"))
+        if p["late"] == "1":
+            late += 1
+            if kind != "create":
+                stray.append("late " + msgid)
+    res(ev and not stray, "syslog: %d SADD/SDEL messages, each with its event in the structured"
+        " data, late marks on SADD only" % len(ev), *stray[:3])
+    judge("syslog", ev)
+    res(late == json_late, "syslog: %d SADD marked late, as many as in JSON (%d)" % (late, json_late))
 if want_late == "none":
     res(late == 0, "json: no create is late (%d)" % late)
 else:
@@ -200,6 +269,15 @@ PY
 	done <"$dir/verdict.txt"
 	# a verdict that broke off judged nothing after the break
 	grep -qx END "$dir/verdict.txt" || ctf_not_ok "$name: the verdict ran to its end"
+	[ "$FMT" = netflow9 ] || return 0
+	local events nf bad
+	events=$(tshark -n -r "$dir/cap.pcapng" -d "udp.port==$PORT,cflow" -T fields -e cflow.nat_event \
+		2>/dev/null | tr ',' '\n' | grep -cxE '4|5')
+	nf=$(grep -c '^ *nat event' "$dir/nel-raw.txt")
+	ctf_is "$events/$((events > 0))" "$nf/1" "$name: tshark decodes $events natEvent 4 and 5, as many as nfdump"
+	bad=$(tshark -n -r "$dir/cap.pcapng" -d "udp.port==$PORT,cflow" \
+		-Y "_ws.malformed || _ws.expert.severity >= \"Warning\"" -T fields -e frame.number 2>/dev/null | grep -c .)
+	ctf_is "$bad" 0 "$name: tshark: no malformed packet, no expert warning or error"
 }
 
 T0=$(ctf_now)

@@ -59,18 +59,9 @@ if [ "$FORMAT" = netflow9 ]; then
 	ctf_start_nfacctd "$DIR/pmacct" "$PMACCT_PORT"; NFACCTD=$CTF_LAST_PID
 fi
 ctf_start_witness "$DIR"; WITNESS=$CTF_LAST_PID
-# tshark: the datagrams to nfcapd, as they were on the wire.  ctflowd sends
-# runs of datagrams as one UDP GSO send, which the loopback would pass (and
-# the capture show) as one frame: segments of one are cut by the stack
-# before the device instead, so the capture holds each datagram alone.
-ctf_nsx "$NS_RTR" ip link set lo gso_max_segs 1 || ctf_bail "cannot set gso_max_segs on the router's lo"
-ctf_spawn "$NS_RTR" "$DIR/tshark.log" tshark -n -i lo -B 64 -f "udp dst port $PORT" -w "$DIR/cap.pcapng"
+# tshark: the datagrams to nfcapd, as they were on the wire (one frame each)
+ctf_start_tshark "$DIR/cap.pcapng" "$DIR/tshark.log" "udp dst port $PORT"
 TSHARK=$CTF_LAST_PID
-for ((i = 0; i < 100; i++)); do
-	grep -q "Capture started" "$DIR/tshark.log" 2>/dev/null && break
-	sleep 0.1
-done
-grep -q "Capture started" "$DIR/tshark.log" || { ctf_diag_file "$DIR/tshark.log"; ctf_bail "tshark does not capture"; }
 
 ctf_ctflowd_conf "$CONF"
 cat >>"$CONF" <<EOF

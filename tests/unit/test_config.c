@@ -1445,6 +1445,14 @@ static void test_netflow(void)
 	check_error("[export n]\nformat = netflow5\ntransport = udp\ndestination = 127.0.0.1:2055\n"
 		    "engine_id = 256\n", CONFIG_ERROR_VALUE,
 		    ORIGIN ":5: [export n] engine_id: expected a whole number from 0 to 255", NULL);
+	check_error("[source]\nevents = destroy,new\n[export n]\nformat = netflow5\ntransport = udp\n"
+		    "destination = 127.0.0.1:2055\nrecords = nat-events\n", CONFIG_ERROR_VALUE,
+		    ORIGIN ":7: [export n] records: format netflow5 cannot carry NAT session events",
+		    NULL);
+	config = load_ok("[source]\nevents = destroy,new\n[export n]\nformat = netflow9\n"
+			 "transport = udp\ndestination = 127.0.0.1:2055\nrecords = both\n");
+	g_assert_cmpint(export_at(config, 0)->records, ==, EXPORT_RECORDS_BOTH);
+	config_free(config);
 }
 
 int main(int argc, char **argv)

@@ -77,9 +77,12 @@ struct tmpl {
 /* One decoded data record: field type -> value (numbers) and raw bytes. */
 struct rec {
 	uint16_t tid;
-	uint64_t v[300];
-	uint8_t raw[300][16];
-	gboolean has[300];
+	uint64_t v[400];
+	uint8_t raw[400][16];
+	gboolean has[400];
+	guint off[400];     /* where the field starts in the record */
+	guint len;          /* of the record */
+	uint8_t bytes[160]; /* the record as sent */
 };
 
 struct packet {
@@ -136,7 +139,11 @@ static void decode(GBytes *b, struct packet *pk)
 				struct rec r = { .tid = id };
 				for (guint i = 0; i < t->n; i++) {
 					uint16_t ty = t->type[i], l = t->len[i];
-					g_assert_cmpuint(ty, <, 300);
+					g_assert_cmpuint(ty, <, 400);
+					g_assert_cmpuint(r.len + l, <=, sizeof(r.bytes));
+					memcpy(r.bytes + r.len, p, l);
+					r.off[ty] = r.len;
+					r.len += l;
 					r.has[ty] = TRUE;
 					memcpy(r.raw[ty], p, l);
 					r.v[ty] = l == 1 ? p[0] : l == 2 ? get16(p) : l == 4 ? get32(p) :
@@ -404,6 +411,148 @@ static void test_uptime_before_reference(void)
 	teardown();
 }
 
+/* records = nat-events: the RFC 8158 NAT44 session template (264) after
+ * the flow ones, and one event record per create and delete, byte for
+ * byte.  A DESTROY whose NEW was lost gives a late create (which v9 cannot
+ * mark) and its delete; untranslated and IPv6 connections give nothing
+ * and count as passed over, the IPv6 one also as left out. */
+static void test_nat_events(void)
+{
+	struct capture c;
+	struct export_config cfg = {
+		.name = (char *)"test",
+		.format = EXPORT_FORMAT_NETFLOW9,
+		.transport = EXPORT_TRANSPORT_UDP,
+		.mtu = 1472,
+		.observation_domain = 1,
+		.netflow_times = NETFLOW_TIMES_ABSOLUTE,
+		.template_packets = 20,
+		.records = EXPORT_RECORDS_NAT_EVENTS,
+	};
+	encoder *enc = capture_encoder(&cfg, &c);
+	struct flow_record create = rec_udp4(), late = rec_udp4(), plain = rec_udp4(),
+			   v6 = rec_udp4();
+	g_autoptr(GError) error = NULL;
+	struct packet pk;
+
+	setup();
+	capture_set_addr(create.reply.dst, AF_INET, "203.0.113.5");
+	create.reply.dport = 61000;
+	create.event = FLOW_EVENT_NEW;
+	create.end_ns = 1700000040123456789ull;   /* when the NEW was read */
+	late = create;
+	late.event = FLOW_EVENT_DESTROY;
+	late.flags |= FLOW_LATE;
+	late.end_ns = 1700000030987654321ull;
+	v6 = late;
+	v6.family = AF_INET6;
+	capture_set_addr(v6.orig.src, AF_INET6, "2001:db8::1");
+	capture_set_addr(v6.reply.dst, AF_INET6, "2001:db8::99");
+	g_assert_true(encoder_add(enc, &create, &error));
+	g_assert_true(encoder_add(enc, &late, &error));
+	g_assert_true(encoder_add(enc, &plain, &error));
+	g_assert_true(encoder_add(enc, &v6, &error));
+	g_assert_true(encoder_flush(enc, &error));
+	g_assert_no_error(error);
+
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+	decode(g_ptr_array_index(c.msgs, 0), &pk);
+	g_assert_cmpuint(pk.templates, ==, 5);
+	g_array_unref(pk.recs);
+	static const uint16_t want_fields[][2] = {
+		{ 323, 8 }, { 234, 4 }, { 8, 4 }, { 225, 4 }, { 12, 4 }, { 226, 4 },
+		{ 7, 2 }, { 227, 2 }, { 11, 2 }, { 228, 2 }, { 230, 1 }, { 4, 1 },
+	};
+	const struct tmpl *t = g_hash_table_lookup(templates, GUINT_TO_POINTER(264));
+	g_assert_nonnull(t);
+	g_assert_cmpuint(t->n, ==, G_N_ELEMENTS(want_fields));
+	for (guint i = 0; i < t->n; i++) {
+		g_assert_cmpuint(t->type[i], ==, want_fields[i][0]);
+		g_assert_cmpuint(t->len[i], ==, want_fields[i][1]);
+	}
+
+	/* all four records end with the one packet of events */
+	g_assert_cmpuint(capture_records(&c, 1), ==, 4);
+	decode(g_ptr_array_index(c.msgs, 1), &pk);
+	g_assert_cmpuint(pk.data, ==, 3);
+	static const uint8_t want_create[38] = {
+		0x00, 0x00, 0x01, 0x8b, 0xcf, 0xe6, 0x04, 0xbb,   /* 1700000040123 ms */
+		0x00, 0x00, 0x00, 0x07,                           /* VRF: the zone */
+		192, 0, 2, 10, 203, 0, 113, 5,                    /* source, post-NAT */
+		198, 51, 100, 20, 198, 51, 100, 20,               /* destination, post-NAT */
+		0x9c, 0x40, 0xee, 0x48,                           /* 40000, 61000 */
+		0x00, 0x35, 0x00, 0x35,                           /* 53, 53 */
+		4, IPPROTO_UDP,                                   /* create */
+	};
+	const struct rec *e = &g_array_index(pk.recs, struct rec, 0);
+	g_assert_cmpuint(e->tid, ==, 264);
+	g_assert_cmpmem(e->bytes, e->len, want_create, sizeof(want_create));
+	/* the late create: at the connection's start; then the delete at its end */
+	uint8_t want[38];
+	memcpy(want, want_create, sizeof(want));
+	memcpy(want, (const uint8_t[]){ 0x00, 0x00, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x7b }, 8);
+	e = &g_array_index(pk.recs, struct rec, 1);
+	g_assert_cmpmem(e->bytes, e->len, want, sizeof(want));
+	memcpy(want, (const uint8_t[]){ 0x00, 0x00, 0x01, 0x8b, 0xcf, 0xe5, 0xe1, 0x0b }, 8);
+	want[36] = 5;
+	e = &g_array_index(pk.recs, struct rec, 2);
+	g_assert_cmpmem(e->bytes, e->len, want, sizeof(want));
+	g_array_unref(pk.recs);
+	encoder_free(enc);
+	capture_clear(&c);
+	teardown();
+}
+
+/* An ICMP session: its query id on both sides of the NAT where the source
+ * ports are, no destination ports. */
+static void test_nat_event_icmp(void)
+{
+	struct capture c;
+	struct export_config cfg = {
+		.name = (char *)"test",
+		.format = EXPORT_FORMAT_NETFLOW9,
+		.transport = EXPORT_TRANSPORT_UDP,
+		.netflow_times = NETFLOW_TIMES_ABSOLUTE,
+		.records = EXPORT_RECORDS_BOTH,
+	};
+	encoder *enc = capture_encoder(&cfg, &c);
+	struct flow_record r = rec_udp4();
+	g_autoptr(GError) error = NULL;
+	struct packet pk;
+
+	setup();
+	r.proto = IPPROTO_ICMP;
+	r.icmp_type = 8;
+	r.orig.sport = 0x1234;
+	r.orig.dport = 0;
+	capture_set_addr(r.reply.dst, AF_INET, "203.0.113.5");
+	r.reply.sport = 0x5678;
+	r.reply.dport = 0;
+	g_assert_true(encoder_add(enc, &r, &error));
+	g_assert_true(encoder_flush(enc, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+	g_assert_cmpuint(capture_records(&c, 1), ==, 1);
+	decode(g_ptr_array_index(c.msgs, 0), &pk);
+	g_array_unref(pk.recs);
+	decode(g_ptr_array_index(c.msgs, 1), &pk);
+	/* records = both: the flow, then its delete, in one packet */
+	g_assert_cmpuint(pk.data, ==, 2);
+	g_assert_cmpuint(g_array_index(pk.recs, struct rec, 0).tid, ==, 258);
+	const struct rec *e = &g_array_index(pk.recs, struct rec, 1);
+	g_assert_cmpuint(e->tid, ==, 264);
+	g_assert_cmpuint(e->v[230], ==, 5);
+	g_assert_cmpuint(e->v[7], ==, 0x1234);
+	g_assert_cmpuint(e->v[227], ==, 0x5678);
+	g_assert_cmpuint(e->v[11], ==, 0);
+	g_assert_cmpuint(e->v[228], ==, 0);
+	g_assert_cmpuint(e->v[4], ==, IPPROTO_ICMP);
+	g_array_unref(pk.recs);
+	encoder_free(enc);
+	capture_clear(&c);
+	teardown();
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -412,5 +561,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/netflow9/template-refresh-by-packets", test_template_refresh_by_packets);
 	g_test_add_func("/netflow9/uptime-times", test_uptime_times);
 	g_test_add_func("/netflow9/uptime-before-reference", test_uptime_before_reference);
+	g_test_add_func("/netflow9/nat-events", test_nat_events);
+	g_test_add_func("/netflow9/nat-event-icmp", test_nat_event_icmp);
 	return g_test_run();
 }

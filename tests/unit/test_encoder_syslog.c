@@ -547,6 +547,104 @@ static void test_config_errors(void)
 	}
 }
 
+/* records = nat-events: the session in the form of the IETF syslog NAT
+ * logging draft, one message per event. */
+#define EVENT_SD(ev, time, late)                                                                  \
+	"[ctflowd@32473 event=\"" ev "\" time=\"" time "\" proto=\"6\" src=\"192.0.2.1\""        \
+	" postNatSrc=\"203.0.113.5\" sport=\"40000\" postNatSport=\"50000\" dst=\"198.51.100.2\"" \
+	" postNatDst=\"198.51.100.2\" dport=\"443\" postNatDport=\"443\" zone=\"3\" late=\"" late  \
+	"\" refresh=\"0\"]"
+
+static struct export_config events_config(enum export_transport transport,
+					  enum export_records records)
+{
+	struct export_config cfg = syslog_config(transport);
+
+	cfg.records = records;
+	return cfg;
+}
+
+/* A DESTROY whose NEW was lost: a late SADD at the start, then the SDEL
+ * at the end, a datagram each, the record counted with the last. */
+static void test_nat_events_udp(void)
+{
+	struct export_config cfg = events_config(EXPORT_TRANSPORT_UDP, EXPORT_RECORDS_NAT_EVENTS);
+	struct flow_record r = nat_record();
+	g_autoptr(GError) error = NULL;
+	struct capture c;
+	encoder *enc = start(&cfg, &c, 0);
+
+	r.flags |= FLOW_LATE;
+	g_assert_true(encoder_add(enc, &r, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(c.msgs->len, ==, 2);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 0);
+	g_assert_cmpuint(capture_count(&c, 1), ==, 1);
+	g_assert_cmpuint(encoder_pending(enc), ==, 0);
+	g_autofree char *add = g_strdup_printf(
+		"<134>1 2026-01-01T00:00:00.123456Z fw1 ctflowd %ld SADD "
+		EVENT_SD("SADD", "2026-01-01T00:00:00.123456789Z", "1"), (long)getpid());
+	g_autofree char *del = g_strdup_printf(
+		"<134>1 2026-01-01T00:01:01.987654Z fw1 ctflowd %ld SDEL "
+		EVENT_SD("SDEL", "2026-01-01T00:01:01.987654321Z", "0"), (long)getpid());
+	g_autofree char *got_add = capture_text(&c, 0);
+	g_autofree char *got_del = capture_text(&c, 1);
+	g_assert_cmpstr(got_add, ==, add);
+	g_assert_cmpstr(got_del, ==, del);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* records = both over TCP: a create record (no flow) is a refreshed SADD;
+ * a DESTROY is its flow message and then its SDEL, framed in one write. */
+static void test_nat_events_tcp_both(void)
+{
+	struct export_config cfg = events_config(EXPORT_TRANSPORT_TCP, EXPORT_RECORDS_BOTH);
+	struct flow_record create = nat_record(), r = nat_record();
+	g_autoptr(GError) error = NULL;
+	struct capture c;
+	encoder *enc = start(&cfg, &c, 0);
+
+	create.event = FLOW_EVENT_NEW;
+	create.flags |= FLOW_REFRESH;
+	g_assert_true(encoder_add(enc, &create, &error));
+	g_assert_true(encoder_add(enc, &r, &error));
+	g_assert_true(encoder_flush(enc, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(c.msgs->len, ==, 1);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 2);
+	g_autofree char *header = rfc5424_header();
+	g_autofree char *flow = g_strconcat(header, NAT_SD, NULL);
+	g_autofree char *add = g_strdup_printf(
+		"<134>1 2026-01-01T00:01:01.987654Z fw1 ctflowd %ld SADD "
+		"[ctflowd@32473 event=\"SADD\" time=\"2026-01-01T00:01:01.987654321Z\" proto=\"6\""
+		" src=\"192.0.2.1\" postNatSrc=\"203.0.113.5\" sport=\"40000\" postNatSport=\"50000\""
+		" dst=\"198.51.100.2\" postNatDst=\"198.51.100.2\" dport=\"443\" postNatDport=\"443\""
+		" zone=\"3\" late=\"0\" refresh=\"1\"]", (long)getpid());
+	g_autofree char *del = g_strdup_printf(
+		"<134>1 2026-01-01T00:01:01.987654Z fw1 ctflowd %ld SDEL "
+		EVENT_SD("SDEL", "2026-01-01T00:01:01.987654321Z", "0"), (long)getpid());
+	g_autofree char *want = g_strdup_printf("%zu %s%zu %s%zu %s", strlen(add), add,
+						strlen(flow), flow, strlen(del), del);
+	g_autofree char *got = capture_text(&c, 0);
+	g_assert_cmpstr(got, ==, want);
+	encoder_free(enc);
+	capture_clear(&c);
+}
+
+/* The local form has no MSGID: the event is in the structured data. */
+static void test_nat_event_local(void)
+{
+	struct export_config cfg = events_config(EXPORT_TRANSPORT_LOCAL, EXPORT_RECORDS_NAT_EVENTS);
+	struct flow_record r = nat_record();
+	g_autofree char *got = one_message(&cfg, &r);
+	g_autofree char *tag = g_strdup_printf(" ctflowd[%ld]: ", (long)getpid());
+
+	g_assert_true(g_str_has_prefix(got, "<134>"));
+	g_assert_nonnull(strstr(got, tag));
+	g_assert_true(g_str_has_suffix(got, EVENT_SD("SDEL", "2026-01-01T00:01:01.987654321Z", "0")));
+}
+
 int main(int argc, char **argv)
 {
 	/* the RFC 3164 header of the local socket is in local time */
@@ -569,5 +667,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_syslog/longest-header", test_longest_header);
 	g_test_add_func("/encoder_syslog/config-values", test_config_values);
 	g_test_add_func("/encoder_syslog/config-errors", test_config_errors);
+	g_test_add_func("/encoder_syslog/nat-events-udp", test_nat_events_udp);
+	g_test_add_func("/encoder_syslog/nat-events-tcp-both", test_nat_events_tcp_both);
+	g_test_add_func("/encoder_syslog/nat-event-local", test_nat_event_local);
 	return g_test_run();
 }
