@@ -302,6 +302,8 @@ conn_state *conn_state_parse(const guint8 *data, gsize len, const char *origin,
 		why = "a snapshot format this build does not read";
 	else if (crc32c(0, &copy, sizeof(copy)) != h.crc)
 		why = "header fails its CRC";
+	else if (h.reserved)
+		why = "its reserved header field is not zero (not written by ctflowd)";
 	else if (h.count > (len - sizeof(h) - sizeof(guint32)) / esz ||
 		 sizeof(h) + h.count * esz + sizeof(guint32) != len)
 		why = "its length does not match its entry count";
