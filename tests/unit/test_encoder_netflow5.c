@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "message_capture.h"
+#include "encoder_capture.h"
 
 static encoder *new_encoder(struct capture *c, guint mtu)
 {
@@ -120,7 +120,7 @@ static void test_directions(void)
 	g_assert_true(encoder_add(enc, &oneway, &error));
 	g_assert_true(encoder_flush(enc, &error));
 	g_assert_cmpuint(c.msgs->len, ==, 1);
-	g_assert_cmpuint(capture_records(&c, 0), ==, 2);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 2);
 	decode(g_ptr_array_index(c.msgs, 0), &pk);
 	g_assert_cmpuint(pk.count, ==, 3);
 	g_assert_cmpuint(pk.seq, ==, 0);
@@ -178,8 +178,8 @@ static void test_split_exact(void)
 		decode(g_ptr_array_index(c.msgs, i), &pk);
 		g_assert_cmpuint(pk.seq, ==, seq);
 		seq += pk.count;
-		connections += capture_records(&c, i);
-		g_assert_cmpuint(capture_records(&c, i), ==, i + 1 == c.msgs->len);
+		connections += capture_count(&c, i);
+		g_assert_cmpuint(capture_count(&c, i), ==, i + 1 == c.msgs->len);
 		for (guint k = 0; k < pk.count; k++) {
 			if (pk.recs[k].sport == 40000) {
 				fp += pk.recs[k].pkts;
@@ -218,8 +218,8 @@ static void test_thirty_per_packet(void)
 	g_assert_true(encoder_flush(enc, &error));
 	g_assert_cmpuint(c.msgs->len, ==, 3);
 	g_assert_cmpuint(g_bytes_get_size(g_ptr_array_index(c.msgs, 0)), ==, 24 + 30 * 48);
-	g_assert_cmpuint(capture_records(&c, 0), ==, 30);
-	g_assert_cmpuint(capture_records(&c, 2), ==, 1);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 30);
+	g_assert_cmpuint(capture_count(&c, 2), ==, 1);
 	encoder_free(enc);
 	capture_clear(&c);
 }
@@ -241,8 +241,8 @@ static void test_small_limit(void)
 		struct v5packet pk;
 		g_assert_cmpuint(g_bytes_get_size(g_ptr_array_index(c.msgs, i)), <=, 512);
 		decode(g_ptr_array_index(c.msgs, i), &pk);
-		g_assert_cmpuint(pk.count, ==, 2 * capture_records(&c, i));
-		total += capture_records(&c, i);
+		g_assert_cmpuint(pk.count, ==, 2 * capture_count(&c, i));
+		total += capture_count(&c, i);
 	}
 	g_assert_cmpuint(total, ==, 10);
 	encoder_free(enc);
@@ -263,7 +263,7 @@ static void test_ipv6_skipped(void)
 	g_assert_true(encoder_add(enc, &r6, &error));
 	g_assert_cmpuint(c.msgs->len, ==, 1);
 	g_assert_cmpuint(g_bytes_get_size(g_ptr_array_index(c.msgs, 0)), ==, 0);
-	g_assert_cmpuint(capture_records(&c, 0), ==, 1);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 1);
 	g_assert_cmpuint(encoder_pending(enc), ==, 0);
 	/* after an IPv4 one: counted in its packet */
 	g_assert_true(encoder_add(enc, &r, &error));
@@ -271,7 +271,7 @@ static void test_ipv6_skipped(void)
 	g_assert_cmpuint(encoder_pending(enc), ==, 2);
 	g_assert_true(encoder_flush(enc, &error));
 	g_assert_cmpuint(c.msgs->len, ==, 2);
-	g_assert_cmpuint(capture_records(&c, 1), ==, 2);
+	g_assert_cmpuint(capture_count(&c, 1), ==, 2);
 	decode(g_ptr_array_index(c.msgs, 1), &pk);
 	g_assert_cmpuint(pk.count, ==, 2);
 	g_assert_cmpuint(encoder_skipped(enc), ==, 2);

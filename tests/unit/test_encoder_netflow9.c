@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "message_capture.h"
+#include "encoder_capture.h"
 
 static encoder *new_encoder(struct capture *c, guint mtu, gboolean uniflow, enum netflow_times t,
 			    guint template_packets, const char *zone_vrf)
@@ -180,7 +180,7 @@ static void test_session_starts_with_templates(void)
 
 	setup();
 	g_assert_cmpuint(c.msgs->len, ==, 1);
-	g_assert_cmpuint(capture_records(&c, 0), ==, 0);
+	g_assert_cmpuint(capture_count(&c, 0), ==, 0);
 	decode(g_ptr_array_index(c.msgs, 0), &pk);
 	g_assert_cmpuint(pk.seq, ==, 0);
 	g_assert_cmpuint(pk.source_id, ==, 0x01020304);
@@ -234,7 +234,7 @@ static void test_fields_and_counts(void)
 	g_assert_true(encoder_flush(enc, &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(c.msgs->len, ==, 2);
-	g_assert_cmpuint(capture_records(&c, 1), ==, 3);
+	g_assert_cmpuint(capture_count(&c, 1), ==, 3);
 	g_assert_cmpuint(encoder_pending(enc), ==, 0);
 	decode(g_ptr_array_index(c.msgs, 0), &pk);
 	g_array_unref(pk.recs);
@@ -306,7 +306,7 @@ static void test_template_refresh_by_packets(void)
 		decode(b, &pk);
 		g_assert_cmpuint(pk.seq, ==, i);
 		g_assert_cmpuint(pk.templates, ==, i % 3 == 0 ? 4 : 0);
-		g_assert_cmpuint(capture_records(&c, i), ==, pk.data);
+		g_assert_cmpuint(capture_count(&c, i), ==, pk.data);
 		for (guint k = 0; k < pk.data; k++)
 			g_assert_cmpuint(g_array_index(pk.recs, struct rec, k).v[148], ==, data + k);
 		data += pk.data;
@@ -367,7 +367,7 @@ static void test_uptime_times(void)
 	encode_uptime(&c, TRUE, &r, &pk);
 	/* uniflow: a record per direction, both of this connection's packet */
 	g_assert_cmpuint(pk.data, ==, 2);
-	g_assert_cmpuint(capture_records(&c, 1), ==, 1);
+	g_assert_cmpuint(capture_count(&c, 1), ==, 1);
 	uint64_t boot = (uint64_t)pk.secs * 1000u - pk.uptime;
 	for (guint k = 0; k < 2; k++) {
 		const struct rec *x = &g_array_index(pk.recs, struct rec, k);
@@ -472,7 +472,7 @@ static void test_nat_events(void)
 	}
 
 	/* all four records end with the one packet of events */
-	g_assert_cmpuint(capture_records(&c, 1), ==, 4);
+	g_assert_cmpuint(capture_count(&c, 1), ==, 4);
 	decode(g_ptr_array_index(c.msgs, 1), &pk);
 	g_assert_cmpuint(pk.data, ==, 3);
 	static const uint8_t want_create[38] = {
@@ -532,7 +532,7 @@ static void test_nat_event_icmp(void)
 	g_assert_true(encoder_flush(enc, &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(c.msgs->len, ==, 2);
-	g_assert_cmpuint(capture_records(&c, 1), ==, 1);
+	g_assert_cmpuint(capture_count(&c, 1), ==, 1);
 	decode(g_ptr_array_index(c.msgs, 0), &pk);
 	g_array_unref(pk.recs);
 	decode(g_ptr_array_index(c.msgs, 1), &pk);
