@@ -136,6 +136,11 @@ static guint nat_refresh_ms(const struct daemon *d)
 	return config_nat_events(d->config) ? d->config->source.nat_refresh_ms : 0;
 }
 
+static gint64 walk_burst_seen(const void *source)
+{
+	return ct_source_burst_seen_us(source);
+}
+
 static ct_walk *open_walk(struct daemon *d, GError **error)
 {
 	guint timeout = d->config->source.active_timeout_ms;
@@ -450,9 +455,10 @@ static void log_stats(struct daemon *d, const char *when)
 		ct_walk_get_stats(d->walk, &ws);
 		g_string_append_printf(line, ", table walks %" G_GUINT64_FORMAT " (interrupted %"
 				       G_GUINT64_FORMAT ", cut short %" G_GUINT64_FORMAT
+				       ", paused for the reader %" G_GUINT64_FORMAT
 				       "), last walk %" G_GUINT64_FORMAT " entries in %" G_GUINT64_FORMAT
 				       " ms, %" G_GUINT64_FORMAT " ms CPU",
-				       ws.walks, ws.interrupted, ws.failed, ws.last_entries,
+				       ws.walks, ws.interrupted, ws.failed, ws.yields, ws.last_entries,
 				       ws.last_us / 1000, ws.last_cpu_us / 1000);
 	}
 	g_string_append_printf(line, "; spool dropped %" G_GUINT64_FORMAT,
@@ -759,8 +765,11 @@ static gboolean set_up(struct daemon *d, GError **error)
 	if (!(d->source = open_source(d, error)))
 		return FALSE;
 	publish_stats(d);
-	if (d->walk && !ct_walk_start(d->walk, error))
-		return FALSE;
+	if (d->walk) {
+		ct_walk_yield_to(d->walk, walk_burst_seen, d->source);
+		if (!ct_walk_start(d->walk, error))
+			return FALSE;
+	}
 	return start_reader(d, error);
 }
 

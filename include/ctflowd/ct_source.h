@@ -92,6 +92,15 @@ int ct_source_fd(const ct_source *src);
 gboolean ct_source_drain(ct_source *src, gint64 now_us, GError **error);
 
 /**
+ * ct_source_burst_seen_us:
+ * (any thread) The monotonic time at which the reader last found itself
+ * behind: a read that filled a whole batch, or a receive buffer overrun;
+ * 0 if never.  Background work on the reader's CPU (the table walk) backs
+ * off while it is recent.
+ */
+gint64 ct_source_burst_seen_us(const ct_source *src);
+
+/**
  * ct_source_landed_due_us:
  * Events wait in the landing zone until enough came to hand them on in one
  * batch.  Microseconds until the waiting ones are due (0: now), or -1 if

@@ -36,6 +36,7 @@ struct ct_walk_stats {
 	guint64 handed;         /* entries handed to the reader (old enough) */
 	guint64 interrupted;    /* walks the kernel flagged NLM_F_DUMP_INTR */
 	guint64 failed;         /* walks cut short by an error or the deadline */
+	guint64 yields;         /* pauses made for a reader that was behind */
 	guint64 last_us;        /* duration of the last walk */
 	guint64 last_cpu_us;    /* CPU time of the walker thread in the last walk */
 	guint64 last_entries;   /* entries of the last walk */
@@ -60,6 +61,22 @@ typedef void (*ct_walk_persist_fn)(GBytes *snapshot, guint64 position, void *use
  */
 ct_walk *ct_walk_new(guint interval_ms, guint64 min_age_ns, guint64 nat_min_age_ns,
 		     gboolean walk, ct_walk_persist_fn persist, void *user, GError **error);
+
+/**
+ * ct_walk_burst_fn:
+ * (walker thread) The monotonic time at which the reader last found itself
+ * behind, 0 if never (ct_source_burst_seen_us()).
+ */
+typedef gint64 (*ct_walk_burst_fn)(const void *user);
+
+/**
+ * ct_walk_yield_to:
+ * Before the start: while @burst_seen says the reader was behind in the
+ * last 100 ms, the walk slows to about 25,000 entries a second, so that the
+ * kernel's work of building the dump does not take the reader's CPU in a
+ * burst.  It never stops altogether.
+ */
+void ct_walk_yield_to(ct_walk *w, ct_walk_burst_fn burst_seen, const void *user);
 
 /** ct_walk_start: starts the walker thread. */
 gboolean ct_walk_start(ct_walk *w, GError **error);

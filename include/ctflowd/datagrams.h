@@ -14,6 +14,13 @@
  *
  * Where the path refuses GSO (no checksum offload, a segment larger than the
  * path's MTU), the messages go one per datagram and GSO stays off.
+ *
+ * Messages whose order means nothing to the receiver (syslog: RFC 5426 puts
+ * one message in a datagram, each with its own timestamp, and UDP keeps no
+ * order anyway) vary in length, so runs of one size hardly form as they
+ * come.  A queue made for them sends longest first, so that every size
+ * stands together: the stack is then crossed once for many of them too.
+ * Formats with sequence numbers (IPFIX, NetFlow) keep their order.
  */
 #pragma once
 
@@ -34,8 +41,16 @@ struct datagrams_result {
 	int first_errno;   /* why the first refused one was, 0 if none */
 };
 
-/** datagrams_new: an empty queue for up to @max_bytes of messages. */
+/** datagrams_new: an empty queue for up to @max_bytes of messages, sent in order. */
 datagrams *datagrams_new(size_t max_bytes);
+
+/**
+ * datagrams_new_any_order:
+ * An empty queue for up to @max_bytes in up to @max_messages messages that
+ * may go out in any order: with GSO, longest first, those of one length in
+ * the order they came.
+ */
+datagrams *datagrams_new_any_order(size_t max_bytes, guint max_messages);
 
 /**
  * datagrams_add:
@@ -53,7 +68,7 @@ void datagrams_clear(datagrams *q);
 /**
  * datagrams_send:
  * Sends every waiting message on the connected datagram socket @fd, in
- * order, through @send (sendmmsg() and its partial returns: a call that
+ * order (or as datagrams_new_any_order() says), through @send (sendmmsg() and its partial returns: a call that
  * stops short at a refused message is resumed after it).  *@gso says
  * whether runs of messages of one size may go as one GSO send; it turns
  * FALSE, for good, when the path refuses one, and those messages are sent

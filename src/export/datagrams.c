@@ -1,8 +1,8 @@
 /*
  * datagrams.c - finished UDP messages sent together (see datagrams.h).
  *
- * The messages lie back to back in one buffer, so a run of them is one
- * iovec whether it goes as one GSO send or not.
+ * The messages lie back to back in one buffer; each send gathers its
+ * messages with one iovec apiece, so a run need not be contiguous there.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,7 +14,7 @@
 /* A wake-up of the export thread reads 256 records, about 14 messages of
  * 1472 bytes; room for several such wake-ups when records come faster than
  * they go out. */
-#define MAX_MESSAGES 128
+#define ORDERED_MESSAGES 128
 /* UDP_MAX_SEGMENTS was 64 until Linux 6.9; a GSO send of more is EINVAL. */
 #define GSO_MAX_SEGMENTS 64
 /* A GSO send passes the stack as one UDP datagram: its payload and headers
@@ -30,30 +30,57 @@ struct datagrams {
 	uint8_t *buf;
 	size_t max_bytes;
 	size_t used;
+	guint max_messages;
+	gboolean any_order;
 	guint count;
-	size_t offset[MAX_MESSAGES];
-	size_t len[MAX_MESSAGES];
+	size_t *offset;        /* per message, in the order added */
+	size_t *len;
+
+	/* The order they go out in: as added, or (any_order) longest first,
+	 * so that messages of one size stand together.  One iovec per
+	 * message, at its place in that order. */
+	guint *order;
+	struct iovec *iov;
 
 	/* one entry per send: a single message, or a run that goes as one GSO send */
-	struct mmsghdr vec[MAX_MESSAGES];
-	struct iovec iov[MAX_MESSAGES];
-	union segment_control control[MAX_MESSAGES];
-	guint first[MAX_MESSAGES];   /* its first message */
-	guint messages[MAX_MESSAGES];
+	struct mmsghdr *vec;
+	union segment_control *control;
+	guint *first;          /* its first message, as a place in the order */
+	guint *messages;
 };
 
-datagrams *datagrams_new(size_t max_bytes)
+static datagrams *queue_new(size_t max_bytes, guint max_messages, gboolean any_order)
 {
 	datagrams *q = g_new0(datagrams, 1);
 
 	q->max_bytes = max_bytes;
+	q->max_messages = max_messages;
+	q->any_order = any_order;
 	q->buf = g_malloc(max_bytes);
+	q->offset = g_new(size_t, max_messages);
+	q->len = g_new(size_t, max_messages);
+	q->order = g_new(guint, max_messages);
+	q->iov = g_new(struct iovec, max_messages);
+	q->vec = g_new(struct mmsghdr, max_messages);
+	q->control = g_new(union segment_control, max_messages);
+	q->first = g_new(guint, max_messages);
+	q->messages = g_new(guint, max_messages);
 	return q;
+}
+
+datagrams *datagrams_new(size_t max_bytes)
+{
+	return queue_new(max_bytes, ORDERED_MESSAGES, FALSE);
+}
+
+datagrams *datagrams_new_any_order(size_t max_bytes, guint max_messages)
+{
+	return queue_new(max_bytes, MAX(max_messages, 1), TRUE);
 }
 
 gboolean datagrams_add(datagrams *q, const uint8_t *msg, size_t len)
 {
-	if (q->count == MAX_MESSAGES || len > q->max_bytes - q->used)
+	if (q->count == q->max_messages || len > q->max_bytes - q->used)
 		return FALSE;
 	memcpy(q->buf + q->used, msg, len);
 	q->offset[q->count] = q->used;
@@ -74,41 +101,63 @@ void datagrams_clear(datagrams *q)
 	q->used = 0;
 }
 
-/* How many messages from @i go in one GSO send: a run of one size, which
- * may end with one shorter message (GSO cuts every segment to the size of
- * the first, the last may be shorter). */
+/* Longest first; of one length, as added (the sort is thus stable). */
+static int longest_first(const void *a, const void *b, void *user)
+{
+	const datagrams *q = user;
+	guint x = *(const guint *)a, y = *(const guint *)b;
+
+	if (q->len[x] != q->len[y])
+		return q->len[x] > q->len[y] ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+static void set_order(datagrams *q, gboolean gso)
+{
+	for (guint i = 0; i < q->count; i++)
+		q->order[i] = i;
+	/* reordering only pays where runs of one size can form */
+	if (q->any_order && gso)
+		g_qsort_with_data(q->order, (gint)q->count, sizeof(guint), longest_first, q);
+	for (guint i = 0; i < q->count; i++) {
+		q->iov[i].iov_base = q->buf + q->offset[q->order[i]];
+		q->iov[i].iov_len = q->len[q->order[i]];
+	}
+}
+
+/* How many messages from place @i of the order go in one GSO send: a run of
+ * one size, which may end with one shorter message (GSO cuts every segment
+ * to the size of the first, the last may be shorter). */
 static guint run_length(const datagrams *q, guint i)
 {
-	size_t seg = q->len[i], total = seg;
+	size_t seg = q->iov[i].iov_len, total = seg;
 	guint k = 1;
 
-	while (i + k < q->count && k < GSO_MAX_SEGMENTS && q->len[i + k] <= seg &&
-	       total + q->len[i + k] <= GSO_MAX_BYTES) {
-		total += q->len[i + k];
+	while (i + k < q->count && k < GSO_MAX_SEGMENTS && q->iov[i + k].iov_len <= seg &&
+	       total + q->iov[i + k].iov_len <= GSO_MAX_BYTES) {
+		total += q->iov[i + k].iov_len;
 		k++;
-		if (q->len[i + k - 1] < seg)
+		if (q->iov[i + k - 1].iov_len < seg)
 			break;
 	}
 	return k;
 }
 
-/* Lays out the sends for the messages from @from on; returns how many. */
+/* Lays out the sends for the messages from place @from of the order on;
+ * returns how many. */
 static guint plan(datagrams *q, guint from, gboolean gso)
 {
 	guint n = 0;
 
 	for (guint i = from; i < q->count; n++) {
 		guint k = gso ? run_length(q, i) : 1;
-		size_t total = q->offset[i + k - 1] + q->len[i + k - 1] - q->offset[i];
 		struct msghdr *h = &q->vec[n].msg_hdr;
 
 		memset(&q->vec[n], 0, sizeof(q->vec[n]));
-		q->iov[n].iov_base = q->buf + q->offset[i];
-		q->iov[n].iov_len = total;
-		h->msg_iov = &q->iov[n];
-		h->msg_iovlen = 1;
+		h->msg_iov = &q->iov[i];
+		h->msg_iovlen = k;
 		if (k > 1) {
-			uint16_t seg = (uint16_t)q->len[i];
+			uint16_t seg = (uint16_t)q->iov[i].iov_len;
 			h->msg_control = q->control[n].buf;
 			h->msg_controllen = sizeof(q->control[n].buf);
 			struct cmsghdr *c = CMSG_FIRSTHDR(h);
@@ -124,6 +173,15 @@ static guint plan(datagrams *q, guint from, gboolean gso)
 	return n;
 }
 
+static size_t send_bytes(const datagrams *q, guint n)
+{
+	size_t total = 0;
+
+	for (guint j = 0; j < q->messages[n]; j++)
+		total += q->iov[q->first[n] + j].iov_len;
+	return total;
+}
+
 /* Errors by which the path refuses a GSO send as such: no checksum
  * offload (EIO), a segment over the path's MTU or too many segments
  * (EINVAL, EMSGSIZE), no GSO at all (EOPNOTSUPP, ENOPROTOOPT). */
@@ -136,6 +194,8 @@ struct datagrams_result datagrams_send(datagrams *q, int fd, gboolean *gso,
 				       datagrams_send_fn send, void *user)
 {
 	struct datagrams_result res = { 0 };
+
+	set_order(q, *gso);
 	guint sends = plan(q, 0, *gso);
 	guint done = 0;
 
@@ -145,7 +205,7 @@ struct datagrams_result datagrams_send(datagrams *q, int fd, gboolean *gso,
 			guint upto = done + MIN((guint)r, sends - done);
 			for (; done < upto; done++) {
 				res.sent += q->messages[done];
-				res.bytes += q->iov[done].iov_len;
+				res.bytes += send_bytes(q, done);
 			}
 			continue;
 		}
@@ -174,5 +234,13 @@ void datagrams_free(datagrams *q)
 	if (!q)
 		return;
 	g_free(q->buf);
+	g_free(q->offset);
+	g_free(q->len);
+	g_free(q->order);
+	g_free(q->iov);
+	g_free(q->vec);
+	g_free(q->control);
+	g_free(q->first);
+	g_free(q->messages);
 	g_free(q);
 }

@@ -30,6 +30,10 @@
 #define SEND_TIMEOUT_S 30
 /* UDP: what one transport_flush() may send, several wake-ups' messages */
 #define QUEUE_BYTES (256 * 1024)
+/* syslog: a message a record, a few hundred bytes each; a queue as long as
+ * several wake-ups' records lets many of one length go as one GSO send */
+#define SYSLOG_QUEUE_MESSAGES 1024
+#define SYSLOG_QUEUE_BYTES (1024 * 1024)
 
 G_DEFINE_QUARK(ctflowd-transport-error-quark, transport_error)
 
@@ -51,7 +55,10 @@ transport *transport_new(const struct export_config *cfg)
 	t->fd = -1;
 	switch (cfg->transport) {
 	case EXPORT_TRANSPORT_UDP:
-		t->queue = datagrams_new(QUEUE_BYTES);
+		/* syslog messages carry no sequence: their order is free */
+		t->queue = cfg->format == EXPORT_FORMAT_SYSLOG
+				   ? datagrams_new_any_order(SYSLOG_QUEUE_BYTES, SYSLOG_QUEUE_MESSAGES)
+				   : datagrams_new(QUEUE_BYTES);
 		/* fall through */
 	case EXPORT_TRANSPORT_TCP:
 		t->description = g_strdup_printf("%s %s%s%s:%s", export_transport_name(cfg->transport),

@@ -68,6 +68,7 @@ struct ct_source {
 	struct ct_source_options opts;
 	struct ct_source_stats stats;
 	gint64 last_overrun_us;          /* monotonic; 0 = not in a burst */
+	gint64 burst_seen_us;            /* monotonic; read by other threads */
 	gboolean resync_pending;
 	guint malformed_logged;
 	gboolean check_sender;           /* a netlink socket: only the kernel may send */
@@ -463,6 +464,11 @@ static gboolean drain_once(ct_source *src, gint64 now_us, guint *taken, GError *
 	return TRUE;
 }
 
+gint64 ct_source_burst_seen_us(const ct_source *src)
+{
+	return __atomic_load_n(&src->burst_seen_us, __ATOMIC_RELAXED);
+}
+
 gint64 ct_source_landed_due_us(const ct_source *src, gint64 now_us)
 {
 	if (!src->used)
@@ -499,8 +505,11 @@ gboolean ct_source_drain(ct_source *src, gint64 now_us, GError **error)
 		guint64 overruns = src->stats.overruns;
 		if (!drain_once(src, now_us, &taken, error))
 			return FALSE;
-		guint pause = coalesce_pause(&src->coalesce, taken, src->stats.overruns != overruns,
-					     now_us);
+		gboolean overran = src->stats.overruns != overruns;
+		/* a whole batch in one read, or an overrun: the reader is behind */
+		if (overran || taken >= RECV_BATCH)
+			__atomic_store_n(&src->burst_seen_us, now_us, __ATOMIC_RELAXED);
+		guint pause = coalesce_pause(&src->coalesce, taken, overran, now_us);
 		if (!pause || now_us + pause >= until)
 			return TRUE;
 		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)pause * 1000 };

@@ -22,9 +22,22 @@
 
 #define WALK_BATCH 1024
 #define WALK_QUEUE_MAX 4
-/* a walk of a table of millions takes seconds; past this it is cut short
- * and the next one starts over */
-#define WALK_DEADLINE_MS 120000
+/* a walk of a table of millions takes seconds (minutes while it yields to
+ * the reader); past this it is cut short and the next one starts over */
+#define WALK_DEADLINE_MS 300000
+
+/*
+ * Yielding to the reader.  The kernel builds the dump in the walker's
+ * recvmsg(): about 2 us of CPU an entry, on a CPU the reader may need.
+ * While the reader is behind (it found a burst in the last YIELD_RECENT_US),
+ * the walker sleeps YIELD_SLEEP_US after every YIELD_EVERY entries.  It
+ * never stops: at that pace a walk still reads about 25,000 entries a
+ * second, some 6% of a CPU, so a host that is never quiet still gets its
+ * interim records, only later.
+ */
+#define YIELD_EVERY 256
+#define YIELD_SLEEP_US 10000
+#define YIELD_RECENT_US 100000
 
 struct walk_batch {
 	size_t n;
@@ -40,6 +53,8 @@ struct ct_walk {
 	gboolean walk;
 	ct_walk_persist_fn persist;
 	void *user;
+	ct_walk_burst_fn burst_seen;   /* NULL: never yields */
+	const void *burst_user;
 	GThread *thread;
 	int efd;
 
@@ -56,6 +71,8 @@ struct ct_walk {
 	struct walk_batch *filling;  /* walker thread only */
 	guint64 walk_entries;
 	guint64 walk_handed;
+	guint64 walk_yields;
+	guint since_look;            /* entries since the reader was last looked at */
 };
 
 static struct walk_batch *get_spare(ct_walk *w)
@@ -91,6 +108,23 @@ static gboolean pass_on(ct_walk *w, gboolean end)
 	return TRUE;
 }
 
+/* (walker) Sleeps a little when the reader was behind a moment ago.  The
+ * dump waits in the kernel meanwhile: nothing is read twice or missed. */
+static void maybe_yield(ct_walk *w)
+{
+	if (!w->burst_seen)
+		return;
+	gint64 seen = w->burst_seen(w->burst_user);
+	if (!seen || g_get_monotonic_time() - seen > YIELD_RECENT_US)
+		return;
+	w->walk_yields++;
+	g_mutex_lock(&w->lock);
+	gint64 until = g_get_monotonic_time() + YIELD_SLEEP_US;
+	while (!w->stopping && g_get_monotonic_time() < until)
+		g_cond_wait_until(&w->cond, &w->lock, until);
+	g_mutex_unlock(&w->lock);
+}
+
 static gboolean take_entry(const struct nlmsghdr *nlh, void *user)
 {
 	ct_walk *w = user;
@@ -99,6 +133,10 @@ static gboolean take_entry(const struct nlmsghdr *nlh, void *user)
 
 	if (g_atomic_int_get(&w->stopping))
 		return FALSE;
+	if (++w->since_look >= YIELD_EVERY) {
+		w->since_look = 0;
+		maybe_yield(w);
+	}
 	w->walk_entries++;
 	if (ct_parse_message(nlh, r, NULL) != CT_PARSE_OK || (r->flags & want) != want)
 		return TRUE;
@@ -135,7 +173,8 @@ static void walk_once(ct_walk *w)
 	guint64 cpu = thread_cpu_us();
 	gboolean interrupted = FALSE;
 
-	w->walk_entries = w->walk_handed = 0;
+	w->walk_entries = w->walk_handed = w->walk_yields = 0;
+	w->since_look = 0;
 	gboolean ok = ct_request_dump(w->requests, CT_REQUEST_TABLE,
 				      start + (gint64)WALK_DEADLINE_MS * 1000, take_entry, w,
 				      &interrupted, &error);
@@ -150,6 +189,7 @@ static void walk_once(ct_walk *w)
 	w->stats.walks++;
 	w->stats.entries += w->walk_entries;
 	w->stats.handed += w->walk_handed;
+	w->stats.yields += w->walk_yields;
 	w->stats.last_entries = w->walk_entries;
 	w->stats.last_us = (guint64)(g_get_monotonic_time() - start);
 	w->stats.last_cpu_us = thread_cpu_us() - cpu;
@@ -229,6 +269,12 @@ ct_walk *ct_walk_new(guint interval_ms, guint64 min_age_ns, guint64 nat_min_age_
 	g_queue_init(&w->spare);
 	w->filling = get_spare(w);
 	return w;
+}
+
+void ct_walk_yield_to(ct_walk *w, ct_walk_burst_fn burst_seen, const void *user)
+{
+	w->burst_seen = burst_seen;
+	w->burst_user = user;
 }
 
 gboolean ct_walk_start(ct_walk *w, GError **error)

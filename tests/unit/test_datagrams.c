@@ -51,22 +51,38 @@ static uint16_t segment_size(const struct msghdr *h)
 	return 0;
 }
 
-/* Cuts one send into the datagrams the kernel would make of it. */
-static void cut(struct fake *f, const struct msghdr *h, uint16_t seg)
+/* What one send carries: its iovecs gathered, as the kernel reads them. */
+static size_t gather(const struct msghdr *h, uint8_t *out, size_t size)
 {
-	const uint8_t *p = h->msg_iov[0].iov_base;
-	size_t len = h->msg_iov[0].iov_len;
+	size_t len = 0;
 
-	g_assert_cmpuint(h->msg_iovlen, ==, 1);
+	for (size_t i = 0; i < h->msg_iovlen; i++) {
+		g_assert_cmpuint(len + h->msg_iov[i].iov_len, <=, size);
+		memcpy(out + len, h->msg_iov[i].iov_base, h->msg_iov[i].iov_len);
+		len += h->msg_iov[i].iov_len;
+	}
+	return len;
+}
+
+/* Cuts one send into the datagrams the kernel would make of it.  Each
+ * datagram must be one message, whole: its bytes all carry its number. */
+static size_t cut(struct fake *f, const struct msghdr *h, uint16_t seg)
+{
+	static uint8_t p[70000];
+	size_t len = gather(h, p, sizeof(p));
+
 	g_assert_null(h->msg_name);   /* the socket is connected */
 	guint run = 0;
 	for (size_t off = 0; off < len; run++) {
 		size_t n = seg ? MIN((size_t)seg, len - off) : len;
 		struct seen s = { n, p[off] };
+		for (size_t j = 0; j < n; j++)
+			g_assert_cmpuint(p[off + j], ==, s.first);
 		g_array_append_val(f->out, s);
 		off += n;
 	}
 	f->largest_run = MAX(f->largest_run, run);
+	return len;
 }
 
 static int fake_send(int fd, struct mmsghdr *vec, unsigned int n, void *user)
@@ -79,7 +95,7 @@ static int fake_send(int fd, struct mmsghdr *vec, unsigned int n, void *user)
 	g_assert_cmpuint(n, >, 0);
 	for (i = 0; i < n && (!f->max_per_call || i < f->max_per_call); i++) {
 		const struct msghdr *h = &vec[i].msg_hdr;
-		const uint8_t *p = h->msg_iov[0].iov_base;
+		const uint8_t *p = h->msg_iov[0].iov_base;   /* its first message's */
 		uint16_t seg = segment_size(h);
 		int e = 0;
 
@@ -99,8 +115,7 @@ static int fake_send(int fd, struct mmsghdr *vec, unsigned int n, void *user)
 		}
 		if (seg)
 			f->gso_sends++;
-		cut(f, h, seg);
-		vec[i].msg_len = (unsigned int)h->msg_iov[0].iov_len;
+		vec[i].msg_len = (unsigned int)cut(f, h, seg);
 	}
 	return (int)i;
 }
@@ -270,6 +285,94 @@ static void test_path_without_gso(void)
 	datagrams_free(q);
 }
 
+/* Each message once, whole, in any order: what a queue of messages without
+ * a sequence (syslog) must do. */
+static void assert_each_once(struct fake *f, const size_t *lens, guint n)
+{
+	g_autofree guint *times = g_new0(guint, n);
+
+	g_assert_cmpuint(f->out->len, ==, n);
+	for (guint k = 0; k < f->out->len; k++) {
+		struct seen *s = &g_array_index(f->out, struct seen, k);
+		g_assert_cmpuint(s->first, <, n);
+		g_assert_cmpuint(s->len, ==, lens[s->first]);
+		times[s->first]++;
+	}
+	for (guint i = 0; i < n; i++)
+		g_assert_cmpuint(times[i], ==, 1);
+}
+
+/* Messages of many lengths, mixed as syslog's are: a queue free to order
+ * them sends those of one length together, longest first and, within a
+ * length, as they came; every message still goes whole, once. */
+static void test_any_order_groups_lengths(void)
+{
+	size_t lens[201];
+	datagrams *q = datagrams_new_any_order(256 * 1024, 200);
+	struct fake f = fake_new();
+	gboolean gso = TRUE;
+
+	for (guint i = 0; i < 200; i++)
+		lens[i] = 300 + (i * 7) % 5;   /* 5 lengths, interleaved */
+	lens[200] = 0;
+	guint n = queue_sizes(q, lens);
+	g_assert_false(datagrams_add(q, (const uint8_t *)"x", 1));   /* 200 messages at most */
+	struct datagrams_result r = datagrams_send(q, 3, &gso, fake_send, &f);
+	g_assert_cmpuint(r.sent, ==, n);
+	g_assert_cmpuint(r.refused, ==, 0);
+	assert_each_once(&f, lens, n);
+	/* 40 of each length, one GSO send each (with the next length's first
+	 * message as its shorter tail): 5 sends, not 200 */
+	g_assert_cmpuint(f.calls, ==, 1);
+	g_assert_cmpuint(f.gso_sends, ==, 5);
+	for (guint k = 1; k < f.out->len; k++) {
+		struct seen *a = &g_array_index(f.out, struct seen, k - 1);
+		struct seen *b = &g_array_index(f.out, struct seen, k);
+		g_assert_cmpuint(a->len, >=, b->len);
+		if (a->len == b->len)
+			g_assert_cmpuint(a->first, <, b->first);
+	}
+	g_array_set_size(f.out, 0);
+
+	/* a path without GSO: no reason to reorder, they go as they came */
+	f.no_gso = TRUE;
+	n = queue_sizes(q, lens);
+	r = datagrams_send(q, 3, &gso, fake_send, &f);
+	g_assert_false(gso);
+	g_assert_cmpuint(r.sent, ==, n);
+	assert_each_once(&f, lens, n);
+	g_array_set_size(f.out, 0);
+	n = queue_sizes(q, lens);
+	r = datagrams_send(q, 3, &gso, fake_send, &f);
+	assert_each_once_in_order(&f, lens, n, -1);
+	g_array_free(f.out, TRUE);
+	datagrams_free(q);
+}
+
+/* A refused message in a reordered queue: counted once, the rest sent. */
+static void test_any_order_refusal(void)
+{
+	static const size_t lens[] = { 100, 300, 100, 200, 300, 100, 0 };
+	datagrams *q = datagrams_new_any_order(64 * 1024, 16);
+	struct fake f = fake_new();
+	gboolean gso = TRUE;
+	guint n = queue_sizes(q, lens);
+
+	f.fail_errno = ECONNREFUSED;
+	f.fail_at = 1;   /* the first 300-byte message starts the first send */
+	struct datagrams_result r = datagrams_send(q, 3, &gso, fake_send, &f);
+	/* that whole GSO send (300, 300, 200 as its tail) is refused */
+	g_assert_cmpuint(r.refused, ==, 3);
+	g_assert_cmpuint(r.sent, ==, n - 3);
+	g_assert_cmpint(r.first_errno, ==, ECONNREFUSED);
+	g_assert_true(gso);
+	g_assert_cmpuint(f.out->len, ==, 3);
+	for (guint k = 0; k < f.out->len; k++)
+		g_assert_cmpuint(g_array_index(f.out, struct seen, k).len, ==, 100);
+	g_array_free(f.out, TRUE);
+	datagrams_free(q);
+}
+
 /* A full queue refuses a message and keeps nothing of it; an empty one
  * takes a message as large as the queue. */
 static void test_full_queue(void)
@@ -352,6 +455,32 @@ static void test_real_socket(void)
 	g_assert_cmpuint(transport_queued(t), ==, 0);
 	g_assert_false(transport_queue(t, msg, 100));
 	transport_free(t);
+
+	/* syslog: 120 messages of 3 lengths, mixed; the kernel cuts the GSO
+	 * sends of gathered messages into one datagram each, every one whole */
+	cfg.format = EXPORT_FORMAT_SYSLOG;
+	t = transport_new(&cfg);
+	g_assert_true(transport_open(t, &error));
+	guint times[120] = { 0 };
+	for (guint i = 0; i < 120; i++) {
+		memset(msg, (int)i, 200 + (i % 3) * 10);
+		g_assert_true(transport_queue(t, msg, 200 + (i % 3) * 10));
+	}
+	g_assert_cmpuint(transport_flush(t, &error), ==, 0);
+	g_assert_no_error(error);
+	for (guint k = 0; k < 120; k++) {
+		ssize_t n = recv(rx, in, sizeof(in), MSG_DONTWAIT);
+		g_assert_cmpint(n, >, 0);
+		g_assert_cmpuint(in[0], <, 120);
+		g_assert_cmpint(n, ==, 200 + (in[0] % 3) * 10);
+		for (ssize_t j = 0; j < n; j++)
+			g_assert_cmpuint(in[j], ==, in[0]);
+		times[in[0]]++;
+	}
+	g_assert_cmpint(recv(rx, in, sizeof(in), MSG_DONTWAIT), ==, -1);
+	for (guint i = 0; i < 120; i++)
+		g_assert_cmpuint(times[i], ==, 1);
+	transport_free(t);
 	close(rx);
 }
 
@@ -365,6 +494,8 @@ int main(int argc, char **argv)
 			test_refused_message_is_counted_not_retried);
 	g_test_add_func("/datagrams/path-without-gso", test_path_without_gso);
 	g_test_add_func("/datagrams/full-queue", test_full_queue);
+	g_test_add_func("/datagrams/any-order-groups-lengths", test_any_order_groups_lengths);
+	g_test_add_func("/datagrams/any-order-refusal", test_any_order_refusal);
 	g_test_add_func("/datagrams/real-socket", test_real_socket);
 	return g_test_run();
 }
