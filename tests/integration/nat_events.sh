@@ -25,7 +25,8 @@
 # 50 TCP, 50 untranslated), with NetFlow v9 to nfcapd in place of IPFIX
 # and a syslog export over UDP to an rsyslogd of the test's own in the
 # router besides: its SADD and SDEL messages are judged as the nfdump
-# events are, and its late marks must be JSON's.  tshark captures the v9
+# events are, their protocol must be the table's and their late marks
+# JSON's.  tshark captures the v9
 # datagrams: it decodes as many natEvent 4 and 5 as nfdump, and finds
 # nothing malformed.
 #
@@ -153,8 +154,9 @@ def res(ok, what, *detail):
 def a(x):
     return str(ipaddress.ip_address(x))
 
-# conntrack -L: original tuple first, reply second; outside = reply turned around
-truth, plain = {}, set()
+# conntrack -L: the protocol's number second, original tuple first, reply
+# second; outside = reply turned around
+truth, plain, proto = {}, set(), {}
 for line in open(os.path.join(d, "conntrack.txt")):
     v = {}
     for k, x in (w.split("=", 1) for w in line.split() if "=" in w):
@@ -167,6 +169,7 @@ for line in open(os.path.join(d, "conntrack.txt")):
         plain.add(key)
     else:
         truth[key] = post
+        proto[key] = int(line.split()[1])
 res(len(truth) > 0 and all(p[0] == "198.19.0.10" and 40000 <= p[1] <= 49999 for p in truth.values()),
     "table: %d translated connections, every one to 198.19.0.10:40000-49999, %d untranslated"
     % (len(truth), len(plain)))
@@ -232,7 +235,7 @@ json_late = late
 import re
 syslog = os.path.join(d, "syslog.txt")
 if os.path.exists(os.path.join(d, "rsyslog.conf")):
-    ev, late, stray = [], 0, []
+    ev, late, stray, badproto = [], 0, [], []
     for line in open(syslog) if os.path.exists(syslog) else []:
         msgid, _, sd = line.partition(" ")
         p = {k: re.sub(r"\\(.)", r"\1", v) for k, v in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', sd)}
@@ -240,9 +243,12 @@ if os.path.exists(os.path.join(d, "rsyslog.conf")):
         if kind is None or p.get("event") != msgid or p.get("late") not in ("0", "1"):
             stray.append(line[:80])
             continue
-        ev.append((kind, (a(p["src"]), int(p["sport"]), a(p["dst"]), int(p["dport"])),
+        k = (a(p["src"]), int(p["sport"]), a(p["dst"]), int(p["dport"]))
+        ev.append((kind, k,
                    (a(p["postNatSrc"]), int(p["postNatSport"]), a(p["postNatDst"]), int(p["postNatDport"])),
                    p["late"] == "1"))
+        if k in proto and p.get("proto") != str(proto[k]):
+            badproto.append("%s %s: proto %s, want %d" % (msgid, k, p.get("proto"), proto[k]))
         if p["late"] == "1":
             late += 1
             if kind != "create":
@@ -250,6 +256,7 @@ if os.path.exists(os.path.join(d, "rsyslog.conf")):
     res(ev and not stray, "syslog: %d SADD/SDEL messages, each with its event in the structured"
         " data, late marks on SADD only" % len(ev), *stray[:3])
     judge("syslog", ev)
+    res(not badproto, "syslog: every message's proto is the table's (6 or 17)", *badproto[:3])
     res(late == json_late, "syslog: %d SADD marked late, as many as in JSON (%d)" % (late, json_late))
 if want_late == "none":
     res(late == 0, "json: no create is late (%d)" % late)
