@@ -18,9 +18,9 @@
  *           not also in the structured data.
  *   file, stdout   RFC 5424 messages, one per line
  *
- * NAT session events (records = nat-events or both) take the form of the
- * IETF BEHAVE syslog NAT logging draft: one message per event, MSGID SADD
- * (session added) or SDEL (session deleted), the header's TIMESTAMP the
+ * NAT session events (records = nat-events or both): one message per event,
+ * with the MSGIDs NAT devices use, SADD (session added) or SDEL (session
+ * deleted), the header's TIMESTAMP the
  * event's time, and the session in the structured data: the event again
  * (the local form has no MSGID), the protocol, the inside (pre-NAT) and
  * outside (post-NAT) source address and port, the destination before and
@@ -279,7 +279,8 @@ static void format_message(struct syslog_state *st, GString *out, uint64_t when,
 	append_body(st, out);
 }
 
-/* The fields of a NAT session event: the session as the draft logs it. */
+/* The fields of a NAT session event: who was behind the translation, as
+ * what, and to where. */
 static void collect_event_params(struct syslog_state *st, const struct flow_record *r,
 				 const struct nat_event *ev)
 {
