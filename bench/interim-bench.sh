@@ -28,8 +28,12 @@
 # Everything happens in namespaces made for this run (tests/integration/
 # lib.sh builds and removes them).
 #
+# For reference it also prints what `conntrack -L` and a bare dump
+# (ctlisten -L: the same reads as the walk, nothing done with the entries,
+# so the kernel's cost alone) take per entry of the same table.
+#
 # Environment: SIZES ["250000 1000000"], WALK_S [5] (seconds between walks),
-# WALKS [3] walks measured with nothing due, CTFLOWD, FLOWGEN.
+# WALKS [3] walks measured with nothing due, CTFLOWD, FLOWGEN, CTLISTEN.
 set -u
 SRCDIR=$(cd "$(dirname "$0")/.." && pwd)
 . "$SRCDIR/tests/integration/lib.sh"
@@ -42,7 +46,7 @@ CTF_PREFIX=ctfi-$$
 NS_CLI=$CTF_PREFIX-cli NS_RTR=$CTF_PREFIX-rtr NS_SRV=$CTF_PREFIX-srv
 
 ctf_require_root
-ctf_require_cmd "$CTFLOWD" "$FLOWGEN" conntrack
+ctf_require_cmd "$CTFLOWD" "$FLOWGEN" "$CTLISTEN" conntrack
 MAX0=$(cat /proc/sys/net/netfilter/nf_conntrack_max 2>/dev/null) ||
 	{ echo "nf_conntrack is not loaded" >&2; exit 2; }
 biggest=0
@@ -144,6 +148,12 @@ run_size() {
 	tl=$( { TIMEFORMAT='%U %S'; time ctf_nsx "$NS_RTR" conntrack -L >/dev/null 2>&1; } 2>&1 | tail -1)
 	awk -v u="${tl% *}" -v s="${tl#* }" -v n="$n" \
 		'BEGIN { printf "# conntrack -L of the same table: user %.2f s, system %.2f s: %.2f us an entry\n", u, s, (u + s) * 1e6 / n }'
+	# the kernel's floor: the same dump in the same 32 KiB reads, with
+	# nothing done with the entries (ctlisten -L), median of 3
+	ctf_nsx "$NS_RTR" "$CTLISTEN" -L 3 >"$dir/dump.txt" 2>&1 || cat "$dir/dump.txt"
+	sed -n 's/.*entries=\([0-9]*\) cpu_us=\([0-9]*\).*/\2 \1/p' "$dir/dump.txt" |
+		awk '{ printf "%.3f\n", $1 / $2 }' | bench_median |
+		awk '{ printf "# bare dump of the same table (ctlisten -L): %s us an entry, all of it the kernel'"'"'s\n", $1 }'
 	ctf_stop_clean "$pid" "ctflowd (size $n)" "$dir/ctflowd.log" 60 >/dev/null
 	ctf_ct_flush
 	ctf_wait_ct_empty 120 || true

@@ -5,6 +5,7 @@
  * and has no event loop: it waits for signals with sigtimedwait().
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -79,7 +80,16 @@ static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *s
 	}
 	if (pid == 0) {
 		in_worker = TRUE;
-		sigprocmask(SIG_SETMASK, saved, NULL);
+		/* The stop and control signals stay blocked until the worker has
+		 * its handlers (supervisor_worker_take_signals()): one that came
+		 * during its set-up would otherwise kill it, and a stop asked for
+		 * then would end ctflowd as a crash does. */
+		sigset_t mask = *saved;
+		sigaddset(&mask, SIGTERM);
+		sigaddset(&mask, SIGINT);
+		sigaddset(&mask, SIGHUP);
+		sigaddset(&mask, SIGUSR1);
+		sigprocmask(SIG_SETMASK, &mask, NULL);
 		_exit(fn(user));
 	}
 	return pid;
@@ -212,6 +222,8 @@ int supervisor_run(supervisor_worker_fn fn, void *user, const struct supervisor_
 				g_autofree char *how = describe_status(status);
 				if (stopping) {
 					result = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+					if (result)
+						g_warning("worker %d %s while stopping", (int)pid, how);
 					goto out;
 				}
 				if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
@@ -254,6 +266,18 @@ void supervisor_worker_alive(gint64 now_us)
 {
 	if (worker_alive)
 		__atomic_store_n(worker_alive, now_us, __ATOMIC_RELAXED);
+}
+
+void supervisor_worker_take_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 gboolean supervisor_worker_watch(void)

@@ -805,9 +805,15 @@ int worker_run(const struct ctflowd_config *config, int events_fd, gboolean supe
 	};
 	g_autoptr(GError) error = NULL;
 
-	/* before set-up, which may recover a journal for a while: a SIGHUP
-	 * meanwhile must not kill the worker (it is handled once the loop runs) */
+	/* Before set-up, which may recover a journal for a while: a signal
+	 * meanwhile must not kill the worker.  Each is handled once the loop
+	 * runs; a stop asked for during set-up is then a stop like any other.
+	 * The supervisor forks the worker with them blocked, until now. */
 	g_unix_signal_add(SIGHUP, on_hangup, &d);
+	g_unix_signal_add(SIGTERM, on_terminate, &d);
+	g_unix_signal_add(SIGINT, on_terminate, &d);
+	g_unix_signal_add(SIGUSR1, on_usr1, &d);
+	supervisor_worker_take_signals();
 	if (!set_up(&d, &error)) {
 		g_critical("%s", error->message);
 		stop_pipeline(&d);
@@ -815,9 +821,6 @@ int worker_run(const struct ctflowd_config *config, int events_fd, gboolean supe
 		return SUPERVISOR_EXIT_FATAL;
 	}
 	d.loop = g_main_loop_new(NULL, FALSE);
-	g_unix_signal_add(SIGTERM, on_terminate, &d);
-	g_unix_signal_add(SIGINT, on_terminate, &d);
-	g_unix_signal_add(SIGUSR1, on_usr1, &d);
 	if (config->daemon.stats_interval_ms)
 		g_timeout_add(config->daemon.stats_interval_ms, on_stats_timer, &d);
 	g_message("ctflowd %s running: %s delivery, %u destination%s", CTFLOWD_VERSION,

@@ -42,16 +42,20 @@ build() {   # build DIR [meson options]: a fresh configured build
     ninja -C "$dir" >/dev/null
 }
 
+phase_start=$SECONDS
+phase_end() { echo "# $1: $((SECONDS - phase_start)) s"; phase_start=$SECONDS; }
+
 if build build-test -Dwerror=true; then
-    meson test -C build-test --print-errorlogs --num-processes 1
+    meson test -C build-test --print-errorlogs --num-processes 2
     count_results build-test
 else
     echo "build failed" >&2; failed=$((failed + 1))
 fi
+phase_end "build and tests"
 
 if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        meson test -C build-asan --print-errorlogs --num-processes 1 \
+        meson test -C build-asan --print-errorlogs --num-processes 2 \
             test_coalesce test_config test_ct_parse test_dedup test_flow_id test_spool test_journal \
             test_encoder_ipfix test_encoder_json fuzz_config fuzz_journal fuzz_landing fuzz_state test_sink test_transport \
             test_intake test_cursor test_landing test_ct_request test_state_dir test_datagrams test_ct_socket test_conn_state \
@@ -62,6 +66,7 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
 else
     echo "sanitizer build failed" >&2; failed=$((failed + 1))
 fi
+phase_end "build and tests under ASan and UBSan"
 
 # the fuzz targets, each for a bounded time from its seed corpus
 while read -r line; do
@@ -71,6 +76,7 @@ while read -r line; do
 	"fuzz "*": FAILED"* | "fuzz: "*) failed=$((failed + 1)) ;;
 	esac
 done < <("$PWD/tests/fuzz/run.sh" "${CTF_FUZZ_SECONDS:-15}" 2>&1)
+phase_end "fuzz targets"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -67,6 +67,15 @@ gint64 supervisor_worker_last_alive(void);
 void supervisor_worker_alive(gint64 now_us);
 
 /**
+ * supervisor_worker_take_signals:
+ * (worker) The worker is forked with SIGTERM, SIGINT, SIGHUP and SIGUSR1
+ * blocked, so that none kills it before it can handle them; it calls this
+ * once its handlers are in place, and those that came meanwhile are
+ * delivered then.  Harmless outside a supervised worker.
+ */
+void supervisor_worker_take_signals(void);
+
+/**
  * supervisor_worker_watch:
  * Called by the worker once SIGTERM stops it cleanly: from then on the death
  * of its supervisor sends it SIGTERM.  Returns FALSE when the supervisor is

@@ -1,6 +1,6 @@
 #!/bin/bash
 # run.sh - builds the fuzz targets with clang's libFuzzer, ASan and UBSan,
-# and runs each for a bounded time, starting from its seed corpus
+# and runs each for a bounded time (one per CPU at a time), starting from its seed corpus
 # (tests/fuzz/corpus/NAME).  New inputs go to a scratch copy, never into
 # the source tree.  A fault prints the input that caused it; add that file
 # to the corpus so that the replay tests keep it fixed.
@@ -24,9 +24,10 @@ ninja -C "$build" $(for t in $targets; do echo tests/fuzz/$t; done) >/dev/null |
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/ctflowd-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
-status=0
-for t in $targets; do
-	corpus=$scratch/$t
+# run_one TARGET: fuzzes one target; its verdict line (and on failure what
+# to reproduce it with) goes to $scratch/TARGET.result
+run_one() {
+	local t=$1 corpus=$scratch/$1 out=$scratch/$1.result
 	mkdir -p "$corpus" "$scratch/$t-artifacts"
 	cp "$root"/tests/fuzz/corpus/"${t#fuzz_}"/* "$corpus"/
 	if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -34,16 +35,40 @@ for t in $targets; do
 	   "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$scratch/$t-artifacts/" "$corpus" >"$scratch/$t.log" 2>&1; then
 		echo "fuzz $t: ok ($(grep -Eo 'Done [0-9]+ runs' "$scratch/$t.log" | awk '{print $2}') runs," \
-			"$(grep -Eo 'cov: [0-9]+' "$scratch/$t.log" | tail -1 | awk '{print $2}') edges)"
+			"$(grep -Eo 'cov: [0-9]+' "$scratch/$t.log" | tail -1 | awk '{print $2}') edges)" >"$out"
 	else
+		{
+			echo "fuzz $t: FAILED"
+			tail -40 "$scratch/$t.log"
+			for a in "$scratch/$t-artifacts"/*; do
+				[ -f "$a" ] || continue
+				echo "input that failed ($(basename "$a")), base64:"
+				base64 "$a"
+			done
+		} >"$out"
+	fi
+}
+
+# one target per CPU at a time: each fuzzer is single-threaded
+jobs=$(nproc 2>/dev/null || echo 1)
+running=0
+for t in $targets; do
+	if [ "$running" -ge "$jobs" ]; then
+		wait -n
+		running=$((running - 1))
+	fi
+	run_one "$t" &
+	running=$((running + 1))
+done
+wait
+status=0
+for t in $targets; do
+	if [ -f "$scratch/$t.result" ]; then
+		cat "$scratch/$t.result"
+		grep -q "^fuzz $t: ok" "$scratch/$t.result" || status=1
+	else
+		echo "fuzz $t: FAILED (no verdict)"
 		status=1
-		echo "fuzz $t: FAILED"
-		tail -40 "$scratch/$t.log"
-		for a in "$scratch/$t-artifacts"/*; do
-			[ -f "$a" ] || continue
-			echo "input that failed ($(basename "$a")), base64:"
-			base64 "$a"
-		done
 	fi
 done
 exit $status

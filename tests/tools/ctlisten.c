@@ -3,6 +3,7 @@
  * benchmarks and an independent witness for the integration tests.  libc only.
  *
  *   ctlisten [-b BYTES] [-R] [-M] [-i idle_s] [-T max_s] [-o FILE] [-r READY_FILE]
+ *   ctlisten -L [COUNT]
  *
  *   -b  receive buffer, set with SO_RCVBUFFORCE (the kernel doubles it);
  *       default: leave the system default
@@ -20,6 +21,10 @@
  *   -M  read in batches the way ctflowd does (see drain_batched()), so that
  *       a benchmark can tell what ctflowd's way of reading costs from what
  *       it does with the events
+ *   -L  instead of listening, dump the conntrack table COUNT times (default
+ *       1) in 32 KiB reads, as ctflowd's table walk does, and look at
+ *       nothing: the kernel's floor for a walk.  Prints per dump
+ *         dump=I entries=N cpu_us=U wall_us=W
  *
  * By default it waits with poll() and takes one message per recv(), like a
  * simple event loop would.  On exit (also SIGINT/SIGTERM) it prints
@@ -370,6 +375,73 @@ static int drain_batched(int fd, struct coalesce *co, struct counts *n, FILE *ou
 	return total > 0 || n->overruns != overruns;
 }
 
+/* -L: one dump of the table; entries seen, or -1 */
+static long dump_table(int fd, uint32_t seq)
+{
+	static char buf[32768];   /* what ctflowd's walk reads at a time */
+	struct {
+		struct nlmsghdr nh;
+		struct nfgenmsg nfg;
+	} req = {
+		.nh = { .nlmsg_len = sizeof(req),
+			.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = seq },
+		.nfg = { .nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0 },
+	};
+	long entries = 0;
+
+	if (send(fd, &req, sizeof(req), 0) < 0)
+		return -1;
+	for (;;) {
+		ssize_t len = recv(fd, buf, sizeof(buf), 0);
+		if (len < 0 && errno == EINTR)
+			continue;
+		if (len <= 0)
+			return -1;
+		const struct nlmsghdr *nh = (const struct nlmsghdr *)buf;
+		int rem = (int)len;
+		for (; NLMSG_OK(nh, rem); nh = NLMSG_NEXT(nh, rem)) {
+			if (nh->nlmsg_seq != seq)
+				continue;
+			if (nh->nlmsg_type == NLMSG_DONE)
+				return entries;
+			if (nh->nlmsg_type == NLMSG_ERROR)
+				return -1;
+			entries++;
+		}
+	}
+}
+
+static uint64_t cpu_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int dump_mode(int count)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+
+	if (fd < 0)
+		die("socket(NETLINK_NETFILTER)");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		die("bind");
+	for (int i = 1; i <= count; i++) {
+		uint64_t c0 = cpu_now_us();
+		double t0 = mono_now();
+		long n = dump_table(fd, (uint32_t)i);
+		if (n < 0)
+			die("conntrack dump");
+		printf("dump=%d entries=%ld cpu_us=%llu wall_us=%.0f\n", i, n,
+		       (unsigned long long)(cpu_now_us() - c0), (mono_now() - t0) * 1e6);
+	}
+	close(fd);
+	return 0;
+}
+
 static double parse_secs(const char *s, char opt)
 {
 	char *end;
@@ -387,6 +459,8 @@ int main(int argc, char **argv)
 	int reliable = 0, batched = 0, c;
 	double idle = 3, tmax = 600;
 	const char *out_path = NULL, *ready = NULL;
+	if (argc >= 2 && strcmp(argv[1], "-L") == 0)
+		return dump_mode(argc >= 3 ? atoi(argv[2]) : 1);
 	while ((c = getopt(argc, argv, "b:RMi:T:o:r:")) != -1) {
 		switch (c) {
 		case 'b': {
@@ -406,7 +480,7 @@ int main(int argc, char **argv)
 		case 'r': ready = optarg; break;
 		default:
 			fprintf(stderr, "usage: ctlisten [-b BYTES] [-R] [-M] [-i idle_s] [-T max_s] [-o FILE] "
-					"[-r READY]\n");
+					"[-r READY]\n       ctlisten -L [COUNT]\n");
 			return 2;
 		}
 	}
