@@ -1,8 +1,9 @@
 /*
  * datagrams.c - finished UDP messages sent together (see datagrams.h).
  *
- * The messages lie back to back in one buffer; each send gathers its
- * messages with one iovec apiece, so a run need not be contiguous there.
+ * The messages lie back to back in one buffer.  A send whose messages lie
+ * together there (always, for a queue kept in order) takes them as one
+ * iovec; a reordered run gathers them with one iovec apiece.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -44,6 +45,7 @@ struct datagrams {
 
 	/* one entry per send: a single message, or a run that goes as one GSO send */
 	struct mmsghdr *vec;
+	struct iovec *whole;   /* per send: its messages, when they lie back to back */
 	union segment_control *control;
 	guint *first;          /* its first message, as a place in the order */
 	guint *messages;
@@ -62,6 +64,7 @@ static datagrams *queue_new(size_t max_bytes, guint max_messages, gboolean any_o
 	q->order = g_new(guint, max_messages);
 	q->iov = g_new(struct iovec, max_messages);
 	q->vec = g_new(struct mmsghdr, max_messages);
+	q->whole = g_new(struct iovec, max_messages);
 	q->control = g_new(union segment_control, max_messages);
 	q->first = g_new(guint, max_messages);
 	q->messages = g_new(guint, max_messages);
@@ -154,8 +157,21 @@ static guint plan(datagrams *q, guint from, gboolean gso)
 		struct msghdr *h = &q->vec[n].msg_hdr;
 
 		memset(&q->vec[n], 0, sizeof(q->vec[n]));
-		h->msg_iov = &q->iov[i];
-		h->msg_iovlen = k;
+		/* one iovec for messages that lie back to back (always, in
+		 * order), one each otherwise */
+		const uint8_t *next = (const uint8_t *)q->iov[i].iov_base + q->iov[i].iov_len;
+		guint j = 1;
+		for (; j < k && q->iov[i + j].iov_base == next; j++)
+			next += q->iov[i + j].iov_len;
+		if (j == k) {
+			q->whole[n].iov_base = q->iov[i].iov_base;
+			q->whole[n].iov_len = (size_t)(next - (const uint8_t *)q->iov[i].iov_base);
+			h->msg_iov = &q->whole[n];
+			h->msg_iovlen = 1;
+		} else {
+			h->msg_iov = &q->iov[i];
+			h->msg_iovlen = k;
+		}
 		if (k > 1) {
 			uint16_t seg = (uint16_t)q->iov[i].iov_len;
 			h->msg_control = q->control[n].buf;
@@ -239,6 +255,7 @@ void datagrams_free(datagrams *q)
 	g_free(q->order);
 	g_free(q->iov);
 	g_free(q->vec);
+	g_free(q->whole);
 	g_free(q->control);
 	g_free(q->first);
 	g_free(q->messages);
