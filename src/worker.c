@@ -69,6 +69,8 @@ struct daemon {
 				      * the start folded records in */
 	int state_dirfd;
 	ct_walk *walk;
+	gboolean walked;                 /* a walker ran: its last counts follow */
+	struct ct_walk_stats walk_stats; /* its counts when it stopped */
 	ct_filter *filter;           /* the source's filter_* keys */
 	GPtrArray *sinks;
 	GMainLoop *loop;
@@ -450,9 +452,10 @@ static void log_stats(struct daemon *d, const char *when)
 				       ", repeated NEW events %" G_GUINT64_FORMAT,
 				       in.nat_creates, in.nat_late, in.nat_refreshes, in.nat_repeats);
 	}
-	if (d->walk) {
-		struct ct_walk_stats ws;
-		ct_walk_get_stats(d->walk, &ws);
+	if (d->walk || d->walked) {
+		struct ct_walk_stats ws = d->walk_stats;
+		if (d->walk)
+			ct_walk_get_stats(d->walk, &ws);
 		g_string_append_printf(line, ", table walks %" G_GUINT64_FORMAT " (interrupted %"
 				       G_GUINT64_FORMAT ", cut short %" G_GUINT64_FORMAT
 				       ", paused for the reader %" G_GUINT64_FORMAT
@@ -693,6 +696,11 @@ static void stop_pipeline(struct daemon *d)
 {
 	arm_watchdog(d);
 	stop_reader(d);
+	if (d->walk) {
+		/* the final statistics still say what the walks did */
+		ct_walk_get_stats(d->walk, &d->walk_stats);
+		d->walked = TRUE;
+	}
 	ct_walk_free(g_steal_pointer(&d->walk));
 	if (d->source) {
 		drain_kernel(d);
