@@ -75,6 +75,13 @@
 #   SENTINELS [128]    flows sent after ulogd is idle to push out its last,
 #                      partly filled IPFIX message (outside the measured ports)
 #   PORT [4739]        collector port on the router's 127.0.0.1
+#   COLLECTOR_CPU []   a CPU number: the router's loopback hands what it
+#                      receives to that CPU (RPS), so that the collector's
+#                      side of each datagram (GSO segmentation, UDP
+#                      receive, waking nfcapd) runs there and not in the
+#                      exporter's system calls, as with a collector on
+#                      another host.  Empty: loopback as it is, where the
+#                      sender's CPU does the receiving side too
 #   RESULTS_DIR [bench/results]  where the results file and logs go
 #   KEEP [0]           1: keep the work directory (nfcapd files, nfdump text)
 #   CTFLOWD, CTLISTEN, FLOWGEN   binaries [build/ctflowd, build/tests/...]
@@ -383,6 +390,12 @@ cat "$RAW"
 
 ctf_setup
 [ "$KEEP" = 1 ] && CTF_KEEP=1
+if [ -n "${COLLECTOR_CPU:-}" ]; then
+	mask=$(printf '%x' $((1 << COLLECTOR_CPU)))
+	ctf_nsx "$NS_RTR" sh -c "echo $mask >/sys/class/net/lo/queues/rx-0/rps_cpus" ||
+		ctf_bail "cannot steer the router's loopback receive to CPU $COLLECTOR_CPU"
+	echo "# the router's loopback receives on CPU $COLLECTOR_CPU (rps_cpus $mask)" | tee -a "$RAW"
+fi
 
 # Others rebuild build/ while a benchmark runs: every round must run the
 # same binaries, so run copies taken now.
