@@ -12,6 +12,9 @@
 # the worker's set-up and some after it.
 # Judged, per round: exit status 0 without SIGKILL, "stopping on signal"
 # logged by the worker when it had started, and no worker killed by a signal.
+# Then 6 starts get SIGHUP and SIGUSR1 (whose default action would end a
+# process) 0 to 15 ms after the worker's fork: the one worker runs on, and
+# ctflowd stops cleanly after.
 #
 # Environment: see lib.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -65,5 +68,30 @@ for ((r = 0; r < ROUNDS; r++)); do
 	fi
 done
 ctf_is "$bad" 0 "$ROUNDS starts stopped at once or soon after: every one ends cleanly"
+
+# SIGHUP (reopen) and SIGUSR1 (statistics) during the set-up: the worker
+# takes them once it runs, and is neither killed nor restarted for them
+bad=0
+for ((r = 0; r < 6; r++)); do
+	log=$DIR/ctflowd-sig-$r.log
+	ctf_spawn "$NS_RTR" "$log" "$CTFLOWD" -f -c "$CONF"
+	pid=$CTF_LAST_PID
+	worker_forked "$pid" || { ctf_diag_file "$log" 20; ctf_bail "no worker (signal round $r)"; }
+	[ "$r" = 0 ] || sleep "$(printf '0.%03d' $((r * 3)))"
+	kill -HUP "$pid"
+	kill -USR1 "$pid"
+	for ((i = 0; i < 100; i++)); do grep -q ' running: ' "$log" && break; sleep 0.1; done
+	sleep 0.5
+	workers=$(grep -c ' running: ' "$log")
+	ctf_stop "$pid" 30
+	killed=$(grep -c 'killed by signal\|restarting it' "$log")
+	if [ "$workers/$killed/$CTF_STOP_STATUS/$CTF_STOP_KILLED" != 1/0/0/0 ]; then
+		bad=$((bad + 1))
+		ctf_not_ok "signal round $r (SIGHUP and SIGUSR1 $((r * 3)) ms after the worker's fork)" \
+			"workers started $workers, killed or restarted $killed, exit status $CTF_STOP_STATUS, needed SIGKILL $CTF_STOP_KILLED"
+		ctf_diag_file "$log" 20
+	fi
+done
+ctf_is "$bad" 0 "SIGHUP and SIGUSR1 during set-up: one worker each time, which then stops cleanly"
 
 ctf_done
