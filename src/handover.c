@@ -305,6 +305,10 @@ static gboolean handover_offer(int fd, const char *path, guint timeout_ms, guard
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
+		/* whatever its parent held back: SIGTERM ends the holder */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		/* forked by a worker's thread, it would carry that thread's name */
 		prctl(PR_SET_NAME, "ctflowd");
 		close_inherited(fd, listener, g != NULL);

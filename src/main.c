@@ -298,6 +298,11 @@ int main(int argc, char **argv)
 	log_init(opts.foreground || opts.check_only, opts.verbosity);
 	/* A collector or stdout that goes away must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Nor may a stop asked for while ctflowd starts: it may be taking the
+	 * event socket over from a holder, full of events that closing it
+	 * would lose.  The signals wait; the supervisor takes them in its
+	 * loop, the worker once its handlers are in place. */
+	supervisor_hold_signals();
 
 	struct ctflowd_config *config = config_load(opts.config_path, &error);
 	g_free(opts.config_path);

@@ -45,6 +45,17 @@ static gint64 now_ms(void)
 	return g_get_monotonic_time() / 1000;
 }
 
+/* The stop and control signals: held back wherever no handler waits for
+ * them yet (see supervisor_hold_signals()). */
+static void held_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+}
+
 static void signal_set(sigset_t *set)
 {
 	sigemptyset(set);
@@ -83,12 +94,12 @@ static pid_t start_worker(supervisor_worker_fn fn, void *user, const sigset_t *s
 		/* The stop and control signals stay blocked until the worker has
 		 * its handlers (supervisor_worker_take_signals()): one that came
 		 * during its set-up would otherwise kill it, and a stop asked for
-		 * then would end ctflowd as a crash does. */
-		sigset_t mask = *saved;
-		sigaddset(&mask, SIGTERM);
-		sigaddset(&mask, SIGINT);
-		sigaddset(&mask, SIGHUP);
-		sigaddset(&mask, SIGUSR1);
+		 * then would end ctflowd as a crash does.  (ctflowd's main()
+		 * blocks them from the start; the mask is set whole here all the
+		 * same.) */
+		sigset_t mask = *saved, held;
+		held_set(&held);
+		sigorset(&mask, &mask, &held);
 		sigprocmask(SIG_SETMASK, &mask, NULL);
 		_exit(fn(user));
 	}
@@ -268,15 +279,19 @@ void supervisor_worker_alive(gint64 now_us)
 		__atomic_store_n(worker_alive, now_us, __ATOMIC_RELAXED);
 }
 
+void supervisor_hold_signals(void)
+{
+	sigset_t set;
+
+	held_set(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 void supervisor_worker_take_signals(void)
 {
 	sigset_t set;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
+	held_set(&set);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 

@@ -67,6 +67,14 @@ gint64 supervisor_worker_last_alive(void);
 void supervisor_worker_alive(gint64 now_us);
 
 /**
+ * supervisor_hold_signals:
+ * Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 in the calling process, from
+ * its start: they wait until the supervisor's loop (or the worker's
+ * handlers) take them, and none can end ctflowd halfway through starting.
+ */
+void supervisor_hold_signals(void);
+
+/**
  * supervisor_worker_take_signals:
  * (worker) The worker is forked with SIGTERM, SIGINT, SIGHUP and SIGUSR1
  * blocked, so that none kills it before it can handle them; it calls this
