@@ -56,14 +56,12 @@ static void held_set(sigset_t *set)
 	sigaddset(set, SIGUSR1);
 }
 
+/* What the supervisor waits for: those, its worker's end and its word
+ * that it runs. */
 static void signal_set(sigset_t *set)
 {
-	sigemptyset(set);
+	held_set(set);
 	sigaddset(set, SIGCHLD);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGHUP);
-	sigaddset(set, SIGUSR1);
 	sigaddset(set, SIGUSR2);
 }
 

@@ -34,13 +34,9 @@ struct datagrams {
 	guint max_messages;
 	gboolean any_order;
 	guint count;
-	size_t *offset;        /* per message, in the order added */
-	size_t *len;
-
-	/* The order they go out in: as added, or (any_order) longest first,
-	 * so that messages of one size stand together.  One iovec per
-	 * message, at its place in that order. */
-	guint *order;
+	/* One iovec per message, in the order they go out in: as added, or
+	 * (any_order) longest first, so that messages of one size stand
+	 * together.  A message's place in the buffer tells when it came. */
 	struct iovec *iov;
 
 	/* one entry per send: a single message, or a run that goes as one GSO send */
@@ -59,9 +55,6 @@ static datagrams *queue_new(size_t max_bytes, guint max_messages, gboolean any_o
 	q->max_messages = max_messages;
 	q->any_order = any_order;
 	q->buf = g_malloc(max_bytes);
-	q->offset = g_new(size_t, max_messages);
-	q->len = g_new(size_t, max_messages);
-	q->order = g_new(guint, max_messages);
 	q->iov = g_new(struct iovec, max_messages);
 	q->vec = g_new(struct mmsghdr, max_messages);
 	q->whole = g_new(struct iovec, max_messages);
@@ -86,8 +79,8 @@ gboolean datagrams_add(datagrams *q, const uint8_t *msg, size_t len)
 	if (q->count == q->max_messages || len > q->max_bytes - q->used)
 		return FALSE;
 	memcpy(q->buf + q->used, msg, len);
-	q->offset[q->count] = q->used;
-	q->len[q->count] = len;
+	q->iov[q->count].iov_base = q->buf + q->used;
+	q->iov[q->count].iov_len = len;
 	q->count++;
 	q->used += len;
 	return TRUE;
@@ -104,28 +97,16 @@ void datagrams_clear(datagrams *q)
 	q->used = 0;
 }
 
-/* Longest first; of one length, as added (the sort is thus stable). */
+/* Longest first; of one length, as added: earlier in the buffer (the sort
+ * is thus stable). */
 static int longest_first(const void *a, const void *b, void *user)
 {
-	const datagrams *q = user;
-	guint x = *(const guint *)a, y = *(const guint *)b;
+	const struct iovec *x = a, *y = b;
 
-	if (q->len[x] != q->len[y])
-		return q->len[x] > q->len[y] ? -1 : 1;
-	return x < y ? -1 : x > y;
-}
-
-static void set_order(datagrams *q, gboolean gso)
-{
-	for (guint i = 0; i < q->count; i++)
-		q->order[i] = i;
-	/* reordering only pays where runs of one size can form */
-	if (q->any_order && gso)
-		g_qsort_with_data(q->order, (gint)q->count, sizeof(guint), longest_first, q);
-	for (guint i = 0; i < q->count; i++) {
-		q->iov[i].iov_base = q->buf + q->offset[q->order[i]];
-		q->iov[i].iov_len = q->len[q->order[i]];
-	}
+	(void)user;
+	if (x->iov_len != y->iov_len)
+		return x->iov_len > y->iov_len ? -1 : 1;
+	return x->iov_base < y->iov_base ? -1 : x->iov_base > y->iov_base;
 }
 
 /* How many messages from place @i of the order go in one GSO send: a run of
@@ -211,7 +192,9 @@ struct datagrams_result datagrams_send(datagrams *q, int fd, gboolean *gso,
 {
 	struct datagrams_result res = { 0 };
 
-	set_order(q, *gso);
+	/* reordering only pays where runs of one size can form */
+	if (q->any_order && *gso)
+		g_qsort_with_data(q->iov, (gint)q->count, sizeof(struct iovec), longest_first, NULL);
 	guint sends = plan(q, 0, *gso);
 	guint done = 0;
 
@@ -250,9 +233,6 @@ void datagrams_free(datagrams *q)
 	if (!q)
 		return;
 	g_free(q->buf);
-	g_free(q->offset);
-	g_free(q->len);
-	g_free(q->order);
 	g_free(q->iov);
 	g_free(q->vec);
 	g_free(q->whole);

@@ -72,7 +72,6 @@ struct ct_walk {
 	guint64 walk_entries;
 	guint64 walk_handed;
 	guint64 walk_yields;
-	guint since_look;            /* entries since the reader was last looked at */
 };
 
 static struct walk_batch *get_spare(ct_walk *w)
@@ -133,11 +132,8 @@ static gboolean take_entry(const struct nlmsghdr *nlh, void *user)
 
 	if (g_atomic_int_get(&w->stopping))
 		return FALSE;
-	if (++w->since_look >= YIELD_EVERY) {
-		w->since_look = 0;
+	if (++w->walk_entries % YIELD_EVERY == 0)
 		maybe_yield(w);
-	}
-	w->walk_entries++;
 	if (ct_parse_message(nlh, r, NULL) != CT_PARSE_OK || (r->flags & want) != want)
 		return TRUE;
 	struct timespec ts;
@@ -174,7 +170,6 @@ static void walk_once(ct_walk *w)
 	gboolean interrupted = FALSE;
 
 	w->walk_entries = w->walk_handed = w->walk_yields = 0;
-	w->since_look = 0;
 	gboolean ok = ct_request_dump(w->requests, CT_REQUEST_TABLE,
 				      start + (gint64)WALK_DEADLINE_MS * 1000, take_entry, w,
 				      &interrupted, &error);

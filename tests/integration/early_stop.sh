@@ -38,6 +38,15 @@ worker_forked() {
 	return 1
 }
 
+# start_young LOG DELAY_MS: ctflowd whose worker was forked DELAY_MS ago
+# (0: this moment); pid in PID
+start_young() {
+	ctf_spawn "$NS_RTR" "$1" "$CTFLOWD" -f -c "$CONF"
+	PID=$CTF_LAST_PID
+	worker_forked "$PID" || { ctf_diag_file "$1" 20; ctf_bail "no worker ($1)"; }
+	[ "$2" = 0 ] || sleep "$(printf '0.%03d' "$2")"
+}
+
 ctf_setup
 DIR=$CTF_WORK/early
 mkdir -p "$DIR"
@@ -48,11 +57,8 @@ ctf_conf_json_file "$CONF" json "$DIR/flows.json"
 bad=0
 for ((r = 0; r < ROUNDS; r++)); do
 	log=$DIR/ctflowd-$r.log
-	ctf_spawn "$NS_RTR" "$log" "$CTFLOWD" -f -c "$CONF"
-	pid=$CTF_LAST_PID
-	worker_forked "$pid" || { ctf_diag_file "$log" 20; ctf_bail "no worker (round $r)"; }
-	[ "$r" = 0 ] || sleep "$(printf '0.%03d' $((r * STEP_MS)))"
-	ctf_stop "$pid" 30
+	start_young "$log" $((r * STEP_MS))
+	ctf_stop "$PID" 30
 	killed=$(grep -c 'killed by signal' "$log")
 	if [ "$CTF_STOP_STATUS/$CTF_STOP_KILLED/$killed" != 0/0/0 ]; then
 		bad=$((bad + 1))
@@ -74,16 +80,13 @@ ctf_is "$bad" 0 "$ROUNDS starts stopped at once or soon after: every one ends cl
 bad=0
 for ((r = 0; r < 6; r++)); do
 	log=$DIR/ctflowd-sig-$r.log
-	ctf_spawn "$NS_RTR" "$log" "$CTFLOWD" -f -c "$CONF"
-	pid=$CTF_LAST_PID
-	worker_forked "$pid" || { ctf_diag_file "$log" 20; ctf_bail "no worker (signal round $r)"; }
-	[ "$r" = 0 ] || sleep "$(printf '0.%03d' $((r * 3)))"
-	kill -HUP "$pid"
-	kill -USR1 "$pid"
+	start_young "$log" $((r * 3))
+	kill -HUP "$PID"
+	kill -USR1 "$PID"
 	for ((i = 0; i < 100; i++)); do grep -q ' running: ' "$log" && break; sleep 0.1; done
 	sleep 0.5
 	workers=$(grep -c ' running: ' "$log")
-	ctf_stop "$pid" 30
+	ctf_stop "$PID" 30
 	killed=$(grep -c 'killed by signal\|restarting it' "$log")
 	if [ "$workers/$killed/$CTF_STOP_STATUS/$CTF_STOP_KILLED" != 1/0/0/0 ]; then
 		bad=$((bad + 1))
