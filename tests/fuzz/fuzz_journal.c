@@ -96,12 +96,20 @@ static void remember_last(const struct flow_record *r, void *user)
 	*(struct flow_record *)user = *r;
 }
 
+/* The scratch directory goes when the run ends: libFuzzer and the replayer
+ * both leave through exit(). */
+static void remove_dir(void)
+{
+	remove_tree(dir);
+	rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!dir) {
 		g_log_set_default_handler(quiet, NULL);
 		dir = g_dir_make_tmp("ctflowd-fuzz-XXXXXX", NULL);
-		if (!dir)
+		if (!dir || atexit(remove_dir) != 0)
 			abort();
 	}
 	if (size < 1)

@@ -24,6 +24,7 @@
 #define SLOT_SIZE 8192
 #define MAX_DATAGRAMS 16
 
+static char *dir;     /* scratch, removed at exit */
 static char *path;
 static int events[2] = { -1, -1 };
 
@@ -41,15 +42,23 @@ static void collect(const struct flow_record *records, size_t n, void *user)
 	((struct seen *)user)->records += n;
 }
 
+/* The scratch directory goes when the run ends: libFuzzer and the replayer
+ * both leave through exit(). */
+static void remove_dir(void)
+{
+	unlink(path);
+	rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!path) {
 		g_log_set_default_handler(quiet, NULL);
-		char *dir = g_dir_make_tmp("ctflowd-fuzz-XXXXXX", NULL);
-		if (!dir || socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, events) < 0)
+		dir = g_dir_make_tmp("ctflowd-fuzz-XXXXXX", NULL);
+		if (!dir || socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, events) < 0 ||
+		    atexit(remove_dir) != 0)
 			abort();
 		path = g_build_filename(dir, "landing", NULL);
-		g_free(dir);
 	}
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)SLOTS * SLOT_SIZE) < 0)

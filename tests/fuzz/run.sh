@@ -30,7 +30,8 @@ run_one() {
 	local t=$1 corpus=$scratch/$1 out=$scratch/$1.result
 	mkdir -p "$corpus" "$scratch/$t-artifacts"
 	cp "$root"/tests/fuzz/corpus/"${t#fuzz_}"/* "$corpus"/
-	if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	# TMPDIR: a target that faults leaves its scratch files in $scratch
+	if TMPDIR=$scratch UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	   "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$scratch/$t-artifacts/" "$corpus" >"$scratch/$t.log" 2>&1; then
