@@ -64,13 +64,6 @@ extern const struct encoder_ops encoder_netflow5_ops;
 extern const struct encoder_ops encoder_syslog_ops;
 
 /**
- * syslog_append_param_value:
- * Appends @value to @out as the text of an RFC 5424 PARAM-VALUE: '"', '\'
- * and ']' escaped with a backslash (section 6.3.3), all else as it is.
- */
-void syslog_append_param_value(GString *out, const char *value);
-
-/**
  * encoder_emit:
  * Hands a finished message of @len bytes holding @records flow records to
  * the emit callback and keeps the pending count right (records the export

@@ -7,17 +7,46 @@
 
 #include "text.h"
 
+/* "00" to "99": two digits per division, half the divisions of one at a
+ * time, which the numbers of a record (counters, nanoseconds) feel. */
+static const char digit_pairs[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/* @v (below 100) as two digits */
+static char *put2(char *out, unsigned v)
+{
+	memcpy(out, digit_pairs + 2 * v, 2);
+	return out + 2;
+}
+
 char *text_decimal(char *out, uint64_t v, int width)
 {
+	static const uint64_t powers[20] = {
+		1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+		100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+		10000000000000ull, 100000000000000ull, 1000000000000000ull,
+		10000000000000000ull, 100000000000000000ull, 1000000000000000000ull,
+		10000000000000000000ull,
+	};
 	int n = 1;
 
-	for (uint64_t rest = v / 10; rest; rest /= 10)
+	/* the digits' count first, so that they are written in place */
+	while (n < 20 && v >= powers[n])
 		n++;
-	if (n < width)
-		n = width;
-	char *end = out + n;
-	for (char *at = end; at > out; v /= 10)
-		*--at = (char)('0' + v % 10);
+	for (; width > n; width--)
+		*out++ = '0';
+	char *end = out + n, *at = end;
+	while (v >= 100) {
+		at -= 2;
+		put2(at, (unsigned)(v % 100));
+		v /= 100;
+	}
+	if (v >= 10)
+		put2(at - 2, (unsigned)v);
+	else
+		at[-1] = (char)('0' + v);
 	return end;
 }
 
@@ -36,30 +65,42 @@ static void civil_from_days(int64_t days, int64_t *year, unsigned *month, unsign
 	*year = (int64_t)yoe + era * 400 + (*month <= 2);
 }
 
-char *text_rfc3339(char *out, uint64_t ns, int digits)
+/* "2026-12-02T09:30:58": the date and time of @secs since the epoch */
+static char *put_second(char *out, uint64_t secs)
 {
-	uint64_t secs = ns / 1000000000u, frac = ns % 1000000000u;
 	int64_t year;
 	unsigned month, day, sod = (unsigned)(secs % 86400);
 
 	civil_from_days((int64_t)(secs / 86400), &year, &month, &day);
 	out = text_decimal(out, (uint64_t)year, 4);
 	*out++ = '-';
-	out = text_decimal(out, month, 2);
+	out = put2(out, month);
 	*out++ = '-';
-	out = text_decimal(out, day, 2);
+	out = put2(out, day);
 	*out++ = 'T';
-	out = text_decimal(out, sod / 3600, 2);
+	out = put2(out, sod / 3600);
 	*out++ = ':';
-	out = text_decimal(out, sod / 60 % 60, 2);
+	out = put2(out, sod / 60 % 60);
 	*out++ = ':';
-	out = text_decimal(out, sod % 60, 2);
-	*out++ = '.';
+	return put2(out, sod % 60);
+}
+
+/* ".123456789Z": @digits of the fraction of @ns */
+static char *put_fraction(char *out, uint64_t ns, int digits)
+{
+	uint64_t frac = ns % 1000000000u;
+
 	for (int i = digits; i < 9; i++)
 		frac /= 10;
+	*out++ = '.';
 	out = text_decimal(out, frac, digits);
 	*out++ = 'Z';
 	return out;
+}
+
+char *text_rfc3339(char *out, uint64_t ns, int digits)
+{
+	return put_fraction(put_second(out, ns / 1000000000u), ns, digits);
 }
 
 char *text_addr(char *out, int family, const uint8_t addr[16])

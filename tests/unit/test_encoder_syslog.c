@@ -4,8 +4,8 @@
  * A fixed record is checked against the exact bytes a receiver gets, per
  * framing: RFC 5424 in one datagram (udp), octet counted (tcp, RFC 6587),
  * one a line (file), and the RFC 3164 form of the local socket.  Then what
- * the counters key, NAT, ICMP, IPv6 and missing kernel values change, the
- * escaping of PARAM-VALUEs, the batching of a stream under its limit, and
+ * the counters key, NAT, ICMP, IPv6 and missing kernel values change, that
+ * no value ever needs escaping as a PARAM-VALUE, the batching of a stream under its limit, and
  * the configuration's errors for the syslog keys.
  */
 #include <arpa/inet.h>
@@ -431,15 +431,79 @@ static void test_icmp6_no_nat_no_kernel_values(void)
 	g_assert_nonnull(strstr(got, "Z fw1 ctflowd "));
 }
 
-static void test_escaping(void)
+/*
+ * Checks that @sd is one SD-ELEMENT whose every PARAM-VALUE holds none of
+ * the characters RFC 5424 section 6.3.3 says must be escaped ('"', '\',
+ * ']'): values are written without escaping, so none may ever need it.
+ * Returns the number of params.
+ */
+static const char *found(const char *at)
 {
-	g_autoptr(GString) out = g_string_new(NULL);
+	if (!at)
+		g_error("the structured data ends early");
+	return at;
+}
 
-	syslog_append_param_value(out, "a\"b\\c]d [e]=f");
-	g_assert_cmpstr(out->str, ==, "a\\\"b\\\\c\\]d [e\\]=f");
-	g_string_truncate(out, 0);
-	syslog_append_param_value(out, "");
-	g_assert_cmpstr(out->str, ==, "");
+static guint check_sd_unescaped(const char *sd)
+{
+	guint n = 0;
+
+	g_assert_cmpint(*sd, ==, '[');
+	sd = found(strchr(sd, ' '));
+	while (*sd == ' ') {
+		const char *eq = found(strchr(sd, '='));
+		for (const char *c = sd + 1; c < eq; c++)
+			g_assert_true(*c > 32 && *c < 127 && *c != '"' && *c != ']');
+		g_assert_cmpint(eq[1], ==, '"');
+		const char *v = eq + 2, *end = found(strchr(v, '"'));
+		for (const char *c = v; c < end; c++)
+			g_assert_true(*c >= 32 && *c < 127 && *c != '\\' && *c != ']');
+		n++;
+		sd = end + 1;
+	}
+	g_assert_cmpint(*sd, ==, ']');
+	return n;
+}
+
+/* Every end reason, the longest addresses and the largest numbers: values
+ * at their longest, none that would need escaping, the text repeating them
+ * exactly. */
+static void test_values_need_no_escaping(void)
+{
+	struct export_config cfg = syslog_config(EXPORT_TRANSPORT_UDP);
+	struct flow_record r = nat_record();
+
+	cfg.syslog_text = TRUE;
+	cfg.counters = EXPORT_COUNTERS_BOTH;
+	r.family = AF_INET6;
+	memset(r.orig.src, 0xff, 16);
+	memset(r.orig.dst, 0xfe, 16);
+	memset(r.reply.src, 0xfd, 16);
+	memset(r.reply.dst, 0xfc, 16);
+	r.packets = r.bytes = r.reply_packets = r.reply_bytes = G_MAXUINT64;
+	r.flow_id = G_MAXUINT64;
+	r.zone = G_MAXUINT16;
+	r.mark = G_MAXUINT32;
+	r.end_ns = G_MAXUINT64;
+	for (guint reason = 0; reason < 256; reason++) {
+		r.end_reason = (uint8_t)reason;
+		g_autofree char *got = one_message(&cfg, &r);
+		const char *sd = found(strchr(got, '['));
+		guint n = check_sd_unescaped(sd);
+		g_assert_cmpuint(n, >=, 20);
+		/* the text: each param again, as name=value */
+		const char *text = found(strstr(sd, "] "));
+		g_auto(GStrv) pairs = g_strsplit(text + 2, " ", -1);
+		g_assert_cmpuint(g_strv_length(pairs), ==, n);
+		for (guint i = 0; i < n; i++) {
+			g_auto(GStrv) kv = g_strsplit(pairs[i], "=", 2);
+			g_autofree char *param = g_strdup_printf(" %s=\"%s\"", kv[0], kv[1]);
+			g_assert_nonnull(strstr(sd, param));
+		}
+		g_assert_nonnull(strstr(got, " bytes=\"18446744073709551615\""));
+		g_assert_nonnull(strstr(got, " src=\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\""));
+		g_assert_nonnull(strstr(got, " end=\"2554-07-21T23:34:33.709551615Z\""));
+	}
 }
 
 /* The header's fields obey RFC 5424's limits with the longest values the
@@ -663,7 +727,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/encoder_syslog/counters", test_counters);
 	g_test_add_func("/encoder_syslog/icmp6-no-nat-no-kernel-values",
 			test_icmp6_no_nat_no_kernel_values);
-	g_test_add_func("/encoder_syslog/escaping", test_escaping);
+	g_test_add_func("/encoder_syslog/values-need-no-escaping", test_values_need_no_escaping);
 	g_test_add_func("/encoder_syslog/longest-header", test_longest_header);
 	g_test_add_func("/encoder_syslog/config-values", test_config_values);
 	g_test_add_func("/encoder_syslog/config-errors", test_config_errors);
