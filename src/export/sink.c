@@ -22,6 +22,8 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "ctflowd/encoder.h"
 #include "ctflowd/failover.h"
@@ -677,9 +679,36 @@ static enum turn primary_turn(sink *s)
 	return TURN_WAIT;
 }
 
+/*
+ * An export thread runs EXPORT_NICE steps below the rest of ctflowd.  When
+ * the two compete for a CPU (a flush, a host that gives ctflowd one), the
+ * DESTROY reader must win: every event it is too late for is parked by the
+ * kernel and sent again, which costs the host more, and a reader that
+ * falls far behind fills the conntrack table.  What an export has not sent
+ * yet waits in the journal; it catches up once the burst is over.  Raising
+ * a thread's nice value needs no privilege; a CPU to spare leaves it
+ * without effect.
+ */
+#define EXPORT_NICE 5
+
+static void yield_to_reader(sink *s)
+{
+	id_t tid = (id_t)gettid();
+
+	errno = 0;
+	int now = getpriority(PRIO_PROCESS, tid);
+	if (now == -1 && errno)
+		return;
+	if (setpriority(PRIO_PROCESS, tid, MIN(now + EXPORT_NICE, 19)) < 0)
+		g_message("export %s: cannot lower the export thread's priority: %s",
+			  s->cfg->name, g_strerror(errno));
+}
+
 static gpointer sink_thread(gpointer data)
 {
 	sink *s = data;
+
+	yield_to_reader(s);
 	for (;;) {
 		/* a stop gives the destination a deadline, also for a backlog it
 		 * is still sending: the rest stays in the journal */

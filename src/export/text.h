@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <string.h>
 
 /* room text_addr() needs: INET6_ADDRSTRLEN */
 #define TEXT_ADDR_MAX 46
@@ -26,5 +27,13 @@ char *text_rfc3339(char *out, uint64_t ns, int digits);
 /** text_addr: @addr of @family (AF_INET6, else IPv4) in its usual text form. */
 char *text_addr(char *out, int family, const uint8_t addr[16]);
 
-/** text_copy: the bytes of @s (a literal or a NUL-terminated string). */
-char *text_copy(char *out, const char *s);
+/** text_copy: the bytes of @s (a literal or a NUL-terminated string).
+ * Inline, so that a literal's length is a constant and its copy a few
+ * moves: keys and names are most of a text record's pieces. */
+static inline char *text_copy(char *out, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(out, s, n);
+	return out + n;
+}
