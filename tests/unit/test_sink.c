@@ -22,7 +22,9 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -267,6 +269,46 @@ static void test_confirms_what_is_written(void)
 	g_assert_cmpuint(spool_confirmed(f.spool, 0), ==, 1000);
 	g_assert_cmpuint(file_lines(&f, "a.json"), ==, 1000);
 	assert_each_once(&f, (const char *const[]){ "a.json", NULL });
+	fixture_tear_down(&f);
+}
+
+/* The nice value of this process's thread named @comm; -100 when none is. */
+static int thread_nice(const char *comm)
+{
+	g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
+	const char *tid;
+
+	while (dir && (tid = g_dir_read_name(dir))) {
+		g_autofree char *comm_path = g_strdup_printf("/proc/self/task/%s/comm", tid);
+		g_autofree char *stat_path = g_strdup_printf("/proc/self/task/%s/stat", tid);
+		g_autofree char *name = NULL, *stat = NULL;
+		if (!g_file_get_contents(comm_path, &name, NULL, NULL) ||
+		    !g_str_equal(g_strchomp(name), comm) ||
+		    !g_file_get_contents(stat_path, &stat, NULL, NULL))
+			continue;
+		/* after "PID (COMM) ": state, then fields 4 to 19, the nice */
+		g_auto(GStrv) f = g_strsplit(strrchr(stat, ')') + 2, " ", -1);
+		g_assert_cmpuint(g_strv_length(f), >, 16);
+		return atoi(f[16]);
+	}
+	return -100;
+}
+
+/* The export thread runs below the rest of the process, so that the
+ * DESTROY reader wins a CPU both want. */
+static void test_export_thread_yields(void)
+{
+	struct fixture f = {0};
+	int own = getpriority(PRIO_PROCESS, 0);
+
+	fixture_start(&f, "nice", 3600 * 1000, 512, "a.json");
+	append(&f, 10);
+	g_assert_true(wait_confirmed(&f, 1));
+	g_assert_cmpint(thread_nice("export-nice"), ==, MIN(own + 5, 19));
+	g_assert_cmpint(getpriority(PRIO_PROCESS, 0), ==, own);
+	spool_close(f.spool);
+	sink_stop(f.sink, 2000);
+	g_assert_cmpuint(spool_confirmed(f.spool, 0), ==, 10);
 	fixture_tear_down(&f);
 }
 
@@ -751,6 +793,7 @@ int main(int argc, char **argv)
 	/* the failures these tests cause are logged as warnings, by design */
 	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
 	g_test_add_func("/sink/confirms-what-is-written", test_confirms_what_is_written);
+	g_test_add_func("/sink/export-thread-yields", test_export_thread_yields);
 	g_test_add_func("/sink/nothing-confirmed-while-failing", test_nothing_confirmed_while_failing);
 	g_test_add_func("/sink/rewinds-to-confirmed-position", test_rewinds_to_confirmed_position);
 	g_test_add_func("/sink/reopen-splits-without-loss", test_reopen_splits_without_loss);
