@@ -32,7 +32,9 @@
 # records with exact counters, and the exporter's user and system CPU from
 # just before the workload until its CPU time stops moving after the flush,
 # and its peak RSS (VmHWM).  CPU is that of the whole process tree: ctflowd
-# is a supervisor and a worker it forked.  At the end: the medians per
+# is a supervisor and a worker it forked; for ctflowd also the part of its
+# export threads (export_s: the format's own cost, with the system calls
+# that send) and of its DESTROY reader (reader_s).  At the end: the medians per
 # exporter and the figure of merit
 #   CPU above the floor = median exporter CPU - median bare CPU
 #   ratio = ctflowd above floor / ulogd above floor      (goal <= 0.25)
@@ -189,7 +191,7 @@ negative() { awk -v x="$1" 'BEGIN { exit !(x != "na" && x < 0) }'; }
 summary() {
 	local file=$1 e f runs floor floor_rt bb bb_rt ratio ratio_rt
 	local -A med=() tot_lost=() tot_dup=()
-	local keys="created records lost dup exact user_s sys_s cpu_s rt_s rss_kb msgs flush_s drain_s nl_drops"
+	local keys="created records lost dup exact user_s sys_s cpu_s rt_s rss_kb msgs flush_s drain_s nl_drops export_s reader_s"
 	local fmt='%-12s %4s %7s %7s %5s %5s %7s %6s %6s %6s %6s %6s %6s %6s %6s %7s %6s %7s %7s %8s %8s %7s\n'
 	local mtu
 	mtu=$(awk '/^# MTU mode:/ { sub(/^# /, ""); print; exit }' "$file")
@@ -250,12 +252,16 @@ summary() {
 	local fl=above flr=rt_above fname=bare
 	[ -n "${med[bare-batched.cpu_s]:-}" ] && fl=above_bb flr=rt_above_bb fname=bare-batched
 	if [ -n "${med[ctflowd-ipfix.$fl]:-}" ]; then
-		echo "formats: CPU above $fname (ratio to ctflowd-ipfix's ${med[ctflowd-ipfix.$fl]} s; rt in brackets):"
-		for v in $FORMAT_VARIANTS; do
+		echo "formats: CPU above $fname (ratio to ctflowd-ipfix's ${med[ctflowd-ipfix.$fl]} s; rt in brackets);"
+		echo "  the export thread's own CPU (median, ratio to ctflowd-ipfix's); the reader's; drain time:"
+		for v in $FORMAT_VARIANTS ctflowd-syslog ctflowd-syslog-tcp; do
 			[ -n "${med[$v.cpu_s]:-}" ] || continue
-			printf '  %-17s %6s s (%s; rt %s s, %s)  records %s\n' "$v" "${med[$v.$fl]}" \
+			printf '  %-18s %6s s (%s; rt %s s, %s)  export %s s (%s)  reader %s s  drain_s %s  records %s\n' \
+				"$v" "${med[$v.$fl]}" \
 				"$(ratio_of "${med[$v.$fl]}" "${med[ctflowd-ipfix.$fl]}")" "${med[$v.$flr]}" \
-				"$(ratio_of "${med[$v.$flr]}" "${med[ctflowd-ipfix.$flr]}")" "${med[$v.records]}"
+				"$(ratio_of "${med[$v.$flr]}" "${med[ctflowd-ipfix.$flr]}")" \
+				"${med[$v.export_s]}" "$(ratio_of "${med[$v.export_s]}" "${med[ctflowd-ipfix.export_s]}")" \
+				"${med[$v.reader_s]}" "${med[$v.drain_s]}" "${med[$v.records]}"
 		done
 	fi
 	# the figure of merit is for ctflowd as it ships: batched sync
@@ -706,6 +712,9 @@ for l in open(sys.argv[1]):
 	line+=" drain_s=$(awk -v d=$drain_us 'BEGIN { printf "%.2f", d / 1e6 }')"
 	line+=" nl_drops=$((${nl_drops:-0} - ${nl_drops0:-0})) coll_drops=$coll_drops seqfail=${seqfail:-na}"
 	line+=" ev=${ev:-na} dedup=${dedup:-na} overruns=${overruns:-na} reads=${reads:-na}"
+	# ctflowd's CPU split: its export threads and its DESTROY reader
+	line+=" export_s=$(bench_thread_s "$ART/$tag/cpu-threads-start.txt" "$ART/$tag/cpu-threads-end.txt" '^export-')"
+	line+=" reader_s=$(bench_thread_s "$ART/$tag/cpu-threads-start.txt" "$ART/$tag/cpu-threads-end.txt" '^reader$')"
 	line+=" exit=$rc load=$load"
 	echo "$line" | tee -a "$RAW"
 }

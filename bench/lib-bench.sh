@@ -99,6 +99,16 @@ bench_thread_detail() {
 	done
 }
 
+# bench_thread_s START END REGEX: seconds (3 decimals) the threads whose
+# name matches REGEX ran between two bench_thread_detail files; "na" when
+# none of them did
+bench_thread_s() {
+	awk -v re="$3" '
+		FNR == NR { if ($3 ~ re) start[$1 " " $2] = $4; next }
+		$3 ~ re { sum += $4 - start[$1 " " $2]; seen = 1 }
+		END { if (seen) printf "%.3f", sum / 1e9; else print "na" }' "$1" "$2"
+}
+
 # bench_now_us: wall clock in microseconds (integer arithmetic in the shell)
 bench_now_us() { echo "${EPOCHREALTIME/./}"; }
 
