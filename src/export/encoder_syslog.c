@@ -142,9 +142,10 @@ G_ALWAYS_INLINE static inline char *open_param(struct syslog_state *st, const ch
 G_ALWAYS_INLINE static inline void close_param(struct syslog_state *st, char *end)
 {
 	struct param *p = &st->params[st->n_params - 1];
+	size_t len = (size_t)(end - (st->msg + p->value_at));
 
-	p->value_len = (guint8)(end - (st->msg + p->value_at));
-	g_assert(p->value_len <= PARAM_VALUE_MAX);
+	g_assert(len <= PARAM_VALUE_MAX);
+	p->value_len = (guint8)len;
 	*end++ = '"';
 	st->at = end;
 }

@@ -80,9 +80,9 @@ static void civil_from_days(int64_t days, int64_t *year, unsigned *month, unsign
 	*year = (int64_t)yoe + era * 400 + (*month <= 2);
 }
 
-/* "2026-12-02T09:30:58": the date and time of @secs since the epoch */
-static char *put_second(char *out, uint64_t secs)
+char *text_rfc3339(char *out, uint64_t ns, int digits)
 {
+	uint64_t secs = ns / 1000000000u, frac = ns % 1000000000u;
 	int64_t year;
 	unsigned month, day, sod = (unsigned)(secs % 86400);
 
@@ -97,25 +97,13 @@ static char *put_second(char *out, uint64_t secs)
 	*out++ = ':';
 	out = put2(out, sod / 60 % 60);
 	*out++ = ':';
-	return put2(out, sod % 60);
-}
-
-/* ".123456789Z": @digits of the fraction of @ns */
-static char *put_fraction(char *out, uint64_t ns, int digits)
-{
-	uint64_t frac = ns % 1000000000u;
-
+	out = put2(out, sod % 60);
+	*out++ = '.';
 	for (int i = digits; i < 9; i++)
 		frac /= 10;
-	*out++ = '.';
 	out = text_decimal(out, frac, digits);
 	*out++ = 'Z';
 	return out;
-}
-
-char *text_rfc3339(char *out, uint64_t ns, int digits)
-{
-	return put_fraction(put_second(out, ns / 1000000000u), ns, digits);
 }
 
 char *text_addr(char *out, int family, const uint8_t addr[16])
