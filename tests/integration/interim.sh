@@ -88,7 +88,22 @@ wait_marks() { ctf_wait_file "$DIR/round.$1" 60 || ctf_bail "round $1 did not st
 ctf_start_ctflowd "$CONF" "$DIR/ctflowd-1.log" || ctf_bail "ctflowd did not start"
 PID=$CTF_LAST_PID
 T0=$(ctf_now)
-mkdir -p "$CTF_WORK/state/interim-state/in-the-way"
+# The worker reads the snapshot once it runs, which may be after the event
+# socket (the supervisor's) is subscribed: the directory goes in only after
+# that read, or the first worker would set it aside instead of the second.
+# Its first walk writes a snapshot of nothing, which is replaced; no other is
+# written before the traffic starts, and none can be written over a directory.
+for ((i = 0; i < 100; i++)); do
+	grep -q "connection state: 0 connections with interim records" "$DIR/ctflowd-1.log" && break
+	sleep 0.1
+done
+for ((i = 0; i < 20; i++)); do
+	[ -d "$CTF_WORK/state/interim-state" ] && break
+	rm -f "$CTF_WORK/state/interim-state"
+	mkdir -p "$CTF_WORK/state/interim-state/in-the-way" 2>/dev/null
+done
+[ -d "$CTF_WORK/state/interim-state/in-the-way" ] ||
+	ctf_bail "cannot put a directory in the snapshot's place"
 ctf_spawn "$NS_SRV" "$DIR/server.log" "${ROUNDS[@]}" server $SRV_IP $UDP_PORT
 sleep 0.3
 ctf_spawn "$NS_CLI" "$DIR/client.log" "${ROUNDS[@]}" client $CLI_IP $SRV_IP $UDP_PORT $N \
