@@ -1624,6 +1624,13 @@ static const struct key export_keys[] = {
 	{ "reconnect_max", &duration_type, EXPORT(reconnect_max_ms),
 	  .fallback = 60 * SECOND_MS, .min = 10, .max = HOUR_MS,
 	  .help = "tcp, the longest wait before reconnecting, not less than reconnect_min" },
+	{ "ack_settle", &duration_type, EXPORT(ack_settle_ms),
+	  .fallback = 2 * SECOND_MS, .min = 10, .max = 10 * MINUTE_MS, .flags = KEY_ZERO_OFF,
+	  .help = "tcp, how long the collector's acknowledgement of a message must stand before"
+		  " the message counts as delivered: a collector that stops with messages"
+		  " unread resets the connection, and what it acknowledged within this time is"
+		  " sent again; one that closes cleanly (as at ctflowd's stop) had read everything"
+		  " (0: delivered when acknowledged)" },
 	{ "sync", &bool_type, EXPORT(sync), .fallback = FALSE,
 	  .help = "file, fdatasync() after every flush" },
 	{ "uniflow", &bool_type, EXPORT(uniflow), .fallback = FALSE,

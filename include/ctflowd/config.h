@@ -125,6 +125,8 @@ struct export_config {
 				    * number is the VRF id */
 	guint reconnect_min_ms;    /* tcp back-off */
 	guint reconnect_max_ms;
+	guint ack_settle_ms;       /* tcp: an acknowledged message is delivered once
+				    * the acknowledgement stood this long; 0: at once */
 	gboolean sync;             /* file: fdatasync after each flush */
 	gboolean uniflow;          /* IPFIX: one record per direction, not a biflow */
 	enum export_counters counters;

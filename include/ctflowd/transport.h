@@ -100,6 +100,25 @@ gboolean transport_unacked(const transport *t, guint64 *unacked);
  */
 gboolean transport_check_peer(transport *t, GError **error);
 
+/**
+ * transport_peer_closed:
+ * TCP: whether the last transport_check_peer() that failed found the end of
+ * the stream (the collector's FIN) and nothing worse.  A collector's host
+ * answers a close with bytes still unread by a reset instead, so after a
+ * FIN every byte it acknowledged was read by the collector.  Cleared by
+ * transport_open().
+ */
+gboolean transport_peer_closed(const transport *t);
+
+/**
+ * transport_shutdown_write:
+ * TCP: tells the collector that nothing more comes (FIN), keeping the
+ * connection open for reading; a collector closes its side once it has
+ * read everything, which transport_check_peer() then reports.  Others:
+ * nothing.
+ */
+void transport_shutdown_write(transport *t);
+
 /** transport_sync: file: fdatasync() when cfg->sync; others: nothing. */
 gboolean transport_sync(transport *t, GError **error);
 

@@ -57,6 +57,7 @@ struct run {
 struct sent_message {
 	guint64 end_offset;   /* transport bytes written after it */
 	guint64 end_pos;      /* spool position after its records */
+	gint64 acked_us;      /* TCP: when its last byte was seen acknowledged, 0: not yet */
 };
 
 struct sink {
@@ -100,8 +101,8 @@ struct sink {
 	GCond stop_cond;
 
 	/* Messages sent but not yet known to be delivered: over TCP until the
-	 * peer's TCP stack acknowledged their last byte, to a synced file until
-	 * the next sync.  Oldest first. */
+	 * peer's TCP stack acknowledged their last byte and ack_settle passed,
+	 * to a synced file until the next sync.  Oldest first. */
 	GArray *unconfirmed;         /* struct sent_message */
 	GArray *runs;                /* struct run: positions in the encoder, oldest first */
 
@@ -268,7 +269,7 @@ static gboolean deliver(const uint8_t *msg, size_t len, guint records, void *use
 		return TRUE;
 	}
 	if (needs_confirmation(s)) {
-		struct sent_message m = { transport_bytes_written(s->tr), s->emitted_pos };
+		struct sent_message m = { transport_bytes_written(s->tr), s->emitted_pos, 0 };
 		g_array_append_val(s->unconfirmed, m);
 	} else {
 		/* an unsynced file has it once written; the local syslog
@@ -279,6 +280,16 @@ static gboolean deliver(const uint8_t *msg, size_t len, guint records, void *use
 	return TRUE;
 }
 
+/* Confirms the oldest @done messages. */
+static void confirm_first(sink *s, guint done)
+{
+	if (!done)
+		return;
+	confirm(s, g_array_index(s->unconfirmed, struct sent_message, done - 1).end_pos);
+	g_array_remove_range(s->unconfirmed, 0, done);
+	s->backoff_ms = s->cfg->reconnect_min_ms;
+}
+
 /* Confirms the messages whose last byte is at or below @offset. */
 static void confirm_upto(sink *s, guint64 offset)
 {
@@ -287,29 +298,104 @@ static void confirm_upto(sink *s, guint64 offset)
 	while (done < s->unconfirmed->len &&
 	       g_array_index(s->unconfirmed, struct sent_message, done).end_offset <= offset)
 		done++;
-	if (!done)
-		return;
-	confirm(s, g_array_index(s->unconfirmed, struct sent_message, done - 1).end_pos);
-	g_array_remove_range(s->unconfirmed, 0, done);
-	s->backoff_ms = s->cfg->reconnect_min_ms;
+	confirm_first(s, done);
 }
 
-/* TCP: what the peer acknowledged is delivered, the rest may still be lost
- * with the connection.  Nothing a collector process did after its kernel
- * took the bytes is visible from here.  Then the connection itself is
- * checked: acknowledgements that will never come (the collector reset or
- * closed it) must end the session now, not at the next send, which may be
- * a long way off when no flows end.  Acknowledged bytes are counted first:
- * SIOCOUTQ still tells them apart after a reset. */
-static gboolean poll_acknowledged(sink *s, GError **error)
+/* TCP: the messages acknowledged at @now; whether every one is. */
+static gboolean note_acknowledged(sink *s, guint64 offset, gint64 now)
+{
+	for (guint i = 0; i < s->unconfirmed->len; i++) {
+		struct sent_message *m = &g_array_index(s->unconfirmed, struct sent_message, i);
+		if (m->end_offset > offset)
+			return FALSE;
+		if (!m->acked_us)
+			m->acked_us = now;
+	}
+	return TRUE;
+}
+
+/* TCP: confirms the messages acknowledged at least ack_settle ago, or
+ * every acknowledged one (@all). */
+static void confirm_settled(sink *s, gint64 now, gboolean all)
+{
+	gint64 settle = (gint64)s->cfg->ack_settle_ms * 1000;
+	guint done = 0;
+
+	while (done < s->unconfirmed->len) {
+		const struct sent_message *m =
+			&g_array_index(s->unconfirmed, struct sent_message, done);
+		if (!m->acked_us || (!all && now - m->acked_us < settle))
+			break;
+		done++;
+	}
+	confirm_first(s, done);
+}
+
+/*
+ * TCP: what the peer acknowledged is delivered once the acknowledgement
+ * stood for ack_settle with the connection up.  An acknowledgement comes
+ * from the collector's host, not the collector: bytes in its socket that
+ * it never read (it stopped, it crashed) are lost with the connection,
+ * which its host then resets.  So the last ack_settle of acknowledged
+ * messages stays unconfirmed, and is sent again after a reset.  A close
+ * with a FIN instead says the collector read everything its host took:
+ * then what was acknowledged is delivered at once.  Acknowledged bytes are
+ * counted before the connection is checked: SIOCOUTQ still tells them
+ * apart after a reset.  Then the check itself: acknowledgements that will
+ * never come (the collector reset or closed it) must end the session now,
+ * not at the next send, which may be a long way off when no flows end.
+ * @all_acked: set to whether every message sent was acknowledged.
+ */
+static gboolean poll_acknowledged_all(sink *s, gboolean *all_acked, GError **error)
 {
 	guint64 unacked;
+	gint64 now = g_get_monotonic_time();
 
+	*all_acked = FALSE;
 	if (s->cfg->transport != EXPORT_TRANSPORT_TCP)
 		return TRUE;
 	if (s->unconfirmed->len && transport_unacked(s->tr, &unacked))
-		confirm_upto(s, transport_bytes_written(s->tr) - unacked);
-	return transport_check_peer(s->tr, error);
+		*all_acked = note_acknowledged(s, transport_bytes_written(s->tr) - unacked, now);
+	if (!transport_check_peer(s->tr, error)) {
+		confirm_settled(s, now, transport_peer_closed(s->tr));
+		return FALSE;
+	}
+	confirm_settled(s, now, FALSE);
+	return TRUE;
+}
+
+static gboolean poll_acknowledged(sink *s, GError **error)
+{
+	gboolean all_acked;
+
+	return poll_acknowledged_all(s, &all_acked, error);
+}
+
+static gboolean stop_expired(sink *s);
+
+/*
+ * Waits until what was sent is confirmed, a stop's deadline or @until.
+ * Once the collector acknowledged everything, ctflowd's side of the
+ * connection is closed (FIN): a collector that reads to the end and closes
+ * says so, and nothing need wait for ack_settle.  FALSE with @error when
+ * the connection broke (or ended, with everything confirmed).
+ */
+static gboolean wait_confirmed(sink *s, gint64 until, GError **error)
+{
+	gboolean shut = FALSE;
+
+	while (s->unconfirmed->len && !stop_expired(s) && g_get_monotonic_time() < until) {
+		gboolean all_acked;
+		if (!poll_acknowledged_all(s, &all_acked, error))
+			return FALSE;
+		if (all_acked && !shut && s->unconfirmed->len) {
+			transport_shutdown_write(s->tr);
+			shut = TRUE;
+		}
+		if (s->unconfirmed->len)
+			g_usleep(ACK_POLL_US);
+	}
+	return TRUE;
 }
 
 static gboolean sync_and_confirm(sink *s, GError **error)
@@ -471,8 +557,17 @@ static gint64 next_wake(sink *s, gint64 now)
 		wake = MIN(wake, s->next_refresh_us);
 	if (s->cfg->statistics_ms)
 		wake = MIN(wake, s->next_stats_us);
-	if (s->unconfirmed->len && s->cfg->transport == EXPORT_TRANSPORT_TCP)
-		wake = MIN(wake, now + ACK_POLL_US);
+	if (s->unconfirmed->len && s->cfg->transport == EXPORT_TRANSPORT_TCP) {
+		/* acknowledgements are watched for closely; once all are in,
+		 * the next is the oldest one's settling */
+		const struct sent_message *last = &g_array_index(
+			s->unconfirmed, struct sent_message, s->unconfirmed->len - 1);
+		const struct sent_message *first = &g_array_index(
+			s->unconfirmed, struct sent_message, 0);
+		wake = MIN(wake, last->acked_us
+				 ? first->acked_us + (gint64)s->cfg->ack_settle_ms * 1000
+				 : now + ACK_POLL_US);
+	}
 	return wake;
 }
 
@@ -604,13 +699,9 @@ static void give_back(sink *s)
 	g_autoptr(GError) error = NULL;
 
 	if (transport_is_open(s->tr) && encoder_flush(s->enc, &error) &&
-	    sync_and_confirm(s, &error)) {
-		gint64 until = g_get_monotonic_time() + GIVEBACK_WAIT_US;
-		while (s->unconfirmed->len && g_get_monotonic_time() < until &&
-		       poll_acknowledged(s, &error))
-			g_usleep(ACK_POLL_US);
-	}
-	if (error)
+	    sync_and_confirm(s, &error))
+		wait_confirmed(s, g_get_monotonic_time() + GIVEBACK_WAIT_US, &error);
+	if (error && s->unconfirmed->len)
 		g_warning("export %s: %s", s->cfg->name, error->message);
 	guint64 doubtful = s->emitted_pos - s->confirmed_pos;
 	transport_close(s->tr);
@@ -753,9 +844,7 @@ static gpointer sink_thread(gpointer data)
 				session_broke(s, error);
 				continue;
 			}
-			while (s->unconfirmed->len && !stop_expired(s) &&
-			       poll_acknowledged(s, &error))
-				g_usleep(ACK_POLL_US);
+			wait_confirmed(s, G_MAXINT64, &error);
 			if (error && s->unconfirmed->len) {
 				/* resent to a new connection while the grace lasts */
 				session_broke(s, error);

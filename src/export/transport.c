@@ -45,6 +45,7 @@ struct transport {
 	guint64 written;             /* bytes since open */
 	datagrams *queue;            /* UDP: messages for the next flush */
 	gboolean gso;                /* UDP: runs of one size go as one GSO send */
+	gboolean peer_closed;        /* TCP: the last session ended with the peer's FIN */
 };
 
 transport *transport_new(const struct export_config *cfg)
@@ -384,6 +385,7 @@ gboolean transport_open(transport *t, GError **error)
 {
 	transport_close(t);
 	t->written = 0;
+	t->peer_closed = FALSE;
 	switch (t->cfg->transport) {
 	case EXPORT_TRANSPORT_UDP:
 	case EXPORT_TRANSPORT_TCP:
@@ -497,9 +499,23 @@ gboolean transport_check_peer(transport *t, GError **error)
 	if (!eof)
 		return TRUE;
 	transport_close(t);
+	/* Not a reset: Linux resets a connection closed with bytes unread,
+	 * so a FIN says the collector read all it had taken. */
+	t->peer_closed = TRUE;
 	g_set_error(error, TRANSPORT_ERROR, ECONNRESET, "%s: the collector closed the connection",
 		    t->description);
 	return FALSE;
+}
+
+gboolean transport_peer_closed(const transport *t)
+{
+	return t->peer_closed;
+}
+
+void transport_shutdown_write(transport *t)
+{
+	if (t->fd >= 0 && t->cfg->transport == EXPORT_TRANSPORT_TCP)
+		(void)shutdown(t->fd, SHUT_WR);
 }
 
 gboolean transport_send(transport *t, const uint8_t *msg, size_t len, GError **error)

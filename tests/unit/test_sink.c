@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -625,6 +626,23 @@ static void test_skipped_records_confirmed(void)
 	fixture_tear_down(&f);
 }
 
+/* A listening TCP socket on 127.0.0.1 with a receive buffer of @rcvbuf
+ * bytes for what it accepts; its port in @port. */
+static int listen_loopback(int rcvbuf, char **port)
+{
+	int lst = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+
+	g_assert_cmpint(lst, >=, 0);
+	g_assert_cmpint(setsockopt(lst, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), ==, 0);
+	g_assert_cmpint(bind(lst, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+	g_assert_cmpint(listen(lst, 4), ==, 0);
+	g_assert_cmpint(getsockname(lst, (struct sockaddr *)&sa, &sl), ==, 0);
+	*port = g_strdup_printf("%u", ntohs(sa.sin_port));
+	return lst;
+}
+
 /* The export goes to a TCP collector on 127.0.0.1:@tcp_port or, when that
  * is NULL, to a file that cannot be opened (a dangling link); its backup, a
  * standby writing the file @spare, is linked and both threads run. */
@@ -749,17 +767,8 @@ static void test_failover_counts_doubtful(void)
 	struct fixture f = {0};
 	struct export_config backup_cfg;
 	g_autofree char *spare = NULL;
-	int lst = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int small = 4096;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sa);
-
-	g_assert_cmpint(lst, >=, 0);
-	g_assert_cmpint(setsockopt(lst, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), ==, 0);
-	g_assert_cmpint(bind(lst, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
-	g_assert_cmpint(listen(lst, 1), ==, 0);
-	g_assert_cmpint(getsockname(lst, (struct sockaddr *)&sa, &sl), ==, 0);
-	g_autofree char *port = g_strdup_printf("%u", ntohs(sa.sin_port));
+	g_autofree char *port = NULL;
+	int lst = listen_loopback(4096, &port);
 	sink *backup = start_with_backup(&f, &backup_cfg, &spare, port);
 	int conn = accept(lst, NULL, NULL);
 	g_assert_cmpint(conn, >=, 0);
@@ -787,6 +796,126 @@ static void test_failover_counts_doubtful(void)
 	stop_with_backup(&f, backup);
 }
 
+/* A collector on 127.0.0.1 for a JSON export over TCP: its listening
+ * socket, port in @port; the export is set up (not started) in @f with
+ * @settle_ms. */
+static int tcp_collector_listen(struct fixture *f, char **port, guint settle_ms)
+{
+	/* roomy: everything sent fits, acknowledged and never read */
+	int lst = listen_loopback(1 << 20, port);
+
+	fixture_configure(f, "tcp", 20, 512);
+	f->cfg.transport = EXPORT_TRANSPORT_TCP;
+	f->cfg.host = (char *)"127.0.0.1";
+	f->cfg.port = *port;
+	f->cfg.ack_settle_ms = settle_ms;
+	fixture_create(f);
+	return lst;
+}
+
+/* Bytes waiting unread in @fd once @want of them are there (or 20 s). */
+static int wait_unread(int fd, int want)
+{
+	gint64 until = g_get_monotonic_time() + WAIT_US;
+	int n = 0;
+
+	while (ioctl(fd, FIONREAD, &n) == 0 && n < want && g_get_monotonic_time() < until)
+		g_usleep(2000);
+	return n;
+}
+
+/* Reads @fd to its end; the flow_ids of its lines go into @seen. */
+static guint read_to_end(int fd, GHashTable *seen, guint *twice)
+{
+	GString *all = g_string_new(NULL);
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		g_string_append_len(all, buf, n);
+	g_assert_cmpint(n, ==, 0);
+	g_autofree char *dir = g_dir_make_tmp("test_sink-read-XXXXXX", NULL);
+	g_autofree char *path = g_build_filename(dir, "got", NULL);
+	g_assert_true(g_file_set_contents(path, all->str, (gssize)all->len, NULL));
+	guint lines = count_lines(path, seen, twice);
+	remove_tree(dir);
+	g_string_free(all, TRUE);
+	return lines;
+}
+
+/*
+ * TCP: an acknowledgement comes from the collector's host, not from the
+ * collector.  A collector whose host took every message but that read
+ * none, then reset the connection (as a collector stopped or killed with
+ * its socket full does), must get every record again on the next
+ * connection: nothing was confirmed while the acknowledgements were younger
+ * than ack_settle.  The second connection is read to the end and closed
+ * cleanly after ctflowd's FIN at the stop; that confirms everything at
+ * once, ack_settle (a minute) notwithstanding.
+ */
+static void test_tcp_unread_sent_again(void)
+{
+	struct fixture f = {0};
+	g_autofree char *port = NULL;
+	int lst = tcp_collector_listen(&f, &port, 60 * 1000);
+
+	g_assert_true(sink_start(f.sink, NULL));
+	int first = accept4(lst, NULL, NULL, SOCK_CLOEXEC);
+	g_assert_cmpint(first, >=, 0);
+	append(&f, 200);
+	wait_stat(&f, G_STRUCT_OFFSET(struct sink_stats, sent), 200);
+	int unread = wait_unread(first, (int)stats(&f).bytes);
+	g_assert_cmpint(unread, ==, (int)stats(&f).bytes);
+	g_usleep(100 * 1000);   /* many acknowledgement polls */
+	g_assert_cmpuint(spool_confirmed(f.spool, 0), ==, 0);
+	g_assert_cmpuint(stats(&f).records, ==, 0);
+
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	g_assert_cmpint(setsockopt(first, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)), ==, 0);
+	close(first);
+	int second = accept4(lst, NULL, NULL, SOCK_CLOEXEC);
+	g_assert_cmpint(second, >=, 0);
+	wait_stat(&f, G_STRUCT_OFFSET(struct sink_stats, resent), 200);
+
+	/* the stop: ctflowd's FIN once all is acknowledged, then ours */
+	spool_close(f.spool);
+	g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+	guint twice = 0;
+	g_assert_cmpuint(read_to_end(second, seen, &twice), ==, 200);
+	g_assert_cmpuint(twice, ==, 0);
+	for (guint64 id = 1; id <= 200; id++)
+		g_assert_true(g_hash_table_contains(seen, GSIZE_TO_POINTER(id)));
+	close(second);
+	g_assert_true(wait_confirmed(&f, 200));
+	g_assert_cmpuint(stats(&f).records, ==, 200);
+	close(lst);
+	fixture_tear_down(&f);
+}
+
+/*
+ * TCP, a collector that reads everything and keeps the connection: each
+ * message is confirmed once its acknowledgement stood for ack_settle, not
+ * before.
+ */
+static void test_tcp_confirms_after_settling(void)
+{
+	struct fixture f = {0};
+	g_autofree char *port = NULL;
+	int lst = tcp_collector_listen(&f, &port, 400);
+
+	g_assert_true(sink_start(f.sink, NULL));
+	int conn = accept4(lst, NULL, NULL, SOCK_CLOEXEC);
+	g_assert_cmpint(conn, >=, 0);
+	gint64 t0 = g_get_monotonic_time();
+	append(&f, 100);
+	g_assert_true(wait_confirmed(&f, 100));
+	g_assert_cmpint(g_get_monotonic_time() - t0, >=, 400 * 1000);
+	g_assert_cmpint(wait_unread(conn, (int)stats(&f).bytes), ==, (int)stats(&f).bytes);
+	close(conn);
+	close(lst);
+	fixture_tear_down(&f);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -803,5 +932,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/sink/failover-hands-over-and-back", test_failover_hands_over_and_back);
 	g_test_add_func("/sink/failover-back-while-sending", test_failover_back_while_sending);
 	g_test_add_func("/sink/failover-counts-doubtful", test_failover_counts_doubtful);
+	g_test_add_func("/sink/tcp-unread-sent-again", test_tcp_unread_sent_again);
+	g_test_add_func("/sink/tcp-confirms-after-settling", test_tcp_confirms_after_settling);
 	return g_test_run();
 }
