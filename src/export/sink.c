@@ -377,17 +377,17 @@ static gboolean stop_expired(sink *s);
  * Waits until what was sent is confirmed, a stop's deadline or @until.
  * Once the collector acknowledged everything, ctflowd's side of the
  * connection is closed (FIN): a collector that reads to the end and closes
- * says so, and nothing need wait for ack_settle.  FALSE with @error when
- * the connection broke (or ended, with everything confirmed).
+ * says so, and nothing need wait for ack_settle.  @error is set when the
+ * connection broke (or ended, with everything confirmed).
  */
-static gboolean wait_confirmed(sink *s, gint64 until, GError **error)
+static void wait_confirmed(sink *s, gint64 until, GError **error)
 {
 	gboolean shut = FALSE;
 
 	while (s->unconfirmed->len && !stop_expired(s) && g_get_monotonic_time() < until) {
 		gboolean all_acked;
 		if (!poll_acknowledged_all(s, &all_acked, error))
-			return FALSE;
+			return;
 		if (all_acked && !shut && s->unconfirmed->len) {
 			transport_shutdown_write(s->tr);
 			shut = TRUE;
@@ -395,7 +395,6 @@ static gboolean wait_confirmed(sink *s, gint64 until, GError **error)
 		if (s->unconfirmed->len)
 			g_usleep(ACK_POLL_US);
 	}
-	return TRUE;
 }
 
 static gboolean sync_and_confirm(sink *s, GError **error)
